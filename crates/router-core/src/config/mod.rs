@@ -1,0 +1,203 @@
+//! Reading the config file: YAML or JSON by extension, `${VAR}` expansion, and errors that name
+//! the file, the key path and (for YAML) the line.
+
+mod env;
+mod lines;
+mod raw;
+
+pub use raw::{
+    Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderType, ServerConfig,
+    Weight,
+};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// File format of a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML (`.yaml`, `.yml`, and anything not `.json`).
+    Yaml,
+    /// JSON (`.json`).
+    Json,
+}
+
+impl Format {
+    /// The format a file's extension implies.
+    pub fn of_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("json") => Self::Json,
+            _ => Self::Yaml,
+        }
+    }
+}
+
+/// One problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, such as `groups[1].models[0].provider` (empty for the whole file).
+    pub path: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A config that cannot be used, with every problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, when the config came from one.
+    pub file: Option<PathBuf>,
+    /// The problems, in file order where known.
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    pub(crate) fn single(file: Option<&Path>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.map(Path::to_path_buf),
+            problems: vec![Problem {
+                path: String::new(),
+                line: None,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self
+            .file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<config>".to_string());
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{file}")?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if !p.path.is_empty() {
+                write!(f, ": {}", p.path)?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A config's text with where it came from, kept so later checks can point at lines.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The file, if any.
+    pub file: Option<PathBuf>,
+    /// The text.
+    pub text: String,
+    /// Its format.
+    pub format: Format,
+}
+
+impl Source {
+    /// Reads a file.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::single(Some(path), format!("cannot read config file: {e}"))
+        })?;
+        Ok(Self {
+            file: Some(path.to_path_buf()),
+            text,
+            format: Format::of_path(path),
+        })
+    }
+
+    /// Text held in memory.
+    pub fn from_text(text: impl Into<String>, format: Format) -> Self {
+        Self {
+            file: None,
+            text: text.into(),
+            format,
+        }
+    }
+
+    /// Parses the text into a [`Config`] (unknown keys and bad values are errors).
+    pub fn parse(&self) -> Result<Config, ConfigError> {
+        let problem = match self.format {
+            Format::Yaml => {
+                let de = serde_yaml::Deserializer::from_str(&self.text);
+                match serde_path_to_error::deserialize::<_, Config>(de) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        let path = clean_path(&e.path().to_string());
+                        let inner = e.into_inner();
+                        let line = inner.location().map(|l| l.line());
+                        Problem {
+                            message: strip_yaml_decorations(&inner.to_string(), &path),
+                            path,
+                            line,
+                        }
+                    }
+                }
+            }
+            Format::Json => {
+                let mut de = serde_json::Deserializer::from_str(&self.text);
+                match serde_path_to_error::deserialize::<_, Config>(&mut de) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => {
+                        let path = clean_path(&e.path().to_string());
+                        let inner = e.into_inner();
+                        let message = inner.to_string();
+                        let message = match message.rfind(" at line ") {
+                            Some(i) => message[..i].to_string(),
+                            None => message,
+                        };
+                        Problem {
+                            path,
+                            line: Some(inner.line()),
+                            message,
+                        }
+                    }
+                }
+            }
+        };
+        Err(ConfigError {
+            file: self.file.clone(),
+            problems: vec![problem],
+        })
+    }
+
+    /// Key path → line, for YAML sources.
+    pub(crate) fn line_index(&self) -> HashMap<String, usize> {
+        match self.format {
+            Format::Yaml => lines::line_index(&self.text),
+            Format::Json => HashMap::new(),
+        }
+    }
+}
+
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    }
+}
+
+/// serde_yaml decorates messages with the path and the position, which [`Problem`] carries apart.
+fn strip_yaml_decorations(message: &str, path: &str) -> String {
+    let mut m = message;
+    if !path.is_empty() {
+        if let Some(rest) = m.strip_prefix(path).and_then(|r| r.strip_prefix(": ")) {
+            m = rest;
+        }
+    }
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}

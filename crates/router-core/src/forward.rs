@@ -1,0 +1,671 @@
+//! Forwarding a chat request: pick, send, fail over, and account — for complete answers and
+//! for streams relayed event by event.
+
+use crate::config::ServerConfig;
+use crate::error::FailedAttempt;
+use crate::providers::mock;
+use crate::request::ChatRequest;
+use crate::select::Selection;
+use crate::snapshot::{Snapshot, Transport};
+use crate::sse::{event_data, SseScanner};
+use crate::usage::TokenUsage;
+use crate::RouterError;
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// Boxed error of an upstream body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Most attempts (distinct pairs) one request makes.
+const MAX_ATTEMPTS: usize = 3;
+/// Largest non-streamed upstream answer accepted.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// What answered a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// `provider#index` of the key used.
+    pub key_id: String,
+    /// Attempts made, including the one that answered.
+    pub attempts: usize,
+}
+
+/// An answer to relay to the client: the upstream's status and body, untouched except for
+/// the usage-only stream chunk the client did not ask for.
+#[derive(Debug)]
+pub struct ChatResponse {
+    /// Upstream status (a success, or a 4xx that is the request's own fault).
+    pub status: StatusCode,
+    /// Headers for the client (content type, and `cache-control` for streams).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: ChatBody,
+    /// What answered.
+    pub served: Served,
+}
+
+/// The body of a [`ChatResponse`]: complete bytes, or a stream relayed as it arrives.
+#[derive(Debug)]
+pub struct ChatBody(BodyInner);
+
+#[derive(Debug)]
+enum BodyInner {
+    Full(Option<Bytes>),
+    Stream(Box<ChatStream>),
+}
+
+impl ChatBody {
+    /// Whether this is a streamed (SSE) body.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.0, BodyInner::Stream(_))
+    }
+
+    /// The length when complete (not a stream).
+    pub fn len(&self) -> Option<usize> {
+        match &self.0 {
+            BodyInner::Full(b) => Some(b.as_ref().map_or(0, Bytes::len)),
+            BodyInner::Stream(_) => None,
+        }
+    }
+
+    /// Whether this is a complete, empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Reads the whole body (for a stream, until it ends).
+    pub async fn collect_bytes(self) -> Bytes {
+        match BodyExt::collect(self).await {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl Body for ChatBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            BodyInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            BodyInner::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, BodyInner::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            BodyInner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyInner::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+impl From<RawUsage> for TokenUsage {
+    fn from(u: RawUsage) -> Self {
+        TokenUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u
+                .total_tokens
+                .unwrap_or(u.prompt_tokens + u.completion_tokens),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+/// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one.
+pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
+    serde_json::from_slice::<WithUsage>(body)
+        .ok()
+        .and_then(|w| w.usage)
+        .map(Into::into)
+}
+
+/// Why one attempt failed.
+struct AttemptError {
+    outcome: String,
+    timeout: bool,
+}
+
+impl AttemptError {
+    fn new(outcome: impl Into<String>) -> Self {
+        Self {
+            outcome: outcome.into(),
+            timeout: false,
+        }
+    }
+    fn timeout(outcome: impl Into<String>) -> Self {
+        Self {
+            outcome: outcome.into(),
+            timeout: true,
+        }
+    }
+}
+
+fn transport_outcome(e: &hyper_util::client::legacy::Error) -> String {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if e.is_connect() {
+        format!("connection failed ({detail})")
+    } else if detail.is_empty() {
+        format!("transport error ({e})")
+    } else {
+        format!("transport error ({detail})")
+    }
+}
+
+async fn send(
+    selection: &Selection,
+    body: Vec<u8>,
+    server: &ServerConfig,
+    request_id: u64,
+) -> Result<http::Response<UpstreamBody>, AttemptError> {
+    let provider = selection.provider();
+    match &provider.transport {
+        Transport::Mock => {
+            let answer = mock::answer(&body, request_id);
+            let body = FramesBody(answer.chunks.into());
+            let mut response = http::Response::new(UnsyncBoxBody::new(body));
+            *response.status_mut() =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(answer.content_type),
+            );
+            Ok(response)
+        }
+        Transport::Http(client) => {
+            let mut request = Request::post(provider.chat_url())
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| AttemptError::new(format!("bad upstream request: {e}")))?;
+            let headers = request.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+            headers.insert(
+                header::USER_AGENT,
+                HeaderValue::from_static(concat!("llm-router/", env!("CARGO_PKG_VERSION"))),
+            );
+            for (name, value) in provider.headers() {
+                headers.insert(name.clone(), value.clone());
+            }
+            if !headers.contains_key(header::AUTHORIZATION) {
+                let mut auth = HeaderValue::from_str(&format!("Bearer {}", selection.key().expose()))
+                    .map_err(|_| AttemptError::new("provider key has invalid characters"))?;
+                auth.set_sensitive(true);
+                headers.insert(header::AUTHORIZATION, auth);
+            }
+            match tokio::time::timeout(server.first_byte_timeout, client.request(request)).await {
+                Err(_) => Err(AttemptError::timeout(format!(
+                    "no response within {:?}",
+                    server.first_byte_timeout
+                ))),
+                Ok(Err(e)) => Err(AttemptError::new(transport_outcome(&e))),
+                Ok(Ok(response)) => Ok(response.map(|b| UnsyncBoxBody::new(b.map_err(BoxError::from)))),
+            }
+        }
+    }
+}
+
+/// A body made of frames known in advance (the mock provider's answer).
+struct FramesBody(std::collections::VecDeque<Bytes>);
+
+impl Body for FramesBody {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+}
+
+async fn read_full(
+    mut body: UpstreamBody,
+    idle: Duration,
+) -> Result<Bytes, AttemptError> {
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(AttemptError::timeout(format!(
+                    "upstream body stalled for {idle:?}"
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(AttemptError::new(format!("upstream body failed ({e})")))
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len();
+                    if total > MAX_UPSTREAM_BODY {
+                        return Err(AttemptError::new("upstream answer too large"));
+                    }
+                    parts.push(data);
+                }
+            }
+        }
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.swap_remove(0),
+        _ => {
+            let mut all = BytesMut::with_capacity(total);
+            for p in parts {
+                all.extend_from_slice(&p);
+            }
+            all.freeze()
+        }
+    })
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 409 | 425 | 429)
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+fn client_headers(upstream: &HeaderMap, stream: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let content_type = upstream
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if stream {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    headers
+}
+
+/// Forwards a chat completions request on `snapshot`: up to three distinct pairs are tried.
+pub(crate) async fn chat_completions(
+    snapshot: &Snapshot,
+    body: &[u8],
+    request_id: u64,
+) -> Result<ChatResponse, RouterError> {
+    let request = ChatRequest::parse(body)?;
+    let group = snapshot
+        .group(request.model())
+        .ok_or_else(|| RouterError::UnknownGroup(request.model().to_string()))?;
+    let server = snapshot.server();
+    let estimate = request.estimate_tokens();
+    let mut excluded: Vec<usize> = Vec::new();
+    let mut failures: Vec<FailedAttempt> = Vec::new();
+    let mut last_timeout = false;
+    while failures.len() < MAX_ATTEMPTS {
+        let Some(selection) = group.pick(
+            &excluded,
+            estimate,
+            snapshot.request_penalty(),
+            snapshot.error_penalty(),
+        ) else {
+            break;
+        };
+        excluded.push(selection.pair_index());
+        let served = Served {
+            provider: selection.provider().name().to_string(),
+            model: selection.model().to_string(),
+            key_id: selection.key_id().to_string(),
+            attempts: failures.len() + 1,
+        };
+        let upstream_body = request.upstream_body(selection.model());
+        let result = attempt(selection, upstream_body, &request, server, request_id, served).await;
+        match result {
+            Ok(response) => return Ok(response),
+            Err((served, e)) => {
+                tracing::warn!(
+                    provider = %served.provider, model = %served.model, key = %served.key_id,
+                    outcome = %e.outcome, "upstream attempt failed"
+                );
+                last_timeout = e.timeout;
+                failures.push(FailedAttempt {
+                    provider: served.provider,
+                    model: served.model,
+                    key_id: served.key_id,
+                    outcome: e.outcome,
+                });
+            }
+        }
+    }
+    Err(RouterError::UpstreamFailed {
+        group: group.name().to_string(),
+        attempts: failures,
+        timeout: last_timeout,
+    })
+}
+
+async fn attempt(
+    selection: Selection,
+    upstream_body: Vec<u8>,
+    request: &ChatRequest<'_>,
+    server: &ServerConfig,
+    request_id: u64,
+    served: Served,
+) -> Result<ChatResponse, (Served, AttemptError)> {
+    let response = match send(&selection, upstream_body, server, request_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            selection.fail();
+            return Err((served, e));
+        }
+    };
+    let status = response.status();
+    if !status.is_success() && retryable(status) {
+        selection.fail();
+        return Err((served, AttemptError::new(format!("status {}", status.as_u16()))));
+    }
+    let (parts, mut body) = response.into_parts();
+    if status.is_success() && request.stream() && is_event_stream(&parts.headers) {
+        // Wait for the first event before committing, so an upstream that fails before
+        // sending anything can still be replaced.
+        let first = match tokio::time::timeout(server.first_byte_timeout, body.frame()).await {
+            Err(_) => Err(AttemptError::timeout(format!(
+                "no stream data within {:?}",
+                server.first_byte_timeout
+            ))),
+            Ok(None) => Err(AttemptError::new("stream ended before any event")),
+            Ok(Some(Err(e))) => Err(AttemptError::new(format!("stream failed ({e})"))),
+            Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+        };
+        let first = match first {
+            Ok(f) => f,
+            Err(e) => {
+                selection.fail();
+                return Err((served, e));
+            }
+        };
+        let stream = ChatStream::new(
+            first,
+            body,
+            selection,
+            !request.client_wants_usage(),
+            server.idle_timeout,
+        );
+        return Ok(ChatResponse {
+            status,
+            headers: client_headers(&parts.headers, true),
+            body: ChatBody(BodyInner::Stream(Box::new(stream))),
+            served,
+        });
+    }
+    let bytes = match read_full(body, server.idle_timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            selection.fail();
+            return Err((served, e));
+        }
+    };
+    if status.is_success() {
+        selection.succeed(usage_of_body(&bytes).unwrap_or_default());
+    } else {
+        // A 4xx that is the request's own fault: relayed as is, not held against the pair.
+        selection.release();
+    }
+    Ok(ChatResponse {
+        status,
+        headers: client_headers(&parts.headers, false),
+        body: ChatBody(BodyInner::Full(Some(bytes))),
+        served,
+    })
+}
+
+/// A relayed SSE stream: events are forwarded as received, usage is read on the way, the
+/// usage-only chunk is dropped when the client did not ask for it, `[DONE]` is sent exactly
+/// once, and a failure mid-stream becomes an error event and a clean end.
+pub(crate) struct ChatStream {
+    upstream: UpstreamBody,
+    first: Option<Bytes>,
+    scanner: SseScanner,
+    selection: Option<Selection>,
+    usage: Option<TokenUsage>,
+    strip_usage: bool,
+    done_seen: bool,
+    upstream_error: bool,
+    finished: bool,
+    trailer: Option<Bytes>,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("usage", &self.usage)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    fn new(
+        first: Bytes,
+        upstream: UpstreamBody,
+        selection: Selection,
+        strip_usage: bool,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            upstream,
+            first: Some(first),
+            scanner: SseScanner::new(),
+            selection: Some(selection),
+            usage: None,
+            strip_usage,
+            done_seen: false,
+            upstream_error: false,
+            finished: false,
+            trailer: None,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// Whether to forward an event; reads usage, `[DONE]` and error events on the way.
+    fn keep(&mut self, event: &[u8]) -> bool {
+        let Some(data) = event_data(event) else {
+            return true;
+        };
+        let data = data.as_ref();
+        if data.trim_ascii() == b"[DONE]" {
+            let first = !self.done_seen;
+            self.done_seen = true;
+            return first;
+        }
+        if memchr::memmem::find(data, b"\"usage\"").is_some() {
+            if let Ok(chunk) = serde_json::from_slice::<WithUsage>(data) {
+                if let Some(u) = chunk.usage {
+                    self.usage = Some(u.into());
+                    let no_choices = chunk.choices.as_ref().is_none_or(Vec::is_empty);
+                    if self.strip_usage && no_choices {
+                        return false;
+                    }
+                }
+            }
+        }
+        if data.trim_ascii_start().starts_with(b"{\"error\"") {
+            self.upstream_error = true;
+        }
+        true
+    }
+
+    /// The bytes to send for one upstream frame, if any.
+    fn process(&mut self, data: &[u8]) -> Option<Bytes> {
+        let events = self.scanner.push(data);
+        self.collect(events)
+    }
+
+    fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
+        let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
+        for e in events {
+            if self.keep(&e) {
+                kept.push(e);
+            }
+        }
+        match kept.len() {
+            0 => None,
+            1 => kept.pop(),
+            _ => {
+                let mut out = BytesMut::with_capacity(kept.iter().map(Bytes::len).sum());
+                for k in kept {
+                    out.extend_from_slice(&k);
+                }
+                Some(out.freeze())
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        let tail = self.scanner.finish();
+        let mut out = BytesMut::new();
+        if let Some(tail) = tail {
+            if let Some(b) = self.collect(vec![tail]) {
+                out.extend_from_slice(&b);
+                if !b.ends_with(b"\n\n") && !b.ends_with(b"\r\n\r\n") {
+                    out.extend_from_slice(b"\n\n");
+                }
+            }
+        }
+        if !self.done_seen {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.done_seen = true;
+        }
+        if let Some(selection) = self.selection.take() {
+            if self.upstream_error {
+                selection.fail();
+            } else {
+                selection.succeed(self.usage.unwrap_or_default());
+            }
+        }
+        self.finished = true;
+        self.trailer = (!out.is_empty()).then(|| out.freeze());
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.done_seen {
+            // Everything arrived; a failure after [DONE] loses nothing.
+            self.end();
+            return;
+        }
+        tracing::warn!(error = %message, "upstream stream failed mid-way");
+        let event = serde_json::json!({
+            "error": {
+                "message": message,
+                "type": "upstream_error",
+                "param": null,
+                "code": "stream_interrupted",
+            }
+        });
+        if let Some(selection) = self.selection.take() {
+            selection.fail();
+        }
+        self.finished = true;
+        self.trailer = Some(Bytes::from(format!("data: {event}\n\n")));
+    }
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            if let Some(out) = this.process(&first) {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+        loop {
+            if this.finished {
+                return Poll::Ready(this.trailer.take().map(|b| Ok(Frame::data(b))));
+            }
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let deadline = Instant::now() + this.idle;
+                    this.timer.as_mut().reset(deadline);
+                    if let Ok(data) = frame.into_data() {
+                        if let Some(out) = this.process(&data) {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => this.fail(format!("upstream stream failed: {e}")),
+                Poll::Ready(None) => this.end(),
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        let idle = this.idle;
+                        this.fail(format!("upstream sent nothing for {idle:?}"));
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        // The client went away mid-stream: charge the usage already reported, if any;
+        // otherwise the selection's drop releases its reservation.
+        if let (Some(selection), Some(usage)) = (self.selection.take(), self.usage) {
+            selection.succeed(usage);
+        }
+    }
+}

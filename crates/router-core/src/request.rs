@@ -1,0 +1,268 @@
+//! The inbound chat request: validated once, then rewritten by splicing bytes, so that every
+//! field but `model` (and, for streams, `stream_options`) reaches the upstream byte for byte.
+
+use crate::RouterError;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// A validated chat completions request and the positions of what may be rewritten.
+#[derive(Debug)]
+pub struct ChatRequest<'a> {
+    body: &'a str,
+    model: String,
+    model_span: Range<usize>,
+    stream: bool,
+    client_wants_usage: bool,
+    stream_options: Option<(Range<usize>, Option<serde_json::Map<String, serde_json::Value>>)>,
+    object_end: usize,
+    max_tokens: u64,
+}
+
+struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    fields.push((key, value));
+                }
+                Ok(TopLevel(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn span_of(body: &str, raw: &RawValue) -> Range<usize> {
+    // `raw` borrows from `body`: its offset is the distance between the two pointers.
+    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
+impl<'a> ChatRequest<'a> {
+    /// Validates a request body: UTF-8, a JSON object, a string `model`, an array `messages`,
+    /// and a boolean `stream` if present.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, RouterError> {
+        let body = std::str::from_utf8(bytes).map_err(|e| {
+            RouterError::bad_request(
+                format!(
+                    "request body is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+                None,
+            )
+        })?;
+        let top: TopLevel<'a> = serde_json::from_str(body).map_err(|e| {
+            let msg = if e.classify() == serde_json::error::Category::Data {
+                "request body must be a JSON object".to_string()
+            } else {
+                format!("request body is not valid JSON: {e}")
+            };
+            RouterError::bad_request(msg, None)
+        })?;
+        let mut model = None;
+        let mut messages = false;
+        let mut stream = false;
+        let mut stream_options = None;
+        let mut max_tokens = 0u64;
+        for (key, raw) in &top.0 {
+            match key.as_ref() {
+                "model" => {
+                    if model.is_some() {
+                        return Err(RouterError::bad_request(
+                            "'model' appears more than once",
+                            Some("model"),
+                        ));
+                    }
+                    let name: String = serde_json::from_str(raw.get()).map_err(|_| {
+                        RouterError::bad_request("'model' must be a string", Some("model"))
+                    })?;
+                    model = Some((name, span_of(body, raw)));
+                }
+                "messages" => {
+                    if !raw.get().starts_with('[') {
+                        return Err(RouterError::bad_request(
+                            "'messages' must be an array",
+                            Some("messages"),
+                        ));
+                    }
+                    messages = true;
+                }
+                "stream" => {
+                    stream = match raw.get() {
+                        "true" => true,
+                        "false" | "null" => false,
+                        _ => {
+                            return Err(RouterError::bad_request(
+                                "'stream' must be a boolean",
+                                Some("stream"),
+                            ))
+                        }
+                    }
+                }
+                "stream_options" => {
+                    let parsed: Option<serde_json::Map<String, serde_json::Value>> =
+                        serde_json::from_str(raw.get()).map_err(|_| {
+                            RouterError::bad_request(
+                                "'stream_options' must be an object",
+                                Some("stream_options"),
+                            )
+                        })?;
+                    stream_options = Some((span_of(body, raw), parsed));
+                }
+                "max_tokens" | "max_completion_tokens" => {
+                    if let Ok(n) = raw.get().parse::<u64>() {
+                        max_tokens = max_tokens.max(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some((model, model_span)) = model else {
+            return Err(RouterError::bad_request(
+                "missing required field 'model'",
+                Some("model"),
+            ));
+        };
+        if !messages {
+            return Err(RouterError::bad_request(
+                "missing required field 'messages'",
+                Some("messages"),
+            ));
+        }
+        let client_wants_usage = stream_options
+            .as_ref()
+            .and_then(|(_, o)| o.as_ref())
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let object_end = body.trim_end().len() - 1;
+        Ok(Self {
+            body,
+            model,
+            model_span,
+            stream,
+            client_wants_usage,
+            stream_options,
+            object_end,
+            max_tokens,
+        })
+    }
+
+    /// The `model` the client asked for (a group name).
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.stream
+    }
+
+    /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
+    pub fn client_wants_usage(&self) -> bool {
+        self.client_wants_usage
+    }
+
+    /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,
+    /// plus the completion budget the client set.
+    pub fn estimate_tokens(&self) -> u64 {
+        (self.body.len() as u64 / 4 + self.max_tokens).max(1)
+    }
+
+    /// The body to send upstream: `model` replaced, and for streams `stream_options.include_usage`
+    /// set so usage can be counted. Every other byte is kept.
+    pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+        let model_json = serde_json::Value::String(upstream_model.to_string()).to_string();
+        let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if self.stream && !self.client_wants_usage {
+            match &self.stream_options {
+                Some((span, options)) => {
+                    let mut options = options.clone().unwrap_or_default();
+                    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+                    edits.push((span.clone(), serde_json::Value::Object(options).to_string()));
+                }
+                None => edits.push((
+                    self.object_end..self.object_end,
+                    ",\"stream_options\":{\"include_usage\":true}".to_string(),
+                )),
+            }
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut out = Vec::with_capacity(self.body.len() + 64);
+        let mut pos = 0;
+        for (range, text) in edits {
+            out.extend_from_slice(&self.body.as_bytes()[pos..range.start]);
+            out.extend_from_slice(text.as_bytes());
+            pos = range.end;
+        }
+        out.extend_from_slice(&self.body.as_bytes()[pos..]);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ChatRequest<'_>, RouterError> {
+        ChatRequest::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn rewrites_only_model() {
+        let body = r#"{ "x_unknown": {"a":[1,2.50,"é"]}, "model" : "grp", "messages":[{"role":"user","content":"hi"}], "temperature": 0 }"#;
+        let r = parse(body).unwrap();
+        assert_eq!(r.model(), "grp");
+        let out = String::from_utf8(r.upstream_body("gpt-\"4\"")).unwrap();
+        assert_eq!(out, body.replace(r#""grp""#, r#""gpt-\"4\"""#));
+    }
+
+    #[test]
+    fn stream_asks_for_usage() {
+        let r = parse(r#"{"model":"g","messages":[],"stream":true}"#).unwrap();
+        assert!(!r.client_wants_usage());
+        let out = String::from_utf8(r.upstream_body("m")).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let r = parse(r#"{"model":"g","messages":[],"stream":true,"stream_options":{"x":1}}"#)
+            .unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        assert_eq!(out["stream_options"], serde_json::json!({"x":1,"include_usage":true}));
+        let body = r#"{"model":"g","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let r = parse(body).unwrap();
+        assert!(r.client_wants_usage());
+        assert_eq!(r.upstream_body("g"), body.as_bytes());
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let msg = |s: &[u8]| match ChatRequest::parse(s) {
+            Err(RouterError::BadRequest { message, .. }) => message,
+            other => panic!("expected 400, got {other:?}"),
+        };
+        assert!(msg(b"{\"model\":\"a\"").contains("not valid JSON"));
+        assert!(msg(b"[1,2]").contains("must be a JSON object"));
+        assert!(msg(b"\"text\"").contains("must be a JSON object"));
+        assert!(msg(b"{\"model\":\"\xff\"}").contains("UTF-8"));
+        assert!(msg(br#"{"messages":[]}"#).contains("'model'"));
+        assert!(msg(br#"{"model":1,"messages":[]}"#).contains("must be a string"));
+        assert!(msg(br#"{"model":"a"}"#).contains("'messages'"));
+        assert!(msg(br#"{"model":"a","messages":{}}"#).contains("must be an array"));
+        assert!(msg(br#"{"model":"a","messages":[],"stream":"yes"}"#).contains("boolean"));
+        assert!(msg(br#"{"model":"a","model":"b","messages":[]}"#).contains("more than once"));
+    }
+}

@@ -1,0 +1,163 @@
+//! The [`Router`]: the live config (one `ArcSwap<Snapshot>`), the runtime state that outlives
+//! reloads (usage counters, upstream connection pools), and the operations embedders call.
+
+use crate::config::{Config, ConfigError, Source};
+use crate::forward::{self, ChatResponse};
+use crate::select::Selection;
+use crate::snapshot::{compile, Snapshot};
+use crate::upstream::ClientCache;
+use crate::usage::{UsageLedger, UsageRecord};
+use crate::RouterError;
+use arc_swap::ArcSwap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Result of a successful reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadOutcome {
+    /// The new config generation.
+    pub generation: u64,
+    /// Warnings found while compiling it (skipped keys or models).
+    pub warnings: Vec<String>,
+}
+
+/// A router: pick, forward, account, reload. Cheap to share behind an `Arc`.
+pub struct Router {
+    current: ArcSwap<Snapshot>,
+    path: Option<PathBuf>,
+    ledger: UsageLedger,
+    clients: ClientCache,
+    /// Serializes reloads so generations are assigned in order.
+    reload_lock: Mutex<()>,
+    next_request_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("path", &self.path)
+            .field("generation", &self.current.load().generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// Loads a YAML or JSON file (by extension). [`Router::reload`] re-reads it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let source = Source::read(path)?;
+        Self::build(Some(path.to_path_buf()), &source.parse()?, Some(&source))
+    }
+
+    /// Builds from config text held in memory (such as an embedded default).
+    pub fn from_source(source: &Source) -> Result<Self, ConfigError> {
+        Self::build(source.file.clone(), &source.parse()?, Some(source))
+    }
+
+    /// Builds from a config made in code.
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        Self::build(None, config, None)
+    }
+
+    fn build(
+        path: Option<PathBuf>,
+        config: &Config,
+        source: Option<&Source>,
+    ) -> Result<Self, ConfigError> {
+        let ledger = UsageLedger::default();
+        let clients = ClientCache::default();
+        let snapshot = compile(config, source, 1, &ledger, &clients)?;
+        for w in snapshot.warnings() {
+            tracing::warn!("{w}");
+        }
+        Ok(Self {
+            current: ArcSwap::from_pointee(snapshot),
+            path,
+            ledger,
+            clients,
+            reload_lock: Mutex::new(()),
+            next_request_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The config in force. Load it once per request and use that for the whole request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The file the config came from, if any.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Re-reads the config file and swaps it in. On error the running config keeps serving.
+    pub fn reload(&self) -> Result<ReloadOutcome, ConfigError> {
+        let Some(path) = &self.path else {
+            return Err(ConfigError::single(
+                None,
+                "this router was not loaded from a file; nothing to reload",
+            ));
+        };
+        let source = Source::read(path)?;
+        let config = source.parse()?;
+        self.swap_in(&config, Some(&source))
+    }
+
+    /// Swaps in a config made in code. On error the running config keeps serving.
+    pub fn apply(&self, config: &Config) -> Result<ReloadOutcome, ConfigError> {
+        self.swap_in(config, None)
+    }
+
+    fn swap_in(&self, config: &Config, source: Option<&Source>) -> Result<ReloadOutcome, ConfigError> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.current.load().generation() + 1;
+        let snapshot = compile(config, source, generation, &self.ledger, &self.clients)?;
+        let warnings = snapshot.warnings().to_vec();
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        self.current.store(Arc::new(snapshot));
+        Ok(ReloadOutcome {
+            generation,
+            warnings,
+        })
+    }
+
+    /// Picks a pair of `group` and reserves `estimate` tokens on it, for embedders that send the
+    /// request themselves. Settle the [`Selection`] when the call ends.
+    pub fn pick(&self, group: &str, estimate: u64) -> Result<Selection, RouterError> {
+        let snapshot = self.snapshot();
+        let g = snapshot
+            .group(group)
+            .ok_or_else(|| RouterError::UnknownGroup(group.to_string()))?;
+        g.pick(
+            &[],
+            estimate,
+            snapshot.request_penalty(),
+            snapshot.error_penalty(),
+        )
+        .ok_or_else(|| RouterError::Internal(format!("group '{group}' has no pair")))
+    }
+
+    /// Forwards an OpenAI chat completions request body on the current config.
+    pub async fn chat_completions(&self, body: &[u8]) -> Result<ChatResponse, RouterError> {
+        let snapshot = self.snapshot();
+        self.chat_completions_with(&snapshot, body).await
+    }
+
+    /// Forwards on a snapshot the caller already loaded (so one request sees one config).
+    pub async fn chat_completions_with(
+        &self,
+        snapshot: &Snapshot,
+        body: &[u8],
+    ) -> Result<ChatResponse, RouterError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        forward::chat_completions(snapshot, body, id).await
+    }
+
+    /// Usage counters of every (provider, key, model) seen since start, across reloads.
+    pub fn usage(&self) -> Vec<UsageRecord> {
+        self.ledger.records()
+    }
+}

@@ -1,0 +1,82 @@
+//! Provider API keys and client keys: a type that never shows itself.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A secret string (an API key). `Debug` and `Display` show only a masked form, it is never
+/// serialized, and the only way to the real value is [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The real value, for the one place that needs it: the upstream request header or the
+    /// constant-time comparison of a client key.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A masked form safe to show: the first three and last four characters of a long key
+    /// (`sk-…a1b2`), only the last two of a shorter one, nothing of a very short one.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        let n = chars.len();
+        if n >= 16 {
+            let head: String = chars[..3].iter().collect();
+            let tail: String = chars[n - 4..].iter().collect();
+            format!("{head}…{tail}")
+        } else if n >= 8 {
+            let tail: String = chars[n - 2..].iter().collect();
+            format!("…{tail}")
+        } else {
+            "…".to_string()
+        }
+    }
+
+    /// A stable, non-reversible identifier of the key: the first 16 hex digits of its SHA-256.
+    /// Usage counters are keyed by it, so they follow a key when keys are reordered.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.masked())
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_redacts() {
+        let s = Secret::new("sk-proj-abcdefghijklmnopa1b2");
+        assert_eq!(s.masked(), "sk-…a1b2");
+        assert_eq!(format!("{s}"), "sk-…a1b2");
+        assert_eq!(format!("{s:?}"), "Secret(sk-…a1b2)");
+        assert_eq!(Secret::new("abcdefgh12").masked(), "…12");
+        assert_eq!(Secret::new("short").masked(), "…");
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_distinct() {
+        let a = Secret::new("sk-one");
+        assert_eq!(a.fingerprint(), Secret::new("sk-one").fingerprint());
+        assert_ne!(a.fingerprint(), Secret::new("sk-two").fingerprint());
+        assert_eq!(a.fingerprint().len(), 16);
+        assert!(!a.fingerprint().contains("sk-one"));
+    }
+}

@@ -1,0 +1,518 @@
+//! The compiled, validated runtime form of a config: one `Arc<Snapshot>` is swapped per reload
+//! and loaded once per request.
+
+use crate::config::{Config, ConfigError, Problem, ProviderType, ServerConfig, Source};
+use crate::upstream::{read_ca_file, ClientCache, HttpClient};
+use crate::usage::{PairStats, UsageLedger};
+use crate::Secret;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// How a provider is reached.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    Http(HttpClient),
+    Mock,
+}
+
+/// A provider as compiled: where to send, what to add, how to connect.
+pub struct Provider {
+    name: String,
+    kind: ProviderType,
+    base_url: String,
+    chat_url: String,
+    headers: HeaderMap,
+    keys: Vec<Secret>,
+    pub(crate) transport: Transport,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Name from the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// API kind.
+    pub fn kind(&self) -> ProviderType {
+        self.kind
+    }
+    /// Base URL without a trailing slash (empty for `mock`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    /// URL of the chat completions endpoint.
+    pub fn chat_url(&self) -> &str {
+        &self.chat_url
+    }
+    /// Extra headers sent upstream.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// Usable keys, in config order.
+    pub fn keys(&self) -> &[Secret] {
+        &self.keys
+    }
+}
+
+/// One (upstream model, key) pair of a group.
+#[derive(Debug)]
+pub struct Pair {
+    pub(crate) provider: Arc<Provider>,
+    pub(crate) model: Arc<str>,
+    pub(crate) weight: f64,
+    pub(crate) key: Secret,
+    pub(crate) key_id: String,
+    pub(crate) stats: Arc<PairStats>,
+}
+
+impl Pair {
+    /// The provider.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+    /// Upstream model name.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+    /// Weight of its model entry.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+    /// `provider#index` of its key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+    /// Masked key.
+    pub fn key_masked(&self) -> String {
+        self.key.masked()
+    }
+    /// Current selection usage (tokens + penalties + reservations).
+    pub fn usage(&self) -> u64 {
+        self.stats.usage()
+    }
+}
+
+/// A group: the name clients send as `model`, and its (model, key) pairs in config order.
+#[derive(Debug)]
+pub struct Group {
+    name: String,
+    pub(crate) pairs: Vec<Pair>,
+    pub(crate) select_lock: Mutex<()>,
+}
+
+impl Group {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its pairs, models in config order and each model's keys in config order.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+}
+
+/// A validated config, ready to serve.
+#[derive(Debug)]
+pub struct Snapshot {
+    generation: u64,
+    listen: SocketAddr,
+    client_keys: Vec<Secret>,
+    request_penalty: u64,
+    error_penalty: u64,
+    server: ServerConfig,
+    groups: Vec<Arc<Group>>,
+    group_index: HashMap<String, usize>,
+    warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// Reload generation: 1 for the first config, +1 per successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// Address to listen on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    /// Accepted client keys; empty means no authentication.
+    pub fn client_keys(&self) -> &[Secret] {
+        &self.client_keys
+    }
+    /// Usage charged per pick.
+    pub fn request_penalty(&self) -> u64 {
+        self.request_penalty
+    }
+    /// Usage charged per failed upstream call.
+    pub fn error_penalty(&self) -> u64 {
+        self.error_penalty
+    }
+    /// Server settings.
+    pub fn server(&self) -> &ServerConfig {
+        &self.server
+    }
+    /// Groups in config order.
+    pub fn groups(&self) -> &[Arc<Group>] {
+        &self.groups
+    }
+    /// A group by name.
+    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
+        self.group_index.get(name).map(|&i| &self.groups[i])
+    }
+    /// Warnings found while compiling (skipped keys and models).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The resolved routing table as text: groups → models → providers → masked keys.
+    pub fn routing_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "listen: {}", self.listen);
+        let _ = writeln!(
+            out,
+            "client keys: {}",
+            if self.client_keys.is_empty() {
+                "none (authentication disabled)".to_string()
+            } else {
+                self.client_keys
+                    .iter()
+                    .map(Secret::masked)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for g in &self.groups {
+            let _ = writeln!(out, "group {}", g.name);
+            for p in &g.pairs {
+                let _ = writeln!(
+                    out,
+                    "  {:<28} weight {:<6} provider {:<12} key {} ({})",
+                    p.model,
+                    p.weight,
+                    p.provider.name,
+                    p.key_id,
+                    p.key.masked()
+                );
+            }
+        }
+        out
+    }
+}
+
+struct Problems<'a> {
+    source: Option<&'a Source>,
+    lines: Option<HashMap<String, usize>>,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn push(&mut self, path: String, message: impl Into<String>) {
+        if self.lines.is_none() {
+            self.lines = Some(self.source.map(Source::line_index).unwrap_or_default());
+        }
+        let line = self.lines.as_ref().and_then(|l| l.get(&path).copied());
+        self.list.push(Problem {
+            path,
+            line,
+            message: message.into(),
+        });
+    }
+}
+
+fn check_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let uri: http::Uri = trimmed
+        .parse()
+        .map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("'{url}' must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("'{url}' has no host"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Compiles a parsed config against the runtime state (usage ledger, client cache).
+pub(crate) fn compile(
+    config: &Config,
+    source: Option<&Source>,
+    generation: u64,
+    ledger: &UsageLedger,
+    clients: &ClientCache,
+) -> Result<Snapshot, ConfigError> {
+    let mut problems = Problems {
+        source,
+        lines: None,
+        list: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+
+    let listen = match (&config.listen, config.port) {
+        (Some(l), _) => l.as_str().parse::<SocketAddr>().unwrap_or_else(|e| {
+            problems.push(
+                "listen".into(),
+                format!("'{}' is not an address such as 127.0.0.1:8080: {e}", l.as_str()),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        }),
+        (None, port) => SocketAddr::from(([0, 0, 0, 0], port.unwrap_or(8080))),
+    };
+
+    let mut client_keys = Vec::new();
+    for (path, k) in config
+        .api_key
+        .iter()
+        .map(|k| ("api_key".to_string(), k))
+        .chain(
+            config
+                .api_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("api_keys[{i}]"), k)),
+        )
+    {
+        if k.as_str().is_empty() {
+            warnings.push(format!("{path}: client key is empty; skipped"));
+        } else {
+            client_keys.push(Secret::new(k.as_str()));
+        }
+    }
+
+    let server = config.server.clone();
+    if server.max_body_bytes == 0 {
+        problems.push("server.max_body_bytes".into(), "must be greater than 0");
+    }
+
+    let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
+    for (pi, p) in config.providers.iter().enumerate() {
+        let name = p.name.as_str().to_string();
+        if name.is_empty() {
+            problems.push(format!("providers[{pi}].name"), "provider name is empty");
+            continue;
+        }
+        if providers.contains_key(&name) {
+            problems.push(
+                format!("providers[{pi}].name"),
+                format!("duplicate provider name '{name}'"),
+            );
+            continue;
+        }
+        let (base_url, chat_url) = match (p.kind, &p.base_url) {
+            (ProviderType::Mock, _) => (String::new(), "mock://chat/completions".to_string()),
+            (ProviderType::Openai, None) => {
+                problems.push(
+                    format!("providers[{pi}]"),
+                    format!("provider '{name}' needs a base_url"),
+                );
+                continue;
+            }
+            (ProviderType::Openai, Some(url)) => match check_url(url.as_str()) {
+                Ok(u) => {
+                    let chat = format!("{u}/chat/completions");
+                    (u, chat)
+                }
+                Err(e) => {
+                    problems.push(format!("providers[{pi}].base_url"), e);
+                    continue;
+                }
+            },
+        };
+        let mut headers = HeaderMap::new();
+        for (hname, hvalue) in &p.headers {
+            let path = format!("providers[{pi}].headers.{hname}");
+            match (
+                HeaderName::from_bytes(hname.as_bytes()),
+                HeaderValue::from_str(hvalue.as_str()),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    if matches!(
+                        n.as_str(),
+                        "host" | "content-length" | "transfer-encoding" | "connection"
+                    ) {
+                        problems.push(path, format!("header '{n}' is set by the router"));
+                    } else {
+                        headers.insert(n, v);
+                    }
+                }
+                (Err(_), _) => problems.push(path, format!("'{hname}' is not a valid header name")),
+                (_, Err(_)) => problems.push(path, "header value has invalid characters"),
+            }
+        }
+        let mut keys = Vec::new();
+        if p.kind == ProviderType::Mock {
+            keys.push(Secret::new("mock"));
+        } else {
+            for (path, k) in p
+                .api_key
+                .iter()
+                .map(|k| (format!("providers[{pi}].api_key"), k))
+                .chain(
+                    p.api_keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (format!("providers[{pi}].api_keys[{i}]"), k)),
+                )
+            {
+                if k.as_str().is_empty() {
+                    let what = k.template().unwrap_or("the key");
+                    warnings.push(format!("{path}: {what} is empty; key skipped"));
+                } else {
+                    keys.push(Secret::new(k.as_str()));
+                }
+            }
+        }
+        let transport = match p.kind {
+            ProviderType::Mock => Transport::Mock,
+            ProviderType::Openai => {
+                let extra = match &p.ca_file {
+                    Some(f) => match read_ca_file(f.as_str()) {
+                        Ok(r) => Some(r),
+                        Err(e) => {
+                            problems.push(format!("providers[{pi}].ca_file"), e);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                match clients.get(extra.as_ref(), server.connect_timeout) {
+                    Ok(c) => Transport::Http(c),
+                    Err(e) => {
+                        problems.push(format!("providers[{pi}]"), e);
+                        continue;
+                    }
+                }
+            }
+        };
+        providers.insert(
+            name.clone(),
+            Arc::new(Provider {
+                name,
+                kind: p.kind,
+                base_url,
+                chat_url,
+                headers,
+                keys,
+                transport,
+            }),
+        );
+    }
+    let provider_names: HashSet<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+
+    let mut groups = Vec::new();
+    let mut group_index = HashMap::new();
+    if config.groups.is_empty() {
+        problems.push("groups".into(), "no groups defined");
+    }
+    for (gi, g) in config.groups.iter().enumerate() {
+        let name = g.name.as_str().to_string();
+        if name.is_empty() {
+            problems.push(format!("groups[{gi}].name"), "group name is empty");
+            continue;
+        }
+        if group_index.contains_key(&name) {
+            problems.push(
+                format!("groups[{gi}].name"),
+                format!("duplicate group name '{name}'"),
+            );
+            continue;
+        }
+        if g.models.is_empty() {
+            problems.push(
+                format!("groups[{gi}].models"),
+                format!("group '{name}' has no models"),
+            );
+            continue;
+        }
+        let mut pairs = Vec::new();
+        let mut model_problem = false;
+        for (mi, m) in g.models.iter().enumerate() {
+            let path = format!("groups[{gi}].models[{mi}]");
+            if m.name.as_str().is_empty() {
+                problems.push(format!("{path}.name"), "model name is empty");
+                model_problem = true;
+                continue;
+            }
+            let Some(provider) = providers.get(m.provider.as_str()) else {
+                if !provider_names.contains(m.provider.as_str()) {
+                    problems.push(
+                        format!("{path}.provider"),
+                        format!(
+                            "provider '{}' is not defined in providers",
+                            m.provider.as_str()
+                        ),
+                    );
+                }
+                // A provider with its own error was reported there.
+                model_problem = true;
+                continue;
+            };
+            if provider.keys.is_empty() {
+                warnings.push(format!(
+                    "{path}: provider '{}' has no usable key; model '{}' skipped",
+                    provider.name,
+                    m.name.as_str()
+                ));
+                continue;
+            }
+            let model: Arc<str> = Arc::from(m.name.as_str());
+            for (ki, key) in provider.keys.iter().enumerate() {
+                let stats = ledger.stats_for(&provider.name, &key.fingerprint(), &key.masked(), &model);
+                pairs.push(Pair {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    weight: m.weight.0,
+                    key: key.clone(),
+                    key_id: format!("{}#{ki}", provider.name),
+                    stats,
+                });
+            }
+        }
+        if pairs.is_empty() {
+            if !model_problem {
+                problems.push(
+                    format!("groups[{gi}].models"),
+                    format!("group '{name}' has no usable model: every provider it names has no usable key"),
+                );
+            }
+            continue;
+        }
+        group_index.insert(name.clone(), groups.len());
+        groups.push(Arc::new(Group {
+            name,
+            pairs,
+            select_lock: Mutex::new(()),
+        }));
+    }
+
+    if !problems.list.is_empty() {
+        return Err(ConfigError {
+            file: source.and_then(|s| s.file.clone()),
+            problems: problems.list,
+        });
+    }
+    Ok(Snapshot {
+        generation,
+        listen,
+        client_keys,
+        request_penalty: config.request_penalty,
+        error_penalty: config.error_penalty,
+        server,
+        groups,
+        group_index,
+        warnings,
+    })
+}

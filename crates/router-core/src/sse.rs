@@ -1,0 +1,141 @@
+//! An incremental scanner for server-sent events that hands out each complete event as the
+//! exact bytes received (zero-copy slices), so events that need no change are forwarded as is.
+
+use bytes::{Bytes, BytesMut};
+
+/// Splits a byte stream into SSE events at blank lines (`\n\n`, `\r\n\r\n`, `\r\r`, mixed).
+#[derive(Debug, Default)]
+pub struct SseScanner {
+    buf: BytesMut,
+    /// Where scanning resumes.
+    pos: usize,
+    /// Whether the byte before `pos` ended a line (so an immediate line end is a blank line).
+    at_line_start: bool,
+}
+
+impl SseScanner {
+    /// A new scanner.
+    pub fn new() -> Self {
+        Self {
+            at_line_start: true,
+            ..Self::default()
+        }
+    }
+
+    /// Adds bytes and returns every event completed by them, each with its terminating blank line.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        self.buf.extend_from_slice(chunk);
+        let mut events = Vec::new();
+        let mut i = self.pos;
+        while i < self.buf.len() {
+            match self.buf[i] {
+                b'\n' | b'\r' => {
+                    let mut end = i + 1;
+                    if self.buf[i] == b'\r' {
+                        if end == self.buf.len() {
+                            // `\r` or `\r\n`: undecided until the next byte arrives.
+                            break;
+                        }
+                        if self.buf[end] == b'\n' {
+                            end += 1;
+                        }
+                    }
+                    if self.at_line_start {
+                        events.push(self.buf.split_to(end).freeze());
+                        i = 0;
+                    } else {
+                        self.at_line_start = true;
+                        i = end;
+                    }
+                }
+                _ => {
+                    self.at_line_start = false;
+                    i += 1;
+                }
+            }
+        }
+        self.pos = i;
+        events
+    }
+
+    /// At end of stream: whatever is left (an event without its blank line), if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        self.pos = 0;
+        self.at_line_start = true;
+        if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
+            self.buf.clear();
+            return None;
+        }
+        Some(self.buf.split().freeze())
+    }
+}
+
+/// The `data` of an event: its `data:` lines joined by `\n`; `None` for an event without data
+/// (a comment or keep-alive).
+pub fn event_data(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for line in event.split(|&b| b == b'\n' || b == b'\r') {
+        if let Some(rest) = line.strip_prefix(b"data") {
+            let value = match rest.first() {
+                None => rest,
+                Some(b':') => {
+                    let v = &rest[1..];
+                    v.strip_prefix(b" ").unwrap_or(v)
+                }
+                Some(_) => continue,
+            };
+            parts.push(value);
+        }
+    }
+    match parts.len() {
+        0 => None,
+        1 => Some(std::borrow::Cow::Borrowed(parts[0])),
+        _ => Some(std::borrow::Cow::Owned(parts.join(&b'\n'))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_in_pieces(input: &[u8], piece: usize) -> Vec<Vec<u8>> {
+        let mut s = SseScanner::new();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for c in input.chunks(piece) {
+            out.extend(s.push(c).into_iter().map(|b| b.to_vec()));
+        }
+        out.extend(s.finish().map(|b| b.to_vec()));
+        out
+    }
+
+    #[test]
+    fn splits_events_at_any_chunking_and_line_ending() {
+        let input = b"data: a\n\ndata: b\r\n\r\n: ping\n\ndata: c\rdata: d\r\r";
+        for piece in 1..input.len() {
+            let events = scan_in_pieces(input, piece);
+            assert_eq!(
+                events,
+                vec![
+                    b"data: a\n\n".to_vec(),
+                    b"data: b\r\n\r\n".to_vec(),
+                    b": ping\n\n".to_vec(),
+                    b"data: c\rdata: d\r\r".to_vec()
+                ],
+                "piece size {piece}"
+            );
+            assert_eq!(events.concat(), input.to_vec());
+        }
+    }
+
+    #[test]
+    fn keeps_unterminated_tail() {
+        assert_eq!(scan_in_pieces(b"data: x\n\ndata: y", 3).len(), 2);
+    }
+
+    #[test]
+    fn extracts_data() {
+        assert_eq!(event_data(b"data: {\"a\":1}\n\n").unwrap().as_ref(), b"{\"a\":1}");
+        assert_eq!(event_data(b"event: x\ndata:1\ndata: 2\n\n").unwrap().as_ref(), b"1\n2");
+        assert!(event_data(b": keep-alive\n\n").is_none());
+    }
+}

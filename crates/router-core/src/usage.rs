@@ -1,0 +1,161 @@
+//! Per (provider, key, upstream model) token accounting. Lives outside the swapped config, keyed
+//! by provider name + key fingerprint + model, so counters survive reloads and key reordering.
+
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+
+/// Tokens reported by an upstream for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TokenUsage {
+    /// Prompt (input) tokens.
+    pub prompt_tokens: u64,
+    /// Completion (output) tokens.
+    pub completion_tokens: u64,
+    /// Total tokens, as reported (or prompt + completion when the upstream left it out).
+    pub total_tokens: u64,
+}
+
+/// Live counters of one (provider, key, model) pair. All atomics: recording never blocks.
+#[derive(Debug, Default)]
+pub struct PairStats {
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    total_tokens: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Request and error penalties charged so far.
+    penalty: AtomicU64,
+    /// Estimates held by requests in flight.
+    reserved: AtomicU64,
+}
+
+impl PairStats {
+    /// The usage that selection scores: tokens + penalties + in-flight reservations.
+    pub fn usage(&self) -> u64 {
+        self.total_tokens.load(Relaxed) + self.penalty.load(Relaxed) + self.reserved.load(Relaxed)
+    }
+
+    pub(crate) fn begin(&self, reservation: u64, request_penalty: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        self.reserved.fetch_add(reservation, Relaxed);
+        if request_penalty > 0 {
+            self.penalty.fetch_add(request_penalty, Relaxed);
+        }
+    }
+
+    pub(crate) fn release(&self, reservation: u64) {
+        self.reserved.fetch_sub(reservation, Relaxed);
+    }
+
+    pub(crate) fn record_tokens(&self, usage: TokenUsage) {
+        self.prompt_tokens.fetch_add(usage.prompt_tokens, Relaxed);
+        self.completion_tokens
+            .fetch_add(usage.completion_tokens, Relaxed);
+        self.total_tokens.fetch_add(usage.total_tokens, Relaxed);
+    }
+
+    pub(crate) fn record_error(&self, error_penalty: u64) {
+        self.errors.fetch_add(1, Relaxed);
+        if error_penalty > 0 {
+            self.penalty.fetch_add(error_penalty, Relaxed);
+        }
+    }
+}
+
+/// Identity of a pair in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PairKey {
+    provider: String,
+    key_fingerprint: String,
+    model: String,
+}
+
+#[derive(Debug)]
+struct Entry {
+    key_id: String,
+    stats: Arc<PairStats>,
+}
+
+/// One row of [`crate::Router::usage`]: the counters of one (provider, key, model).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    /// Provider name.
+    pub provider: String,
+    /// Masked key (`sk-…a1b2`), never the key.
+    pub key_id: String,
+    /// Stable fingerprint of the key (first 16 hex digits of its SHA-256).
+    pub key_fingerprint: String,
+    /// Upstream model name.
+    pub model: String,
+    /// Prompt tokens counted.
+    pub prompt_tokens: u64,
+    /// Completion tokens counted.
+    pub completion_tokens: u64,
+    /// Total tokens counted.
+    pub total_tokens: u64,
+    /// Requests sent to this pair (including failed ones).
+    pub requests: u64,
+    /// Failed upstream calls.
+    pub errors: u64,
+    /// Penalties charged (request and error penalties).
+    pub penalty: u64,
+    /// Tokens currently reserved by requests in flight.
+    pub reserved: u64,
+}
+
+/// All pairs' counters, across reloads.
+#[derive(Debug, Default)]
+pub(crate) struct UsageLedger {
+    entries: RwLock<HashMap<PairKey, Entry>>,
+}
+
+impl UsageLedger {
+    /// The counters of a pair, created on first use. Called when a config is compiled, never
+    /// per request.
+    pub(crate) fn stats_for(
+        &self,
+        provider: &str,
+        key_fingerprint: &str,
+        key_id: &str,
+        model: &str,
+    ) -> Arc<PairStats> {
+        let key = PairKey {
+            provider: provider.to_string(),
+            key_fingerprint: key_fingerprint.to_string(),
+            model: model.to_string(),
+        };
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(key).or_insert_with(|| Entry {
+            key_id: key_id.to_string(),
+            stats: Arc::default(),
+        });
+        entry.key_id = key_id.to_string();
+        entry.stats.clone()
+    }
+
+    pub(crate) fn records(&self) -> Vec<UsageRecord> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<UsageRecord> = map
+            .iter()
+            .map(|(k, e)| UsageRecord {
+                provider: k.provider.clone(),
+                key_id: e.key_id.clone(),
+                key_fingerprint: k.key_fingerprint.clone(),
+                model: k.model.clone(),
+                prompt_tokens: e.stats.prompt_tokens.load(Relaxed),
+                completion_tokens: e.stats.completion_tokens.load(Relaxed),
+                total_tokens: e.stats.total_tokens.load(Relaxed),
+                requests: e.stats.requests.load(Relaxed),
+                errors: e.stats.errors.load(Relaxed),
+                penalty: e.stats.penalty.load(Relaxed),
+                reserved: e.stats.reserved.load(Relaxed),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.provider, &a.model, &a.key_id).cmp(&(&b.provider, &b.model, &b.key_id))
+        });
+        out
+    }
+}

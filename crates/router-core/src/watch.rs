@@ -1,0 +1,80 @@
+//! Reloading when the config file changes: a `notify` watcher on the file's folder (so editors
+//! that replace the file, and symlink swaps, are seen), debounced, reloading only when the
+//! content really changed.
+
+use crate::Router;
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Quiet time after the last file event before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+fn content_hash(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Watches the router's config file and reloads it on change until `shutdown` completes.
+/// A file that fails to load is logged with its location; the running config keeps serving.
+/// Must be called inside a tokio runtime.
+pub fn watch_config(
+    router: Arc<Router>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<JoinHandle<()>, notify::Error> {
+    use notify::{RecursiveMode, Watcher};
+    let Some(path) = router.config_path().map(Path::to_path_buf) else {
+        return Err(notify::Error::generic("the router has no config file to watch"));
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(tokio::spawn(async move {
+        let _watcher = watcher;
+        let mut last = content_hash(&path);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                event = rx.recv() => if event.is_none() { return },
+            }
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(DEBOUNCE) => break,
+                    event = rx.recv() => if event.is_none() { return },
+                }
+            }
+            let Some(hash) = content_hash(&path) else {
+                continue; // Mid-replace: the next event brings the new file.
+            };
+            if Some(hash) == last {
+                continue;
+            }
+            last = Some(hash);
+            match router.reload() {
+                Ok(outcome) => tracing::info!(
+                    generation = outcome.generation,
+                    "config file changed; reloaded"
+                ),
+                Err(e) => tracing::error!(
+                    generation = router.snapshot().generation(),
+                    "config file changed but cannot be used; still serving the previous config:\n{e}"
+                ),
+            }
+        }
+    }))
+}
