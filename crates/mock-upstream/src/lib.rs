@@ -1,1 +1,365 @@
-//! placeholder
+//! An in-process, OpenAI-speaking upstream for tests, benchmarks and demos. It serves
+//! `POST /v1/chat/completions` on a loopback port (plain HTTP, or TLS with a generated
+//! certificate), records every request it sees, reports token usage, and misbehaves on command.
+//!
+//! Its answers: the reply is `mock says: ` + the last user message; prompt tokens are
+//! `1 + (bytes of all message texts) / 4`, completion tokens one per reply word. A stream sends a
+//! role chunk, one chunk per word, a finish chunk, the usage chunk when
+//! `stream_options.include_usage` is true, then `data: [DONE]`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod tls;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    /// Request path.
+    pub path: String,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// Raw body.
+    pub body: Bytes,
+}
+
+impl SeenRequest {
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    /// The bearer token sent, if any.
+    pub fn bearer(&self) -> Option<String> {
+        self.headers
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(str::to_string)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Mutex<Vec<SeenRequest>>,
+    tokens_reported: AtomicU64,
+    fail_next: Mutex<Vec<u16>>,
+    chunk_delay_ms: AtomicU64,
+    hold_last_chunk: std::sync::atomic::AtomicBool,
+    release: Notify,
+    streams_finished: AtomicUsize,
+    streams_cancelled: AtomicUsize,
+}
+
+/// A running mock upstream; stops when dropped.
+pub struct MockUpstream {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockUpstream {
+    /// Starts a plain HTTP mock on `127.0.0.1:0`.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_inner(None).await
+    }
+
+    /// Starts a TLS mock (HTTP/1.1 and HTTP/2 by ALPN) with a certificate for `localhost`
+    /// signed by a generated CA; returns the mock and the CA certificate as PEM.
+    pub async fn start_tls() -> std::io::Result<(Self, String)> {
+        let (acceptor, ca_pem) = tls::acceptor()?;
+        Ok((Self::start_inner(Some(acceptor)).await?, ca_pem))
+    }
+
+    async fn start_inner(tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let is_tls = tls.is_some();
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(st, req).await) }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(s) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            addr,
+            tls: is_tls,
+            state,
+            task,
+        })
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL to configure as a provider's `base_url` (ends in `/v1`).
+    pub fn base_url(&self) -> String {
+        if self.tls {
+            format!("https://localhost:{}/v1", self.addr.port())
+        } else {
+            format!("http://{}/v1", self.addr)
+        }
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Σ `total_tokens` reported in answers (complete ones and usage chunks sent).
+    pub fn tokens_reported(&self) -> u64 {
+        self.state.tokens_reported.load(SeqCst)
+    }
+
+    /// Answer the next requests with these statuses (in order) and an OpenAI error body.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        self.state.fail_next.lock().unwrap().extend_from_slice(statuses);
+    }
+
+    /// Pause between stream chunks.
+    pub fn set_chunk_delay(&self, delay: Duration) {
+        self.state
+            .chunk_delay_ms
+            .store(delay.as_millis() as u64, SeqCst);
+    }
+
+    /// Streams hold their last chunk (`[DONE]`) until [`MockUpstream::release`] is called.
+    pub fn hold_last_chunk(&self, hold: bool) {
+        self.state.hold_last_chunk.store(hold, SeqCst);
+    }
+
+    /// Lets held streams send their last chunk.
+    pub fn release(&self) {
+        self.state.release.notify_waiters();
+    }
+
+    /// Streams that sent everything, `[DONE]` included.
+    pub fn streams_finished(&self) -> usize {
+        self.state.streams_finished.load(SeqCst)
+    }
+
+    /// Streams whose client went away before the end.
+    pub fn streams_cancelled(&self) -> usize {
+        self.state.streams_cancelled.load(SeqCst)
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(body.into()).boxed_unsync())
+        .unwrap()
+}
+
+fn error(status: u16, message: &str) -> Response<Body> {
+    let body = json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}});
+    full(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        body.to_string(),
+    )
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let Ok(body) = req.into_body().collect().await else {
+        return error(400, "unreadable body");
+    };
+    let body = body.to_bytes();
+    state.requests.lock().unwrap().push(SeenRequest {
+        path: path.clone(),
+        headers,
+        body: body.clone(),
+    });
+    let fail = {
+        let mut f = state.fail_next.lock().unwrap();
+        (!f.is_empty()).then(|| f.remove(0))
+    };
+    if let Some(status) = fail {
+        return error(status, "failure on command");
+    }
+    if path != "/v1/chat/completions" {
+        return error(404, "unknown path");
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "body is not JSON");
+    };
+    let Some(messages) = request["messages"].as_array() else {
+        return error(400, "messages must be an array");
+    };
+    let model = request["model"].as_str().unwrap_or("").to_string();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| text_of(&m["content"]))
+        .unwrap_or_default();
+    let reply = format!("mock says: {last_user}");
+    let prompt_bytes: usize = messages.iter().map(|m| text_of(&m["content"]).len()).sum();
+    let prompt_tokens = 1 + prompt_bytes as u64 / 4;
+    let completion_tokens = reply.split_whitespace().count() as u64;
+    let usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    });
+    if request["stream"] != Value::Bool(true) {
+        state
+            .tokens_reported
+            .fetch_add(prompt_tokens + completion_tokens, SeqCst);
+        let answer = json!({
+            "id": "chatcmpl-mock",
+            "object": "chat.completion",
+            "created": 1_700_000_000,
+            "model": model,
+            "system_fingerprint": "fp_mock",
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": reply, "refusal": null},
+                "logprobs": null,
+                "finish_reason": "stop",
+            }],
+            "usage": usage,
+            "x_mock_extra": {"echo_unknown": request.get("x_client_extra").cloned()},
+        });
+        return full(StatusCode::OK, "application/json", answer.to_string());
+    }
+    let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        Bytes::from(format!("data: {c}\n\n"))
+    };
+    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    for word in reply.split_inclusive(' ') {
+        chunks.push(chunk(json!({"content": word}), Value::Null));
+    }
+    chunks.push(chunk(json!({}), json!("stop")));
+    let usage_total = prompt_tokens + completion_tokens;
+    if include_usage {
+        let c = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": model, "choices": [], "usage": usage,
+        });
+        chunks.push(Bytes::from(format!("data: {c}\n\n")));
+    }
+    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let delay = Duration::from_millis(state.chunk_delay_ms.load(SeqCst));
+    let hold = state.hold_last_chunk.load(SeqCst);
+    tokio::spawn(async move {
+        let last = chunks.len() - 1;
+        for (i, c) in chunks.into_iter().enumerate() {
+            if i > 0 && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if i == last && hold {
+                let released = state.release.notified();
+                tokio::select! {
+                    _ = released => {}
+                    _ = tx.closed() => {}
+                }
+            }
+            let is_usage = include_usage && i == last - 1;
+            if tx.send(c).await.is_err() {
+                state.streams_cancelled.fetch_add(1, SeqCst);
+                return;
+            }
+            if is_usage {
+                state.tokens_reported.fetch_add(usage_total, SeqCst);
+            }
+        }
+        state.streams_finished.fetch_add(1, SeqCst);
+    });
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(UnsyncBoxBody::new(ChannelBody(rx)))
+        .unwrap()
+}
+
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(Frame::data(b))))
+    }
+}

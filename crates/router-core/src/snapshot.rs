@@ -75,6 +75,7 @@ pub struct Pair {
     pub(crate) weight: f64,
     pub(crate) key: Secret,
     pub(crate) key_id: String,
+    pub(crate) key_label: String,
     pub(crate) stats: Arc<PairStats>,
 }
 
@@ -95,9 +96,9 @@ impl Pair {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
-    /// Masked key.
-    pub fn key_masked(&self) -> String {
-        self.key.masked()
+    /// Masked key (`sk-…a1b2`; `mock` for the in-process provider).
+    pub fn key_masked(&self) -> &str {
+        &self.key_label
     }
     /// Current selection usage (tokens + penalties + reservations).
     pub fn usage(&self) -> u64 {
@@ -203,7 +204,7 @@ impl Snapshot {
                     p.weight,
                     p.provider.name,
                     p.key_id,
-                    p.key.masked()
+                    p.key_label
                 );
             }
         }
@@ -470,13 +471,18 @@ pub(crate) fn compile(
             }
             let model: Arc<str> = Arc::from(m.name.as_str());
             for (ki, key) in provider.keys.iter().enumerate() {
-                let stats = ledger.stats_for(&provider.name, &key.fingerprint(), &key.masked(), &model);
+                let key_label = match provider.kind {
+                    ProviderType::Mock => "mock".to_string(),
+                    ProviderType::Openai => key.masked(),
+                };
+                let stats = ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);
                 pairs.push(Pair {
                     provider: provider.clone(),
                     model: model.clone(),
                     weight: m.weight.0,
                     key: key.clone(),
                     key_id: format!("{}#{ki}", provider.name),
+                    key_label,
                     stats,
                 });
             }
