@@ -74,7 +74,8 @@ impl Drop for Selection {
 }
 
 impl Group {
-    /// Picks the pair with the lowest `usage × weight` (ties: lower raw usage, then config order),
+    /// Picks the pair with the lowest `usage × weight` (ties: lower raw usage, then config order;
+    /// weight-0 pairs, "always preferred", rank ahead of every weighted pair even at a tie),
     /// skipping the pair indexes in `exclude`, and reserves `estimate` tokens on it. Scoring and
     /// reserving happen under the group's lock, so simultaneous picks see each other.
     pub fn pick(
@@ -85,22 +86,26 @@ impl Group {
         error_penalty: u64,
     ) -> Option<Selection> {
         let _guard = self.select_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut best: Option<(f64, u64, usize)> = None;
+        // (weighted, score, raw usage, index): the smallest wins.
+        let mut best: Option<(bool, f64, u64, usize)> = None;
         for (i, pair) in self.pairs.iter().enumerate() {
             if exclude.contains(&i) {
                 continue;
             }
             let usage = pair.stats.usage();
+            let weighted = pair.weight > 0.0;
             let score = usage as f64 * pair.weight;
             let better = match best {
                 None => true,
-                Some((s, u, _)) => score < s || (score == s && usage < u),
+                Some((w, s, u, _)) => {
+                    (!weighted && w) || (weighted == w && (score < s || (score == s && usage < u)))
+                }
             };
             if better {
-                best = Some((score, usage, i));
+                best = Some((weighted, score, usage, i));
             }
         }
-        let (_, _, index) = best?;
+        let (_, _, _, index) = best?;
         let pair: &Pair = &self.pairs[index];
         pair.stats.begin(estimate, request_penalty);
         Some(Selection {

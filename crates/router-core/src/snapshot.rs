@@ -299,13 +299,14 @@ pub(crate) fn compile(
     }
 
     let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
+    let mut seen_providers: HashSet<&str> = HashSet::new();
     for (pi, p) in config.providers.iter().enumerate() {
         let name = p.name.as_str().to_string();
         if name.is_empty() {
             problems.push(format!("providers[{pi}].name"), "provider name is empty");
             continue;
         }
-        if providers.contains_key(&name) {
+        if !seen_providers.insert(p.name.as_str()) {
             problems.push(
                 format!("providers[{pi}].name"),
                 format!("duplicate provider name '{name}'"),
@@ -415,6 +416,7 @@ pub(crate) fn compile(
 
     let mut groups = Vec::new();
     let mut group_index = HashMap::new();
+    let mut seen_groups: HashSet<&str> = HashSet::new();
     if config.groups.is_empty() {
         problems.push("groups".into(), "no groups defined");
     }
@@ -424,7 +426,7 @@ pub(crate) fn compile(
             problems.push(format!("groups[{gi}].name"), "group name is empty");
             continue;
         }
-        if group_index.contains_key(&name) {
+        if !seen_groups.insert(g.name.as_str()) {
             problems.push(
                 format!("groups[{gi}].name"),
                 format!("duplicate group name '{name}'"),

@@ -191,8 +191,9 @@ fn clean_path(path: &str) -> String {
 /// serde_yaml decorates messages with the path and the position, which [`Problem`] carries apart.
 fn strip_yaml_decorations(message: &str, path: &str) -> String {
     let mut m = message;
-    if !path.is_empty() {
-        if let Some(rest) = m.strip_prefix(path).and_then(|r| r.strip_prefix(": ")) {
+    // serde_yaml prefixes the path it knows (the parent of an unknown key, say).
+    if let Some((prefix, rest)) = m.split_once(": ") {
+        if !prefix.is_empty() && !prefix.contains(' ') && path.starts_with(prefix) {
             m = rest;
         }
     }
