@@ -1,0 +1,212 @@
+//! Forwarding through router-core to the mock upstream over real HTTP: bytes kept, usage
+//! counted, failover, pass-through of the request's own errors, TLS.
+
+use mock_upstream::MockUpstream;
+use router_core::{Format, Router, RouterError, Source};
+use serde_json::{json, Value};
+
+fn router(yaml: &str) -> Router {
+    Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
+}
+
+fn one_provider(base_url: &str, keys: &str) -> String {
+    format!(
+        "groups:\n  - name: g\n    models: [{{provider: up, name: upstream-model}}]\nproviders:\n  - {{name: up, base_url: \"{base_url}\", api_keys: [{keys}]}}\n"
+    )
+}
+
+const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"hello from the test"}],"temperature":0,"x_client_extra":{"keep":[1,2.50,"é"]}}"#;
+
+#[tokio::test]
+async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-upstream-key-0001\""));
+    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.served.key_id, "up#0");
+    let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "mock says: hello from the test");
+    // Unknown fields reach the upstream and come back untouched.
+    assert_eq!(body["x_mock_extra"]["echo_unknown"], json!({"keep":[1,2.50,"é"]}));
+    assert_eq!(body["system_fingerprint"], "fp_mock");
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(seen[0].bearer().as_deref(), Some("sk-upstream-key-0001"));
+    // Byte for byte, only `model` changed.
+    assert_eq!(
+        std::str::from_utf8(&seen[0].body).unwrap(),
+        CHAT.replace(r#""model":"g""#, r#""model":"upstream-model""#)
+    );
+
+    let usage = r.usage();
+    assert_eq!(usage.len(), 1);
+    let u = &usage[0];
+    assert_eq!(u.total_tokens, mock.tokens_reported());
+    assert_eq!(u.total_tokens, body["usage"]["total_tokens"].as_u64().unwrap());
+    assert_eq!(u.prompt_tokens, body["usage"]["prompt_tokens"].as_u64().unwrap());
+    assert_eq!((u.requests, u.errors, u.reserved), (1, 0, 0));
+}
+
+async fn stream_text(r: &Router, body: &str) -> String {
+    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    assert!(answer.body.is_stream());
+    assert_eq!(answer.headers["content-type"], "text/event-stream");
+    String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn stream_strips_usage_chunk_unless_asked() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-1\""));
+    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two three"}]}"#;
+    let text = stream_text(&r, body).await;
+    // The router asked the upstream for usage...
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    // ...counted it, and did not forward it.
+    assert!(!text.contains("\"usage\""), "{text}");
+    assert_eq!(text.matches("data: [DONE]").count(), 1);
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    let content: String = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(content, "mock says: one two three");
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+    assert!(mock.tokens_reported() > 0);
+
+    // Asked for: forwarded as is.
+    let body = r#"{"model":"g","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#;
+    let text = stream_text(&r, body).await;
+    assert_eq!(text.matches("\"usage\"").count(), 1, "{text}");
+    assert_eq!(text.matches("data: [DONE]").count(), 1);
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn failover_to_next_key_on_server_error() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-first-000000001\", \"sk-second-00000002\""));
+    mock.fail_next(&[500]);
+    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.served.attempts, 2);
+    let seen = mock.requests();
+    assert_eq!(seen[0].bearer().as_deref(), Some("sk-first-000000001"));
+    assert_eq!(seen[1].bearer().as_deref(), Some("sk-second-00000002"));
+    let usage = r.usage();
+    let errors: u64 = usage.iter().map(|u| u.errors).sum();
+    assert_eq!(errors, 1);
+    answer.body.collect_bytes().await;
+    assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), 2);
+}
+
+#[tokio::test]
+async fn request_fault_is_relayed_not_retried() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-a\", \"sk-b\""));
+    mock.fail_next(&[400]);
+    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 400);
+    let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(body["error"]["message"], "failure on command");
+    assert_eq!(mock.requests().len(), 1);
+    assert!(r.usage().iter().all(|u| u.errors == 0 && u.reserved == 0));
+}
+
+#[tokio::test]
+async fn all_failed_names_what_was_tried_never_a_key() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(
+        &mock.base_url(),
+        "\"sk-secret-aaaaaaaa1\", \"sk-secret-bbbbbbbb2\", \"sk-secret-cccccccc3\", \"sk-secret-dddddddd4\"",
+    ));
+    mock.fail_next(&[503, 502, 429, 500]);
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 502);
+    let RouterError::UpstreamFailed { attempts, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(attempts.len(), 3, "attempts are bounded");
+    let body = err.body().to_string();
+    for want in ["up/upstream-model (up#0): status 503", "(up#1): status 502", "(up#2): status 429"] {
+        assert!(body.contains(want), "{body}");
+    }
+    assert!(!body.contains("sk-secret"), "{body}");
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn connection_refused_is_a_502() {
+    // Bind then drop a listener: nothing listens on that port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = router(&one_provider(&format!("http://127.0.0.1:{port}/v1"), "\"sk-a\""));
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 502);
+    assert!(err.client_message().contains("connection failed"), "{}", err.client_message());
+}
+
+#[tokio::test]
+async fn unknown_group_and_bad_requests() {
+    let r = router(&one_provider("http://127.0.0.1:9/v1", "\"sk-a\""));
+    let err = r
+        .chat_completions(br#"{"model":"nope","messages":[]}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 404);
+    assert_eq!(err.body()["error"]["code"], "model_not_found");
+    let err = r.chat_completions(b"{").await.unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(err.body()["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn tls_upstream_with_ca_file() {
+    let (mock, ca_pem) = MockUpstream::start_tls().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("tlstest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: up, name: m}}]\n  - name: untrusted\n    models: [{{provider: plain, name: m}}]\nproviders:\n  - {{name: up, base_url: \"{url}\", api_key: k, ca_file: \"{ca}\"}}\n  - {{name: plain, base_url: \"{url}\", api_key: k}}\n",
+        url = mock.base_url(),
+        ca = ca.display()
+    );
+    let r = router(&yaml);
+    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "mock says: hello from the test");
+    // Without the CA the certificate is refused.
+    let err = r
+        .chat_completions(CHAT.replace("\"g\"", "\"untrusted\"").as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 502);
+    assert_eq!(mock.requests().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn mock_provider_answers_without_network() {
+    let r = router(
+        "groups:\n  - name: demo\n    models: [{provider: mock, name: echo}]\nproviders:\n  - {name: mock, type: mock}\n",
+    );
+    let answer = r
+        .chat_completions(br#"{"model":"demo","messages":[{"role":"user","content":"ping pong"}]}"#)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "ping pong");
+    assert_eq!(body["model"], "echo");
+    assert_eq!(body["usage"]["total_tokens"], 4);
+    assert_eq!(r.usage()[0].total_tokens, 4);
+}
