@@ -1,0 +1,149 @@
+//! Test harness: the real server on port 0, and a plain HTTP client.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use router_core::{Format, Router, Source};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub const KEY: &str = "client-key-for-tests";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub router: Arc<Router>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(yaml: &str) -> Self {
+        let router = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+        Self::with_router(Arc::new(router)).await
+    }
+
+    pub async fn start_file(path: &Path) -> Self {
+        Self::with_router(Arc::new(Router::from_file(path).unwrap())).await
+    }
+
+    pub async fn with_router(router: Arc<Router>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(router_bin::serve(listener, router.clone(), async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            router,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Signals shutdown; returns the serve future's handle to await.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("serve did not return")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A config with one group `g` on one provider at `base_url` with `keys`.
+pub fn config(base_url: &str, keys: &[&str], extra: &str) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "api_key: \"{KEY}\"\n{extra}\ngroups:\n  - name: g\n    models: [{{provider: up, name: upstream-model}}]\nproviders:\n  - {{name: up, base_url: \"{base_url}\", api_keys: [{}]}}\n",
+        keys.join(", ")
+    )
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+}
+
+pub async fn call(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).unwrap();
+    let resp = client().request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+pub async fn post_chat(server: &TestServer, body: &str) -> Reply {
+    call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {KEY}")), ("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn assert_openai_error(reply: &Reply, status: u16, kind: &str) {
+    assert_eq!(reply.status.as_u16(), status, "{}", reply.text());
+    let v = reply.json();
+    assert_eq!(v["error"]["type"], kind, "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+}
