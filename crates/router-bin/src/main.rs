@@ -16,6 +16,9 @@ struct Cli {
     /// present, else the built-in example config (a `demo` group on the in-process mock provider).
     #[arg(long, short, global = true, env = "LLM_ROUTER_CONFIG")]
     config: Option<PathBuf>,
+    /// Listen on this address instead of the config's `listen`/`port` (e.g. 127.0.0.1:0).
+    #[arg(long, global = true, env = "LLM_ROUTER_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -100,7 +103,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(Arc::new(router))) {
+            match runtime.block_on(run(Arc::new(router), cli.listen)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -111,8 +114,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(router: Arc<Router>) -> Result<(), String> {
-    let addr = router.snapshot().listen();
+async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Result<(), String> {
+    let addr = listen.unwrap_or_else(|| router.snapshot().listen());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

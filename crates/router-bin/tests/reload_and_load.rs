@@ -1,0 +1,152 @@
+//! Reload while serving (admin endpoint and file watcher) and exact accounting under load.
+
+mod common;
+
+use common::*;
+use http::Method;
+use mock_upstream::MockUpstream;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("llm-router-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the way editors do: a new file renamed over the old one.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn admin_reload_adds_group_keeps_usage_and_rejects_broken_file() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("admin");
+    let path = dir.join("config.yaml");
+    let base = config(&mock.base_url(), &["sk-1"], "");
+    std::fs::write(&path, &base).unwrap();
+    let server = TestServer::start_file(&path).await;
+    let auth = format!("Bearer {KEY}");
+    assert_eq!(post_chat(&server, r#"{"model":"g","messages":[{"role":"user","content":"a"}]}"#).await.status, 200);
+    let before = server.router.usage()[0].total_tokens;
+    assert!(before > 0);
+
+    let with_new_group = base.replace("groups:\n", "groups:\n  - name: added\n    models: [{provider: up, name: other-model}]\n");
+    std::fs::write(&path, &with_new_group).unwrap();
+    let r = call(Method::POST, &server.url("/admin/reload"), &[("authorization", &auth)], "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["generation"], 2);
+    let r = post_chat(&server, r#"{"model":"added","messages":[{"role":"user","content":"b"}]}"#).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(mock.requests()[1].json()["model"], "other-model");
+
+    // Broken file: 422 with the location, the old config keeps serving.
+    std::fs::write(&path, with_new_group.replace("name: added", "nmae: added")).unwrap();
+    let r = call(Method::POST, &server.url("/admin/reload"), &[("authorization", &auth)], "").await;
+    assert_eq!(r.status, 422);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("config.yaml:") && msg.contains("groups[0]") && msg.contains("nmae"), "{msg}");
+    assert_eq!(post_chat(&server, r#"{"model":"added","messages":[]}"#).await.status, 200);
+    assert_eq!(server.router.snapshot().generation(), 2);
+
+    // Usage carried over all reloads.
+    let usage = server.router.usage();
+    let g_row = usage.iter().find(|u| u.model == "upstream-model").unwrap();
+    assert_eq!(g_row.total_tokens, before);
+    assert_eq!(usage.iter().map(|u| u.total_tokens).sum::<u64>(), mock.tokens_reported());
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn file_watcher_reloads_on_change_and_survives_a_bad_edit() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("watch");
+    let path = dir.join("config.yaml");
+    let base = config(&mock.base_url(), &["sk-1"], "");
+    std::fs::write(&path, &base).unwrap();
+    let server = TestServer::start_file(&path).await;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = router_core::watch_config(server.router.clone(), async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    })
+    .unwrap();
+    let router = server.router.clone();
+
+    // A broken edit (logged, never applied) followed by a good one: the good one wins.
+    replace_file(&path, "groups: [");
+    replace_file(&path, &base.replace("name: g\n", "name: renamed\n"));
+    assert!(
+        eventually(Duration::from_secs(10), || router.snapshot().group("renamed").is_some()).await,
+        "watcher did not apply the edit"
+    );
+    let r = post_chat(&server, r#"{"model":"renamed","messages":[{"role":"user","content":"x"}]}"#).await;
+    assert_eq!(r.status, 200);
+    let r = post_chat(&server, r#"{"model":"g","messages":[]}"#).await;
+    assert_eq!(r.status, 404);
+    let _ = stop_tx.send(true);
+    watcher.await.unwrap();
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_counted_equal_tokens_reported_under_concurrency() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "api_key: \"{KEY}\"\ngroups:\n  - name: g\n    models:\n      - {{provider: up, name: m1, weight: 1}}\n      - {{provider: up, name: m2, weight: 2}}\nproviders:\n  - {{name: up, base_url: \"{}\", api_keys: [\"sk-a\", \"sk-b\", \"sk-c\"]}}\n",
+        mock.base_url()
+    );
+    let server = Arc::new(TestServer::start(&yaml).await);
+    const TOTAL: usize = 2000;
+    const CONCURRENCY: usize = 64;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (server, next) = (server.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= TOTAL {
+                    return ok;
+                }
+                let words = "w ".repeat(i % 37 + 1);
+                let stream = i % 2 == 0;
+                let usage_opt = if i % 4 == 0 { r#","stream_options":{"include_usage":true}"# } else { "" };
+                let body = format!(
+                    r#"{{"model":"g","stream":{stream}{usage_opt},"messages":[{{"role":"user","content":"{words}"}}]}}"#
+                );
+                let r = post_chat(&server, &body).await;
+                assert_eq!(r.status, 200, "{}", r.text());
+                if stream {
+                    assert!(r.text().ends_with("data: [DONE]\n\n"));
+                    assert_eq!(r.text().contains("\"usage\""), i % 4 == 0);
+                }
+                ok += 1;
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, TOTAL);
+    let usage = server.router.usage();
+    assert_eq!(usage.len(), 6, "every (model, key) pair was used");
+    assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), TOTAL as u64);
+    assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
+    assert_eq!(usage.iter().map(|u| u.errors).sum::<u64>(), 0);
+    assert_eq!(usage.iter().map(|u| u.total_tokens).sum::<u64>(), mock.tokens_reported());
+    // Weight 2 carries about half of weight 1's tokens.
+    let per_model = |m: &str| usage.iter().filter(|u| u.model == m).map(|u| u.total_tokens).sum::<u64>() as f64;
+    let ratio = per_model("m1") / per_model("m2");
+    assert!((1.6..2.4).contains(&ratio), "m1/m2 token ratio {ratio}");
+    match Arc::try_unwrap(server) {
+        Ok(s) => s.shutdown().await,
+        Err(_) => panic!("server still shared"),
+    }
+}
