@@ -165,7 +165,11 @@ impl MockUpstream {
 
     /// Answer the next requests with these statuses (in order) and an OpenAI error body.
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.state.fail_next.lock().unwrap().extend_from_slice(statuses);
+        self.state
+            .fail_next
+            .lock()
+            .unwrap()
+            .extend_from_slice(statuses);
     }
 
     /// Pause between stream chunks.
@@ -205,7 +209,8 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
 }
 
 fn error(status: u16, message: &str) -> Response<Body> {
-    let body = json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}});
+    let body =
+        json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}});
     full(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         "application/json",
@@ -300,7 +305,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         });
         Bytes::from(format!("data: {c}\n\n"))
     };
-    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     for word in reply.split_inclusive(' ') {
         chunks.push(chunk(json!({"content": word}), Value::Null));
     }

@@ -75,9 +75,12 @@ impl Encoder {
                 Vec::new(),
                 flate2::Compression::new(5),
             )),
-            Coding::Brotli => {
-                Encoder::Brotli(Box::new(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22)))
-            }
+            Coding::Brotli => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                5,
+                22,
+            ))),
         }
     }
 

@@ -2,7 +2,8 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 
-const ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, x-request-id";
+const ALLOW_HEADERS: &str =
+    "authorization, content-type, x-api-key, anthropic-version, x-request-id";
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 
 /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when it echoes) if `origin` is allowed.
@@ -11,7 +12,10 @@ pub(crate) fn apply(allowed: &[String], origin: Option<&HeaderValue>, headers: &
         return;
     };
     if allowed.iter().any(|a| a == "*") {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     } else if allowed.iter().any(|a| a.as_bytes() == origin.as_bytes()) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -30,5 +34,8 @@ pub(crate) fn preflight(allowed: &[String], origin: Option<&HeaderValue>, header
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static(ALLOW_HEADERS),
     );
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
 }

@@ -45,10 +45,9 @@ pub fn error_response(error: &RouterError) -> Response<ResBody> {
     }
     let mut response = json_response(error.status(), &error.body());
     if matches!(error, RouterError::Unauthorized) {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }
@@ -75,7 +74,11 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
     if request.method() == Method::OPTIONS {
         let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        cors::preflight(&server.cors_origins, origin.as_ref(), response.headers_mut());
+        cors::preflight(
+            &server.cors_origins,
+            origin.as_ref(),
+            response.headers_mut(),
+        );
         return response;
     }
 
@@ -83,11 +86,17 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         Ok(ok) => ok,
         Err(e) => {
             let r = error_response(&e);
-            let len = http_body::Body::size_hint(r.body()).exact().map(|n| n as usize);
+            let len = http_body::Body::size_hint(r.body())
+                .exact()
+                .map(|n| n as usize);
             (r, len)
         }
     };
-    cors::apply(&server.cors_origins, origin.as_ref(), response.headers_mut());
+    cors::apply(
+        &server.cors_origins,
+        origin.as_ref(),
+        response.headers_mut(),
+    );
     if server.compression {
         response = compress::apply(
             response,
@@ -117,7 +126,9 @@ async fn route(
         return Err(RouterError::Unauthorized);
     }
     let complete = |r: Response<ResBody>| {
-        let len = http_body::Body::size_hint(r.body()).exact().map(|n| n as usize);
+        let len = http_body::Body::size_hint(r.body())
+            .exact()
+            .map(|n| n as usize);
         (r, len)
     };
     match path.as_str() {
@@ -164,9 +175,12 @@ async fn route(
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            let body =
-                body::read_limited(request.into_body(), declared, snapshot.server().max_body_bytes)
-                    .await?;
+            let body = body::read_limited(
+                request.into_body(),
+                declared,
+                snapshot.server().max_body_bytes,
+            )
+            .await?;
             let answer = router.chat_completions_with(snapshot, &body).await?;
             tracing::debug!(
                 provider = %answer.served.provider, model = %answer.served.model,

@@ -10,7 +10,11 @@ use tokio::sync::watch;
 
 /// A config-file-driven reverse proxy for LLM APIs.
 #[derive(Parser)]
-#[command(name = "llm-router", version, about)]
+#[command(
+    name = "llm-router",
+    version,
+    about = "A config-file-driven reverse proxy for LLM APIs (OpenAI-compatible)"
+)]
 struct Cli {
     /// Config file (YAML, or JSON by the .json extension). Without it, ./config.yaml is used if
     /// present, else the built-in example config (a `demo` group on the in-process mock provider).

@@ -1,6 +1,8 @@
 //! The `llm-router` binary end to end: `check`, serving the embedded example config (with curl),
 //! SIGHUP reload, SIGTERM shutdown, and the official `openai` Python SDK.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use mock_upstream::MockUpstream;
@@ -49,7 +51,12 @@ impl Running {
                 let _ = tx.send(line);
             }
         });
-        let mut running = Self { child, lines, log: Vec::new(), addr: String::new() };
+        let mut running = Self {
+            child,
+            lines,
+            log: Vec::new(),
+            addr: String::new(),
+        };
         let line = running.wait_for("listening on http://");
         running.addr = line.rsplit("http://").next().unwrap().trim().to_string();
         running
@@ -67,19 +74,33 @@ impl Running {
                         return line;
                     }
                 }
-                Err(_) => panic!("no log line with {needle:?}; log so far:\n{}", self.log.join("\n")),
+                Err(_) => panic!(
+                    "no log line with {needle:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
             }
         }
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
     fn curl(&self, args: &[&str]) -> String {
-        let out = Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -99,7 +120,12 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("group demo") && stdout.contains("mock-echo") && stdout.contains("config OK"), "{stdout}");
+    assert!(
+        stdout.contains("group demo")
+            && stdout.contains("mock-echo")
+            && stdout.contains("config OK"),
+        "{stdout}"
+    );
 
     let dir = temp_dir("check");
     let bad = dir.join("bad.yaml");
@@ -108,12 +134,24 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
         "groups:\n  - name: g\n    models:\n      - provider: missing\n        name: m\nproviders: []\n",
     )
     .unwrap();
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml:4: groups[0].models[0].provider: provider 'missing' is not defined"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "bad.yaml:4: groups[0].models[0].provider: provider 'missing' is not defined"
+        ),
+        "{stderr}"
+    );
 
-    let out = Command::new(BIN).args(["check", "--config", "/nonexistent/x.yaml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -126,19 +164,28 @@ fn serves_the_embedded_example_without_any_file_or_key() {
     let router = Running::start(&dir, &[]);
     let answer = router.curl(&[
         &format!("http://{}/v1/chat/completions", router.addr),
-        "-H", "Authorization: Bearer demo-key",
-        "-H", "Content-Type: application/json",
-        "-d", r#"{"model":"demo","messages":[{"role":"user","content":"hello from curl"}]}"#,
+        "-H",
+        "Authorization: Bearer demo-key",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"model":"demo","messages":[{"role":"user","content":"hello from curl"}]}"#,
     ]);
     let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "hello from curl");
     let stream = router.curl(&[
-        "-N", "--compressed",
+        "-N",
+        "--compressed",
         &format!("http://{}/v1/chat/completions", router.addr),
-        "-H", "Authorization: Bearer demo-key",
-        "-d", r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"streamed words"}]}"#,
+        "-H",
+        "Authorization: Bearer demo-key",
+        "-d",
+        r#"{"model":"demo","stream":true,"messages":[{"role":"user","content":"streamed words"}]}"#,
     ]);
-    assert!(stream.contains("\"content\":\"streamed \"") && stream.ends_with("data: [DONE]\n\n"), "{stream}");
+    assert!(
+        stream.contains("\"content\":\"streamed \"") && stream.ends_with("data: [DONE]\n\n"),
+        "{stream}"
+    );
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -165,8 +212,9 @@ fn sighup_reloads_and_sigterm_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the openai Python SDK: run through scripts/test"]
 async fn openai_python_sdk() {
-    let python = std::env::var("LLM_ROUTER_TEST_PYTHON")
-        .expect("set LLM_ROUTER_TEST_PYTHON to a python with the openai package (scripts/test does)");
+    let python = std::env::var("LLM_ROUTER_TEST_PYTHON").expect(
+        "set LLM_ROUTER_TEST_PYTHON to a python with the openai package (scripts/test does)",
+    );
     let mock = MockUpstream::start().await.unwrap();
     let dir = temp_dir("sdk");
     let config = std::fs::read_to_string(repo_root().join("config.example.yaml"))
@@ -177,7 +225,10 @@ async fn openai_python_sdk() {
         )
         .replace(
             "providers:\n",
-            &format!("providers:\n  - {{name: http-mock, base_url: \"{}\", api_key: sk-upstream}}\n", mock.base_url()),
+            &format!(
+                "providers:\n  - {{name: http-mock, base_url: \"{}\", api_key: sk-upstream}}\n",
+                mock.base_url()
+            ),
         );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let router = Running::start(&dir, &[]);
@@ -196,7 +247,9 @@ async fn openai_python_sdk() {
     // The SDK's calls to the HTTP group were counted exactly.
     let seen = mock.requests();
     assert_eq!(seen.len(), 2, "one stream and one non-stream call");
-    assert!(seen.iter().all(|r| r.bearer().as_deref() == Some("sk-upstream")));
+    assert!(seen
+        .iter()
+        .all(|r| r.bearer().as_deref() == Some("sk-upstream")));
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }

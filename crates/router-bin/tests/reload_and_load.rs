@@ -1,5 +1,7 @@
 //! Reload while serving (admin endpoint and file watcher) and exact accounting under load.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;
@@ -30,33 +32,71 @@ async fn admin_reload_adds_group_keeps_usage_and_rejects_broken_file() {
     std::fs::write(&path, &base).unwrap();
     let server = TestServer::start_file(&path).await;
     let auth = format!("Bearer {KEY}");
-    assert_eq!(post_chat(&server, r#"{"model":"g","messages":[{"role":"user","content":"a"}]}"#).await.status, 200);
+    assert_eq!(
+        post_chat(
+            &server,
+            r#"{"model":"g","messages":[{"role":"user","content":"a"}]}"#
+        )
+        .await
+        .status,
+        200
+    );
     let before = server.router.usage()[0].total_tokens;
     assert!(before > 0);
 
-    let with_new_group = base.replace("groups:\n", "groups:\n  - name: added\n    models: [{provider: up, name: other-model}]\n");
+    let with_new_group = base.replace(
+        "groups:\n",
+        "groups:\n  - name: added\n    models: [{provider: up, name: other-model}]\n",
+    );
     std::fs::write(&path, &with_new_group).unwrap();
-    let r = call(Method::POST, &server.url("/admin/reload"), &[("authorization", &auth)], "").await;
+    let r = call(
+        Method::POST,
+        &server.url("/admin/reload"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["generation"], 2);
-    let r = post_chat(&server, r#"{"model":"added","messages":[{"role":"user","content":"b"}]}"#).await;
+    let r = post_chat(
+        &server,
+        r#"{"model":"added","messages":[{"role":"user","content":"b"}]}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(mock.requests()[1].json()["model"], "other-model");
 
     // Broken file: 422 with the location, the old config keeps serving.
     std::fs::write(&path, with_new_group.replace("name: added", "nmae: added")).unwrap();
-    let r = call(Method::POST, &server.url("/admin/reload"), &[("authorization", &auth)], "").await;
+    let r = call(
+        Method::POST,
+        &server.url("/admin/reload"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 422);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("config.yaml:") && msg.contains("groups[0]") && msg.contains("nmae"), "{msg}");
-    assert_eq!(post_chat(&server, r#"{"model":"added","messages":[]}"#).await.status, 200);
+    assert!(
+        msg.contains("config.yaml:") && msg.contains("groups[0]") && msg.contains("nmae"),
+        "{msg}"
+    );
+    assert_eq!(
+        post_chat(&server, r#"{"model":"added","messages":[]}"#)
+            .await
+            .status,
+        200
+    );
     assert_eq!(server.router.snapshot().generation(), 2);
 
     // Usage carried over all reloads.
     let usage = server.router.usage();
     let g_row = usage.iter().find(|u| u.model == "upstream-model").unwrap();
     assert_eq!(g_row.total_tokens, before);
-    assert_eq!(usage.iter().map(|u| u.total_tokens).sum::<u64>(), mock.tokens_reported());
+    assert_eq!(
+        usage.iter().map(|u| u.total_tokens).sum::<u64>(),
+        mock.tokens_reported()
+    );
     server.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -80,10 +120,18 @@ async fn file_watcher_reloads_on_change_and_survives_a_bad_edit() {
     replace_file(&path, "groups: [");
     replace_file(&path, &base.replace("name: g\n", "name: renamed\n"));
     assert!(
-        eventually(Duration::from_secs(10), || router.snapshot().group("renamed").is_some()).await,
+        eventually(Duration::from_secs(10), || router
+            .snapshot()
+            .group("renamed")
+            .is_some())
+        .await,
         "watcher did not apply the edit"
     );
-    let r = post_chat(&server, r#"{"model":"renamed","messages":[{"role":"user","content":"x"}]}"#).await;
+    let r = post_chat(
+        &server,
+        r#"{"model":"renamed","messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await;
     assert_eq!(r.status, 200);
     let r = post_chat(&server, r#"{"model":"g","messages":[]}"#).await;
     assert_eq!(r.status, 404);
@@ -140,9 +188,18 @@ async fn tokens_counted_equal_tokens_reported_under_concurrency() {
     assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), TOTAL as u64);
     assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
     assert_eq!(usage.iter().map(|u| u.errors).sum::<u64>(), 0);
-    assert_eq!(usage.iter().map(|u| u.total_tokens).sum::<u64>(), mock.tokens_reported());
+    assert_eq!(
+        usage.iter().map(|u| u.total_tokens).sum::<u64>(),
+        mock.tokens_reported()
+    );
     // Weight 2 carries about half of weight 1's tokens.
-    let per_model = |m: &str| usage.iter().filter(|u| u.model == m).map(|u| u.total_tokens).sum::<u64>() as f64;
+    let per_model = |m: &str| {
+        usage
+            .iter()
+            .filter(|u| u.model == m)
+            .map(|u| u.total_tokens)
+            .sum::<u64>() as f64
+    };
     let ratio = per_model("m1") / per_model("m2");
     assert!((1.6..2.4).contains(&ratio), "m1/m2 token ratio {ratio}");
     match Arc::try_unwrap(server) {

@@ -1,5 +1,7 @@
 //! The server over real HTTP: auth, errors, CORS, compression, body limit, streaming, h2c.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use bytes::Bytes;
@@ -21,12 +23,22 @@ async fn health_models_and_auth() {
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
 
-    let models = call(Method::GET, &server.url("/v1/models"), &[("authorization", &format!("Bearer {KEY}"))], "").await;
+    let models = call(
+        Method::GET,
+        &server.url("/v1/models"),
+        &[("authorization", &format!("Bearer {KEY}"))],
+        "",
+    )
+    .await;
     assert_eq!(models.status, 200);
     assert_eq!(models.json()["object"], "list");
     assert_eq!(models.json()["data"][0]["id"], "g");
 
-    for headers in [vec![], vec![("authorization", "Bearer wrong")], vec![("authorization", KEY)]] {
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong")],
+        vec![("authorization", KEY)],
+    ] {
         let r = call(Method::GET, &server.url("/v1/models"), &headers, "").await;
         assert_openai_error(&r, 401, "authentication_error");
         assert_eq!(r.headers["www-authenticate"], "Bearer");
@@ -35,7 +47,13 @@ async fn health_models_and_auth() {
     assert_openai_error(&r, 401, "authentication_error");
     assert!(mock.requests().is_empty());
     // x-api-key works too (as Anthropic SDKs send it).
-    let r = call(Method::GET, &server.url("/admin/usage"), &[("x-api-key", KEY)], "").await;
+    let r = call(
+        Method::GET,
+        &server.url("/admin/usage"),
+        &[("x-api-key", KEY)],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 200);
     server.shutdown().await;
 }
@@ -46,12 +64,24 @@ async fn chat_round_trip_and_client_key_never_goes_upstream() {
     let server = TestServer::start(&config(&mock.base_url(), &["sk-upstream-1"], "")).await;
     let r = post_chat(&server, CHAT).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["choices"][0]["message"]["content"], "mock says: hello server");
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "mock says: hello server"
+    );
     let seen = &mock.requests()[0];
     assert_eq!(seen.bearer().as_deref(), Some("sk-upstream-1"));
     let all_headers = format!("{:?}", seen.headers);
-    assert!(!all_headers.contains(KEY), "client key leaked upstream: {all_headers}");
-    let usage = call(Method::GET, &server.url("/admin/usage"), &[("authorization", &format!("Bearer {KEY}"))], "").await;
+    assert!(
+        !all_headers.contains(KEY),
+        "client key leaked upstream: {all_headers}"
+    );
+    let usage = call(
+        Method::GET,
+        &server.url("/admin/usage"),
+        &[("authorization", &format!("Bearer {KEY}"))],
+        "",
+    )
+    .await;
     let row = &usage.json()["usage"][0];
     assert_eq!(row["total_tokens"].as_u64(), Some(mock.tokens_reported()));
     assert_eq!(row["requests"], 1);
@@ -66,11 +96,36 @@ async fn every_error_case_is_openai_shaped() {
     let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
     let cases: Vec<(&[u8], u16, &str, &str)> = vec![
         (b"{not json", 400, "invalid_request_error", "not valid JSON"),
-        (b"[1,2,3]", 400, "invalid_request_error", "must be a JSON object"),
-        (b"{\"model\":\"g\",\"messages\":[],\"x\":\"\xff\xfe\"}", 400, "invalid_request_error", "UTF-8"),
-        (br#"{"messages":[]}"#, 400, "invalid_request_error", "'model'"),
-        (br#"{"model":"g"}"#, 400, "invalid_request_error", "'messages'"),
-        (br#"{"model":"nope","messages":[]}"#, 404, "not_found_error", "'nope' does not exist"),
+        (
+            b"[1,2,3]",
+            400,
+            "invalid_request_error",
+            "must be a JSON object",
+        ),
+        (
+            b"{\"model\":\"g\",\"messages\":[],\"x\":\"\xff\xfe\"}",
+            400,
+            "invalid_request_error",
+            "UTF-8",
+        ),
+        (
+            br#"{"messages":[]}"#,
+            400,
+            "invalid_request_error",
+            "'model'",
+        ),
+        (
+            br#"{"model":"g"}"#,
+            400,
+            "invalid_request_error",
+            "'messages'",
+        ),
+        (
+            br#"{"model":"nope","messages":[]}"#,
+            404,
+            "not_found_error",
+            "'nope' does not exist",
+        ),
     ];
     for (body, status, kind, needle) in cases {
         let r = call(
@@ -81,7 +136,14 @@ async fn every_error_case_is_openai_shaped() {
         )
         .await;
         assert_openai_error(&r, status, kind);
-        assert!(r.json()["error"]["message"].as_str().unwrap().contains(needle), "{}", r.text());
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{}",
+            r.text()
+        );
     }
     let r = call(Method::GET, &server.url("/v1/chat/completions"), &[], "").await;
     assert_openai_error(&r, 405, "invalid_request_error");
@@ -105,79 +167,187 @@ async fn cors_preflight_and_responses() {
     let r = call(
         Method::OPTIONS,
         &server.url("/v1/chat/completions"),
-        &[("origin", "https://app.example"), ("access-control-request-method", "POST"), ("access-control-request-headers", "authorization, content-type")],
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
         "",
     )
     .await;
     assert_eq!(r.status, 204);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     let allowed = r.headers["access-control-allow-headers"].to_str().unwrap();
-    for h in ["authorization", "content-type", "x-api-key", "anthropic-version"] {
+    for h in [
+        "authorization",
+        "content-type",
+        "x-api-key",
+        "anthropic-version",
+    ] {
         assert!(allowed.contains(h), "{allowed}");
     }
-    assert!(r.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    let r = call(Method::GET, &server.url("/health"), &[("origin", "https://app.example")], "").await;
+    assert!(r.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let r = call(
+        Method::GET,
+        &server.url("/health"),
+        &[("origin", "https://app.example")],
+        "",
+    )
+    .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     // Errors carry CORS too, so a browser can read them.
-    let r = call(Method::GET, &server.url("/v1/models"), &[("origin", "https://app.example")], "").await;
+    let r = call(
+        Method::GET,
+        &server.url("/v1/models"),
+        &[("origin", "https://app.example")],
+        "",
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     server.shutdown().await;
 
-    let restricted = config(&mock.base_url(), &["sk-1"], "server: {cors_origins: [\"https://good.example\"]}");
+    let restricted = config(
+        &mock.base_url(),
+        &["sk-1"],
+        "server: {cors_origins: [\"https://good.example\"]}",
+    );
     let server = TestServer::start(&restricted).await;
-    let r = call(Method::GET, &server.url("/health"), &[("origin", "https://good.example")], "").await;
-    assert_eq!(r.headers["access-control-allow-origin"], "https://good.example");
+    let r = call(
+        Method::GET,
+        &server.url("/health"),
+        &[("origin", "https://good.example")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://good.example"
+    );
     assert!(r.headers.get_all("vary").iter().any(|v| v == "Origin"));
-    let r = call(Method::GET, &server.url("/health"), &[("origin", "https://evil.example")], "").await;
+    let r = call(
+        Method::GET,
+        &server.url("/health"),
+        &[("origin", "https://evil.example")],
+        "",
+    )
+    .await;
     assert!(r.headers.get("access-control-allow-origin").is_none());
     server.shutdown().await;
 }
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data).read_to_end(&mut out).unwrap();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
 fn unbrotli(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    brotli::Decompressor::new(data, 4096).read_to_end(&mut out).unwrap();
+    brotli::Decompressor::new(data, 4096)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
 #[tokio::test]
 async fn compression_by_accept_encoding() {
     let mock = MockUpstream::start().await.unwrap();
-    let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "server: {compression_min_bytes: 100}")).await;
+    let server = TestServer::start(&config(
+        &mock.base_url(),
+        &["sk-1"],
+        "server: {compression_min_bytes: 100}",
+    ))
+    .await;
     let long = "word ".repeat(200);
     let body = format!(r#"{{"model":"g","messages":[{{"role":"user","content":"{long}"}}]}}"#);
     let auth = format!("Bearer {KEY}");
-    let plain = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth)], body.clone()).await;
+    let plain = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("authorization", &auth)],
+        body.clone(),
+    )
+    .await;
     assert!(plain.headers.get("content-encoding").is_none());
     assert!(plain.body.len() > 1000);
 
-    let gz = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth), ("accept-encoding", "gzip")], body.clone()).await;
+    let gz = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("authorization", &auth), ("accept-encoding", "gzip")],
+        body.clone(),
+    )
+    .await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
-    assert!(gz.headers.get_all("vary").iter().any(|v| v == "Accept-Encoding"));
+    assert!(gz
+        .headers
+        .get_all("vary")
+        .iter()
+        .any(|v| v == "Accept-Encoding"));
     assert!(gz.body.len() < plain.body.len());
     assert_eq!(gunzip(&gz.body), plain.body.to_vec());
 
-    let br = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth), ("accept-encoding", "gzip;q=0.5, br;q=1")], body.clone()).await;
+    let br = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[
+            ("authorization", &auth),
+            ("accept-encoding", "gzip;q=0.5, br;q=1"),
+        ],
+        body.clone(),
+    )
+    .await;
     assert_eq!(br.headers["content-encoding"], "br");
     assert_eq!(unbrotli(&br.body), plain.body.to_vec());
 
-    let refused = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth), ("accept-encoding", "br;q=0, gzip;q=0")], body.clone()).await;
+    let refused = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[
+            ("authorization", &auth),
+            ("accept-encoding", "br;q=0, gzip;q=0"),
+        ],
+        body.clone(),
+    )
+    .await;
     assert!(refused.headers.get("content-encoding").is_none());
 
     // Below the minimum size: sent as is.
-    let small = call(Method::GET, &server.url("/health"), &[("accept-encoding", "gzip")], "").await;
+    let small = call(
+        Method::GET,
+        &server.url("/health"),
+        &[("accept-encoding", "gzip")],
+        "",
+    )
+    .await;
     assert!(small.headers.get("content-encoding").is_none());
 
     // A stream is compressed too, and decodes to the same events.
-    let stream_body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c"}]}"#;
-    let plain = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth)], stream_body).await;
-    let br = call(Method::POST, &server.url("/v1/chat/completions"), &[("authorization", &auth), ("accept-encoding", "br")], stream_body).await;
+    let stream_body =
+        r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c"}]}"#;
+    let plain = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("authorization", &auth)],
+        stream_body,
+    )
+    .await;
+    let br = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("authorization", &auth), ("accept-encoding", "br")],
+        stream_body,
+    )
+    .await;
     assert_eq!(br.headers["content-encoding"], "br");
     assert_eq!(String::from_utf8(unbrotli(&br.body)).unwrap(), plain.text());
     assert!(plain.text().ends_with("data: [DONE]\n\n"));
@@ -190,14 +360,25 @@ async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Str
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
-        assert!(n > 0, "connection closed; got {:?}", String::from_utf8_lossy(&buf));
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed; got {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf).to_string();
         if let Some(end) = text.find("\r\n\r\n") {
             let len = text[..end]
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
                 return text;
@@ -209,9 +390,17 @@ async fn raw_exchange(stream: &mut tokio::net::TcpStream, request: &[u8]) -> Str
 #[tokio::test]
 async fn body_limit_while_reading_and_connection_survives() {
     let mock = MockUpstream::start().await.unwrap();
-    let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "server: {max_body_bytes: 1000}")).await;
+    let server = TestServer::start(&config(
+        &mock.base_url(),
+        &["sk-1"],
+        "server: {max_body_bytes: 1000}",
+    ))
+    .await;
     let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let big = format!(r#"{{"model":"g","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(3000));
+    let big = format!(
+        r#"{{"model":"g","messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(3000)
+    );
 
     // Declared length over the limit.
     let req = format!(
@@ -225,7 +414,11 @@ async fn body_limit_while_reading_and_connection_survives() {
     // Chunked, no Content-Length: stopped while reading, same connection.
     let mut req = format!("POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\ntransfer-encoding: chunked\r\n\r\n");
     for piece in big.as_bytes().chunks(500) {
-        req.push_str(&format!("{:x}\r\n{}\r\n", piece.len(), std::str::from_utf8(piece).unwrap()));
+        req.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            piece.len(),
+            std::str::from_utf8(piece).unwrap()
+        ));
     }
     req.push_str("0\r\n\r\n");
     let resp = raw_exchange(&mut conn, req.as_bytes()).await;
@@ -251,7 +444,9 @@ async fn first_chunk_arrives_before_upstream_finishes() {
     let req = http::Request::post(server.url("/v1/chat/completions"))
         .header("authorization", format!("Bearer {KEY}"))
         .header("accept-encoding", "gzip")
-        .body(Full::new(Bytes::from_static(br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two"}]}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two"}]}"#,
+        )))
         .unwrap();
     let resp = client().request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -260,7 +455,9 @@ async fn first_chunk_arrives_before_upstream_finishes() {
     let mut received = Vec::new();
     // The mock holds its last chunk until released: everything before it must arrive now,
     // compressed and flushed per event.
-    while !String::from_utf8_lossy(&gunzip_partial(&received)).contains("\"finish_reason\":\"stop\"") {
+    while !String::from_utf8_lossy(&gunzip_partial(&received))
+        .contains("\"finish_reason\":\"stop\"")
+    {
         let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
             .await
             .expect("events before the last were buffered")
@@ -300,7 +497,9 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
     let req = http::Request::post(server.url("/v1/chat/completions"))
         .header("authorization", format!("Bearer {KEY}"))
-        .body(Full::new(Bytes::from_static(br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"bye"}]}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"bye"}]}"#,
+        )))
         .unwrap();
     let resp = client().request(req).await.unwrap();
     let mut body = resp.into_body();
@@ -312,7 +511,14 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     );
     assert_eq!(mock.streams_finished(), 0);
     // The reservation was released.
-    assert!(eventually(Duration::from_secs(5), || server.router.usage().iter().all(|u| u.reserved == 0)).await);
+    assert!(
+        eventually(Duration::from_secs(5), || server
+            .router
+            .usage()
+            .iter()
+            .all(|u| u.reserved == 0))
+        .await
+    );
     server.shutdown().await;
 }
 
@@ -342,7 +548,9 @@ async fn graceful_shutdown_lets_streams_finish() {
     let mut server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
     let req = http::Request::post(server.url("/v1/chat/completions"))
         .header("authorization", format!("Bearer {KEY}"))
-        .body(Full::new(Bytes::from_static(br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"drain me"}]}"#)))
+        .body(Full::new(Bytes::from_static(
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"drain me"}]}"#,
+        )))
         .unwrap();
     let resp = client().request(req).await.unwrap();
     let mut body = resp.into_body();
@@ -351,7 +559,11 @@ async fn graceful_shutdown_lets_streams_finish() {
     // New connections are refused once the listener is closed.
     let addr = server.addr;
     assert!(
-        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(addr).is_err()).await,
+        eventually(Duration::from_secs(10), || std::net::TcpStream::connect(
+            addr
+        )
+        .is_err())
+        .await,
         "still accepting after shutdown"
     );
     mock.release();
@@ -359,6 +571,8 @@ async fn graceful_shutdown_lets_streams_finish() {
     while let Some(frame) = body.frame().await {
         rest.extend_from_slice(&frame.unwrap().into_data().unwrap());
     }
-    assert!(String::from_utf8(rest).unwrap().ends_with("data: [DONE]\n\n"));
+    assert!(String::from_utf8(rest)
+        .unwrap()
+        .ends_with("data: [DONE]\n\n"));
     server.shutdown().await;
 }

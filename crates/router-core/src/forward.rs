@@ -210,8 +210,7 @@ async fn send(
             let answer = mock::answer(&body, request_id);
             let body = FramesBody(answer.chunks.into());
             let mut response = http::Response::new(UnsyncBoxBody::new(body));
-            *response.status_mut() =
-                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(answer.content_type),
@@ -239,8 +238,9 @@ async fn send(
                 headers.insert(name.clone(), value.clone());
             }
             if !headers.contains_key(header::AUTHORIZATION) {
-                let mut auth = HeaderValue::from_str(&format!("Bearer {}", selection.key().expose()))
-                    .map_err(|_| AttemptError::new("provider key has invalid characters"))?;
+                let mut auth =
+                    HeaderValue::from_str(&format!("Bearer {}", selection.key().expose()))
+                        .map_err(|_| AttemptError::new("provider key has invalid characters"))?;
                 auth.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, auth);
             }
@@ -250,7 +250,9 @@ async fn send(
                     server.first_byte_timeout
                 ))),
                 Ok(Err(e)) => Err(AttemptError::new(transport_outcome(&e))),
-                Ok(Ok(response)) => Ok(response.map(|b| UnsyncBoxBody::new(b.map_err(BoxError::from)))),
+                Ok(Ok(response)) => {
+                    Ok(response.map(|b| UnsyncBoxBody::new(b.map_err(BoxError::from))))
+                }
             }
         }
     }
@@ -270,10 +272,7 @@ impl Body for FramesBody {
     }
 }
 
-async fn read_full(
-    mut body: UpstreamBody,
-    idle: Duration,
-) -> Result<Bytes, AttemptError> {
+async fn read_full(mut body: UpstreamBody, idle: Duration) -> Result<Bytes, AttemptError> {
     let mut parts: Vec<Bytes> = Vec::new();
     let mut total = 0usize;
     loop {
@@ -312,8 +311,7 @@ async fn read_full(
 }
 
 fn retryable(status: StatusCode) -> bool {
-    status.is_server_error()
-        || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 409 | 425 | 429)
+    status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 409 | 425 | 429)
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -368,7 +366,15 @@ pub(crate) async fn chat_completions(
             attempts: failures.len() + 1,
         };
         let upstream_body = request.upstream_body(selection.model());
-        let result = attempt(selection, upstream_body, &request, server, request_id, served).await;
+        let result = attempt(
+            selection,
+            upstream_body,
+            &request,
+            server,
+            request_id,
+            served,
+        )
+        .await;
         match result {
             Ok(response) => return Ok(response),
             Err((served, e)) => {
@@ -411,7 +417,10 @@ async fn attempt(
     let status = response.status();
     if !status.is_success() && retryable(status) {
         selection.fail();
-        return Err((served, AttemptError::new(format!("status {}", status.as_u16()))));
+        return Err((
+            served,
+            AttemptError::new(format!("status {}", status.as_u16())),
+        ));
     }
     let (parts, mut body) = response.into_parts();
     if status.is_success() && request.stream() && is_event_stream(&parts.headers) {

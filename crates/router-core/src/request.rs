@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 /// A validated chat completions request and the positions of what may be rewritten.
 #[derive(Debug)]
 pub struct ChatRequest<'a> {
@@ -16,7 +18,7 @@ pub struct ChatRequest<'a> {
     model_span: Range<usize>,
     stream: bool,
     client_wants_usage: bool,
-    stream_options: Option<(Range<usize>, Option<serde_json::Map<String, serde_json::Value>>)>,
+    stream_options: Option<(Range<usize>, Option<JsonObject>)>,
     object_end: usize,
     max_tokens: u64,
 }
@@ -112,7 +114,7 @@ impl<'a> ChatRequest<'a> {
                     }
                 }
                 "stream_options" => {
-                    let parsed: Option<serde_json::Map<String, serde_json::Value>> =
+                    let parsed: Option<JsonObject> =
                         serde_json::from_str(raw.get()).map_err(|_| {
                             RouterError::bad_request(
                                 "'stream_options' must be an object",
@@ -238,11 +240,15 @@ mod tests {
             out,
             r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
         );
-        let r = parse(r#"{"model":"g","messages":[],"stream":true,"stream_options":{"x":1}}"#)
-            .unwrap();
+        let r =
+            parse(r#"{"model":"g","messages":[],"stream":true,"stream_options":{"x":1}}"#).unwrap();
         let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
-        assert_eq!(out["stream_options"], serde_json::json!({"x":1,"include_usage":true}));
-        let body = r#"{"model":"g","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"x":1,"include_usage":true})
+        );
+        let body =
+            r#"{"model":"g","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
         let r = parse(body).unwrap();
         assert!(r.client_wants_usage());
         assert_eq!(r.upstream_body("g"), body.as_bytes());

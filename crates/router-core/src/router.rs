@@ -109,7 +109,11 @@ impl Router {
         self.swap_in(config, None)
     }
 
-    fn swap_in(&self, config: &Config, source: Option<&Source>) -> Result<ReloadOutcome, ConfigError> {
+    fn swap_in(
+        &self,
+        config: &Config,
+        source: Option<&Source>,
+    ) -> Result<ReloadOutcome, ConfigError> {
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let generation = self.current.load().generation() + 1;
         let snapshot = compile(config, source, generation, &self.ledger, &self.clients)?;

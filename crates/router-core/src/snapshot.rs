@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 /// How a provider is reached.
 #[derive(Clone)]
 pub(crate) enum Transport {
-    Http(HttpClient),
+    Http(Box<HttpClient>),
     Mock,
 }
 
@@ -200,11 +200,7 @@ impl Snapshot {
                 let _ = writeln!(
                     out,
                     "  {:<28} weight {:<6} provider {:<12} key {} ({})",
-                    p.model,
-                    p.weight,
-                    p.provider.name,
-                    p.key_id,
-                    p.key_label
+                    p.model, p.weight, p.provider.name, p.key_id, p.key_label
                 );
             }
         }
@@ -266,7 +262,10 @@ pub(crate) fn compile(
         (Some(l), _) => l.as_str().parse::<SocketAddr>().unwrap_or_else(|e| {
             problems.push(
                 "listen".into(),
-                format!("'{}' is not an address such as 127.0.0.1:8080: {e}", l.as_str()),
+                format!(
+                    "'{}' is not an address such as 127.0.0.1:8080: {e}",
+                    l.as_str()
+                ),
             );
             SocketAddr::from(([0, 0, 0, 0], 8080))
         }),
@@ -391,7 +390,7 @@ pub(crate) fn compile(
                     None => None,
                 };
                 match clients.get(extra.as_ref(), server.connect_timeout) {
-                    Ok(c) => Transport::Http(c),
+                    Ok(c) => Transport::Http(Box::new(c)),
                     Err(e) => {
                         problems.push(format!("providers[{pi}]"), e);
                         continue;
@@ -477,7 +476,8 @@ pub(crate) fn compile(
                     ProviderType::Mock => "mock".to_string(),
                     ProviderType::Openai => key.masked(),
                 };
-                let stats = ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);
+                let stats =
+                    ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);
                 pairs.push(Pair {
                     provider: provider.clone(),
                     model: model.clone(),

@@ -134,8 +134,16 @@ mod tests {
 
     #[test]
     fn extracts_data() {
-        assert_eq!(event_data(b"data: {\"a\":1}\n\n").unwrap().as_ref(), b"{\"a\":1}");
-        assert_eq!(event_data(b"event: x\ndata:1\ndata: 2\n\n").unwrap().as_ref(), b"1\n2");
+        assert_eq!(
+            event_data(b"data: {\"a\":1}\n\n").unwrap().as_ref(),
+            b"{\"a\":1}"
+        );
+        assert_eq!(
+            event_data(b"event: x\ndata:1\ndata: 2\n\n")
+                .unwrap()
+                .as_ref(),
+            b"1\n2"
+        );
         assert!(event_data(b": keep-alive\n\n").is_none());
     }
 }

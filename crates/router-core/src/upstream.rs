@@ -37,7 +37,10 @@ pub(crate) fn read_ca_file(path: &str) -> Result<ExtraRoots, String> {
     Ok(ExtraRoots { certs, fingerprint })
 }
 
-fn build_client(extra: Option<&ExtraRoots>, connect_timeout: Duration) -> Result<HttpClient, String> {
+fn build_client(
+    extra: Option<&ExtraRoots>,
+    connect_timeout: Duration,
+) -> Result<HttpClient, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(extra) = extra {

@@ -30,7 +30,9 @@ pub fn watch_config(
 ) -> Result<JoinHandle<()>, notify::Error> {
     use notify::{RecursiveMode, Watcher};
     let Some(path) = router.config_path().map(Path::to_path_buf) else {
-        return Err(notify::Error::generic("the router has no config file to watch"));
+        return Err(notify::Error::generic(
+            "the router has no config file to watch",
+        ));
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -1,5 +1,7 @@
 //! Config loading: formats, env expansion, and errors that name file, key path and line.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use router_core::{ConfigError, Format, Router, Source};
 use std::io::Write;
 
@@ -52,7 +54,10 @@ fn seed_schema_loads_and_skips_empty_env_key() {
     );
     let table = snap.routing_table();
     assert!(table.contains("group gpt-4-turbo"), "{table}");
-    assert!(!table.contains("sk-second"), "routing table shows a key: {table}");
+    assert!(
+        !table.contains("sk-second"),
+        "routing table shows a key: {table}"
+    );
 }
 
 #[test]
@@ -78,17 +83,25 @@ providers:
 #[test]
 fn listen_wins_over_port() {
     let yaml = GOOD.replace("port: 8080", "port: 8080\nlisten: \"127.0.0.1:7000\"");
-    assert_eq!(load(&yaml).unwrap().snapshot().listen().to_string(), "127.0.0.1:7000");
+    assert_eq!(
+        load(&yaml).unwrap().snapshot().listen().to_string(),
+        "127.0.0.1:7000"
+    );
 }
 
 #[test]
 fn unknown_key_is_reported_with_path_and_line() {
-    let yaml = GOOD.replace("        provider: \"openai\"", "        provider: \"openai\"\n        wieght: 2");
+    let yaml = GOOD.replace(
+        "        provider: \"openai\"",
+        "        provider: \"openai\"\n        wieght: 2",
+    );
     let (msg, e) = err(&yaml);
     assert_eq!(e.problems[0].path, "groups[0].models[0].wieght", "{msg}");
     assert_eq!(e.problems[0].line, Some(11), "{msg}");
     assert!(
-        msg.starts_with("test.yaml:11: groups[0].models[0].wieght: unknown field `wieght`, expected one of"),
+        msg.starts_with(
+            "test.yaml:11: groups[0].models[0].wieght: unknown field `wieght`, expected one of"
+        ),
         "{msg}"
     );
 }
@@ -157,7 +170,10 @@ providers:
     let p = find("providers[2].base_url");
     assert_eq!(p.line, Some(18));
     assert!(p.message.contains("http:// or https://"));
-    assert!(msg.contains("test.yaml:4: groups[0].models[0].provider"), "{msg}");
+    assert!(
+        msg.contains("test.yaml:4: groups[0].models[0].provider"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -180,12 +196,18 @@ providers:
     assert_eq!(e.problems[0].path, "groups[1].models");
     assert!(msg.contains("no usable model"), "{msg}");
     // Without the keyless-only group, the other loads with the keyless model skipped.
-    let ok = yaml.replace("  - name: only-keyless\n    models:\n      - {provider: keyless, name: a}\n", "");
+    let ok = yaml.replace(
+        "  - name: only-keyless\n    models:\n      - {provider: keyless, name: a}\n",
+        "",
+    );
     let snap = load(&ok).unwrap().snapshot();
     let pairs = snap.group("both").unwrap().pairs();
     assert_eq!(pairs.len(), 1);
     assert_eq!(pairs[0].model(), "b");
-    assert!(snap.warnings().iter().any(|w| w.contains("groups[0].models[0]")));
+    assert!(snap
+        .warnings()
+        .iter()
+        .any(|w| w.contains("groups[0].models[0]")));
 }
 
 #[test]
@@ -206,16 +228,23 @@ fn json_config_by_extension_with_located_errors() {
 }"#;
     std::fs::write(&path, json).unwrap();
     let router = Router::from_file(&path).unwrap();
-    assert_eq!(router.snapshot().group("g").unwrap().pairs()[0].weight(), 2.0);
+    assert_eq!(
+        router.snapshot().group("g").unwrap().pairs()[0].weight(),
+        2.0
+    );
 
     let mut f = std::fs::File::create(&path).unwrap();
-    f.write_all(json.replace("\"weight\": 2", "\"weigth\": 2").as_bytes()).unwrap();
+    f.write_all(json.replace("\"weight\": 2", "\"weigth\": 2").as_bytes())
+        .unwrap();
     drop(f);
     let e = Router::from_file(&path).unwrap_err();
     let msg = e.to_string();
     assert_eq!(e.problems[0].path, "groups[0].models[0].weigth", "{msg}");
     assert_eq!(e.problems[0].line, Some(3), "{msg}");
-    assert!(msg.contains("config.json:3:") && msg.contains("unknown field `weigth`"), "{msg}");
+    assert!(
+        msg.contains("config.json:3:") && msg.contains("unknown field `weigth`"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -224,6 +253,9 @@ fn example_configs_load_and_agree() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../");
     let yaml = Router::from_file(format!("{root}config.example.yaml")).unwrap();
     let json = Router::from_file(format!("{root}config.example.json")).unwrap();
-    assert_eq!(yaml.snapshot().routing_table(), json.snapshot().routing_table());
+    assert_eq!(
+        yaml.snapshot().routing_table(),
+        json.snapshot().routing_table()
+    );
     assert!(yaml.snapshot().group("demo").is_some());
 }

@@ -1,6 +1,8 @@
 //! Forwarding through router-core to the mock upstream over real HTTP: bytes kept, usage
 //! counted, failover, pass-through of the request's own errors, TLS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use mock_upstream::MockUpstream;
 use router_core::{Format, Router, RouterError, Source};
 use serde_json::{json, Value};
@@ -25,9 +27,15 @@ async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.served.key_id, "up#0");
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "mock says: hello from the test");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock says: hello from the test"
+    );
     // Unknown fields reach the upstream and come back untouched.
-    assert_eq!(body["x_mock_extra"]["echo_unknown"], json!({"keep":[1,2.50,"é"]}));
+    assert_eq!(
+        body["x_mock_extra"]["echo_unknown"],
+        json!({"keep":[1,2.50,"é"]})
+    );
     assert_eq!(body["system_fingerprint"], "fp_mock");
 
     let seen = mock.requests();
@@ -44,8 +52,14 @@ async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
     assert_eq!(usage.len(), 1);
     let u = &usage[0];
     assert_eq!(u.total_tokens, mock.tokens_reported());
-    assert_eq!(u.total_tokens, body["usage"]["total_tokens"].as_u64().unwrap());
-    assert_eq!(u.prompt_tokens, body["usage"]["prompt_tokens"].as_u64().unwrap());
+    assert_eq!(
+        u.total_tokens,
+        body["usage"]["total_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        u.prompt_tokens,
+        body["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
     assert_eq!((u.requests, u.errors, u.reserved), (1, 0, 0));
 }
 
@@ -60,7 +74,8 @@ async fn stream_text(r: &Router, body: &str) -> String {
 async fn stream_strips_usage_chunk_unless_asked() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router(&one_provider(&mock.base_url(), "\"sk-1\""));
-    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two three"}]}"#;
+    let body =
+        r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two three"}]}"#;
     let text = stream_text(&r, body).await;
     // The router asked the upstream for usage...
     let sent = mock.requests()[0].json();
@@ -74,7 +89,11 @@ async fn stream_strips_usage_chunk_unless_asked() {
         .filter_map(|e| e.strip_prefix("data: "))
         .filter(|d| *d != "[DONE]")
         .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_string))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect();
     assert_eq!(content, "mock says: one two three");
     assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
@@ -91,7 +110,10 @@ async fn stream_strips_usage_chunk_unless_asked() {
 #[tokio::test]
 async fn failover_to_next_key_on_server_error() {
     let mock = MockUpstream::start().await.unwrap();
-    let r = router(&one_provider(&mock.base_url(), "\"sk-first-000000001\", \"sk-second-00000002\""));
+    let r = router(&one_provider(
+        &mock.base_url(),
+        "\"sk-first-000000001\", \"sk-second-00000002\"",
+    ));
     mock.fail_next(&[500]);
     let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
@@ -134,7 +156,11 @@ async fn all_failed_names_what_was_tried_never_a_key() {
     };
     assert_eq!(attempts.len(), 3, "attempts are bounded");
     let body = err.body().to_string();
-    for want in ["up/upstream-model (up#0): status 503", "(up#1): status 502", "(up#2): status 429"] {
+    for want in [
+        "up/upstream-model (up#0): status 503",
+        "(up#1): status 502",
+        "(up#2): status 429",
+    ] {
         assert!(body.contains(want), "{body}");
     }
     assert!(!body.contains("sk-secret"), "{body}");
@@ -148,10 +174,17 @@ async fn connection_refused_is_a_502() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let r = router(&one_provider(&format!("http://127.0.0.1:{port}/v1"), "\"sk-a\""));
+    let r = router(&one_provider(
+        &format!("http://127.0.0.1:{port}/v1"),
+        "\"sk-a\"",
+    ));
     let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 502);
-    assert!(err.client_message().contains("connection failed"), "{}", err.client_message());
+    assert!(
+        err.client_message().contains("connection failed"),
+        "{}",
+        err.client_message()
+    );
 }
 
 #[tokio::test]
@@ -184,7 +217,10 @@ async fn tls_upstream_with_ca_file() {
     let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "mock says: hello from the test");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "mock says: hello from the test"
+    );
     // Without the CA the certificate is refused.
     let err = r
         .chat_completions(CHAT.replace("\"g\"", "\"untrusted\"").as_bytes())

@@ -1,6 +1,8 @@
 //! Selection: lowest usage × weight wins; ties by raw usage then config order; reservations
 //! spread bursts; counters survive reloads and key reordering.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use router_core::{Format, Router, Source, TokenUsage};
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -22,7 +24,9 @@ fn run(router: &Router, group: &str, n: usize, cost: u64) -> HashMap<String, usi
     let mut picks = HashMap::new();
     for _ in 0..n {
         let s = router.pick(group, 1).unwrap();
-        *picks.entry(format!("{} {}", s.model(), s.key_id())).or_default() += 1;
+        *picks
+            .entry(format!("{} {}", s.model(), s.key_id()))
+            .or_default() += 1;
         s.succeed(tokens(cost));
     }
     picks
@@ -46,7 +50,10 @@ fn weight_divides_share() {
     let light = picks["light p#0"] as i64;
     let heavy = picks["heavy p#0"] as i64;
     assert_eq!(light + heavy, 400);
-    assert!((light - 300).abs() <= 1 && (heavy - 100).abs() <= 1, "{picks:?}");
+    assert!(
+        (light - 300).abs() <= 1 && (heavy - 100).abs() <= 1,
+        "{picks:?}"
+    );
 }
 
 #[test]
@@ -159,8 +166,13 @@ providers:
     assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#1");
     let usage = r.usage();
     let one = usage.iter().find(|u| u.key_id == "key…aaaa").unwrap();
-    assert_eq!((one.errors, one.penalty, one.requests, one.total_tokens), (1, 105, 1, 0));
-    assert!(usage.iter().all(|u| !u.key_id.contains("one") && !u.key_id.contains("two")));
+    assert_eq!(
+        (one.errors, one.penalty, one.requests, one.total_tokens),
+        (1, 105, 1, 0)
+    );
+    assert!(usage
+        .iter()
+        .all(|u| !u.key_id.contains("one") && !u.key_id.contains("two")));
 }
 
 #[test]
@@ -171,7 +183,10 @@ fn dropped_selection_releases_its_reservation() {
     drop(s);
     let usage = r.usage();
     assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
-    assert_eq!(usage.iter().map(|u| u.total_tokens + u.errors).sum::<u64>(), 0);
+    assert_eq!(
+        usage.iter().map(|u| u.total_tokens + u.errors).sum::<u64>(),
+        0
+    );
 }
 
 #[test]
@@ -184,7 +199,11 @@ fn counters_survive_reload_and_key_reordering() {
             "groups:\n  - name: g\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9/v1\", api_keys: [{keys}]}}\n"
         )
     };
-    std::fs::write(&path, yaml("\"alpha-key-000000001\", \"bravo-key-000000002\"")).unwrap();
+    std::fs::write(
+        &path,
+        yaml("\"alpha-key-000000001\", \"bravo-key-000000002\""),
+    )
+    .unwrap();
     let r = Router::from_file(&path).unwrap();
     let s = r.pick("g", 1).unwrap();
     assert_eq!(s.key_id(), "p#0");
@@ -192,7 +211,10 @@ fn counters_survive_reload_and_key_reordering() {
 
     // Swap the keys' order and add a group: alpha keeps its 40 tokens, now as p#1.
     let mut text = yaml("\"bravo-key-000000002\", \"alpha-key-000000001\"");
-    text = text.replace("groups:\n", "groups:\n  - name: added\n    models: [{provider: p, name: m2}]\n");
+    text = text.replace(
+        "groups:\n",
+        "groups:\n  - name: added\n    models: [{provider: p, name: m2}]\n",
+    );
     std::fs::write(&path, text).unwrap();
     let outcome = r.reload().unwrap();
     assert_eq!(outcome.generation, 2);
@@ -200,7 +222,11 @@ fn counters_survive_reload_and_key_reordering() {
     assert!(snap.group("added").is_some());
     let pairs = snap.group("g").unwrap().pairs();
     assert_eq!((pairs[0].usage(), pairs[1].usage()), (0, 40));
-    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#0", "bravo (unused) is picked");
+    assert_eq!(
+        r.pick("g", 1).unwrap().key_id(),
+        "p#0",
+        "bravo (unused) is picked"
+    );
 
     // A broken file keeps the running config.
     std::fs::write(&path, "groups: [oops").unwrap();

@@ -1,5 +1,5 @@
 //! Test harness: the real server on port 0, and a plain HTTP client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -121,7 +121,10 @@ pub async fn post_chat(server: &TestServer, body: &str) -> Reply {
     call(
         Method::POST,
         &server.url("/v1/chat/completions"),
-        &[("authorization", &format!("Bearer {KEY}")), ("content-type", "application/json")],
+        &[
+            ("authorization", &format!("Bearer {KEY}")),
+            ("content-type", "application/json"),
+        ],
         body.to_string(),
     )
     .await
@@ -145,5 +148,10 @@ pub fn assert_openai_error(reply: &Reply, status: u16, kind: &str) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.text());
     let v = reply.json();
     assert_eq!(v["error"]["type"], kind, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
 }

@@ -2,7 +2,10 @@
 
 /// Expands `${VAR}` (empty when unset) and `${VAR:-default}` (default when unset or empty).
 /// `$${` is a literal `${`. An unterminated `${` is an error.
-pub(crate) fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand(
+    input: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     if !input.contains('$') {
         return Ok(input.to_string());
     }
@@ -23,11 +26,7 @@ pub(crate) fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid variable name '{name}' in \"{input}\""));
             }
             let value = lookup(name).filter(|v| !v.is_empty());
@@ -65,13 +64,18 @@ mod tests {
         assert_eq!(expand("${UNSET:-dflt}", env).as_deref(), Ok("dflt"));
         assert_eq!(expand("${EMPTY:-dflt}", env).as_deref(), Ok("dflt"));
         assert_eq!(expand("${SET:-dflt}", env).as_deref(), Ok("value"));
-        assert_eq!(expand("cost $5 $${SET}", env).as_deref(), Ok("cost $5 ${SET}"));
+        assert_eq!(
+            expand("cost $5 $${SET}", env).as_deref(),
+            Ok("cost $5 ${SET}")
+        );
         assert_eq!(expand("${A}${SET}", env).as_deref(), Ok("value"));
     }
 
     #[test]
     fn rejects_malformed() {
         assert!(expand("${SET", env).unwrap_err().contains("unterminated"));
-        assert!(expand("${BAD-NAME}", env).unwrap_err().contains("invalid variable"));
+        assert!(expand("${BAD-NAME}", env)
+            .unwrap_err()
+            .contains("invalid variable"));
     }
 }

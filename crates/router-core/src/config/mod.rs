@@ -6,8 +6,7 @@ mod lines;
 mod raw;
 
 pub use raw::{
-    Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderType, ServerConfig,
-    Weight,
+    Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderType, ServerConfig, Weight,
 };
 
 use std::collections::HashMap;

@@ -59,7 +59,8 @@ impl From<String> for EnvString {
 impl<'de> Deserialize<'de> for EnvString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        let value = env::expand(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
+        let value =
+            env::expand(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
         let template = raw.contains("${").then_some(raw);
         Ok(Self { value, template })
     }
@@ -132,7 +133,8 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             Duration::try_from_secs_f64(v).map_err(|e| E::custom(format!("bad duration {v}: {e}")))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-            humantime::parse_duration(v).map_err(|e| E::custom(format!("bad duration \"{v}\": {e}")))
+            humantime::parse_duration(v)
+                .map_err(|e| E::custom(format!("bad duration \"{v}\": {e}")))
         }
     }
     d.deserialize_any(V)

@@ -30,7 +30,8 @@ fn words(s: &str) -> u64 {
 }
 
 fn error(status: u16, message: &str) -> MockAnswer {
-    let body = json!({"error": {"message": message, "type": "invalid_request_error", "code": null}});
+    let body =
+        json!({"error": {"message": message, "type": "invalid_request_error", "code": null}});
     MockAnswer {
         status,
         content_type: "application/json",
@@ -97,7 +98,10 @@ pub(crate) fn answer(body: &[u8], id_seed: u64) -> MockAnswer {
         });
         Bytes::from(format!("data: {c}\n\n"))
     };
-    let mut chunks = vec![chunk(json!({"role": "assistant", "content": ""}), Value::Null)];
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
     let pieces: Vec<&str> = reply.split_inclusive(' ').collect();
     for piece in pieces {
         chunks.push(chunk(json!({"content": piece}), Value::Null));
