@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::temp_dir;
 use mock_upstream::MockUpstream;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -16,12 +17,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llm-router-cli-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A running binary whose log lines are collected.
@@ -127,7 +122,7 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
         "{stdout}"
     );
 
-    let dir = temp_dir("check");
+    let dir = temp_dir("cli-check");
     let bad = dir.join("bad.yaml");
     std::fs::write(
         &bad,
@@ -160,7 +155,7 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
 #[test]
 fn serves_the_embedded_example_without_any_file_or_key() {
     // An empty folder: no config.yaml, no --config.
-    let dir = temp_dir("embedded");
+    let dir = temp_dir("cli-embedded");
     let router = Running::start(&dir, &[]);
     let answer = router.curl(&[
         &format!("http://{}/v1/chat/completions", router.addr),
@@ -192,7 +187,7 @@ fn serves_the_embedded_example_without_any_file_or_key() {
 
 #[test]
 fn sighup_reloads_and_sigterm_stops() {
-    let dir = temp_dir("signals");
+    let dir = temp_dir("cli-signals");
     let path = dir.join("config.yaml");
     std::fs::copy(repo_root().join("config.example.yaml"), &path).unwrap();
     let mut router = Running::start(&dir, &[]);
@@ -216,7 +211,7 @@ async fn openai_python_sdk() {
         "set LLM_ROUTER_TEST_PYTHON to a python with the openai package (scripts/test does)",
     );
     let mock = MockUpstream::start().await.unwrap();
-    let dir = temp_dir("sdk");
+    let dir = temp_dir("cli-sdk");
     let config = std::fs::read_to_string(repo_root().join("config.example.yaml"))
         .unwrap()
         .replace(

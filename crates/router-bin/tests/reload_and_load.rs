@@ -10,12 +10,6 @@ use mock_upstream::MockUpstream;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("llm-router-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Writes the way editors do: a new file renamed over the old one.
 fn replace_file(path: &std::path::Path, text: &str) {
     let tmp = path.with_extension("tmp");
@@ -26,11 +20,8 @@ fn replace_file(path: &std::path::Path, text: &str) {
 #[tokio::test]
 async fn admin_reload_adds_group_keeps_usage_and_rejects_broken_file() {
     let mock = MockUpstream::start().await.unwrap();
-    let dir = temp_dir("admin");
-    let path = dir.join("config.yaml");
     let base = config(&mock.base_url(), &["sk-1"], "");
-    std::fs::write(&path, &base).unwrap();
-    let server = TestServer::start_file(&path).await;
+    let (server, path) = start_with_file("admin", &base).await;
     let auth = format!("Bearer {KEY}");
     assert_eq!(
         post_chat(
@@ -98,17 +89,14 @@ async fn admin_reload_adds_group_keeps_usage_and_rejects_broken_file() {
         mock.tokens_reported()
     );
     server.shutdown().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[tokio::test]
 async fn file_watcher_reloads_on_change_and_survives_a_bad_edit() {
     let mock = MockUpstream::start().await.unwrap();
-    let dir = temp_dir("watch");
-    let path = dir.join("config.yaml");
     let base = config(&mock.base_url(), &["sk-1"], "");
-    std::fs::write(&path, &base).unwrap();
-    let server = TestServer::start_file(&path).await;
+    let (server, path) = start_with_file("watch", &base).await;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let watcher = router_core::watch_config(server.router.clone(), async move {
         let _ = stop_rx.wait_for(|s| *s).await;
@@ -138,7 +126,7 @@ async fn file_watcher_reloads_on_change_and_survives_a_bad_edit() {
     let _ = stop_tx.send(true);
     watcher.await.unwrap();
     server.shutdown().await;
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -441,13 +441,7 @@ async fn first_chunk_arrives_before_upstream_finishes() {
     let mock = MockUpstream::start().await.unwrap();
     mock.hold_last_chunk(true);
     let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
-    let req = http::Request::post(server.url("/v1/chat/completions"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .header("accept-encoding", "gzip")
-        .body(Full::new(Bytes::from_static(
-            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two"}]}"#,
-        )))
-        .unwrap();
+    let req = stream_request(&server, "one two", Some("gzip"));
     let resp = client().request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -495,12 +489,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     let mock = MockUpstream::start().await.unwrap();
     mock.hold_last_chunk(true);
     let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
-    let req = http::Request::post(server.url("/v1/chat/completions"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .body(Full::new(Bytes::from_static(
-            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"bye"}]}"#,
-        )))
-        .unwrap();
+    let req = stream_request(&server, "bye", None);
     let resp = client().request(req).await.unwrap();
     let mut body = resp.into_body();
     body.frame().await.unwrap().unwrap();
@@ -546,12 +535,7 @@ async fn graceful_shutdown_lets_streams_finish() {
     let mock = MockUpstream::start().await.unwrap();
     mock.hold_last_chunk(true);
     let mut server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
-    let req = http::Request::post(server.url("/v1/chat/completions"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .body(Full::new(Bytes::from_static(
-            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"drain me"}]}"#,
-        )))
-        .unwrap();
+    let req = stream_request(&server, "drain me", None);
     let resp = client().request(req).await.unwrap();
     let mut body = resp.into_body();
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();

@@ -9,6 +9,8 @@ use crate::upstream::ClientCache;
 use crate::usage::{UsageLedger, UsageRecord};
 use crate::RouterError;
 use arc_swap::ArcSwap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,15 @@ pub struct Router {
     /// Serializes reloads so generations are assigned in order.
     reload_lock: Mutex<()>,
     next_request_id: AtomicU64,
+    /// Hash of the config file text last read (whether or not it could be used), so the
+    /// watcher reloads only on a real change.
+    file_hash: AtomicU64,
+}
+
+fn text_hash(text: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
 }
 
 impl std::fmt::Debug for Router {
@@ -47,7 +58,11 @@ impl Router {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
         let source = Source::read(path)?;
-        Self::build(Some(path.to_path_buf()), &source.parse()?, Some(&source))
+        let router = Self::build(Some(path.to_path_buf()), &source.parse()?, Some(&source))?;
+        router
+            .file_hash
+            .store(text_hash(&source.text), Ordering::Relaxed);
+        Ok(router)
     }
 
     /// Builds from config text held in memory (such as an embedded default).
@@ -78,6 +93,7 @@ impl Router {
             clients,
             reload_lock: Mutex::new(()),
             next_request_id: AtomicU64::new(1),
+            file_hash: AtomicU64::new(0),
         })
     }
 
@@ -100,8 +116,22 @@ impl Router {
             ));
         };
         let source = Source::read(path)?;
+        self.file_hash
+            .store(text_hash(&source.text), Ordering::Relaxed);
         let config = source.parse()?;
         self.swap_in(&config, Some(&source))
+    }
+
+    /// Whether the config file's text differs from what was last read from it. `false` when
+    /// it cannot be read (mid-replace: the next file event brings the new one).
+    pub(crate) fn config_file_changed(&self) -> bool {
+        let Some(path) = &self.path else {
+            return false;
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => text_hash(&text) != self.file_hash.load(Ordering::Relaxed),
+            Err(_) => false,
+        }
     }
 
     /// Swaps in a config made in code. On error the running config keeps serving.

@@ -3,9 +3,7 @@
 //! content really changed.
 
 use crate::Router;
-use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +11,6 @@ use tokio::task::JoinHandle;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(150);
-
-fn content_hash(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut h = DefaultHasher::new();
-    bytes.hash(&mut h);
-    Some(h.finish())
-}
 
 /// Watches the router's config file and reloads it on change until `shutdown` completes.
 /// A file that fails to load is logged with its location; the running config keeps serving.
@@ -29,7 +20,7 @@ pub fn watch_config(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, notify::Error> {
     use notify::{RecursiveMode, Watcher};
-    let Some(path) = router.config_path().map(Path::to_path_buf) else {
+    let Some(path) = router.config_path() else {
         return Err(notify::Error::generic(
             "the router has no config file to watch",
         ));
@@ -47,7 +38,6 @@ pub fn watch_config(
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(tokio::spawn(async move {
         let _watcher = watcher;
-        let mut last = content_hash(&path);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -60,13 +50,9 @@ pub fn watch_config(
                     event = rx.recv() => if event.is_none() { return },
                 }
             }
-            let Some(hash) = content_hash(&path) else {
-                continue; // Mid-replace: the next event brings the new file.
-            };
-            if Some(hash) == last {
+            if !router.config_file_changed() {
                 continue;
             }
-            last = Some(hash);
             match router.reload() {
                 Ok(outcome) => tracing::info!(
                     generation = outcome.generation,

@@ -155,3 +155,32 @@ pub fn assert_openai_error(reply: &Reply, status: u16, kind: &str) {
         "{v}"
     );
 }
+
+/// A fresh folder under the system temp dir, unique per test binary and tag.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("llm-router-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `yaml` to `<tmp>/<tag>/config.yaml` and serves it from that file.
+pub async fn start_with_file(tag: &str, yaml: &str) -> (TestServer, std::path::PathBuf) {
+    let path = temp_dir(tag).join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (TestServer::start_file(&path).await, path)
+}
+
+/// A streaming chat request for group `g` with `content` as the user message.
+pub fn stream_request(
+    server: &TestServer,
+    content: &str,
+    accept_encoding: Option<&str>,
+) -> Request<Full<Bytes>> {
+    let body = serde_json::json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": content}]});
+    let mut req = Request::post(server.url("/v1/chat/completions"))
+        .header("authorization", format!("Bearer {KEY}"));
+    if let Some(enc) = accept_encoding {
+        req = req.header("accept-encoding", enc);
+    }
+    req.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
