@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// A request the mock received.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct SeenRequest {
     pub headers: HeaderMap,
     /// Raw body.
     pub body: Bytes,
+    /// HTTP version the request came in.
+    pub version: http::Version,
 }
 
 impl SeenRequest {
@@ -66,6 +68,8 @@ struct State {
     tokens_reported: AtomicU64,
     fail_next: Mutex<Vec<u16>>,
     chunk_delay_ms: AtomicU64,
+    response_delay_ms: AtomicU64,
+    cut_after: Mutex<Option<usize>>,
     hold_last_chunk: std::sync::atomic::AtomicBool,
     release: Notify,
     streams_finished: AtomicUsize,
@@ -179,6 +183,18 @@ impl MockUpstream {
             .store(delay.as_millis() as u64, SeqCst);
     }
 
+    /// Wait this long before answering (before the response headers).
+    pub fn set_response_delay(&self, delay: Duration) {
+        self.state
+            .response_delay_ms
+            .store(delay.as_millis() as u64, SeqCst);
+    }
+
+    /// The next stream breaks (the connection is reset) after sending `chunks` chunks.
+    pub fn cut_next_stream_after(&self, chunks: usize) {
+        *self.state.cut_after.lock().unwrap() = Some(chunks);
+    }
+
     /// Streams hold their last chunk (`[DONE]`) until [`MockUpstream::release`] is called.
     pub fn hold_last_chunk(&self, hold: bool) {
         self.state.hold_last_chunk.store(hold, SeqCst);
@@ -204,7 +220,11 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Respo
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(body.into()).boxed_unsync())
+        .body(
+            Full::new(body.into())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .unwrap()
 }
 
@@ -233,6 +253,7 @@ fn text_of(content: &Value) -> String {
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let headers = req.headers().clone();
+    let version = req.version();
     let Ok(body) = req.into_body().collect().await else {
         return error(400, "unreadable body");
     };
@@ -241,7 +262,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         path: path.clone(),
         headers,
         body: body.clone(),
+        version,
     });
+    let delay = state.response_delay_ms.load(SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let fail = {
         let mut f = state.fail_next.lock().unwrap();
         (!f.is_empty()).then(|| f.remove(0))
@@ -322,7 +348,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         chunks.push(Bytes::from(format!("data: {c}\n\n")));
     }
     chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let cut_after = state.cut_after.lock().unwrap().take();
     let delay = Duration::from_millis(state.chunk_delay_ms.load(SeqCst));
     let hold = state.hold_last_chunk.load(SeqCst);
     tokio::spawn(async move {
@@ -338,8 +365,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     _ = tx.closed() => {}
                 }
             }
+            if cut_after == Some(i) {
+                let _ = tx
+                    .send(Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "cut on command",
+                    )))
+                    .await;
+                return;
+            }
             let is_usage = include_usage && i == last - 1;
-            if tx.send(c).await.is_err() {
+            if tx.send(Ok(c)).await.is_err() {
                 state.streams_cancelled.fetch_add(1, SeqCst);
                 return;
             }
@@ -356,18 +392,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .unwrap()
 }
 
-struct ChannelBody(mpsc::Receiver<Bytes>);
+struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.get_mut()
             .0
             .poll_recv(cx)
-            .map(|o| o.map(|b| Ok(Frame::data(b))))
+            .map(|o| o.map(|r| r.map(Frame::data)))
     }
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use http::Method;
+use http_body_util::BodyExt;
 use mock_upstream::MockUpstream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,4 +195,56 @@ async fn tokens_counted_equal_tokens_reported_under_concurrency() {
         Ok(s) => s.shutdown().await,
         Err(_) => panic!("server still shared"),
     }
+}
+
+#[tokio::test]
+async fn in_flight_stream_finishes_on_the_config_it_started_with() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.hold_last_chunk(true);
+    let base = config(&mock.base_url(), &["sk-1"], "");
+    let (server, path) = start_with_file("inflight", &base).await;
+    let resp = client()
+        .request(stream_request(&server, "old config", None))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let mut text = body
+        .frame()
+        .await
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap()
+        .to_vec();
+
+    // Group g now lives on the in-process mock provider; the HTTP provider is gone.
+    let next = format!(
+        "api_key: \"{KEY}\"\ngroups:\n  - name: g\n    models: [{{provider: local, name: echo}}]\nproviders:\n  - {{name: local, type: mock}}\n"
+    );
+    std::fs::write(&path, next).unwrap();
+    assert_eq!(server.router.reload().unwrap().generation, 2);
+    let r = post_chat(
+        &server,
+        r#"{"model":"g","messages":[{"role":"user","content":"new config"}]}"#,
+    )
+    .await;
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "new config");
+
+    mock.release();
+    while let Some(frame) = body.frame().await {
+        text.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("\"model\":\"upstream-model\"") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+    let old = server.router.usage();
+    let old = old.iter().find(|u| u.provider == "up").unwrap();
+    assert_eq!(
+        (old.total_tokens, old.reserved),
+        (mock.tokens_reported(), 0)
+    );
+    server.shutdown().await;
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }

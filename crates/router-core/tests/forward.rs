@@ -246,3 +246,93 @@ async fn mock_provider_answers_without_network() {
     assert_eq!(body["usage"]["total_tokens"], 4);
     assert_eq!(r.usage()[0].total_tokens, 4);
 }
+
+#[tokio::test]
+async fn provider_headers_are_sent_upstream() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: up, name: m}}]\nproviders:\n  - name: up\n    base_url: \"{}\"\n    api_key: sk-h\n    headers: {{X-Team: \"${{FWD_TEST_UNSET:-blue}}\", OpenAI-Organization: org-1}}\n",
+        mock.base_url()
+    );
+    let r = router(&yaml);
+    r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.headers["x-team"], "blue");
+    assert_eq!(seen.headers["openai-organization"], "org-1");
+    assert_eq!(seen.headers["accept-encoding"], "identity");
+    assert_eq!(seen.bearer().as_deref(), Some("sk-h"));
+}
+
+#[tokio::test]
+async fn stream_broken_midway_ends_with_an_error_event() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-a\""));
+    mock.cut_next_stream_after(2);
+    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c d"}]}"#;
+    let text = stream_text(&r, body).await;
+    let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+    // Two chunks got through, then the error event; no [DONE].
+    assert_eq!(events.len(), 3, "{text}");
+    let last: Value = serde_json::from_str(events[2].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_interrupted");
+    assert!(!text.contains("[DONE]"));
+    let u = &r.usage()[0];
+    assert_eq!((u.errors, u.reserved, u.total_tokens), (1, 0, 0));
+}
+
+fn with_timeouts(base_url: &str, server: &str) -> String {
+    one_provider(base_url, "\"sk-a\"").replace("groups:", &format!("server: {{{server}}}\ngroups:"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_answer_within_first_byte_timeout_is_a_504() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_response_delay(std::time::Duration::from_secs(600));
+    let r = router(&with_timeouts(&mock.base_url(), "first_byte_timeout: 2s"));
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 504);
+    assert_eq!(err.body()["error"]["code"], "upstream_timeout");
+    assert!(
+        err.client_message().contains("no response within 2s"),
+        "{}",
+        err.client_message()
+    );
+    assert_eq!(r.usage()[0].errors, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_gap_in_a_stream_ends_it_with_an_error_event() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_chunk_delay(std::time::Duration::from_secs(600));
+    let r = router(&with_timeouts(&mock.base_url(), "idle_timeout: 5s"));
+    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"slow"}]}"#;
+    let text = stream_text(&r, body).await;
+    assert!(text.starts_with("data: {"), "{text}");
+    assert!(
+        text.contains("\"stream_interrupted\"") && text.contains("upstream sent nothing for 5s"),
+        "{text}"
+    );
+    assert!(!text.contains("[DONE]"));
+    assert_eq!(r.usage()[0].errors, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_healthy_stream_is_not_cut() {
+    // Each gap is under the idle timeout; the whole stream is far longer than it.
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_chunk_delay(std::time::Duration::from_secs(4));
+    let r = router(&with_timeouts(
+        &mock.base_url(),
+        "idle_timeout: 5s, first_byte_timeout: 5s",
+    ));
+    let words = "w ".repeat(20);
+    let body = format!(
+        r#"{{"model":"g","stream":true,"messages":[{{"role":"user","content":"{words}"}}]}}"#
+    );
+    let started = tokio::time::Instant::now();
+    let text = stream_text(&r, &body).await;
+    assert!(started.elapsed() > std::time::Duration::from_secs(60));
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(r.usage()[0].errors, 0);
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
