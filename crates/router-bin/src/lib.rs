@@ -62,6 +62,9 @@ const ROUTES: &[(&str, &[Method])] = &[
 
 /// Handles one request: the request's way through the router, top to bottom.
 pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<ResBody> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
     let snapshot = router.snapshot();
     let server = snapshot.server();
     let origin = request.headers().get(header::ORIGIN).cloned();
@@ -82,7 +85,8 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         return response;
     }
 
-    let (mut response, known_len) = match route(router, &snapshot, request).await {
+    let mut served = None;
+    let (mut response, known_len) = match route(router, &snapshot, request, &mut served).await {
         Ok(ok) => ok,
         Err(e) => {
             let r = error_response(&e);
@@ -106,6 +110,16 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         )
         .await;
     }
+    // One access line per request: never content, never a key (key ids only).
+    let status = response.status().as_u16();
+    let latency_us = started.elapsed().as_micros() as u64;
+    match served {
+        Some(s) => tracing::info!(
+            target: "access", %method, %path, status, latency_us,
+            provider = %s.provider, model = %s.model, key = %s.key_id, attempts = s.attempts,
+        ),
+        None => tracing::info!(target: "access", %method, %path, status, latency_us),
+    }
     response
 }
 
@@ -113,6 +127,7 @@ async fn route(
     router: &Router,
     snapshot: &Snapshot,
     request: Request<Incoming>,
+    served: &mut Option<router_core::Served>,
 ) -> Result<(Response<ResBody>, Option<usize>), RouterError> {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
@@ -182,11 +197,7 @@ async fn route(
             )
             .await?;
             let answer = router.chat_completions_with(snapshot, &body).await?;
-            tracing::debug!(
-                provider = %answer.served.provider, model = %answer.served.model,
-                key = %answer.served.key_id, attempts = answer.served.attempts,
-                status = answer.status.as_u16(), "chat completion"
-            );
+            *served = Some(answer.served);
             let known_len = answer.body.len();
             let mut response = Response::new(answer.body.boxed_unsync());
             *response.status_mut() = answer.status;
