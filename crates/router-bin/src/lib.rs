@@ -44,6 +44,11 @@ pub fn error_response(error: &RouterError) -> Response<ResBody> {
         router_core::Origin::Client => tracing::debug!("{error}"),
     }
     let mut response = json_response(error.status(), &error.body());
+    if let Some(secs) = error.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     if matches!(error, RouterError::Unauthorized) {
         response
             .headers_mut()

@@ -62,6 +62,15 @@ pub enum RouterError {
         /// Whether the last failure was a timeout.
         timeout: bool,
     },
+    /// Every pair of the group is cooling down after 429s (429, with `Retry-After`).
+    RateLimited {
+        /// The group that was asked for.
+        group: String,
+        /// When the first pair is usable again.
+        retry_after: std::time::Duration,
+        /// Attempts made by this request, if any.
+        attempts: Vec<FailedAttempt>,
+    },
     /// A fault of the router (500). The detail is logged, not sent.
     Internal(String),
 }
@@ -78,7 +87,7 @@ impl RouterError {
     /// Where the error came from.
     pub fn origin(&self) -> Origin {
         match self {
-            Self::UpstreamFailed { .. } => Origin::Upstream,
+            Self::UpstreamFailed { .. } | Self::RateLimited { .. } => Origin::Upstream,
             Self::Internal(_) => Origin::Internal,
             _ => Origin::Client,
         }
@@ -94,6 +103,7 @@ impl RouterError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamFailed { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +116,7 @@ impl RouterError {
             Self::Unauthorized => "authentication_error",
             Self::UnknownGroup(_) | Self::NotFound(_) => "not_found_error",
             Self::UpstreamFailed { .. } => "upstream_error",
+            Self::RateLimited { .. } => "rate_limit_error",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -120,6 +131,7 @@ impl RouterError {
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
             Self::UpstreamFailed { timeout: true, .. } => Some("upstream_timeout"),
             Self::UpstreamFailed { .. } => Some("upstream_failed"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::Internal(_) => Some("internal_error"),
         }
     }
@@ -140,16 +152,41 @@ impl RouterError {
             Self::UpstreamFailed {
                 group, attempts, ..
             } => {
-                let tried: Vec<String> = attempts
-                    .iter()
-                    .map(|a| format!("{}/{} ({}): {}", a.provider, a.model, a.key_id, a.outcome))
-                    .collect();
-                format!(
-                    "all upstream attempts for '{group}' failed; tried {}",
-                    tried.join(", ")
-                )
+                if attempts.is_empty() {
+                    format!(
+                        "no usable upstream for '{group}': every key is disabled after 401/403 \
+                         from the upstream (fix the keys and reload the config)"
+                    )
+                } else {
+                    format!(
+                        "all upstream attempts for '{group}' failed; tried {}",
+                        tried(attempts)
+                    )
+                }
+            }
+            Self::RateLimited {
+                group,
+                retry_after,
+                attempts,
+            } => {
+                let mut m = format!(
+                    "every upstream key for '{group}' is rate limited; retry after {}s",
+                    retry_after_secs(*retry_after)
+                );
+                if !attempts.is_empty() {
+                    m.push_str(&format!("; tried {}", tried(attempts)));
+                }
+                m
             }
             Self::Internal(_) => "internal error in the router".to_string(),
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, when the error has one.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            _ => None,
         }
     }
 
@@ -168,6 +205,19 @@ impl RouterError {
             }
         })
     }
+}
+
+fn tried(attempts: &[FailedAttempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("{}/{} ({}): {}", a.provider, a.model, a.key_id, a.outcome))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whole seconds, rounded up, at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_millis().div_ceil(1000) as u64).max(1)
 }
 
 impl fmt::Display for RouterError {

@@ -1,11 +1,11 @@
 //! Forwarding a chat request: pick, send, fail over, and account — for complete answers and
 //! for streams relayed event by event.
 
-use crate::config::ServerConfig;
 use crate::error::FailedAttempt;
+use crate::health::Failure;
 use crate::providers::mock;
 use crate::request::ChatRequest;
-use crate::select::Selection;
+use crate::select::{Selection, Unavailable};
 use crate::snapshot::{Snapshot, Transport};
 use crate::sse::{event_data, SseScanner};
 use crate::usage::TokenUsage;
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -27,8 +28,6 @@ use tokio::time::{Instant, Sleep};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// Most attempts (distinct pairs) one request makes.
-const MAX_ATTEMPTS: usize = 3;
 /// Largest non-streamed upstream answer accepted.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
@@ -161,47 +160,102 @@ pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
         .map(Into::into)
 }
 
-/// Why one attempt failed.
+/// Why one attempt failed: what to tell the client, what it means for the pair, and how far
+/// to fail over.
 struct AttemptError {
     outcome: String,
+    failure: Failure,
     timeout: bool,
 }
 
 impl AttemptError {
-    fn new(outcome: impl Into<String>) -> Self {
+    fn upstream(outcome: impl Into<String>) -> Self {
         Self {
             outcome: outcome.into(),
+            failure: Failure::Upstream,
             timeout: false,
         }
     }
     fn timeout(outcome: impl Into<String>) -> Self {
         Self {
             outcome: outcome.into(),
+            failure: Failure::Upstream,
             timeout: true,
         }
     }
 }
 
-fn transport_outcome(e: &hyper_util::client::legacy::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+/// Classifies a transport error: a refused connection or a failed DNS lookup makes the model on
+/// that provider unavailable; a connect timeout and anything else count for the breaker.
+fn transport_error(e: &hyper_util::client::legacy::Error) -> AttemptError {
     let mut detail = String::new();
+    let mut refused = false;
+    let mut dns = false;
+    let mut timed_out = false;
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = source {
-        detail = s.to_string();
+        let text = s.to_string();
+        dns |= text.starts_with("dns error");
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        detail = text;
         source = s.source();
     }
-    if e.is_connect() {
-        format!("connection failed ({detail})")
+    if e.is_connect() && (refused || dns) {
+        AttemptError {
+            outcome: format!("connection failed ({detail})"),
+            failure: Failure::ModelUnavailable,
+            timeout: false,
+        }
+    } else if e.is_connect() && timed_out {
+        AttemptError::timeout("connect timeout")
+    } else if e.is_connect() {
+        AttemptError::upstream(format!("connection failed ({detail})"))
     } else if detail.is_empty() {
-        format!("transport error ({e})")
+        AttemptError::upstream(format!("transport error ({e})"))
     } else {
-        format!("transport error ({detail})")
+        AttemptError::upstream(format!("transport error ({detail})"))
     }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// What an upstream error status means; `None` for a 4xx that is the request's own fault.
+fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<AttemptError> {
+    let failure = match status.as_u16() {
+        429 => Failure::RateLimited {
+            retry_after: retry_after(headers),
+        },
+        401 | 403 => Failure::Unauthorized,
+        404 => Failure::ModelUnavailable,
+        408 => Failure::Upstream,
+        s if s >= 500 => Failure::Upstream,
+        _ => return None,
+    };
+    Some(AttemptError {
+        outcome: format!("status {}", status.as_u16()),
+        failure,
+        timeout: false,
+    })
 }
 
 async fn send(
     selection: &Selection,
     body: Vec<u8>,
-    server: &ServerConfig,
+    first_byte: Duration,
     request_id: u64,
 ) -> Result<http::Response<UpstreamBody>, AttemptError> {
     let provider = selection.provider();
@@ -220,7 +274,7 @@ async fn send(
         Transport::Http(client) => {
             let mut request = Request::post(provider.chat_url())
                 .body(Full::new(Bytes::from(body)))
-                .map_err(|e| AttemptError::new(format!("bad upstream request: {e}")))?;
+                .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
             let headers = request.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -240,16 +294,17 @@ async fn send(
             if !headers.contains_key(header::AUTHORIZATION) {
                 let mut auth =
                     HeaderValue::from_str(&format!("Bearer {}", selection.key().expose()))
-                        .map_err(|_| AttemptError::new("provider key has invalid characters"))?;
+                        .map_err(|_| {
+                            AttemptError::upstream("provider key has invalid characters")
+                        })?;
                 auth.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, auth);
             }
-            match tokio::time::timeout(server.first_byte_timeout, client.request(request)).await {
+            match tokio::time::timeout(first_byte, client.request(request)).await {
                 Err(_) => Err(AttemptError::timeout(format!(
-                    "no response within {:?}",
-                    server.first_byte_timeout
+                    "no response within {first_byte:?}"
                 ))),
-                Ok(Err(e)) => Err(AttemptError::new(transport_outcome(&e))),
+                Ok(Err(e)) => Err(transport_error(&e)),
                 Ok(Ok(response)) => {
                     Ok(response.map(|b| UnsyncBoxBody::new(b.map_err(BoxError::from))))
                 }
@@ -284,13 +339,15 @@ async fn read_full(mut body: UpstreamBody, idle: Duration) -> Result<Bytes, Atte
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                return Err(AttemptError::new(format!("upstream body failed ({e})")))
+                return Err(AttemptError::upstream(format!(
+                    "upstream body failed ({e})"
+                )))
             }
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
                     total += data.len();
                     if total > MAX_UPSTREAM_BODY {
-                        return Err(AttemptError::new("upstream answer too large"));
+                        return Err(AttemptError::upstream("upstream answer too large"));
                     }
                     parts.push(data);
                 }
@@ -308,10 +365,6 @@ async fn read_full(mut body: UpstreamBody, idle: Duration) -> Result<Bytes, Atte
             all.freeze()
         }
     })
-}
-
-fn retryable(status: StatusCode) -> bool {
-    status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 409 | 425 | 429)
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -334,31 +387,97 @@ fn client_headers(upstream: &HeaderMap, stream: bool) -> HeaderMap {
     headers
 }
 
-/// Forwards a chat completions request on `snapshot`: up to three distinct pairs are tried.
+/// Resolves `group` or pinned `group$N` (1-based) to the group and the 0-based model index.
+fn resolve<'s>(
+    snapshot: &'s Snapshot,
+    model: &str,
+) -> Result<(&'s Arc<crate::snapshot::Group>, Option<usize>), RouterError> {
+    if let Some(group) = snapshot.group(model) {
+        return Ok((group, None));
+    }
+    let Some((name, n)) = model.rsplit_once('$') else {
+        return Err(RouterError::UnknownGroup(model.to_string()));
+    };
+    let group = snapshot
+        .group(name)
+        .ok_or_else(|| RouterError::UnknownGroup(model.to_string()))?;
+    let count = group.model_count();
+    let index = n.parse::<usize>().ok().filter(|i| (1..=count).contains(i));
+    let Some(index) = index else {
+        return Err(RouterError::bad_request(
+            format!(
+                "'{model}': the part after '$' pins one model of group '{name}' and must be a \
+                 number from 1 to {count}"
+            ),
+            Some("model"),
+        ));
+    };
+    if !group.pairs().iter().any(|p| p.model_index() == index - 1) {
+        return Err(RouterError::bad_request(
+            format!(
+                "'{model}': model {index} of group '{name}' is not available (its provider has \
+                 no usable key)"
+            ),
+            Some("model"),
+        ));
+    }
+    Ok((group, Some(index - 1)))
+}
+
+/// Jittered exponential backoff: `base × 2^(n-1) × [0.5, 1.5)`.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(10));
+    exp.mul_f64(0.5 + fastrand::f64())
+}
+
+/// Forwards a chat completions request on `snapshot`, failing over by the failure table:
+/// a pair that failed is not tried again by this request, and after a 404 or an unreachable
+/// host no key of that model on that provider is; attempts are bounded by count and by the
+/// request deadline.
 pub(crate) async fn chat_completions(
     snapshot: &Snapshot,
     body: &[u8],
     request_id: u64,
 ) -> Result<ChatResponse, RouterError> {
     let request = ChatRequest::parse(body)?;
-    let group = snapshot
-        .group(request.model())
-        .ok_or_else(|| RouterError::UnknownGroup(request.model().to_string()))?;
-    let server = snapshot.server();
+    let (group, pinned) = resolve(snapshot, request.model())?;
+    let resilience = snapshot.resilience();
+    let deadline = Instant::now() + resilience.request_timeout;
     let estimate = request.estimate_tokens();
     let mut excluded: Vec<usize> = Vec::new();
     let mut failures: Vec<FailedAttempt> = Vec::new();
     let mut last_timeout = false;
-    while failures.len() < MAX_ATTEMPTS {
-        let Some(selection) = group.pick(
-            &excluded,
-            estimate,
-            snapshot.request_penalty(),
-            snapshot.error_penalty(),
-        ) else {
-            break;
+    let mut all_rate_limited = true;
+    let mut soonest_retry: Option<Duration> = None;
+    let mut last_failed_provider: Option<String> = None;
+    let mut same_provider_retries = 0u32;
+    while failures.len() < resilience.max_attempts {
+        let selection = match group.pick(snapshot, &excluded, pinned, estimate) {
+            Ok(s) => s,
+            Err(Unavailable::RateLimited { retry_after }) => {
+                soonest_retry = Some(soonest_retry.map_or(retry_after, |s| s.min(retry_after)));
+                break;
+            }
+            Err(Unavailable::NoPair) => {
+                all_rate_limited &= !failures.is_empty();
+                break;
+            }
         };
-        excluded.push(selection.pair_index());
+        let index = selection.pair_index();
+        if last_failed_provider.as_deref() == Some(selection.provider().name()) {
+            same_provider_retries += 1;
+            let wait = backoff(resilience.retry_backoff, same_provider_retries);
+            if Instant::now() + wait >= deadline {
+                last_timeout = true;
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            last_timeout = true;
+            break;
+        }
         let served = Served {
             provider: selection.provider().name().to_string(),
             model: selection.model().to_string(),
@@ -366,23 +485,40 @@ pub(crate) async fn chat_completions(
             attempts: failures.len() + 1,
         };
         let upstream_body = request.upstream_body(selection.model());
-        let result = attempt(
+        let provider = selection.provider().clone();
+        let attempted = attempt(
             selection,
             upstream_body,
             &request,
-            server,
+            deadline,
             request_id,
             served,
         )
         .await;
-        match result {
+        match attempted {
             Ok(response) => return Ok(response),
             Err((served, e)) => {
                 tracing::warn!(
                     provider = %served.provider, model = %served.model, key = %served.key_id,
                     outcome = %e.outcome, "upstream attempt failed"
                 );
+                excluded.push(index);
+                if e.failure == Failure::ModelUnavailable {
+                    for (i, p) in group.pairs().iter().enumerate() {
+                        if Arc::ptr_eq(&p.provider, &provider) && p.model() == served.model {
+                            excluded.push(i);
+                        }
+                    }
+                }
+                match e.failure {
+                    Failure::RateLimited { retry_after } => {
+                        let wait = retry_after.unwrap_or(resilience.rate_limit_cooldown);
+                        soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
+                    }
+                    _ => all_rate_limited = false,
+                }
                 last_timeout = e.timeout;
+                last_failed_provider = Some(served.provider.clone());
                 failures.push(FailedAttempt {
                     provider: served.provider,
                     model: served.model,
@@ -392,53 +528,65 @@ pub(crate) async fn chat_completions(
             }
         }
     }
-    Err(RouterError::UpstreamFailed {
-        group: group.name().to_string(),
-        attempts: failures,
-        timeout: last_timeout,
-    })
+    let group_name = group.name().to_string();
+    match soonest_retry {
+        Some(retry_after) if all_rate_limited => Err(RouterError::RateLimited {
+            group: group_name,
+            retry_after,
+            attempts: failures,
+        }),
+        _ => Err(RouterError::UpstreamFailed {
+            group: group_name,
+            attempts: failures,
+            timeout: last_timeout,
+        }),
+    }
 }
 
 async fn attempt(
     selection: Selection,
     upstream_body: Vec<u8>,
     request: &ChatRequest<'_>,
-    server: &ServerConfig,
+    deadline: Instant,
     request_id: u64,
     served: Served,
 ) -> Result<ChatResponse, (Served, AttemptError)> {
-    let response = match send(&selection, upstream_body, server, request_id).await {
+    let provider = selection.provider().clone();
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let first_byte = provider.first_byte_timeout().min(remaining);
+    let response = match send(&selection, upstream_body, first_byte, request_id).await {
         Ok(r) => r,
         Err(e) => {
-            selection.fail();
+            selection.fail(e.failure);
             return Err((served, e));
         }
     };
     let status = response.status();
-    if !status.is_success() && retryable(status) {
-        selection.fail();
-        return Err((
-            served,
-            AttemptError::new(format!("status {}", status.as_u16())),
-        ));
+    if !status.is_success() {
+        if let Some(e) = status_error(status, response.headers()) {
+            selection.fail(e.failure);
+            return Err((served, e));
+        }
     }
     let (parts, mut body) = response.into_parts();
     if status.is_success() && request.stream() && is_event_stream(&parts.headers) {
         // Wait for the first event before committing, so an upstream that fails before
         // sending anything can still be replaced.
-        let first = match tokio::time::timeout(server.first_byte_timeout, body.frame()).await {
-            Err(_) => Err(AttemptError::timeout(format!(
-                "no stream data within {:?}",
-                server.first_byte_timeout
-            ))),
-            Ok(None) => Err(AttemptError::new("stream ended before any event")),
-            Ok(Some(Err(e))) => Err(AttemptError::new(format!("stream failed ({e})"))),
-            Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
-        };
+        let first =
+            match tokio::time::timeout_at(deadline.min(Instant::now() + first_byte), body.frame())
+                .await
+            {
+                Err(_) => Err(AttemptError::timeout(format!(
+                    "no stream data within {first_byte:?}"
+                ))),
+                Ok(None) => Err(AttemptError::upstream("stream ended before any event")),
+                Ok(Some(Err(e))) => Err(AttemptError::upstream(format!("stream failed ({e})"))),
+                Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+            };
         let first = match first {
             Ok(f) => f,
             Err(e) => {
-                selection.fail();
+                selection.fail(e.failure);
                 return Err((served, e));
             }
         };
@@ -447,7 +595,7 @@ async fn attempt(
             body,
             selection,
             !request.client_wants_usage(),
-            server.idle_timeout,
+            provider.idle_timeout(),
         );
         return Ok(ChatResponse {
             status,
@@ -456,10 +604,16 @@ async fn attempt(
             served,
         });
     }
-    let bytes = match read_full(body, server.idle_timeout).await {
-        Ok(b) => b,
-        Err(e) => {
-            selection.fail();
+    let read = tokio::time::timeout_at(deadline, read_full(body, provider.idle_timeout())).await;
+    let bytes = match read {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            selection.fail(e.failure);
+            return Err((served, e));
+        }
+        Err(_) => {
+            let e = AttemptError::timeout("request deadline reached while reading the answer");
+            selection.fail(e.failure);
             return Err((served, e));
         }
     };
@@ -599,7 +753,7 @@ impl ChatStream {
         }
         if let Some(selection) = self.selection.take() {
             if self.upstream_error {
-                selection.fail();
+                selection.fail(Failure::Upstream);
             } else {
                 selection.succeed(self.usage.unwrap_or_default());
             }
@@ -624,7 +778,7 @@ impl ChatStream {
             }
         });
         if let Some(selection) = self.selection.take() {
-            selection.fail();
+            selection.fail(Failure::Upstream);
         }
         self.finished = true;
         self.trailer = Some(Bytes::from(format!("data: {event}\n\n")));

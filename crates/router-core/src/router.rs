@@ -165,13 +165,18 @@ impl Router {
         let g = snapshot
             .group(group)
             .ok_or_else(|| RouterError::UnknownGroup(group.to_string()))?;
-        g.pick(
-            &[],
-            estimate,
-            snapshot.request_penalty(),
-            snapshot.error_penalty(),
-        )
-        .ok_or_else(|| RouterError::Internal(format!("group '{group}' has no pair")))
+        g.pick(&snapshot, &[], None, estimate).map_err(|e| match e {
+            crate::Unavailable::RateLimited { retry_after } => RouterError::RateLimited {
+                group: group.to_string(),
+                retry_after,
+                attempts: Vec::new(),
+            },
+            crate::Unavailable::NoPair => RouterError::UpstreamFailed {
+                group: group.to_string(),
+                attempts: Vec::new(),
+                timeout: false,
+            },
+        })
     }
 
     /// Forwards an OpenAI chat completions request body on the current config.
@@ -192,6 +197,6 @@ impl Router {
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.
     pub fn usage(&self) -> Vec<UsageRecord> {
-        self.ledger.records()
+        self.ledger.records(self.current.load().generation())
     }
 }

@@ -1,9 +1,27 @@
-//! Selection: the lowest `usage × weight` wins, exact under concurrency.
+//! Selection: which (model, key) pair of a group serves a request, by the group's strategy,
+//! among the pairs that are healthy; exact under concurrency.
 
-use crate::snapshot::{Group, Pair, Provider};
+use crate::config::{ResilienceConfig, Strategy};
+use crate::health::{Availability, Failure};
+use crate::snapshot::{Group, Pair, Provider, Snapshot};
 use crate::usage::{PairStats, TokenUsage};
 use crate::Secret;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why no pair could be picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Every remaining pair is cooling down after a 429; the first is usable again after this.
+    RateLimited {
+        /// Time until the first pair's cooldown ends.
+        retry_after: Duration,
+    },
+    /// No pair is left: all were tried by this request or are disabled after 401/403.
+    NoPair,
+}
 
 /// A picked (provider, model, key) with its reservation held. Settle it with
 /// [`Selection::succeed`], [`Selection::fail`] or [`Selection::release`]; dropping it unsettled
@@ -16,9 +34,16 @@ pub struct Selection {
     key_id: String,
     pair_index: usize,
     stats: Arc<PairStats>,
+    siblings: Arc<[Arc<PairStats>]>,
     reservation: u64,
     error_penalty: u64,
+    generation: u64,
+    resilience: Arc<ResilienceConfig>,
     settled: bool,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Selection {
@@ -43,17 +68,36 @@ impl Selection {
         self.pair_index
     }
 
-    /// The answer ended well: replace the reservation by the real usage.
+    /// The answer ended well: replace the reservation by the real usage; the pair is healthy.
     pub fn succeed(mut self, usage: TokenUsage) {
         self.stats.release(self.reservation);
         self.stats.record_tokens(usage);
+        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker);
         self.settled = true;
     }
 
-    /// The upstream call failed: release the reservation, count an error, charge the error penalty.
-    pub fn fail(mut self) {
+    /// The upstream call failed: release the reservation, count an error, charge the error
+    /// penalty, and update the pair's health (cooldown, disabling or breaker) by `failure`.
+    pub fn fail(mut self, failure: Failure) {
         self.stats.release(self.reservation);
         self.stats.record_error(self.error_penalty);
+        let now = Instant::now();
+        let r = &self.resilience;
+        lock(&self.stats.health).on_failure(
+            failure,
+            now,
+            self.generation,
+            &r.breaker,
+            r.rate_limit_cooldown,
+            r.model_cooldown,
+        );
+        if failure == Failure::ModelUnavailable {
+            for sibling in self.siblings.iter() {
+                if !Arc::ptr_eq(sibling, &self.stats) {
+                    lock(&sibling.health).model_down(now, r.model_cooldown);
+                }
+            }
+        }
         self.settled = true;
     }
 
@@ -61,6 +105,7 @@ impl Selection {
     /// rejected as malformed, or a cancelled one): release the reservation only.
     pub fn release(mut self) {
         self.stats.release(self.reservation);
+        lock(&self.stats.health).on_neutral();
         self.settled = true;
     }
 }
@@ -69,54 +114,153 @@ impl Drop for Selection {
     fn drop(&mut self) {
         if !self.settled {
             self.stats.release(self.reservation);
+            lock(&self.stats.health).on_neutral();
         }
     }
 }
 
+/// The least-used pair of `candidates` (raw usage, then config order).
+fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option<usize> {
+    candidates.min_by_key(|&i| (pairs[i].stats.usage(), i))
+}
+
 impl Group {
-    /// Picks the pair with the lowest `usage × weight` (ties: lower raw usage, then config order;
-    /// weight-0 pairs, "always preferred", rank ahead of every weighted pair even at a tie),
-    /// skipping the pair indexes in `exclude`, and reserves `estimate` tokens on it. Scoring and
-    /// reserving happen under the group's lock, so simultaneous picks see each other.
-    pub fn pick(
-        &self,
-        exclude: &[usize],
-        estimate: u64,
-        request_penalty: u64,
-        error_penalty: u64,
-    ) -> Option<Selection> {
-        let _guard = self.select_lock.lock().unwrap_or_else(|p| p.into_inner());
-        // (weighted, score, raw usage, index): the smallest wins.
-        let mut best: Option<(bool, f64, u64, usize)> = None;
-        for (i, pair) in self.pairs.iter().enumerate() {
-            if exclude.contains(&i) {
-                continue;
-            }
-            let usage = pair.stats.usage();
-            let weighted = pair.weight > 0.0;
-            let score = usage as f64 * pair.weight;
-            let better = match best {
-                None => true,
-                Some((w, s, u, _)) => {
-                    (!weighted && w) || (weighted == w && (score < s || (score == s && usage < u)))
+    /// The pair the strategy picks among `usable` (non-empty, in config order).
+    fn choose(&self, usable: &[usize]) -> Option<usize> {
+        let pairs = &self.pairs;
+        match self.strategy() {
+            Strategy::Usage => {
+                // (weighted, score, raw usage, index): the smallest wins. Weight-0 pairs,
+                // "always preferred", rank ahead of every weighted pair even at a tie.
+                let mut best: Option<(bool, f64, u64, usize)> = None;
+                for &i in usable {
+                    let usage = pairs[i].stats.usage();
+                    let weighted = pairs[i].weight > 0.0;
+                    let score = usage as f64 * pairs[i].weight;
+                    let better = match best {
+                        None => true,
+                        Some((w, s, u, _)) => {
+                            (!weighted && w)
+                                || (weighted == w && (score < s || (score == s && usage < u)))
+                        }
+                    };
+                    if better {
+                        best = Some((weighted, score, usage, i));
+                    }
                 }
-            };
-            if better {
-                best = Some((weighted, score, usage, i));
+                best.map(|b| b.3)
+            }
+            Strategy::RoundRobin => {
+                let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
+                Some(usable[turn % usable.len()])
+            }
+            Strategy::Fallback => {
+                let first_model = pairs[usable[0]].model_index;
+                least_used(
+                    pairs,
+                    usable
+                        .iter()
+                        .copied()
+                        .filter(|&i| pairs[i].model_index == first_model),
+                )
+            }
+            Strategy::WeightedRandom => {
+                let mut models: Vec<(usize, f64)> = Vec::new();
+                for &i in usable {
+                    if models.last().map(|m| m.0) != Some(pairs[i].model_index) {
+                        models.push((pairs[i].model_index, pairs[i].weight));
+                    }
+                }
+                let total: f64 = models.iter().map(|m| m.1).sum();
+                let model = if total > 0.0 {
+                    let mut r = fastrand::f64() * total;
+                    let mut chosen = models[models.len() - 1].0;
+                    for &(m, w) in &models {
+                        if r < w {
+                            chosen = m;
+                            break;
+                        }
+                        r -= w;
+                    }
+                    chosen
+                } else {
+                    models[fastrand::usize(..models.len())].0
+                };
+                least_used(
+                    pairs,
+                    usable
+                        .iter()
+                        .copied()
+                        .filter(|&i| pairs[i].model_index == model),
+                )
             }
         }
-        let (_, _, _, index) = best?;
-        let pair: &Pair = &self.pairs[index];
-        pair.stats.begin(estimate, request_penalty);
-        Some(Selection {
+    }
+
+    /// Picks a pair by the group's strategy among the healthy pairs not in `exclude` (and of
+    /// model `pinned` only, when given, 0-based) and reserves `estimate` tokens on it. When no
+    /// pair is healthy, the least recently failed of those resting (open breaker, model
+    /// cooldown) is tried rather than refusing; pairs cooling down after a 429 and disabled
+    /// ones are never picked. Scoring and reserving happen under the group's lock, so
+    /// simultaneous picks see each other.
+    pub fn pick(
+        &self,
+        snapshot: &Snapshot,
+        exclude: &[usize],
+        pinned: Option<usize>,
+        estimate: u64,
+    ) -> Result<Selection, Unavailable> {
+        let generation = snapshot.generation();
+        let _guard = lock(&self.select_lock);
+        let now = Instant::now();
+        let mut usable = Vec::with_capacity(self.pairs.len());
+        let mut resting: Option<(Option<Instant>, usize)> = None;
+        let mut rate_limited: Option<Instant> = None;
+        for (i, pair) in self.pairs.iter().enumerate() {
+            if exclude.contains(&i) || pinned.is_some_and(|m| m != pair.model_index) {
+                continue;
+            }
+            match lock(&pair.stats.health).availability(now, generation) {
+                Availability::Usable => usable.push(i),
+                Availability::Resting(last_failure) => {
+                    if resting.is_none_or(|(lf, _)| last_failure < lf) {
+                        resting = Some((last_failure, i));
+                    }
+                }
+                Availability::RateLimited(until) => {
+                    rate_limited = Some(rate_limited.map_or(until, |r| r.min(until)));
+                }
+                Availability::Disabled => {}
+            }
+        }
+        let index = if usable.is_empty() {
+            match (resting, rate_limited) {
+                (Some((_, i)), _) => i,
+                (None, Some(until)) => {
+                    return Err(Unavailable::RateLimited {
+                        retry_after: until.saturating_duration_since(now),
+                    })
+                }
+                (None, None) => return Err(Unavailable::NoPair),
+            }
+        } else {
+            self.choose(&usable).ok_or(Unavailable::NoPair)?
+        };
+        let pair = &self.pairs[index];
+        lock(&pair.stats.health).on_pick(now);
+        pair.stats.begin(estimate, snapshot.request_penalty());
+        Ok(Selection {
             provider: pair.provider.clone(),
             model: pair.model.clone(),
             key: pair.key.clone(),
             key_id: pair.key_id.clone(),
             pair_index: index,
             stats: pair.stats.clone(),
+            siblings: pair.siblings.clone(),
             reservation: estimate,
-            error_penalty,
+            error_penalty: snapshot.error_penalty(),
+            generation,
+            resilience: snapshot.resilience().clone(),
             settled: false,
         })
     }

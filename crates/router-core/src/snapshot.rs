@@ -1,7 +1,9 @@
 //! The compiled, validated runtime form of a config: one `Arc<Snapshot>` is swapped per reload
 //! and loaded once per request.
 
-use crate::config::{Config, ConfigError, Problem, ProviderType, ServerConfig, Source};
+use crate::config::{
+    Config, ConfigError, Problem, ProviderType, ResilienceConfig, ServerConfig, Source, Strategy,
+};
 use crate::upstream::{read_ca_file, ClientCache, HttpClient};
 use crate::usage::{PairStats, UsageLedger};
 use crate::Secret;
@@ -9,7 +11,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// How a provider is reached.
 #[derive(Clone)]
@@ -26,6 +30,8 @@ pub struct Provider {
     chat_url: String,
     headers: HeaderMap,
     keys: Vec<Secret>,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
     pub(crate) transport: Transport,
 }
 
@@ -65,11 +71,20 @@ impl Provider {
     pub fn keys(&self) -> &[Secret] {
         &self.keys
     }
+    /// Time allowed to the response headers (and a stream's first event).
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.first_byte_timeout
+    }
+    /// Longest gap allowed between two body chunks.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
 }
 
 /// One (upstream model, key) pair of a group.
 #[derive(Debug)]
 pub struct Pair {
+    pub(crate) model_index: usize,
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
     pub(crate) weight: f64,
@@ -77,6 +92,8 @@ pub struct Pair {
     pub(crate) key_id: String,
     pub(crate) key_label: String,
     pub(crate) stats: Arc<PairStats>,
+    /// Every pair of the group with the same provider and model (itself included).
+    pub(crate) siblings: Arc<[Arc<PairStats>]>,
 }
 
 impl Pair {
@@ -87,6 +104,10 @@ impl Pair {
     /// Upstream model name.
     pub fn model(&self) -> &str {
         &self.model
+    }
+    /// Index (0-based) of its model entry in the group's `models`.
+    pub fn model_index(&self) -> usize {
+        self.model_index
     }
     /// Weight of its model entry.
     pub fn weight(&self) -> f64 {
@@ -110,14 +131,26 @@ impl Pair {
 #[derive(Debug)]
 pub struct Group {
     name: String,
+    strategy: Strategy,
+    /// Models as configured (including skipped ones), for pinned `group$N` requests.
+    model_count: usize,
     pub(crate) pairs: Vec<Pair>,
     pub(crate) select_lock: Mutex<()>,
+    pub(crate) next_turn: AtomicUsize,
 }
 
 impl Group {
     /// The group's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// How it picks pairs.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+    /// Number of model entries in the config (what `group$N` counts).
+    pub fn model_count(&self) -> usize {
+        self.model_count
     }
     /// Its pairs, models in config order and each model's keys in config order.
     pub fn pairs(&self) -> &[Pair] {
@@ -134,6 +167,7 @@ pub struct Snapshot {
     request_penalty: u64,
     error_penalty: u64,
     server: ServerConfig,
+    resilience: Arc<ResilienceConfig>,
     groups: Vec<Arc<Group>>,
     group_index: HashMap<String, usize>,
     warnings: Vec<String>,
@@ -163,6 +197,10 @@ impl Snapshot {
     /// Server settings.
     pub fn server(&self) -> &ServerConfig {
         &self.server
+    }
+    /// Retries, cooldowns and breaker settings.
+    pub fn resilience(&self) -> &Arc<ResilienceConfig> {
+        &self.resilience
     }
     /// Groups in config order.
     pub fn groups(&self) -> &[Arc<Group>] {
@@ -296,6 +334,22 @@ pub(crate) fn compile(
     if server.max_body_bytes == 0 {
         problems.push("server.max_body_bytes".into(), "must be greater than 0");
     }
+    let resilience = &config.resilience;
+    if resilience.max_attempts == 0 {
+        problems.push("resilience.max_attempts".into(), "must be at least 1");
+    }
+    if !(resilience.breaker.failure_rate > 0.0 && resilience.breaker.failure_rate <= 1.0) {
+        problems.push(
+            "resilience.breaker.failure_rate".into(),
+            "must be a share in (0, 1]",
+        );
+    }
+    if resilience.breaker.consecutive_failures == 0 {
+        problems.push(
+            "resilience.breaker.consecutive_failures".into(),
+            "must be at least 1",
+        );
+    }
 
     let mut providers: HashMap<String, Arc<Provider>> = HashMap::new();
     let mut seen_providers: HashSet<&str> = HashSet::new();
@@ -389,7 +443,8 @@ pub(crate) fn compile(
                     },
                     None => None,
                 };
-                match clients.get(extra.as_ref(), server.connect_timeout) {
+                let connect = p.timeouts.connect.unwrap_or(server.connect_timeout);
+                match clients.get(extra.as_ref(), connect) {
                     Ok(c) => Transport::Http(Box::new(c)),
                     Err(e) => {
                         problems.push(format!("providers[{pi}]"), e);
@@ -407,6 +462,8 @@ pub(crate) fn compile(
                 chat_url,
                 headers,
                 keys,
+                first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
+                idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
                 transport,
             }),
         );
@@ -479,6 +536,7 @@ pub(crate) fn compile(
                 let stats =
                     ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);
                 pairs.push(Pair {
+                    model_index: mi,
                     provider: provider.clone(),
                     model: model.clone(),
                     weight: m.weight.0,
@@ -486,6 +544,7 @@ pub(crate) fn compile(
                     key_id: format!("{}#{ki}", provider.name),
                     key_label,
                     stats,
+                    siblings: Arc::from(Vec::new()),
                 });
             }
         }
@@ -498,11 +557,30 @@ pub(crate) fn compile(
             }
             continue;
         }
+        // Siblings: same provider and model (all keys of one model entry, or of two entries
+        // naming the same upstream model).
+        let sibling_sets: Vec<Arc<[Arc<PairStats>]>> = pairs
+            .iter()
+            .map(|p| {
+                pairs
+                    .iter()
+                    .filter(|q| Arc::ptr_eq(&q.provider, &p.provider) && q.model == p.model)
+                    .map(|q| q.stats.clone())
+                    .collect::<Vec<_>>()
+                    .into()
+            })
+            .collect();
+        for (pair, siblings) in pairs.iter_mut().zip(sibling_sets) {
+            pair.siblings = siblings;
+        }
         group_index.insert(name.clone(), groups.len());
         groups.push(Arc::new(Group {
             name,
+            strategy: g.strategy,
+            model_count: g.models.len(),
             pairs,
             select_lock: Mutex::new(()),
+            next_turn: AtomicUsize::new(0),
         }));
     }
 
@@ -519,6 +597,7 @@ pub(crate) fn compile(
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,
         server,
+        resilience: Arc::new(config.resilience.clone()),
         groups,
         group_index,
         warnings,

@@ -1,10 +1,12 @@
 //! Per (provider, key, upstream model) token accounting. Lives outside the swapped config, keyed
 //! by provider name + key fingerprint + model, so counters survive reloads and key reordering.
 
+use crate::health::Health;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 /// Tokens reported by an upstream for one request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -29,6 +31,8 @@ pub struct PairStats {
     penalty: AtomicU64,
     /// Estimates held by requests in flight.
     reserved: AtomicU64,
+    /// Cooldowns and circuit breaker.
+    pub(crate) health: Mutex<Health>,
 }
 
 impl PairStats {
@@ -103,6 +107,13 @@ pub struct UsageRecord {
     pub penalty: u64,
     /// Tokens currently reserved by requests in flight.
     pub reserved: u64,
+    /// Health: `closed` (healthy), `open` or `half_open` (circuit breaker), `rate_limited`
+    /// (429 cooldown), `model_cooldown` (404 or unreachable), `disabled` (401/403 until reload).
+    pub state: String,
+    /// When the current cooldown or open breaker ends (RFC 3339), if it does.
+    pub until: Option<String>,
+    /// Upstream failures in a row.
+    pub consecutive_failures: u32,
 }
 
 /// All pairs' counters, across reloads.
@@ -135,22 +146,39 @@ impl UsageLedger {
         entry.stats.clone()
     }
 
-    pub(crate) fn records(&self) -> Vec<UsageRecord> {
+    pub(crate) fn records(&self, generation: u64) -> Vec<UsageRecord> {
+        let now = tokio::time::Instant::now();
+        let wall = SystemTime::now();
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<UsageRecord> = map
             .iter()
-            .map(|(k, e)| UsageRecord {
-                provider: k.provider.clone(),
-                key_id: e.key_id.clone(),
-                key_fingerprint: k.key_fingerprint.clone(),
-                model: k.model.clone(),
-                prompt_tokens: e.stats.prompt_tokens.load(Relaxed),
-                completion_tokens: e.stats.completion_tokens.load(Relaxed),
-                total_tokens: e.stats.total_tokens.load(Relaxed),
-                requests: e.stats.requests.load(Relaxed),
-                errors: e.stats.errors.load(Relaxed),
-                penalty: e.stats.penalty.load(Relaxed),
-                reserved: e.stats.reserved.load(Relaxed),
+            .map(|(k, e)| {
+                let view = e
+                    .stats
+                    .health
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .view(now, generation);
+                let until = view.until.map(|u| {
+                    let at = wall + u.saturating_duration_since(now);
+                    humantime::format_rfc3339_millis(at).to_string()
+                });
+                UsageRecord {
+                    provider: k.provider.clone(),
+                    key_id: e.key_id.clone(),
+                    key_fingerprint: k.key_fingerprint.clone(),
+                    model: k.model.clone(),
+                    prompt_tokens: e.stats.prompt_tokens.load(Relaxed),
+                    completion_tokens: e.stats.completion_tokens.load(Relaxed),
+                    total_tokens: e.stats.total_tokens.load(Relaxed),
+                    requests: e.stats.requests.load(Relaxed),
+                    errors: e.stats.errors.load(Relaxed),
+                    penalty: e.stats.penalty.load(Relaxed),
+                    reserved: e.stats.reserved.load(Relaxed),
+                    state: view.state.to_string(),
+                    until,
+                    consecutive_failures: view.consecutive_failures,
+                }
             })
             .collect();
         out.sort_by(|a, b| {

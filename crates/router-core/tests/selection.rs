@@ -158,7 +158,7 @@ providers:
     );
     let s = r.pick("g", 1).unwrap();
     assert_eq!(s.key_id(), "p#0");
-    s.fail();
+    s.fail(router_core::Failure::Upstream);
     // p#0 now carries 5 + 100: the next two picks go to p#1 (5, then 5 + 5 + 20 tokens).
     let s = r.pick("g", 1).unwrap();
     assert_eq!(s.key_id(), "p#1");

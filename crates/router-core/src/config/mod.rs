@@ -6,7 +6,8 @@ mod lines;
 mod raw;
 
 pub use raw::{
-    Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderType, ServerConfig, Weight,
+    BreakerConfig, Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderTimeouts,
+    ProviderType, ResilienceConfig, ServerConfig, Strategy, Weight,
 };
 
 use std::collections::HashMap;

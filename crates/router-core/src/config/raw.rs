@@ -140,6 +140,10 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_any(V)
 }
 
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +169,9 @@ pub struct Config {
     /// Server settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Retries, cooldowns and the circuit breaker.
+    #[serde(default)]
+    pub resilience: ResilienceConfig,
     /// Groups: the names clients send as `model`.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,
@@ -215,12 +222,112 @@ impl Default for ServerConfig {
     }
 }
 
+/// Retries, cooldowns and the circuit breaker; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResilienceConfig {
+    /// Most upstream attempts (distinct pairs) per request (default 3).
+    pub max_attempts: usize,
+    /// Overall deadline of a request: every attempt, and for a non-streamed answer its whole
+    /// body (default 600s). A stream, once its first event reached the client, is not cut.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Base of the jittered backoff before retrying on the same provider (default 100ms).
+    #[serde(deserialize_with = "duration")]
+    pub retry_backoff: Duration,
+    /// Cooldown of a key after a 429 without Retry-After (default 30s).
+    #[serde(deserialize_with = "duration")]
+    pub rate_limit_cooldown: Duration,
+    /// Cooldown of a model on a provider after a 404, refused connection or DNS failure
+    /// (default 10s).
+    #[serde(deserialize_with = "duration")]
+    pub model_cooldown: Duration,
+    /// The circuit breaker of each (provider, key, model).
+    pub breaker: BreakerConfig,
+}
+
+impl Default for ResilienceConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            request_timeout: Duration::from_secs(600),
+            retry_backoff: Duration::from_millis(100),
+            rate_limit_cooldown: Duration::from_secs(30),
+            model_cooldown: Duration::from_secs(10),
+            breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+/// When a pair's breaker opens, and for how long.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Opens after this many failures in a row (default 5).
+    pub consecutive_failures: u32,
+    /// Or when at least this share of the calls in `window` failed (default 0.5)...
+    pub failure_rate: f64,
+    /// ...counting only once the window holds this many calls (default 10).
+    pub min_requests: u32,
+    /// The window over which the failure rate is measured (default 60s).
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+    /// How long it stays open before letting one probe through (default 30s).
+    #[serde(deserialize_with = "duration")]
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_rate: 0.5,
+            min_requests: 10,
+            window: Duration::from_secs(60),
+            open_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How a group picks among its (model, key) pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The lowest `usage × weight` (the default).
+    #[default]
+    Usage,
+    /// Every usable pair in turn.
+    RoundRobin,
+    /// The first model while any of its keys is usable, then the next.
+    Fallback,
+    /// A model with probability proportional to its weight, then its least-used key.
+    WeightedRandom,
+}
+
+/// Per-provider overrides of the server's upstream timeouts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTimeouts {
+    /// Connect timeout.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub connect: Option<Duration>,
+    /// Time to the response headers (and a stream's first event).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub first_byte: Option<Duration>,
+    /// Longest gap between two body chunks.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub idle: Option<Duration>,
+}
+
 /// A group: a name clients ask for, served by one or more upstream models.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupConfig {
     /// The name clients send as `model`.
     pub name: EnvString,
+    /// How pairs are picked (default `usage`).
+    #[serde(default)]
+    pub strategy: Strategy,
     /// The upstream models that can serve it.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -274,4 +381,7 @@ pub struct ProviderConfig {
     /// Extra root certificate(s), PEM, trusted for this provider's TLS.
     #[serde(default)]
     pub ca_file: Option<EnvString>,
+    /// Timeouts overriding the server's for this provider.
+    #[serde(default)]
+    pub timeouts: ProviderTimeouts,
 }

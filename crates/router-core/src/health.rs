@@ -1,0 +1,217 @@
+//! Health of one (provider, key, model) pair: rate-limit cooldowns, keys disabled after
+//! 401/403, per-model cooldowns after 404 or an unreachable host, and a circuit breaker.
+//! Kept beside the usage counters, outside the swapped config, so it survives reloads.
+//! Time is tokio's clock, so tests can pause and advance it.
+
+use crate::config::BreakerConfig;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why an upstream call failed, as far as the pair's health is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// 429: the key is rate limited; cooldown for `retry_after` or the configured default.
+    RateLimited {
+        /// The upstream's Retry-After, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// 401 or 403: the key is disabled until the config is reloaded.
+    Unauthorized,
+    /// 404, connection refused, DNS failure: the model on that provider cools down briefly.
+    ModelUnavailable,
+    /// 5xx, reset, timeout, a stream broken mid-way: counted by the circuit breaker.
+    Upstream,
+}
+
+/// Circuit breaker state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Breaker {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+/// What selection may do with a pair right now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Availability {
+    /// Healthy (or a half-open breaker letting its one probe through).
+    Usable,
+    /// Cooling down after a 429 until then.
+    RateLimited(Instant),
+    /// Breaker open, probe in flight, or model cooldown: used only when nothing else is left,
+    /// least recently failed first.
+    Resting(Option<Instant>),
+    /// 401/403 in this config generation.
+    Disabled,
+}
+
+/// A pair's health.
+#[derive(Debug)]
+pub(crate) struct Health {
+    rate_limited_until: Option<Instant>,
+    model_down_until: Option<Instant>,
+    disabled_in_generation: Option<u64>,
+    breaker: Breaker,
+    consecutive_failures: u32,
+    /// Recent outcomes (time, failed) within the breaker window.
+    window: VecDeque<(Instant, bool)>,
+    last_failure: Option<Instant>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            rate_limited_until: None,
+            model_down_until: None,
+            disabled_in_generation: None,
+            breaker: Breaker::Closed,
+            consecutive_failures: 0,
+            window: VecDeque::new(),
+            last_failure: None,
+        }
+    }
+}
+
+/// A readable summary of a pair's health, for `/admin/usage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthView {
+    pub(crate) state: &'static str,
+    pub(crate) until: Option<Instant>,
+    pub(crate) consecutive_failures: u32,
+}
+
+impl Health {
+    pub(crate) fn availability(&self, now: Instant, generation: u64) -> Availability {
+        if self.disabled_in_generation == Some(generation) {
+            return Availability::Disabled;
+        }
+        if let Some(until) = self.rate_limited_until.filter(|u| *u > now) {
+            return Availability::RateLimited(until);
+        }
+        let resting = self.model_down_until.is_some_and(|u| u > now)
+            || match self.breaker {
+                Breaker::Closed => false,
+                Breaker::Open { until } => until > now,
+                Breaker::HalfOpen { probing } => probing,
+            };
+        if resting {
+            Availability::Resting(self.last_failure)
+        } else {
+            Availability::Usable
+        }
+    }
+
+    /// The pair was picked: an open breaker whose time is up lets this one request probe.
+    pub(crate) fn on_pick(&mut self, now: Instant) {
+        match self.breaker {
+            Breaker::Open { until } if until <= now => {
+                self.breaker = Breaker::HalfOpen { probing: true }
+            }
+            Breaker::HalfOpen { probing: false } => {
+                self.breaker = Breaker::HalfOpen { probing: true }
+            }
+            _ => {}
+        }
+    }
+
+    fn prune(&mut self, now: Instant, window: Duration) {
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > window)
+        {
+            self.window.pop_front();
+        }
+    }
+
+    pub(crate) fn on_success(&mut self, now: Instant, cfg: &BreakerConfig) {
+        self.consecutive_failures = 0;
+        self.model_down_until = None;
+        if !matches!(self.breaker, Breaker::Closed) {
+            self.breaker = Breaker::Closed;
+            self.window.clear();
+        }
+        self.window.push_back((now, false));
+        self.prune(now, cfg.window);
+    }
+
+    /// The call ended with no verdict on the pair (the request's own 4xx, a cancel): a probe
+    /// in flight is given back so another request can probe.
+    pub(crate) fn on_neutral(&mut self) {
+        if self.breaker == (Breaker::HalfOpen { probing: true }) {
+            self.breaker = Breaker::HalfOpen { probing: false };
+        }
+    }
+
+    pub(crate) fn on_failure(
+        &mut self,
+        failure: Failure,
+        now: Instant,
+        generation: u64,
+        cfg: &BreakerConfig,
+        rate_limit_cooldown: Duration,
+        model_cooldown: Duration,
+    ) {
+        self.last_failure = Some(now);
+        match failure {
+            Failure::RateLimited { retry_after } => {
+                self.rate_limited_until = Some(now + retry_after.unwrap_or(rate_limit_cooldown));
+                self.on_neutral();
+            }
+            Failure::Unauthorized => {
+                self.disabled_in_generation = Some(generation);
+                self.on_neutral();
+            }
+            Failure::ModelUnavailable => {
+                self.model_down_until = Some(now + model_cooldown);
+                self.on_neutral();
+            }
+            Failure::Upstream => {
+                self.consecutive_failures += 1;
+                self.window.push_back((now, true));
+                self.prune(now, cfg.window);
+                let failed = self.window.iter().filter(|(_, f)| *f).count();
+                let total = self.window.len();
+                let rate_tripped = total >= cfg.min_requests as usize
+                    && failed as f64 >= cfg.failure_rate * total as f64;
+                let tripped = matches!(self.breaker, Breaker::HalfOpen { .. })
+                    || self.consecutive_failures >= cfg.consecutive_failures
+                    || rate_tripped;
+                if tripped {
+                    self.breaker = Breaker::Open {
+                        until: now + cfg.open_for,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Marks the model unavailable without a failure of its own (a sibling key of the same
+    /// model on the same provider failed with 404 or an unreachable host).
+    pub(crate) fn model_down(&mut self, now: Instant, model_cooldown: Duration) {
+        self.model_down_until = Some(now + model_cooldown);
+    }
+
+    pub(crate) fn view(&self, now: Instant, generation: u64) -> HealthView {
+        let (state, until) = if self.disabled_in_generation == Some(generation) {
+            ("disabled", None)
+        } else if let Some(u) = self.rate_limited_until.filter(|u| *u > now) {
+            ("rate_limited", Some(u))
+        } else {
+            match self.breaker {
+                Breaker::Open { until } if until > now => ("open", Some(until)),
+                Breaker::Open { .. } | Breaker::HalfOpen { .. } => ("half_open", None),
+                Breaker::Closed => match self.model_down_until.filter(|u| *u > now) {
+                    Some(u) => ("model_cooldown", Some(u)),
+                    None => ("closed", None),
+                },
+            }
+        };
+        HealthView {
+            state,
+            until,
+            consecutive_failures: self.consecutive_failures,
+        }
+    }
+}
