@@ -62,8 +62,69 @@ impl SeenRequest {
     }
 }
 
+/// What a [`Rule`] does to a request it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// Answer with this status and an OpenAI error body.
+    Status(u16),
+    /// Answer with this status and a `Retry-After` header of this value.
+    StatusRetryAfter(u16, String),
+    /// Wait this long before answering normally.
+    Delay(Duration),
+    /// Send the headers and part of a complete answer, then reset the connection.
+    ResetBody,
+    /// Stream normally but reset the connection after this many chunks.
+    CutStreamAfter(usize),
+}
+
+/// A fault applied to the requests that match a key and/or a model.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    key: Option<String>,
+    model: Option<String>,
+    fault: Fault,
+    every: usize,
+    times: Option<usize>,
+    seen: usize,
+}
+
+impl Rule {
+    /// A rule applying `fault` to every request.
+    pub fn new(fault: Fault) -> Self {
+        Self {
+            key: None,
+            model: None,
+            fault,
+            every: 1,
+            times: None,
+            seen: 0,
+        }
+    }
+    /// Only requests sent with this bearer key.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = Some(key.to_string());
+        self
+    }
+    /// Only requests for this upstream model.
+    pub fn model(mut self, model: &str) -> Self {
+        self.model = Some(model.to_string());
+        self
+    }
+    /// Only every `n`-th matching request (2: the second, fourth, ...).
+    pub fn every(mut self, n: usize) -> Self {
+        self.every = n.max(1);
+        self
+    }
+    /// At most `n` times.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+}
+
 #[derive(Default)]
 struct State {
+    rules: Mutex<Vec<Rule>>,
     requests: Mutex<Vec<SeenRequest>>,
     tokens_reported: AtomicU64,
     fail_next: Mutex<Vec<u16>>,
@@ -183,6 +244,25 @@ impl MockUpstream {
             .store(delay.as_millis() as u64, SeqCst);
     }
 
+    /// Adds a fault rule; the first rule that matches and is due applies.
+    pub fn add_rule(&self, rule: Rule) {
+        self.state.rules.lock().unwrap().push(rule);
+    }
+
+    /// Removes every rule.
+    pub fn clear_rules(&self) {
+        self.state.rules.lock().unwrap().clear();
+    }
+
+    /// Requests seen with this bearer key (and model, if given).
+    pub fn count(&self, key: &str, model: Option<&str>) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.bearer().as_deref() == Some(key))
+            .filter(|r| model.is_none_or(|m| r.json()["model"] == m))
+            .count()
+    }
+
     /// Wait this long before answering (before the response headers).
     pub fn set_response_delay(&self, delay: Duration) {
         self.state
@@ -268,6 +348,64 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let fault = {
+        let bearer = state
+            .requests
+            .lock()
+            .unwrap()
+            .last()
+            .and_then(SeenRequest::bearer);
+        let model = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["model"].as_str().map(str::to_string));
+        let mut rules = state.rules.lock().unwrap();
+        let mut applied = None;
+        for rule in rules.iter_mut() {
+            let matches = rule.key.as_ref().is_none_or(|k| bearer.as_ref() == Some(k))
+                && rule
+                    .model
+                    .as_ref()
+                    .is_none_or(|m| model.as_ref() == Some(m));
+            if !matches || rule.times == Some(0) {
+                continue;
+            }
+            rule.seen += 1;
+            if rule.seen % rule.every == 0 {
+                if let Some(t) = rule.times.as_mut() {
+                    *t -= 1;
+                }
+                applied = Some(rule.fault.clone());
+                break;
+            }
+        }
+        applied
+    };
+    let mut cut_stream = None;
+    match fault {
+        Some(Fault::Status(code)) => return error(code, "failure on command"),
+        Some(Fault::StatusRetryAfter(code, value)) => {
+            let mut r = error(code, "failure on command");
+            r.headers_mut()
+                .insert("retry-after", value.parse().unwrap());
+            return r;
+        }
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::ResetBody) => {
+            let (tx, rx) = mpsc::channel(2);
+            let _ = tx.try_send(Ok(Bytes::from_static(b"{\"id\":\"chatcmpl-mock\",")));
+            let _ = tx.try_send(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset on command",
+            )));
+            return Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(UnsyncBoxBody::new(ChannelBody(rx)))
+                .unwrap();
+        }
+        Some(Fault::CutStreamAfter(n)) => cut_stream = Some(n),
+        None => {}
+    }
     let fail = {
         let mut f = state.fail_next.lock().unwrap();
         (!f.is_empty()).then(|| f.remove(0))
@@ -349,7 +487,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     }
     chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let cut_after = state.cut_after.lock().unwrap().take();
+    let cut_after = state.cut_after.lock().unwrap().take().or(cut_stream);
     let delay = Duration::from_millis(state.chunk_delay_ms.load(SeqCst));
     let hold = state.hold_last_chunk.load(SeqCst);
     tokio::spawn(async move {

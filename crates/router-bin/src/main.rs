@@ -120,6 +120,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Result<(), String> {
+    // Signal handlers first: a SIGHUP or SIGTERM arriving during start-up is handled, not fatal.
+    let signals = Signals::new().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let addr = listen.unwrap_or_else(|| router.snapshot().listen());
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -144,13 +146,15 @@ async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Resul
             Err(e) => tracing::warn!("cannot watch the config file (reload with SIGHUP): {e}"),
         }
     }
-    tasks.push(tokio::spawn(reload_on_sighup(
+    let Signals { terminate, hangup } = signals;
+    tasks.push(tokio::spawn(reload_on_hangup(
         router.clone(),
+        hangup,
         stopped(stop_rx.clone()),
     )));
 
     let shutdown = async move {
-        wait_for_signal().await;
+        terminate.await;
         tracing::info!("shutdown signal received");
         let _ = stop_tx.send(true);
     };
@@ -163,44 +167,41 @@ async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Resul
     Ok(())
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM/SIGINT (as one future) and SIGHUP (as a stream), installed up front.
+struct Signals {
+    terminate: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let hangup = signal(SignalKind::hangup())?;
+        let terminate = Box::pin(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        Ok(Self { terminate, hangup })
     }
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-#[cfg(unix)]
-async fn reload_on_sighup(router: Arc<Router>, stop: impl std::future::Future<Output = ()>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP");
-        return;
-    };
+async fn reload_on_hangup(
+    router: Arc<Router>,
+    mut hangup: tokio::signal::unix::Signal,
+    stop: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = hup.recv() => match router.reload() {
+            _ = hangup.recv() => match router.reload() {
                 Ok(o) => tracing::info!(generation = o.generation, "SIGHUP: config reloaded"),
                 Err(e) => tracing::error!("SIGHUP: config cannot be used; still serving the previous one:\n{e}"),
             },
         }
     }
-}
-
-#[cfg(not(unix))]
-async fn reload_on_sighup(_router: Arc<Router>, stop: impl std::future::Future<Output = ()>) {
-    stop.await;
 }

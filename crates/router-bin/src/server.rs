@@ -26,9 +26,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
+            // Reap finished connection tasks as we go.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,
@@ -49,7 +52,7 @@ pub async fn serve(
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
                 let connection = graceful.watch(connection);
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, "connection ended with an error: {e}");
                     }
@@ -64,8 +67,13 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(deadline) => {
-            tracing::warn!("shutdown deadline reached; closing the remaining connections");
+            tracing::warn!(
+                open = connections.len(),
+                "shutdown deadline reached; closing the remaining connections"
+            );
         }
     }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
     Ok(())
 }

@@ -560,3 +560,35 @@ async fn graceful_shutdown_lets_streams_finish() {
         .ends_with("data: [DONE]\n\n"));
     server.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_deadline_closes_what_is_left() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.hold_last_chunk(true);
+    let mut server = TestServer::start(&config(
+        &mock.base_url(),
+        &["sk-1"],
+        "server: {shutdown_timeout: 5s}",
+    ))
+    .await;
+    let resp = client()
+        .request(stream_request(&server, "never ends", None))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    body.frame().await.unwrap().unwrap();
+    server.begin_shutdown();
+    // The held stream never finishes by itself: serve returns at the deadline and the
+    // connection is closed, so the client's body ends (with an error: it was cut).
+    server.shutdown().await;
+    let drained = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection outlived the shutdown deadline");
+    mock.release();
+}

@@ -139,7 +139,7 @@ impl From<RawUsage> for TokenUsage {
             completion_tokens: u.completion_tokens,
             total_tokens: u
                 .total_tokens
-                .unwrap_or(u.prompt_tokens + u.completion_tokens),
+                .unwrap_or(u.prompt_tokens.saturating_add(u.completion_tokens)),
         }
     }
 }
@@ -747,13 +747,15 @@ impl ChatStream {
                 }
             }
         }
-        if !self.done_seen {
+        // A stream that completes ends with exactly one [DONE]; one that carried an upstream
+        // error event ends with that event instead.
+        if !self.done_seen && !self.upstream_error {
             out.extend_from_slice(b"data: [DONE]\n\n");
             self.done_seen = true;
         }
         if let Some(selection) = self.selection.take() {
             if self.upstream_error {
-                selection.fail(Failure::Upstream);
+                selection.fail_after(Failure::Upstream, self.usage);
             } else {
                 selection.succeed(self.usage.unwrap_or_default());
             }
@@ -778,7 +780,7 @@ impl ChatStream {
             }
         });
         if let Some(selection) = self.selection.take() {
-            selection.fail(Failure::Upstream);
+            selection.fail_after(Failure::Upstream, self.usage);
         }
         self.finished = true;
         self.trailer = Some(Bytes::from(format!("data: {event}\n\n")));

@@ -178,9 +178,13 @@ impl<'a> ChatRequest<'a> {
     }
 
     /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,
-    /// plus the completion budget the client set.
+    /// plus the completion budget the client set (capped, so no request can reserve absurd
+    /// amounts).
     pub fn estimate_tokens(&self) -> u64 {
-        (self.body.len() as u64 / 4 + self.max_tokens).max(1)
+        const CAP: u64 = 1 << 24;
+        (self.body.len() as u64 / 4)
+            .saturating_add(self.max_tokens.min(CAP))
+            .clamp(1, 2 * CAP)
     }
 
     /// The body to send upstream: `model` replaced, and for streams `stream_options.include_usage`

@@ -115,11 +115,13 @@ impl Router {
                 "this router was not loaded from a file; nothing to reload",
             ));
         };
+        // Read, hash and swap under one lock, so concurrent reloads apply in file order.
+        let guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let source = Source::read(path)?;
         self.file_hash
             .store(text_hash(&source.text), Ordering::Relaxed);
         let config = source.parse()?;
-        self.swap_in(&config, Some(&source))
+        self.swap_locked(&guard, &config, Some(&source))
     }
 
     /// Whether the config file's text differs from what was last read from it. `false` when
@@ -144,7 +146,17 @@ impl Router {
         config: &Config,
         source: Option<&Source>,
     ) -> Result<ReloadOutcome, ConfigError> {
-        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.swap_locked(&guard, config, source)
+    }
+
+    /// Compiles and swaps; the caller holds `reload_lock` (proof: the guard).
+    fn swap_locked(
+        &self,
+        _held: &std::sync::MutexGuard<'_, ()>,
+        config: &Config,
+        source: Option<&Source>,
+    ) -> Result<ReloadOutcome, ConfigError> {
         let generation = self.current.load().generation() + 1;
         let snapshot = compile(config, source, generation, &self.ledger, &self.clients)?;
         let warnings = snapshot.warnings().to_vec();

@@ -70,15 +70,25 @@ impl Selection {
 
     /// The answer ended well: replace the reservation by the real usage; the pair is healthy.
     pub fn succeed(mut self, usage: TokenUsage) {
-        self.stats.release(self.reservation);
+        // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
+        self.stats.release(self.reservation);
         lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker);
         self.settled = true;
     }
 
     /// The upstream call failed: release the reservation, count an error, charge the error
     /// penalty, and update the pair's health (cooldown, disabling or breaker) by `failure`.
-    pub fn fail(mut self, failure: Failure) {
+    pub fn fail(self, failure: Failure) {
+        self.fail_after(failure, None);
+    }
+
+    /// Like [`Selection::fail`], for a call that failed after the upstream had already
+    /// reported usage (a stream broken after its usage chunk): those tokens are charged too.
+    pub fn fail_after(mut self, failure: Failure, usage: Option<TokenUsage>) {
+        if let Some(usage) = usage {
+            self.stats.record_tokens(usage);
+        }
         self.stats.release(self.reservation);
         self.stats.record_error(self.error_penalty);
         let now = Instant::now();

@@ -330,6 +330,13 @@ pub(crate) fn compile(
         }
     }
 
+    if client_keys.is_empty() && (config.api_key.is_some() || !config.api_keys.is_empty()) {
+        problems.push(
+            "api_key".into(),
+            "client keys are configured but every one is empty (an unset variable?); refusing to \
+             serve without authentication. Remove api_key/api_keys to run without it",
+        );
+    }
     let server = config.server.clone();
     if server.max_body_bytes == 0 {
         problems.push("server.max_body_bytes".into(), "must be greater than 0");
@@ -393,6 +400,9 @@ pub(crate) fn compile(
                 HeaderName::from_bytes(hname.as_bytes()),
                 HeaderValue::from_str(hvalue.as_str()),
             ) {
+                (Ok(_), Ok(v)) if v.is_empty() => {
+                    warnings.push(format!("{path}: value is empty; header not sent"));
+                }
                 (Ok(n), Ok(v)) => {
                     if matches!(
                         n.as_str(),

@@ -38,7 +38,10 @@ pub struct PairStats {
 impl PairStats {
     /// The usage that selection scores: tokens + penalties + in-flight reservations.
     pub fn usage(&self) -> u64 {
-        self.total_tokens.load(Relaxed) + self.penalty.load(Relaxed) + self.reserved.load(Relaxed)
+        self.total_tokens
+            .load(Relaxed)
+            .saturating_add(self.penalty.load(Relaxed))
+            .saturating_add(self.reserved.load(Relaxed))
     }
 
     pub(crate) fn begin(&self, reservation: u64, request_penalty: u64) {

@@ -31,8 +31,11 @@ pub fn watch_config(
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            let _ = tx.send(());
+        // Opening or reading a file (our own reads included) is no change.
+        if let Ok(e) = event {
+            if !matches!(e.kind, notify::EventKind::Access(_)) {
+                let _ = tx.send(());
+            }
         }
     })?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;

@@ -259,3 +259,49 @@ fn example_configs_load_and_agree() {
     );
     assert!(yaml.snapshot().group("demo").is_some());
 }
+
+#[test]
+fn client_keys_that_all_expand_to_empty_refuse_to_load() {
+    let yaml = GOOD.replace(
+        "api_key: \"client-key\"",
+        "api_key: \"${CFG_TEST_NO_CLIENT_KEY}\"",
+    );
+    let (msg, e) = err(&yaml);
+    assert_eq!(e.problems[0].path, "api_key", "{msg}");
+    assert!(
+        msg.contains("refusing to serve without authentication"),
+        "{msg}"
+    );
+    // No key configured at all is a deliberate choice: it loads.
+    let open = GOOD.replace("api_key: \"client-key\"\n", "");
+    assert!(load(&open).unwrap().snapshot().client_keys().is_empty());
+}
+
+#[test]
+fn key_lists_accept_one_string_and_never_echo_a_bad_value() {
+    let one = GOOD.replace(
+        "[\"${CFG_TEST_OPENAI_KEY}\", \"sk-second\"]",
+        "\"sk-only-one\"",
+    );
+    let snap = load(&one).unwrap().snapshot();
+    assert_eq!(
+        snap.group("gpt-4-turbo").unwrap().pairs()[0]
+            .provider()
+            .keys()[0]
+            .expose(),
+        "sk-only-one"
+    );
+    let bad = GOOD.replace(
+        "[\"${CFG_TEST_OPENAI_KEY}\", \"sk-second\"]",
+        "{nested: \"sk-live-secret\"}",
+    );
+    let (msg, e) = err(&bad);
+    assert_eq!(e.problems[0].path, "providers[0].api_keys", "{msg}");
+    assert!(!msg.contains("sk-live-secret"), "{msg}");
+    let unterminated = GOOD.replace("\"sk-second\"", "\"sk-abc${oops\"");
+    let (msg, _) = err(&unterminated);
+    assert!(
+        msg.contains("unterminated") && !msg.contains("sk-abc"),
+        "{msg}"
+    );
+}

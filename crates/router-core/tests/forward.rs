@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mock_upstream::MockUpstream;
-use router_core::{Format, Router, RouterError, Source};
+use router_core::{ChatRequest, Format, Router, RouterError, Source};
 use serde_json::{json, Value};
 
 fn router(yaml: &str) -> Router {
@@ -335,4 +335,38 @@ async fn a_long_healthy_stream_is_not_cut() {
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     assert_eq!(r.usage()[0].errors, 0);
     assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn stream_broken_after_its_usage_chunk_still_charges_the_tokens() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-a\""));
+    // Reply "mock says: x": role, 3 words, finish, usage, [DONE] -> cut before [DONE].
+    mock.cut_next_stream_after(6);
+    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let text = stream_text(&r, body).await;
+    assert!(
+        text.contains("stream_interrupted") && !text.contains("[DONE]"),
+        "{text}"
+    );
+    let u = &r.usage()[0];
+    assert!(mock.tokens_reported() > 0);
+    assert_eq!(
+        (u.total_tokens, u.errors, u.reserved),
+        (mock.tokens_reported(), 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn huge_max_tokens_does_not_overflow() {
+    let r = router("groups:\n  - name: demo\n    models: [{provider: m, name: e}]\nproviders:\n  - {name: m, type: mock}\n");
+    let body = br#"{"model":"demo","max_tokens":18446744073709551615,"messages":[{"role":"user","content":"hi"}]}"#;
+    for _ in 0..3 {
+        let held = r
+            .pick("demo", ChatRequest::parse(body).unwrap().estimate_tokens())
+            .unwrap();
+        assert!(r.chat_completions(body).await.is_ok());
+        drop(held);
+    }
+    assert_eq!(r.usage()[0].reserved, 0);
 }

@@ -18,16 +18,16 @@ pub(crate) fn expand(
             out.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail
-                .find('}')
-                .ok_or_else(|| format!("unterminated '${{' in \"{input}\""))?;
+            let end = tail.find('}').ok_or_else(|| {
+                "unterminated '${' (the value is not shown: it may be a secret)".to_string()
+            })?;
             let expr = &tail[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name '{name}' in \"{input}\""));
+                return Err(format!("invalid variable name '{name}' in '${{...}}'"));
             }
             let value = lookup(name).filter(|v| !v.is_empty());
             match (value, default) {

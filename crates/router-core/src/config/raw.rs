@@ -140,6 +140,33 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     d.deserialize_any(V)
 }
 
+/// A list of strings, or one string as a list of one. Errors never show the value (keys).
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvString>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<EnvString>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key or a list of keys")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            EnvString::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|s| vec![s])
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<EnvString>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(de::Error::custom(
+                "expected a key or a list of keys, found a map (the value is not shown: it may be a secret)",
+            ))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
@@ -158,7 +185,7 @@ pub struct Config {
     #[serde(default)]
     pub api_key: Option<EnvString>,
     /// Several accepted client keys (in addition to `api_key`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub api_keys: Vec<EnvString>,
     /// Usage charged to a (key, model) pair each time it is picked.
     #[serde(default)]
@@ -197,7 +224,7 @@ pub struct ServerConfig {
     #[serde(deserialize_with = "duration")]
     pub idle_timeout: Duration,
     /// Origins allowed by CORS; `"*"` allows any (default `["*"]`).
-    pub cors_origins: Vec<String>,
+    pub cors_origins: Vec<EnvString>,
     /// Compress responses with brotli or gzip when the client accepts it (default true).
     pub compression: bool,
     /// Smallest non-streamed body worth compressing, in bytes (default 1024).
@@ -214,7 +241,7 @@ impl Default for ServerConfig {
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),
-            cors_origins: vec!["*".to_string()],
+            cors_origins: vec![EnvString::from("*")],
             compression: true,
             compression_min_bytes: 1024,
             shutdown_timeout: Duration::from_secs(30),
@@ -373,7 +400,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub api_key: Option<EnvString>,
     /// API keys; usage is balanced over them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub api_keys: Vec<EnvString>,
     /// Extra headers sent with every upstream request.
     #[serde(default)]
