@@ -589,6 +589,9 @@ async fn shutdown_deadline_closes_what_is_left() {
         }
     })
     .await;
-    assert!(drained.is_ok(), "the connection outlived the shutdown deadline");
+    assert!(
+        drained.is_ok(),
+        "the connection outlived the shutdown deadline"
+    );
     mock.release();
 }

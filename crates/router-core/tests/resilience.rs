@@ -1,0 +1,549 @@
+//! Resilience: strategies, the failure table, cooldowns, disabling, the circuit breaker.
+//! State-machine tests drive `Router::pick` on tokio's paused clock (no network); the fault
+//! matrix drives the mock upstream's fault rules over real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mock_upstream::{Fault, MockUpstream, Rule};
+use router_core::{Failure, Format, Router, RouterError, Source, TokenUsage};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn router(yaml: &str) -> Router {
+    Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
+}
+
+fn tokens(n: u64) -> TokenUsage {
+    TokenUsage {
+        prompt_tokens: n,
+        completion_tokens: 0,
+        total_tokens: n,
+    }
+}
+
+/// A group `g` of `models` (name, weight) on provider `p` with `keys`, and `extra` top-level YAML.
+fn group(strategy: &str, models: &[(&str, f64)], keys: &[&str], extra: &str) -> String {
+    let models: Vec<String> = models
+        .iter()
+        .map(|(m, w)| format!("      - {{provider: p, name: {m}, weight: {w}}}"))
+        .collect();
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "{extra}\ngroups:\n  - name: g\n    strategy: {strategy}\n    models:\n{}\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9/v1\", api_keys: [{}]}}\n",
+        models.join("\n"),
+        keys.join(", ")
+    )
+}
+
+fn picks(r: &Router, n: usize) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for _ in 0..n {
+        let s = r.pick("g", 1).unwrap();
+        *out.entry(format!("{} {}", s.model(), s.key_id()))
+            .or_default() += 1;
+        s.succeed(tokens(10));
+    }
+    out
+}
+
+fn state_of(r: &Router, model: &str, key_suffix: &str) -> (String, Option<String>) {
+    let row = r
+        .usage()
+        .into_iter()
+        .find(|u| u.model == model && u.key_id.ends_with(key_suffix))
+        .unwrap();
+    (row.state, row.until)
+}
+
+#[test]
+fn round_robin_visits_every_pair_evenly() {
+    let r = router(&group(
+        "round_robin",
+        &[("a", 1.0), ("b", 5.0)],
+        &["key-0000000001", "key-0000000002"],
+        "",
+    ));
+    let p = picks(&r, 400);
+    assert_eq!(p.len(), 4, "{p:?}");
+    assert!(p.values().all(|&n| (99..=101).contains(&n)), "{p:?}");
+}
+
+#[test]
+fn fallback_stays_on_the_first_model_then_reaches_the_last() {
+    let r = router(&group(
+        "fallback",
+        &[("first", 1.0), ("second", 1.0), ("third", 1.0)],
+        &["key-000000000A", "key-000000000B"],
+        "",
+    ));
+    let p = picks(&r, 10);
+    assert_eq!(p["first p#0"] + p["first p#1"], 10, "{p:?}");
+    // One key of the first model disabled: the first model still serves.
+    r.pick("g", 1).unwrap().fail(Failure::Unauthorized);
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!(s.model(), "first");
+    s.fail(Failure::Unauthorized);
+    // First model gone: second; then the second gone too: really the third.
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!(s.model(), "second");
+    s.fail(Failure::Unauthorized);
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!(s.model(), "second");
+    s.fail(Failure::Unauthorized);
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!(s.model(), "third");
+    s.succeed(tokens(1));
+    assert_eq!(r.pick("g", 1).unwrap().model(), "third");
+}
+
+#[test]
+fn weighted_random_follows_weights_then_least_used_key() {
+    let r = router(&group(
+        "weighted_random",
+        &[("one", 1.0), ("three", 3.0)],
+        &["key-0000000001", "key-0000000002"],
+        "",
+    ));
+    let p = picks(&r, 4000);
+    let three = (p["three p#0"] + p["three p#1"]) as f64 / 4000.0;
+    assert!(
+        (0.72..0.78).contains(&three),
+        "share of weight 3: {three} ({p:?})"
+    );
+    // Keys of one model are balanced by usage, not by chance.
+    assert!(p["three p#0"].abs_diff(p["three p#1"]) <= 1, "{p:?}");
+    assert!(p["one p#0"].abs_diff(p["one p#1"]) <= 1, "{p:?}");
+}
+
+const BREAKER: &str = "resilience:\n  breaker: {consecutive_failures: 2, open_for: 10s, min_requests: 100}\n  rate_limit_cooldown: 5s\n  model_cooldown: 3s";
+
+#[tokio::test(start_paused = true)]
+async fn breaker_opens_then_half_opens_for_one_probe_then_closes() {
+    let r = router(&group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    ));
+    // Two failures in a row on AA open its breaker.
+    for _ in 0..2 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#0");
+        s.fail(Failure::Upstream);
+    }
+    assert_eq!(state_of(&r, "m", "AA").0, "open");
+    assert!(state_of(&r, "m", "AA").1.is_some());
+    // While open, BB serves even though it carries far more usage.
+    for _ in 0..5 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#1");
+        s.succeed(tokens(1000));
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert_eq!(state_of(&r, "m", "AA").0, "half_open");
+    // One probe goes through; while it is in flight nobody else gets AA.
+    let probe = r.pick("g", 1).unwrap();
+    assert_eq!(probe.key_id(), "p#0");
+    let other = r.pick("g", 1).unwrap();
+    assert_eq!(other.key_id(), "p#1");
+    other.succeed(tokens(1));
+    probe.succeed(tokens(1));
+    assert_eq!(state_of(&r, "m", "AA").0, "closed");
+    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_probe_reopens_the_breaker() {
+    let r = router(&group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    ));
+    for _ in 0..2 {
+        r.pick("g", 1).unwrap().fail(Failure::Upstream);
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let probe = r.pick("g", 1).unwrap();
+    assert_eq!(probe.key_id(), "p#0");
+    probe.fail(Failure::Upstream);
+    assert_eq!(state_of(&r, "m", "AA").0, "open");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_single_deployment_is_never_locked_out() {
+    let r = router(&group("usage", &[("m", 1.0)], &["key-00000000AA"], BREAKER));
+    for _ in 0..3 {
+        r.pick("g", 1).unwrap().fail(Failure::Upstream);
+    }
+    assert_eq!(state_of(&r, "m", "AA").0, "open");
+    // Open, but the only one: still tried; a success closes it.
+    let s = r.pick("g", 1).unwrap();
+    s.succeed(tokens(1));
+    assert_eq!(state_of(&r, "m", "AA").0, "closed");
+    // Model cooldown (404) on the only model: still tried as well.
+    r.pick("g", 1).unwrap().fail(Failure::ModelUnavailable);
+    assert_eq!(state_of(&r, "m", "AA").0, "model_cooldown");
+    assert!(r.pick("g", 1).is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_cooldown_follows_retry_after_or_the_default() {
+    let r = router(&group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    ));
+    r.pick("g", 1).unwrap().fail(Failure::RateLimited {
+        retry_after: Some(Duration::from_secs(7)),
+    });
+    assert_eq!(state_of(&r, "m", "AA").0, "rate_limited");
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!(s.key_id(), "p#1");
+    s.fail(Failure::RateLimited { retry_after: None }); // default: 5s
+                                                        // Both cooling down: nothing is picked, and the wait is the smallest.
+    match r.pick("g", 1) {
+        Err(RouterError::RateLimited { retry_after, .. }) => {
+            assert_eq!(retry_after, Duration::from_secs(5))
+        }
+        other => panic!("{other:?}"),
+    }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#1");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(state_of(&r, "m", "AA").0, "closed");
+}
+
+#[test]
+fn unauthorized_key_is_disabled_until_the_config_is_reloaded() {
+    let yaml = group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        "",
+    );
+    let r = router(&yaml);
+    r.pick("g", 1).unwrap().fail(Failure::Unauthorized);
+    assert_eq!(state_of(&r, "m", "AA").0, "disabled");
+    for _ in 0..3 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#1");
+        s.succeed(tokens(100));
+    }
+    r.apply(&Source::from_text(yaml, Format::Yaml).parse().unwrap())
+        .unwrap();
+    assert_eq!(state_of(&r, "m", "AA").0, "closed");
+    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn model_unavailable_cools_down_every_key_of_that_model() {
+    let r = router(&group(
+        "usage",
+        &[("a", 1.0), ("b", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    ));
+    let s = r.pick("g", 1).unwrap();
+    assert_eq!((s.model(), s.key_id()), ("a", "p#0"));
+    s.fail(Failure::ModelUnavailable);
+    assert_eq!(state_of(&r, "a", "BB").0, "model_cooldown");
+    for _ in 0..4 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.model(), "b");
+        s.succeed(tokens(50));
+    }
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(r.pick("g", 1).unwrap().model(), "a");
+}
+
+// ---- The fault matrix over real HTTP ----
+
+const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"fault matrix"}]}"#;
+
+/// Group `g`: model `a` and model `b` on the mock, keys AA and BB; a second provider `down`
+/// (nothing listening) may be added in front.
+fn http_group(mock: &MockUpstream, extra: &str) -> String {
+    format!(
+        "{extra}\ngroups:\n  - name: g\n    models:\n      - {{provider: up, name: a}}\n      - {{provider: up, name: b}}\nproviders:\n  - {{name: up, base_url: \"{}\", api_keys: [\"key-00000000AA\", \"key-00000000BB\"]}}\n",
+        mock.base_url()
+    )
+}
+
+async fn ok_body(r: &Router, body: &str) -> (router_core::Served, Value) {
+    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let served = answer.served.clone();
+    (
+        served,
+        serde_json::from_slice(&answer.body.collect_bytes().await).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn fault_429_fails_over_and_cools_the_key_for_retry_after() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, ""));
+    mock.add_rule(
+        Rule::new(Fault::StatusRetryAfter(429, "120".into()))
+            .key("key-00000000AA")
+            .times(1),
+    );
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!((served.key_id.as_str(), served.attempts), ("up#1", 2));
+    let (state, until) = state_of(&r, "a", "AA");
+    assert_eq!(state, "rate_limited");
+    let until = humantime::parse_rfc3339(&until.unwrap()).unwrap();
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(
+        left > Duration::from_secs(110) && left <= Duration::from_secs(120),
+        "{left:?}"
+    );
+    // HTTP-date form, on a fresh router.
+    let r = router(&http_group(&mock, ""));
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(300));
+    mock.add_rule(
+        Rule::new(Fault::StatusRetryAfter(429, date))
+            .key("key-00000000AA")
+            .times(1),
+    );
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!(served.key_id, "up#1");
+    let until = humantime::parse_rfc3339(&state_of(&r, "a", "AA").1.unwrap()).unwrap();
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(
+        left > Duration::from_secs(290) && left <= Duration::from_secs(300),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn fault_429_everywhere_is_a_429_with_the_smallest_retry_after() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, "resilience: {max_attempts: 4}"));
+    mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "50".into())).key("key-00000000AA"));
+    mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "20".into())).key("key-00000000BB"));
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 429);
+    assert_eq!(err.retry_after_secs(), Some(20));
+    assert_eq!(err.body()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(mock.requests().len(), 4);
+    // Next request: nothing is tried at all, same answer.
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 429);
+    assert!(err.retry_after_secs().unwrap() <= 20);
+    assert_eq!(mock.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn fault_401_and_403_fail_over_and_disable_the_key() {
+    for status in [401u16, 403] {
+        let mock = MockUpstream::start().await.unwrap();
+        let r = router(&http_group(&mock, ""));
+        mock.add_rule(Rule::new(Fault::Status(status)).key("key-00000000AA"));
+        let (served, _) = ok_body(&r, CHAT).await;
+        assert_eq!(
+            (served.model.as_str(), served.key_id.as_str()),
+            ("a", "up#1")
+        );
+        assert_eq!(state_of(&r, "a", "AA").0, "disabled");
+        assert_eq!(
+            state_of(&r, "b", "AA").0,
+            "closed",
+            "only that (key, model)"
+        );
+        for _ in 0..4 {
+            ok_body(&r, CHAT).await;
+        }
+        assert_eq!(mock.count("key-00000000AA", Some("a")), 1);
+    }
+}
+
+#[tokio::test]
+async fn fault_404_fails_over_to_another_model_not_another_key() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, ""));
+    mock.add_rule(Rule::new(Fault::Status(404)).model("a"));
+    let (served, body) = ok_body(&r, CHAT).await;
+    assert_eq!((served.model.as_str(), served.attempts), ("b", 2));
+    assert_eq!(body["model"], "b");
+    assert_eq!(
+        mock.count("key-00000000BB", Some("a")),
+        0,
+        "the other key of model a was not tried"
+    );
+    assert_eq!(state_of(&r, "a", "BB").0, "model_cooldown");
+}
+
+#[tokio::test]
+async fn fault_connection_refused_fails_over_to_another_model() {
+    let mock = MockUpstream::start().await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: fallback\n    models:\n      - {{provider: down, name: a}}\n      - {{provider: up, name: b}}\nproviders:\n  - {{name: down, base_url: \"http://127.0.0.1:{port}/v1\", api_keys: [k1, k2]}}\n  - {{name: up, base_url: \"{}\", api_key: k3}}\n",
+        mock.base_url()
+    );
+    let r = router(&yaml);
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+    let states: Vec<String> = r
+        .usage()
+        .iter()
+        .filter(|u| u.provider == "down")
+        .map(|u| u.state.clone())
+        .collect();
+    assert_eq!(states, ["model_cooldown", "model_cooldown"]);
+}
+
+#[tokio::test]
+async fn fault_5xx_reset_and_first_byte_timeout_fail_over_and_count_for_the_breaker() {
+    for fault in [
+        Fault::Status(503),
+        Fault::ResetBody,
+        Fault::Delay(Duration::from_secs(30)),
+    ] {
+        let mock = MockUpstream::start().await.unwrap();
+        // A fresh router picks (a, AA) first: that is the pair the fault hits.
+        let r = router(&http_group(&mock, "server: {first_byte_timeout: 300ms}"));
+        mock.add_rule(
+            Rule::new(fault.clone())
+                .key("key-00000000AA")
+                .model("a")
+                .times(1),
+        );
+        let (served, _) = ok_body(&r, CHAT).await;
+        assert_eq!(
+            (served.key_id.as_str(), served.attempts),
+            ("up#1", 2),
+            "{fault:?}"
+        );
+        assert_eq!(mock.requests().len(), 2, "{fault:?}");
+        let row = r
+            .usage()
+            .into_iter()
+            .find(|u| u.model == "a" && u.key_id.ends_with("AA"))
+            .unwrap();
+        assert_eq!(
+            (row.consecutive_failures, row.errors),
+            (1, 1),
+            "{fault:?}: {row:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_4xx_is_returned_as_is_without_retry() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, ""));
+    for status in [400u16, 413, 422] {
+        mock.add_rule(Rule::new(Fault::Status(status)).times(1));
+        let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+        assert_eq!(answer.status, status);
+    }
+    assert_eq!(mock.requests().len(), 3);
+    assert!(r
+        .usage()
+        .iter()
+        .all(|u| u.errors == 0 && u.state == "closed"));
+}
+
+#[tokio::test]
+async fn no_retry_after_the_first_byte() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, ""));
+    mock.add_rule(Rule::new(Fault::CutStreamAfter(2)).times(1));
+    let answer = r
+        .chat_completions(
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"cut"}]}"#,
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(text.contains("stream_interrupted"), "{text}");
+    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(r.usage().iter().map(|u| u.errors).sum::<u64>(), 1);
+}
+
+#[tokio::test]
+async fn per_provider_timeout_overrides_the_server_one() {
+    let mock = MockUpstream::start().await.unwrap();
+    let slow = MockUpstream::start().await.unwrap();
+    slow.set_response_delay(Duration::from_secs(30));
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: fallback\n    models:\n      - {{provider: slow, name: a}}\n      - {{provider: up, name: b}}\nproviders:\n  - {{name: slow, base_url: \"{}\", api_key: k1, timeouts: {{first_byte: 200ms}}}}\n  - {{name: up, base_url: \"{}\", api_key: k2}}\n",
+        slow.base_url(),
+        mock.base_url()
+    );
+    let r = router(&yaml);
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+}
+
+#[tokio::test]
+async fn request_deadline_bounds_all_attempts() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_response_delay(Duration::from_secs(30));
+    let r = router(&http_group(&mock, "resilience: {request_timeout: 300ms}"));
+    let started = std::time::Instant::now();
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, ""));
+    let pinned = CHAT.replace("\"g\"", "\"g$2\"");
+    for _ in 0..6 {
+        let (served, _) = ok_body(&r, &pinned).await;
+        assert_eq!(served.model, "b");
+    }
+    assert_eq!(mock.count("key-00000000AA", Some("b")), 3, "keys balanced");
+    assert_eq!(mock.count("key-00000000BB", Some("b")), 3);
+    mock.add_rule(Rule::new(Fault::Status(500)).key("key-00000000AA").times(1));
+    let (served, _) = ok_body(&r, &pinned.replace("g$2", "g$1")).await;
+    assert_eq!(
+        (
+            served.model.as_str(),
+            served.key_id.as_str(),
+            served.attempts
+        ),
+        ("a", "up#1", 2)
+    );
+    // Both keys of the pinned model fail: it never falls to the other model.
+    mock.add_rule(Rule::new(Fault::Status(500)).model("b"));
+    let err = r.chat_completions(pinned.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 502);
+    assert_eq!(
+        mock.count("key-00000000AA", Some("a")) + mock.count("key-00000000BB", Some("a")),
+        2
+    );
+    for (model, needle) in [
+        ("g$0", "from 1 to 2"),
+        ("g$3", "from 1 to 2"),
+        ("g$x", "must be a number"),
+    ] {
+        let err = r
+            .chat_completions(CHAT.replace("\"g\"", &format!("\"{model}\"")).as_bytes())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 400, "{model}");
+        assert!(
+            err.client_message().contains(needle),
+            "{}",
+            err.client_message()
+        );
+    }
+    let err = r
+        .chat_completions(CHAT.replace("\"g\"", "\"nope$1\"").as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 404);
+}
