@@ -595,3 +595,30 @@ async fn shutdown_deadline_closes_what_is_left() {
     );
     mock.release();
 }
+
+#[tokio::test]
+async fn all_rate_limited_is_a_429_with_retry_after_and_state_is_visible() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.add_rule(mock_upstream::Rule::new(
+        mock_upstream::Fault::StatusRetryAfter(429, "42".into()),
+    ));
+    let server = TestServer::start(&config(&mock.base_url(), &["sk-only-key-0001"], "")).await;
+    let r = post_chat(&server, CHAT).await;
+    assert_openai_error(&r, 429, "rate_limit_error");
+    assert_eq!(r.headers["retry-after"], "42");
+    let usage = call(
+        Method::GET,
+        &server.url("/admin/usage"),
+        &[("authorization", &format!("Bearer {KEY}"))],
+        "",
+    )
+    .await;
+    let row = &usage.json()["usage"][0];
+    assert_eq!(row["state"], "rate_limited", "{row}");
+    assert!(
+        row["until"].as_str().is_some_and(|u| u.ends_with('Z')),
+        "{row}"
+    );
+    assert_eq!(row["errors"], 1);
+    server.shutdown().await;
+}
