@@ -547,3 +547,89 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
         .unwrap_err();
     assert_eq!(err.status(), 404);
 }
+
+#[tokio::test(start_paused = true)]
+async fn failure_rate_over_the_window_opens_the_breaker() {
+    let extra = "resilience:\n  breaker: {consecutive_failures: 100, failure_rate: 0.5, min_requests: 4, window: 10s, open_for: 10s}";
+    let r = router(&group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        extra,
+    ));
+    // AA holds a huge reservation for the whole test, so every pick below lands on BB.
+    let held = r.pick("g", 1_000_000).unwrap();
+    assert_eq!(held.key_id(), "p#0");
+    let on_bb = |r: &Router| {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#1");
+        s
+    };
+    on_bb(&r).fail(Failure::Upstream);
+    on_bb(&r).succeed(tokens(0));
+    on_bb(&r).succeed(tokens(0));
+    assert_eq!(
+        state_of(&r, "m", "BB").0,
+        "closed",
+        "3 calls: under min_requests"
+    );
+    on_bb(&r).fail(Failure::Upstream);
+    // 4 calls in the window, 2 failed: 50% -> open, though never two failures in a row.
+    assert_eq!(state_of(&r, "m", "BB").0, "open");
+    // After open_for, the probe closes it and the window starts afresh: one failure in five
+    // does not trip it.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    on_bb(&r).succeed(tokens(0));
+    for _ in 0..3 {
+        on_bb(&r).succeed(tokens(0));
+    }
+    on_bb(&r).fail(Failure::Upstream);
+    assert_eq!(state_of(&r, "m", "BB").0, "closed", "1 of 5 failed");
+    drop(held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_all_rest_the_least_recently_failed_is_tried_and_state_survives_reload() {
+    let yaml = group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    );
+    let r = router(&yaml);
+    // AA fails first, BB a second later: both open.
+    for _ in 0..2 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#0");
+        s.fail(Failure::Upstream);
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+    for _ in 0..2 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#1");
+        s.fail(Failure::Upstream);
+    }
+    // A reload keeps the breakers (state lives outside the config).
+    r.apply(&Source::from_text(yaml, Format::Yaml).parse().unwrap())
+        .unwrap();
+    assert_eq!(state_of(&r, "m", "AA").0, "open");
+    assert_eq!(state_of(&r, "m", "BB").0, "open");
+    // Nothing healthy: the least recently failed (AA) is tried rather than refusing.
+    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#0");
+}
+
+#[tokio::test]
+async fn retrying_on_the_same_provider_waits_a_jittered_backoff() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(&mock, "resilience: {retry_backoff: 200ms}"));
+    mock.add_rule(Rule::new(Fault::Status(500)).times(1));
+    let started = std::time::Instant::now();
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!(served.attempts, 2);
+    // Jitter is within [0.5, 1.5) of the base: at least 100 ms passed.
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+}
