@@ -442,7 +442,7 @@ pub(crate) async fn chat_completions(
     let request = ChatRequest::parse(body)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
     let resilience = snapshot.resilience();
-    let deadline = Instant::now() + resilience.request_timeout;
+    let deadline = crate::health::later(Instant::now(), resilience.request_timeout);
     let estimate = request.estimate_tokens();
     let mut excluded: Vec<usize> = Vec::new();
     let mut failures: Vec<FailedAttempt> = Vec::new();
@@ -467,7 +467,7 @@ pub(crate) async fn chat_completions(
         if last_failed_provider.as_deref() == Some(selection.provider().name()) {
             same_provider_retries += 1;
             let wait = backoff(resilience.retry_backoff, same_provider_retries);
-            if Instant::now() + wait >= deadline {
+            if crate::health::later(Instant::now(), wait) >= deadline {
                 last_timeout = true;
                 break;
             }
@@ -572,17 +572,19 @@ async fn attempt(
     if status.is_success() && request.stream() && is_event_stream(&parts.headers) {
         // Wait for the first event before committing, so an upstream that fails before
         // sending anything can still be replaced.
-        let first =
-            match tokio::time::timeout_at(deadline.min(Instant::now() + first_byte), body.frame())
-                .await
-            {
-                Err(_) => Err(AttemptError::timeout(format!(
-                    "no stream data within {first_byte:?}"
-                ))),
-                Ok(None) => Err(AttemptError::upstream("stream ended before any event")),
-                Ok(Some(Err(e))) => Err(AttemptError::upstream(format!("stream failed ({e})"))),
-                Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
-            };
+        let first = match tokio::time::timeout_at(
+            deadline.min(crate::health::later(Instant::now(), first_byte)),
+            body.frame(),
+        )
+        .await
+        {
+            Err(_) => Err(AttemptError::timeout(format!(
+                "no stream data within {first_byte:?}"
+            ))),
+            Ok(None) => Err(AttemptError::upstream("stream ended before any event")),
+            Ok(Some(Err(e))) => Err(AttemptError::upstream(format!("stream failed ({e})"))),
+            Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+        };
         let first = match first {
             Ok(f) => f,
             Err(e) => {
@@ -802,7 +804,7 @@ impl ChatStream {
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let deadline = Instant::now() + this.idle;
+                    let deadline = crate::health::later(Instant::now(), this.idle);
                     this.timer.as_mut().reset(deadline);
                     if let Ok(data) = frame.into_data() {
                         if let Some(out) = this.process(&data) {

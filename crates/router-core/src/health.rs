@@ -8,6 +8,15 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Longest cooldown honoured from an upstream's `Retry-After` (a day: daily quotas).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// `now + d` that cannot overflow: a duration too large to represent means "a year from now".
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// Why an upstream call failed, as far as the pair's health is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -156,7 +165,8 @@ impl Health {
         self.last_failure = Some(now);
         match failure {
             Failure::RateLimited { retry_after } => {
-                self.rate_limited_until = Some(now + retry_after.unwrap_or(rate_limit_cooldown));
+                let wait = retry_after.map_or(rate_limit_cooldown, |r| r.min(MAX_RETRY_AFTER));
+                self.rate_limited_until = Some(later(now, wait));
                 self.on_neutral();
             }
             Failure::Unauthorized => {
@@ -164,7 +174,7 @@ impl Health {
                 self.on_neutral();
             }
             Failure::ModelUnavailable => {
-                self.model_down_until = Some(now + model_cooldown);
+                self.model_down_until = Some(later(now, model_cooldown));
                 self.on_neutral();
             }
             Failure::Upstream => {
@@ -180,7 +190,7 @@ impl Health {
                     || rate_tripped;
                 if tripped {
                     self.breaker = Breaker::Open {
-                        until: now + cfg.open_for,
+                        until: later(now, cfg.open_for),
                     };
                 }
             }
@@ -190,7 +200,7 @@ impl Health {
     /// Marks the model unavailable without a failure of its own (a sibling key of the same
     /// model on the same provider failed with 404 or an unreachable host).
     pub(crate) fn model_down(&mut self, now: Instant, model_cooldown: Duration) {
-        self.model_down_until = Some(now + model_cooldown);
+        self.model_down_until = Some(later(now, model_cooldown));
     }
 
     pub(crate) fn view(&self, now: Instant, generation: u64) -> HealthView {

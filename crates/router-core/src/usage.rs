@@ -163,7 +163,9 @@ impl UsageLedger {
                     .unwrap_or_else(|p| p.into_inner())
                     .view(now, generation);
                 let until = view.until.map(|u| {
-                    let at = wall + u.saturating_duration_since(now);
+                    let at = wall
+                        .checked_add(u.saturating_duration_since(now))
+                        .unwrap_or(wall);
                     humantime::format_rfc3339_millis(at).to_string()
                 });
                 UsageRecord {

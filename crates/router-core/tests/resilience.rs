@@ -633,3 +633,29 @@ async fn retrying_on_the_same_provider_waits_a_jittered_backoff() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn absurd_retry_after_is_capped_not_a_panic() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&http_group(
+        &mock,
+        "resilience:\n  breaker: {open_for: 100000000000000000s}",
+    ));
+    mock.add_rule(
+        Rule::new(Fault::StatusRetryAfter(429, u64::MAX.to_string()))
+            .key("key-00000000AA")
+            .times(1),
+    );
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!(served.key_id, "up#1");
+    let until = humantime::parse_rfc3339(&state_of(&r, "a", "AA").1.unwrap()).unwrap();
+    let left = until.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(
+        left <= Duration::from_secs(24 * 3600) && left > Duration::from_secs(23 * 3600),
+        "{left:?}"
+    );
+    // A breaker opened with an unrepresentable open_for does not panic either.
+    for _ in 0..5 {
+        r.pick("g", 0).unwrap().fail(Failure::Upstream);
+    }
+}
