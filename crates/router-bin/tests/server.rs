@@ -242,6 +242,21 @@ async fn cors_preflight_and_responses() {
     server.shutdown().await;
 }
 
+async fn post_encoded(server: &TestServer, body: &str, accept_encoding: Option<&str>) -> Reply {
+    let auth = format!("Bearer {KEY}");
+    let mut headers = vec![("authorization", auth.as_str())];
+    if let Some(enc) = accept_encoding {
+        headers.push(("accept-encoding", enc));
+    }
+    call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &headers,
+        body.to_string(),
+    )
+    .await
+}
+
 fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(data)
@@ -269,24 +284,11 @@ async fn compression_by_accept_encoding() {
     .await;
     let long = "word ".repeat(200);
     let body = format!(r#"{{"model":"g","messages":[{{"role":"user","content":"{long}"}}]}}"#);
-    let auth = format!("Bearer {KEY}");
-    let plain = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[("authorization", &auth)],
-        body.clone(),
-    )
-    .await;
+    let plain = post_encoded(&server, &body, None).await;
     assert!(plain.headers.get("content-encoding").is_none());
     assert!(plain.body.len() > 1000);
 
-    let gz = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[("authorization", &auth), ("accept-encoding", "gzip")],
-        body.clone(),
-    )
-    .await;
+    let gz = post_encoded(&server, &body, Some("gzip")).await;
     assert_eq!(gz.headers["content-encoding"], "gzip");
     assert!(gz
         .headers
@@ -296,29 +298,11 @@ async fn compression_by_accept_encoding() {
     assert!(gz.body.len() < plain.body.len());
     assert_eq!(gunzip(&gz.body), plain.body.to_vec());
 
-    let br = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[
-            ("authorization", &auth),
-            ("accept-encoding", "gzip;q=0.5, br;q=1"),
-        ],
-        body.clone(),
-    )
-    .await;
+    let br = post_encoded(&server, &body, Some("gzip;q=0.5, br;q=1")).await;
     assert_eq!(br.headers["content-encoding"], "br");
     assert_eq!(unbrotli(&br.body), plain.body.to_vec());
 
-    let refused = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[
-            ("authorization", &auth),
-            ("accept-encoding", "br;q=0, gzip;q=0"),
-        ],
-        body.clone(),
-    )
-    .await;
+    let refused = post_encoded(&server, &body, Some("br;q=0, gzip;q=0")).await;
     assert!(refused.headers.get("content-encoding").is_none());
 
     // Below the minimum size: sent as is.
@@ -334,20 +318,8 @@ async fn compression_by_accept_encoding() {
     // A stream is compressed too, and decodes to the same events.
     let stream_body =
         r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c"}]}"#;
-    let plain = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[("authorization", &auth)],
-        stream_body,
-    )
-    .await;
-    let br = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[("authorization", &auth), ("accept-encoding", "br")],
-        stream_body,
-    )
-    .await;
+    let plain = post_encoded(&server, stream_body, None).await;
+    let br = post_encoded(&server, stream_body, Some("br")).await;
     assert_eq!(br.headers["content-encoding"], "br");
     assert_eq!(String::from_utf8(unbrotli(&br.body)).unwrap(), plain.text());
     assert!(plain.text().ends_with("data: [DONE]\n\n"));
