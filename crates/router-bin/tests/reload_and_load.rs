@@ -286,11 +286,13 @@ async fn no_request_lost_under_faults_and_reloads() {
         let (server, next) = (server.clone(), next.clone());
         clients.push(tokio::spawn(async move {
             let (mut ok, mut deliberate) = (0usize, 0usize);
+            let mut generations = std::collections::BTreeSet::new();
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= TOTAL {
-                    return (ok, deliberate);
+                    return (ok, deliberate, generations);
                 }
+                generations.insert(server.router.snapshot().generation());
                 let stream = i % 3 == 0;
                 let body = format!(
                     r#"{{"model":"g","stream":{stream},"messages":[{{"role":"user","content":"{}"}}]}}"#,
@@ -315,43 +317,40 @@ async fn no_request_lost_under_faults_and_reloads() {
                         assert!(!r.text().contains("key-"), "{}", r.text());
                         deliberate += 1;
                     }
-                    429 => {
-                        assert!(r.headers.contains_key("retry-after"));
-                        assert_eq!(r.json()["error"]["code"], "rate_limit_exceeded");
-                        deliberate += 1;
-                    }
                     other => panic!("unexpected status {other}: {}", r.text()),
                 }
             }
         }));
     }
-    // 50 rewrites of the file while the load runs, the way editors write.
+    // 50 rewrites of the file while the load runs, the way editors write, each followed by a
+    // reload (as SIGHUP or /admin/reload do; the watcher would coalesce such quick edits).
     for n in 1..=50 {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, yaml(n)).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        server.router.reload().unwrap();
+        tokio::time::sleep(Duration::from_millis(15)).await;
     }
     let (mut ok, mut deliberate) = (0, 0);
+    let mut generations = std::collections::BTreeSet::new();
     for c in clients {
-        let (o, d) = c.await.unwrap();
+        let (o, d, g) = c.await.unwrap();
         ok += o;
         deliberate += d;
+        generations.extend(g);
     }
     assert_eq!(ok + deliberate, TOTAL);
+    // Key C never fails: a 429 would be wrong (it panics above); a 502 needs three failing
+    // pairs in a row, which the default attempt bound allows but must stay rare.
     assert!(
-        ok > TOTAL / 2,
+        ok >= TOTAL * 95 / 100,
         "{ok} succeeded, {deliberate} deliberate errors"
     );
     eprintln!("no_request_lost: {ok} succeeded, {deliberate} deliberate errors");
-    // Reloads happened while serving.
+    // Requests were served across several config generations: the reloads overlapped the load.
     assert!(
-        eventually(Duration::from_secs(10), || server
-            .router
-            .snapshot()
-            .generation()
-            > 1)
-        .await
+        generations.len() > 5,
+        "generations seen during the load: {generations:?}"
     );
     let usage = server.router.usage();
     assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);

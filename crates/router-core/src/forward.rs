@@ -424,10 +424,10 @@ fn resolve<'s>(
     Ok((group, Some(index - 1)))
 }
 
-/// Jittered exponential backoff: `base × 2^(n-1) × [0.5, 1.5)`.
+/// Jittered exponential backoff: `base × 2^(n-1) × [0.5, 1.5)`, at most a minute.
 fn backoff(base: Duration, n: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(10));
-    exp.mul_f64(0.5 + fastrand::f64())
+    let exp = base.as_secs_f64() * f64::from(1u32 << n.saturating_sub(1).min(10));
+    Duration::from_secs_f64((exp * (0.5 + fastrand::f64())).min(60.0))
 }
 
 /// Forwards a chat completions request on `snapshot`, failing over by the failure table:
@@ -448,20 +448,13 @@ pub(crate) async fn chat_completions(
     let mut failures: Vec<FailedAttempt> = Vec::new();
     let mut last_timeout = false;
     let mut all_rate_limited = true;
-    let mut soonest_retry: Option<Duration> = None;
     let mut last_failed_provider: Option<String> = None;
     let mut same_provider_retries = 0u32;
     while failures.len() < resilience.max_attempts {
         let selection = match group.pick(snapshot, &excluded, pinned, estimate) {
             Ok(s) => s,
-            Err(Unavailable::RateLimited { retry_after }) => {
-                soonest_retry = Some(soonest_retry.map_or(retry_after, |s| s.min(retry_after)));
-                break;
-            }
-            Err(Unavailable::NoPair) => {
-                all_rate_limited &= !failures.is_empty();
-                break;
-            }
+            Err(Unavailable::RateLimited { .. }) => break,
+            Err(Unavailable::NoPair) => break,
         };
         let index = selection.pair_index();
         if last_failed_provider.as_deref() == Some(selection.provider().name()) {
@@ -510,12 +503,8 @@ pub(crate) async fn chat_completions(
                         }
                     }
                 }
-                match e.failure {
-                    Failure::RateLimited { retry_after } => {
-                        let wait = retry_after.unwrap_or(resilience.rate_limit_cooldown);
-                        soonest_retry = Some(soonest_retry.map_or(wait, |s| s.min(wait)));
-                    }
-                    _ => all_rate_limited = false,
+                if !matches!(e.failure, Failure::RateLimited { .. }) {
+                    all_rate_limited = false;
                 }
                 last_timeout = e.timeout;
                 last_failed_provider = Some(served.provider.clone());
@@ -529,13 +518,20 @@ pub(crate) async fn chat_completions(
         }
     }
     let group_name = group.name().to_string();
-    match soonest_retry {
-        Some(retry_after) if all_rate_limited => Err(RouterError::RateLimited {
+    // 429 only when every pair in scope is really cooling down after 429s (not merely because
+    // the attempts ran out while untried pairs were healthy).
+    let cooling = if all_rate_limited || failures.is_empty() {
+        group.rate_limited_for(snapshot, pinned)
+    } else {
+        None
+    };
+    match cooling {
+        Some(retry_after) => Err(RouterError::RateLimited {
             group: group_name,
             retry_after,
             attempts: failures,
         }),
-        _ => Err(RouterError::UpstreamFailed {
+        None => Err(RouterError::UpstreamFailed {
             group: group_name,
             attempts: failures,
             timeout: last_timeout,
@@ -552,8 +548,12 @@ async fn attempt(
     served: Served,
 ) -> Result<ChatResponse, (Served, AttemptError)> {
     let provider = selection.provider().clone();
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let first_byte = provider.first_byte_timeout().min(remaining);
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let first_byte = provider
+        .first_byte_timeout()
+        .min(provider.total_timeout().unwrap_or(Duration::MAX))
+        .min(remaining);
     let response = match send(&selection, upstream_body, first_byte, request_id).await {
         Ok(r) => r,
         Err(e) => {
@@ -592,6 +592,8 @@ async fn attempt(
                 return Err((served, e));
             }
         };
+        // The upstream answered: a half-open breaker closes now, not when a long stream ends.
+        selection.confirm_healthy();
         let stream = ChatStream::new(
             first,
             body,
@@ -606,7 +608,12 @@ async fn attempt(
             served,
         });
     }
-    let read = tokio::time::timeout_at(deadline, read_full(body, provider.idle_timeout())).await;
+    let read_deadline = match provider.total_timeout() {
+        Some(total) => deadline.min(crate::health::later(started, total)),
+        None => deadline,
+    };
+    let read =
+        tokio::time::timeout_at(read_deadline, read_full(body, provider.idle_timeout())).await;
     let bytes = match read {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
@@ -614,7 +621,7 @@ async fn attempt(
             return Err((served, e));
         }
         Err(_) => {
-            let e = AttemptError::timeout("request deadline reached while reading the answer");
+            let e = AttemptError::timeout("timed out while reading the answer");
             selection.fail(e.failure);
             return Err((served, e));
         }

@@ -17,6 +17,9 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
+/// The longest a cooldown or an open breaker may be configured to last.
+pub(crate) const MAX_COOLDOWN: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Why an upstream call failed, as far as the pair's health is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -66,6 +69,9 @@ pub(crate) struct Health {
     /// Recent outcomes (time, failed) within the breaker window.
     window: VecDeque<(Instant, bool)>,
     last_failure: Option<Instant>,
+    /// Bumped each time the breaker opens: an outcome of a call picked before that (a stale
+    /// one) cannot close or reopen it.
+    epoch: u64,
 }
 
 impl Default for Health {
@@ -78,6 +84,7 @@ impl Default for Health {
             consecutive_failures: 0,
             window: VecDeque::new(),
             last_failure: None,
+            epoch: 0,
         }
     }
 }
@@ -112,7 +119,8 @@ impl Health {
     }
 
     /// The pair was picked: an open breaker whose time is up lets this one request probe.
-    pub(crate) fn on_pick(&mut self, now: Instant) {
+    /// Returns the epoch the call belongs to.
+    pub(crate) fn on_pick(&mut self, now: Instant) -> u64 {
         match self.breaker {
             Breaker::Open { until } if until <= now => {
                 self.breaker = Breaker::HalfOpen { probing: true }
@@ -122,6 +130,7 @@ impl Health {
             }
             _ => {}
         }
+        self.epoch
     }
 
     fn prune(&mut self, now: Instant, window: Duration) {
@@ -134,28 +143,35 @@ impl Health {
         }
     }
 
-    pub(crate) fn on_success(&mut self, now: Instant, cfg: &BreakerConfig) {
+    /// A call of `epoch` succeeded. A success from before the breaker opened is only counted
+    /// in the window; one from the probe (or a last-resort call) closes the breaker.
+    pub(crate) fn on_success(&mut self, now: Instant, cfg: &BreakerConfig, epoch: u64) {
+        self.window.push_back((now, false));
+        self.prune(now, cfg.window);
+        if epoch != self.epoch && !matches!(self.breaker, Breaker::Closed) {
+            return;
+        }
         self.consecutive_failures = 0;
         self.model_down_until = None;
         if !matches!(self.breaker, Breaker::Closed) {
             self.breaker = Breaker::Closed;
             self.window.clear();
         }
-        self.window.push_back((now, false));
-        self.prune(now, cfg.window);
     }
 
-    /// The call ended with no verdict on the pair (the request's own 4xx, a cancel): a probe
-    /// in flight is given back so another request can probe.
-    pub(crate) fn on_neutral(&mut self) {
-        if self.breaker == (Breaker::HalfOpen { probing: true }) {
+    /// The call of `epoch` ended with no verdict on the pair (the request's own 4xx, a
+    /// cancel, a 429): a probe in flight is given back so another request can probe.
+    pub(crate) fn on_neutral(&mut self, epoch: u64) {
+        if epoch == self.epoch && self.breaker == (Breaker::HalfOpen { probing: true }) {
             self.breaker = Breaker::HalfOpen { probing: false };
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_failure(
         &mut self,
         failure: Failure,
+        epoch: u64,
         now: Instant,
         generation: u64,
         cfg: &BreakerConfig,
@@ -167,15 +183,15 @@ impl Health {
             Failure::RateLimited { retry_after } => {
                 let wait = retry_after.map_or(rate_limit_cooldown, |r| r.min(MAX_RETRY_AFTER));
                 self.rate_limited_until = Some(later(now, wait));
-                self.on_neutral();
+                self.on_neutral(epoch);
             }
             Failure::Unauthorized => {
                 self.disabled_in_generation = Some(generation);
-                self.on_neutral();
+                self.on_neutral(epoch);
             }
             Failure::ModelUnavailable => {
                 self.model_down_until = Some(later(now, model_cooldown));
-                self.on_neutral();
+                self.on_neutral(epoch);
             }
             Failure::Upstream => {
                 self.consecutive_failures += 1;
@@ -185,10 +201,16 @@ impl Health {
                 let total = self.window.len();
                 let rate_tripped = total >= cfg.min_requests as usize
                     && failed as f64 >= cfg.failure_rate * total as f64;
-                let tripped = matches!(self.breaker, Breaker::HalfOpen { .. })
-                    || self.consecutive_failures >= cfg.consecutive_failures
-                    || rate_tripped;
+                let tripped = match self.breaker {
+                    Breaker::Closed => {
+                        self.consecutive_failures >= cfg.consecutive_failures || rate_tripped
+                    }
+                    // The probe (or a last-resort call) failed: open again. A stale failure
+                    // from before the breaker opened changes nothing.
+                    Breaker::HalfOpen { .. } | Breaker::Open { .. } => epoch == self.epoch,
+                };
                 if tripped {
+                    self.epoch += 1;
                     self.breaker = Breaker::Open {
                         until: later(now, cfg.open_for),
                     };

@@ -38,6 +38,7 @@ pub struct Selection {
     reservation: u64,
     error_penalty: u64,
     generation: u64,
+    epoch: u64,
     resilience: Arc<ResilienceConfig>,
     settled: bool,
 }
@@ -73,8 +74,14 @@ impl Selection {
         // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
         self.stats.release(self.reservation);
-        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker);
+        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker, self.epoch);
         self.settled = true;
+    }
+
+    /// The upstream proved healthy before the call ended (a stream's first event arrived): the
+    /// breaker closes now rather than when a long stream ends. Usage is still settled later.
+    pub fn confirm_healthy(&self) {
+        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker, self.epoch);
     }
 
     /// The upstream call failed: release the reservation, count an error, charge the error
@@ -95,6 +102,7 @@ impl Selection {
         let r = &self.resilience;
         lock(&self.stats.health).on_failure(
             failure,
+            self.epoch,
             now,
             self.generation,
             &r.breaker,
@@ -115,7 +123,7 @@ impl Selection {
     /// rejected as malformed, or a cancelled one): release the reservation only.
     pub fn release(mut self) {
         self.stats.release(self.reservation);
-        lock(&self.stats.health).on_neutral();
+        lock(&self.stats.health).on_neutral(self.epoch);
         self.settled = true;
     }
 }
@@ -124,7 +132,7 @@ impl Drop for Selection {
     fn drop(&mut self) {
         if !self.settled {
             self.stats.release(self.reservation);
-            lock(&self.stats.health).on_neutral();
+            lock(&self.stats.health).on_neutral(self.epoch);
         }
     }
 }
@@ -135,8 +143,9 @@ fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option
 }
 
 impl Group {
-    /// The pair the strategy picks among `usable` (non-empty, in config order).
-    fn choose(&self, usable: &[usize]) -> Option<usize> {
+    /// The pair the strategy picks among `usable` (non-empty, in config order); `pinned`
+    /// selects the round-robin scope.
+    fn choose(&self, usable: &[usize], pinned: Option<usize>) -> Option<usize> {
         let pairs = &self.pairs;
         match self.strategy() {
             Strategy::Usage => {
@@ -161,8 +170,17 @@ impl Group {
                 best.map(|b| b.3)
             }
             Strategy::RoundRobin => {
-                let turn = self.next_turn.fetch_add(1, Ordering::Relaxed);
-                Some(usable[turn % usable.len()])
+                // The next usable pair after the one this scope (the whole group, or one
+                // pinned model) served last: even over any mix of pinned requests and retries.
+                let last = &self.last_served[pinned.map_or(0, |m| m + 1)];
+                let prev = last.load(Ordering::Relaxed);
+                let next = usable
+                    .iter()
+                    .copied()
+                    .find(|&i| prev == usize::MAX || i > prev)
+                    .unwrap_or(usable[0]);
+                last.store(next, Ordering::Relaxed);
+                Some(next)
             }
             Strategy::Fallback => {
                 let first_model = pairs[usable[0]].model_index;
@@ -205,6 +223,26 @@ impl Group {
                 )
             }
         }
+    }
+
+    /// When every pair in scope (all, or model `pinned`) that is not disabled is cooling down
+    /// after a 429: the time until the first one is usable again.
+    pub fn rate_limited_for(&self, snapshot: &Snapshot, pinned: Option<usize>) -> Option<Duration> {
+        let now = Instant::now();
+        let mut soonest: Option<Instant> = None;
+        for pair in &self.pairs {
+            if pinned.is_some_and(|m| m != pair.model_index) {
+                continue;
+            }
+            match lock(&pair.stats.health).availability(now, snapshot.generation()) {
+                Availability::RateLimited(until) => {
+                    soonest = Some(soonest.map_or(until, |s| s.min(until)))
+                }
+                Availability::Disabled => {}
+                Availability::Usable | Availability::Resting(_) => return None,
+            }
+        }
+        soonest.map(|s| s.saturating_duration_since(now))
     }
 
     /// Picks a pair by the group's strategy among the healthy pairs not in `exclude` (and of
@@ -254,10 +292,10 @@ impl Group {
                 (None, None) => return Err(Unavailable::NoPair),
             }
         } else {
-            self.choose(&usable).ok_or(Unavailable::NoPair)?
+            self.choose(&usable, pinned).ok_or(Unavailable::NoPair)?
         };
         let pair = &self.pairs[index];
-        lock(&pair.stats.health).on_pick(now);
+        let epoch = lock(&pair.stats.health).on_pick(now);
         pair.stats.begin(estimate, snapshot.request_penalty());
         Ok(Selection {
             provider: pair.provider.clone(),
@@ -270,6 +308,7 @@ impl Group {
             reservation: estimate,
             error_penalty: snapshot.error_penalty(),
             generation,
+            epoch,
             resilience: snapshot.resilience().clone(),
             settled: false,
         })

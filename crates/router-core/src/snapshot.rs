@@ -32,6 +32,7 @@ pub struct Provider {
     keys: Vec<Secret>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
+    total_timeout: Option<Duration>,
     pub(crate) transport: Transport,
 }
 
@@ -78,6 +79,10 @@ impl Provider {
     /// Longest gap allowed between two body chunks.
     pub fn idle_timeout(&self) -> Duration {
         self.idle_timeout
+    }
+    /// Longest time for a whole non-streamed answer, when set for this provider.
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.total_timeout
     }
 }
 
@@ -136,7 +141,8 @@ pub struct Group {
     model_count: usize,
     pub(crate) pairs: Vec<Pair>,
     pub(crate) select_lock: Mutex<()>,
-    pub(crate) next_turn: AtomicUsize,
+    /// Round robin: the pair last served, per scope (0: the whole group; m + 1: pinned model m).
+    pub(crate) last_served: Vec<AtomicUsize>,
 }
 
 impl Group {
@@ -351,6 +357,52 @@ pub(crate) fn compile(
             "must be a share in (0, 1]",
         );
     }
+    let positive = [
+        ("server.connect_timeout", server.connect_timeout),
+        ("server.first_byte_timeout", server.first_byte_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+        ("resilience.request_timeout", resilience.request_timeout),
+    ];
+    for (path, d) in positive {
+        if d.is_zero() {
+            problems.push(path.into(), "must be greater than 0");
+        }
+    }
+    let bounded = [
+        (
+            "resilience.rate_limit_cooldown",
+            resilience.rate_limit_cooldown,
+            crate::health::MAX_COOLDOWN,
+        ),
+        (
+            "resilience.model_cooldown",
+            resilience.model_cooldown,
+            crate::health::MAX_COOLDOWN,
+        ),
+        (
+            "resilience.breaker.open_for",
+            resilience.breaker.open_for,
+            crate::health::MAX_COOLDOWN,
+        ),
+        (
+            "resilience.breaker.window",
+            resilience.breaker.window,
+            crate::health::MAX_COOLDOWN,
+        ),
+        (
+            "resilience.retry_backoff",
+            resilience.retry_backoff,
+            Duration::from_secs(60),
+        ),
+    ];
+    for (path, d, max) in bounded {
+        if d > max {
+            problems.push(
+                path.into(),
+                format!("must be at most {}", humantime::format_duration(max)),
+            );
+        }
+    }
     if resilience.breaker.consecutive_failures == 0 {
         problems.push(
             "resilience.breaker.consecutive_failures".into(),
@@ -393,6 +445,20 @@ pub(crate) fn compile(
                 }
             },
         };
+        let t = &p.timeouts;
+        for (what, d) in [
+            ("connect", t.connect),
+            ("first_byte", t.first_byte),
+            ("idle", t.idle),
+            ("total", t.total),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                problems.push(
+                    format!("providers[{pi}].timeouts.{what}"),
+                    "must be greater than 0",
+                );
+            }
+        }
         let mut headers = HeaderMap::new();
         for (hname, hvalue) in &p.headers {
             let path = format!("providers[{pi}].headers.{hname}");
@@ -474,6 +540,7 @@ pub(crate) fn compile(
                 keys,
                 first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
                 idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
+                total_timeout: p.timeouts.total,
                 transport,
             }),
         );
@@ -590,7 +657,9 @@ pub(crate) fn compile(
             model_count: g.models.len(),
             pairs,
             select_lock: Mutex::new(()),
-            next_turn: AtomicUsize::new(0),
+            last_served: (0..=g.models.len())
+                .map(|_| AtomicUsize::new(usize::MAX))
+                .collect(),
         }));
     }
 

@@ -4,6 +4,7 @@
 use crate::health::Health;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -162,11 +163,12 @@ impl UsageLedger {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .view(now, generation);
-                let until = view.until.map(|u| {
-                    let at = wall
-                        .checked_add(u.saturating_duration_since(now))
-                        .unwrap_or(wall);
-                    humantime::format_rfc3339_millis(at).to_string()
+                let until = view.until.and_then(|u| {
+                    let at = wall.checked_add(u.saturating_duration_since(now))?;
+                    // Formatting fails past year 9999: no date rather than a panic.
+                    let mut text = String::new();
+                    write!(text, "{}", humantime::format_rfc3339_millis(at)).ok()?;
+                    Some(text)
                 });
                 UsageRecord {
                     provider: k.provider.clone(),

@@ -550,7 +550,7 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
 
 #[tokio::test(start_paused = true)]
 async fn failure_rate_over_the_window_opens_the_breaker() {
-    let extra = "resilience:\n  breaker: {consecutive_failures: 100, failure_rate: 0.5, min_requests: 4, window: 10s, open_for: 10s}";
+    let extra = "resilience:\n  breaker: {consecutive_failures: 100, failure_rate: 0.5, min_requests: 4, window: 60s, open_for: 5s}";
     let r = router(&group(
         "usage",
         &[("m", 1.0)],
@@ -576,15 +576,16 @@ async fn failure_rate_over_the_window_opens_the_breaker() {
     on_bb(&r).fail(Failure::Upstream);
     // 4 calls in the window, 2 failed: 50% -> open, though never two failures in a row.
     assert_eq!(state_of(&r, "m", "BB").0, "open");
-    // After open_for, the probe closes it and the window starts afresh: one failure in five
-    // does not trip it.
-    tokio::time::advance(Duration::from_secs(11)).await;
+    // After open_for (well inside the window), the probe closes it and the window starts
+    // afresh: kept, the old outcomes would make S F below 3 failures in 6 (50%) and trip it.
+    tokio::time::advance(Duration::from_secs(6)).await;
     on_bb(&r).succeed(tokens(0));
-    for _ in 0..3 {
-        on_bb(&r).succeed(tokens(0));
-    }
     on_bb(&r).fail(Failure::Upstream);
-    assert_eq!(state_of(&r, "m", "BB").0, "closed", "1 of 5 failed");
+    assert_eq!(
+        state_of(&r, "m", "BB").0,
+        "closed",
+        "1 of 2 in a fresh window"
+    );
     drop(held);
 }
 
@@ -597,16 +598,19 @@ async fn when_all_rest_the_least_recently_failed_is_tried_and_state_survives_rel
         BREAKER,
     );
     let r = router(&yaml);
-    // AA fails first, BB a second later: both open.
-    for _ in 0..2 {
-        let s = r.pick("g", 1).unwrap();
-        assert_eq!(s.key_id(), "p#0");
-        s.fail(Failure::Upstream);
-    }
-    tokio::time::advance(Duration::from_secs(1)).await;
+    // BB (second in config order) fails first: AA holds a reservation meanwhile.
+    let held = r.pick("g", 1_000_000).unwrap();
+    assert_eq!(held.key_id(), "p#0");
     for _ in 0..2 {
         let s = r.pick("g", 1).unwrap();
         assert_eq!(s.key_id(), "p#1");
+        s.fail(Failure::Upstream);
+    }
+    drop(held);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    for _ in 0..2 {
+        let s = r.pick("g", 1).unwrap();
+        assert_eq!(s.key_id(), "p#0");
         s.fail(Failure::Upstream);
     }
     // A reload keeps the breakers (state lives outside the config).
@@ -614,8 +618,8 @@ async fn when_all_rest_the_least_recently_failed_is_tried_and_state_survives_rel
         .unwrap();
     assert_eq!(state_of(&r, "m", "AA").0, "open");
     assert_eq!(state_of(&r, "m", "BB").0, "open");
-    // Nothing healthy: the least recently failed (AA) is tried rather than refusing.
-    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#0");
+    // Nothing healthy: the least recently failed (BB, not the first in order) is tried.
+    assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#1");
 }
 
 #[tokio::test]
@@ -637,10 +641,7 @@ async fn retrying_on_the_same_provider_waits_a_jittered_backoff() {
 #[tokio::test]
 async fn absurd_retry_after_is_capped_not_a_panic() {
     let mock = MockUpstream::start().await.unwrap();
-    let r = router(&http_group(
-        &mock,
-        "resilience:\n  breaker: {open_for: 100000000000000000s}",
-    ));
+    let r = router(&http_group(&mock, ""));
     mock.add_rule(
         Rule::new(Fault::StatusRetryAfter(429, u64::MAX.to_string()))
             .key("key-00000000AA")
@@ -654,8 +655,151 @@ async fn absurd_retry_after_is_capped_not_a_panic() {
         left <= Duration::from_secs(24 * 3600) && left > Duration::from_secs(23 * 3600),
         "{left:?}"
     );
-    // A breaker opened with an unrepresentable open_for does not panic either.
-    for _ in 0..5 {
-        r.pick("g", 0).unwrap().fail(Failure::Upstream);
+    // Every pair of model a rate limited far away: the client's Retry-After is capped too.
+    mock.add_rule(Rule::new(Fault::StatusRetryAfter(
+        429,
+        u64::MAX.to_string(),
+    )));
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(err.status(), 429);
+    assert!(err.retry_after_secs().unwrap() <= 24 * 3600);
+}
+
+#[test]
+fn unusable_durations_are_config_errors() {
+    for (extra, path) in [
+        (
+            "resilience: {breaker: {open_for: 100000000000000000s}}",
+            "resilience.breaker.open_for",
+        ),
+        (
+            "resilience: {retry_backoff: 18446744073709551615}",
+            "resilience.retry_backoff",
+        ),
+        (
+            "resilience: {request_timeout: 0s}",
+            "resilience.request_timeout",
+        ),
+        ("server: {idle_timeout: 0}", "server.idle_timeout"),
+    ] {
+        let yaml = group("usage", &[("m", 1.0)], &["k"], extra);
+        let e = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap_err();
+        assert!(e.problems.iter().any(|p| p.path == path), "{extra}: {e}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_or_neutral_probe_is_given_back() {
+    let r = router(&group(
+        "usage",
+        &[("m", 1.0)],
+        &["key-00000000AA", "key-00000000BB"],
+        BREAKER,
+    ));
+    let held = r.pick("g", 1_000_000).unwrap(); // AA busy: BB is the one under test
+    for _ in 0..2 {
+        r.pick("g", 1).unwrap().fail(Failure::Upstream);
+    }
+    assert_eq!(state_of(&r, "m", "BB").0, "open");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    // The probe is cancelled (dropped): the next request probes instead.
+    let probe = r.pick("g", 1).unwrap();
+    assert_eq!(probe.key_id(), "p#1");
+    drop(probe);
+    // A 4xx that is the request's fault gives the probe back too.
+    let probe = r.pick("g", 1).unwrap();
+    assert_eq!(probe.key_id(), "p#1");
+    probe.release();
+    let probe = r.pick("g", 1).unwrap();
+    assert_eq!(probe.key_id(), "p#1");
+    probe.succeed(tokens(1));
+    assert_eq!(state_of(&r, "m", "BB").0, "closed");
+    drop(held);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_success_does_not_close_an_open_breaker() {
+    let r = router(&group("usage", &[("m", 1.0)], &["key-00000000AA"], BREAKER));
+    let early = r.pick("g", 1).unwrap(); // picked while healthy, answers late
+    for _ in 0..2 {
+        r.pick("g", 1).unwrap().fail(Failure::Upstream);
+    }
+    assert_eq!(state_of(&r, "m", "AA").0, "open");
+    early.succeed(tokens(5));
+    assert_eq!(
+        state_of(&r, "m", "AA").0,
+        "open",
+        "a success from before the opening"
+    );
+    assert_eq!(r.usage()[0].total_tokens, 5, "its tokens still count");
+}
+
+#[test]
+fn round_robin_stays_even_with_pinned_requests_mixed_in() {
+    let r = router(&group(
+        "round_robin",
+        &[("a", 1.0), ("b", 1.0)],
+        &["key-0000000001", "key-0000000002"],
+        "",
+    ));
+    let snapshot = r.snapshot();
+    let g = snapshot.group("g").unwrap();
+    let mut unpinned: HashMap<usize, usize> = HashMap::new();
+    let mut pinned: HashMap<usize, usize> = HashMap::new();
+    for _ in 0..400 {
+        let s = g.pick(&snapshot, &[], None, 1).unwrap();
+        *unpinned.entry(s.pair_index()).or_default() += 1;
+        s.succeed(tokens(1));
+        let s = g.pick(&snapshot, &[], Some(0), 1).unwrap();
+        *pinned.entry(s.pair_index()).or_default() += 1;
+        s.succeed(tokens(1));
+    }
+    assert_eq!(unpinned.len(), 4, "{unpinned:?}");
+    assert!(unpinned.values().all(|&n| n == 100), "{unpinned:?}");
+    assert_eq!(pinned, HashMap::from([(0, 200), (1, 200)]));
+    // A retry (the failed pair excluded) does not make the rotation skip anyone afterwards.
+    let s = g.pick(&snapshot, &[], None, 1).unwrap();
+    let first = s.pair_index();
+    s.release();
+    let s = g.pick(&snapshot, &[first], None, 1).unwrap();
+    let second = s.pair_index();
+    s.release();
+    let third = g.pick(&snapshot, &[], None, 1).unwrap().pair_index();
+    assert_eq!((second, third), ((first + 1) % 4, (first + 2) % 4));
+}
+
+#[tokio::test]
+async fn attempts_running_out_on_429s_is_a_502_when_healthy_pairs_remain() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: up, name: m}}]\nproviders:\n  - {{name: up, base_url: \"{}\", api_keys: [k1, k2, k3, k4]}}\n",
+        mock.base_url()
+    );
+    let r = router(&yaml);
+    for k in ["k1", "k2", "k3"] {
+        mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "60".into())).key(k));
+    }
+    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    assert_eq!(
+        err.status(),
+        502,
+        "k4 is healthy, only the attempts ran out: {err}"
+    );
+    // The next request skips the three cooling keys and reaches k4.
+    let (served, _) = ok_body(&r, CHAT).await;
+    assert_eq!(served.key_id, "up#3");
+}
+
+#[tokio::test]
+async fn per_provider_total_timeout() {
+    let mock = MockUpstream::start().await.unwrap();
+    let slow = MockUpstream::start().await.unwrap();
+    slow.set_response_delay(Duration::from_secs(30));
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: fallback\n    models:\n      - {{provider: slow, name: a}}\n      - {{provider: up, name: b}}\nproviders:\n  - {{name: slow, base_url: \"{}\", api_key: k1, timeouts: {{total: 200ms}}}}\n  - {{name: up, base_url: \"{}\", api_key: k2}}\n",
+        slow.base_url(),
+        mock.base_url()
+    );
+    let (served, _) = ok_body(&router(&yaml), CHAT).await;
+    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
 }

@@ -344,6 +344,9 @@ pub struct ProviderTimeouts {
     /// Longest gap between two body chunks.
     #[serde(default, deserialize_with = "opt_duration")]
     pub idle: Option<Duration>,
+    /// Longest time for a whole non-streamed answer from this provider.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub total: Option<Duration>,
 }
 
 /// A group: a name clients ask for, served by one or more upstream models.
