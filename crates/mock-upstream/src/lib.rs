@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic;
 mod tls;
 
 use bytes::Bytes;
@@ -51,6 +52,16 @@ impl SeenRequest {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+    /// The key sent, whichever header carried it (`Authorization: Bearer`, `x-api-key`,
+    /// `api-key`).
+    pub fn key(&self) -> Option<String> {
+        self.bearer().or_else(|| {
+            ["x-api-key", "api-key"]
+                .iter()
+                .find_map(|h| self.headers.get(*h)?.to_str().ok().map(str::to_string))
+        })
+    }
+
     /// The bearer token sent, if any.
     pub fn bearer(&self) -> Option<String> {
         self.headers
@@ -123,7 +134,7 @@ impl Rule {
 }
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     rules: Mutex<Vec<Rule>>,
     requests: Mutex<Vec<SeenRequest>>,
     tokens_reported: AtomicU64,
@@ -258,7 +269,7 @@ impl MockUpstream {
     pub fn count(&self, key: &str, model: Option<&str>) -> usize {
         self.requests()
             .iter()
-            .filter(|r| r.bearer().as_deref() == Some(key))
+            .filter(|r| r.key().as_deref() == Some(key))
             .filter(|r| model.is_none_or(|m| r.json()["model"] == m))
             .count()
     }
@@ -296,7 +307,11 @@ impl MockUpstream {
     }
 }
 
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub(crate) fn full(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -318,7 +333,7 @@ fn error(status: u16, message: &str) -> Response<Body> {
     )
 }
 
-fn text_of(content: &Value) -> String {
+pub(crate) fn text_of(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -354,7 +369,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             .lock()
             .unwrap()
             .last()
-            .and_then(SeenRequest::bearer);
+            .and_then(SeenRequest::key);
         let model = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v["model"].as_str().map(str::to_string));
@@ -413,16 +428,26 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if let Some(status) = fail {
         return error(status, "failure on command");
     }
-    if path != "/v1/chat/completions" {
-        return error(404, "unknown path");
-    }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "body is not JSON");
     };
+    let azure_deployment = path
+        .strip_prefix("/openai/deployments/")
+        .and_then(|rest| rest.strip_suffix("/chat/completions"))
+        .map(str::to_string);
+    if path == "/v1/messages" {
+        let seen = state.requests.lock().unwrap().last().cloned().unwrap();
+        return anthropic::answer(state, &request, &seen.headers, cut_stream);
+    }
+    if path != "/v1/chat/completions" && azure_deployment.is_none() {
+        return error(404, "unknown path");
+    }
     let Some(messages) = request["messages"].as_array() else {
         return error(400, "messages must be an array");
     };
-    let model = request["model"].as_str().unwrap_or("").to_string();
+    // Azure ignores the body's model: the deployment in the path decides.
+    let model =
+        azure_deployment.unwrap_or_else(|| request["model"].as_str().unwrap_or("").to_string());
     let last_user = messages
         .iter()
         .rev()
@@ -486,6 +511,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         chunks.push(Bytes::from(format!("data: {c}\n\n")));
     }
     chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let usage_at = include_usage.then(|| chunks.len() - 2);
+    stream(state, chunks, usage_at, usage_total, cut_stream)
+}
+
+/// Sends `chunks` as an event stream, honouring the chunk delay, the hold on the last chunk
+/// and a cut; `usage_at` is the chunk whose sending reports `usage_total` tokens.
+pub(crate) fn stream(
+    state: Arc<State>,
+    chunks: Vec<Bytes>,
+    usage_at: Option<usize>,
+    usage_total: u64,
+    cut_stream: Option<usize>,
+) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     let cut_after = state.cut_after.lock().unwrap().take().or(cut_stream);
     let delay = Duration::from_millis(state.chunk_delay_ms.load(SeqCst));
@@ -512,12 +550,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     .await;
                 return;
             }
-            let is_usage = include_usage && i == last - 1;
             if tx.send(Ok(c)).await.is_err() {
                 state.streams_cancelled.fetch_add(1, SeqCst);
                 return;
             }
-            if is_usage {
+            if usage_at == Some(i) {
                 state.tokens_reported.fetch_add(usage_total, SeqCst);
             }
         }

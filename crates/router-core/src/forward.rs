@@ -1,11 +1,13 @@
 //! Forwarding a chat request: pick, send, fail over, and account — for complete answers and
 //! for streams relayed event by event.
 
+use crate::config::ProviderType;
 use crate::error::FailedAttempt;
 use crate::health::Failure;
-use crate::providers::mock;
+use crate::providers::{anthropic, mock};
 use crate::request::ChatRequest;
 use crate::select::{Selection, Unavailable};
+use crate::snapshot::Provider;
 use crate::snapshot::{Snapshot, Transport};
 use crate::sse::{event_data, SseScanner};
 use crate::usage::TokenUsage;
@@ -272,7 +274,7 @@ async fn send(
             Ok(response)
         }
         Transport::Http(client) => {
-            let mut request = Request::post(provider.chat_url())
+            let mut request = Request::post(provider.chat_url(selection.model()))
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
             let headers = request.headers_mut();
@@ -291,14 +293,27 @@ async fn send(
             for (name, value) in provider.headers() {
                 headers.insert(name.clone(), value.clone());
             }
-            if !headers.contains_key(header::AUTHORIZATION) {
-                let mut auth =
-                    HeaderValue::from_str(&format!("Bearer {}", selection.key().expose()))
-                        .map_err(|_| {
-                            AttemptError::upstream("provider key has invalid characters")
+            let key = selection.key().expose();
+            let (name, value) = match provider.kind() {
+                ProviderType::Azure => ("api-key", key.to_string()),
+                ProviderType::Anthropic => {
+                    let version =
+                        HeaderValue::from_str(provider.anthropic_version()).map_err(|_| {
+                            AttemptError::upstream("anthropic_version has invalid characters")
                         })?;
-                auth.set_sensitive(true);
-                headers.insert(header::AUTHORIZATION, auth);
+                    headers.insert("anthropic-version", version);
+                    ("x-api-key", key.to_string())
+                }
+                ProviderType::Openai | ProviderType::Mock => {
+                    ("authorization", format!("Bearer {key}"))
+                }
+            };
+            // A provider's own `headers` may set the key header itself (a custom scheme).
+            if !headers.contains_key(name) {
+                let mut value = HeaderValue::from_str(&value)
+                    .map_err(|_| AttemptError::upstream("provider key has invalid characters"))?;
+                value.set_sensitive(true);
+                headers.insert(name, value);
             }
             match tokio::time::timeout(first_byte, client.request(request)).await {
                 Err(_) => Err(AttemptError::timeout(format!(
@@ -424,6 +439,25 @@ fn resolve<'s>(
     Ok((group, Some(index - 1)))
 }
 
+/// The request body for `provider`: the client's bytes with `model` replaced, or, for a
+/// provider that speaks another format, the translated request.
+fn body_for(
+    request: &ChatRequest<'_>,
+    provider: &Provider,
+    model: &str,
+) -> Result<Vec<u8>, RouterError> {
+    match provider.kind() {
+        ProviderType::Anthropic => {
+            let object = request.to_object()?;
+            let translated = anthropic::request(&object, model, provider.default_max_tokens())?;
+            serde_json::to_vec(&translated).map_err(|e| RouterError::Internal(e.to_string()))
+        }
+        ProviderType::Openai | ProviderType::Azure | ProviderType::Mock => {
+            Ok(request.upstream_body(model))
+        }
+    }
+}
+
 /// Jittered exponential backoff: `base × 2^(n-1) × [0.5, 1.5)`, at most a minute.
 fn backoff(base: Duration, n: u32) -> Duration {
     let exp = base.as_secs_f64() * f64::from(1u32 << n.saturating_sub(1).min(10));
@@ -477,7 +511,14 @@ pub(crate) async fn chat_completions(
             key_id: selection.key_id().to_string(),
             attempts: failures.len() + 1,
         };
-        let upstream_body = request.upstream_body(selection.model());
+        let upstream_body = match body_for(&request, selection.provider(), selection.model()) {
+            Ok(b) => b,
+            Err(e) => {
+                // The request cannot be said to this provider: the client's fault, not the pair's.
+                selection.release();
+                return Err(e);
+            }
+        };
         let provider = selection.provider().clone();
         let attempted = attempt(
             selection,
@@ -594,12 +635,18 @@ async fn attempt(
         };
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         selection.confirm_healthy();
+        let translator = (provider.kind() == ProviderType::Anthropic).then(|| {
+            Box::new(anthropic::StreamTranslator::new(
+                request.client_wants_usage(),
+            ))
+        });
         let stream = ChatStream::new(
             first,
             body,
             selection,
             !request.client_wants_usage(),
             provider.idle_timeout(),
+            translator,
         );
         return Ok(ChatResponse {
             status,
@@ -626,15 +673,37 @@ async fn attempt(
             return Err((served, e));
         }
     };
-    if status.is_success() {
-        selection.succeed(usage_of_body(&bytes).unwrap_or_default());
+    let (bytes, headers) = if provider.kind() == ProviderType::Anthropic {
+        // Answer and errors come back in OpenAI's shape.
+        let json_headers = client_headers(&HeaderMap::new(), false);
+        if status.is_success() {
+            let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                let e = AttemptError::upstream("unreadable answer from the provider");
+                selection.fail(e.failure);
+                return Err((served, e));
+            };
+            let (translated, usage) = anthropic::response(&answer);
+            selection.succeed(usage);
+            (Bytes::from(translated.to_string()), json_headers)
+        } else {
+            selection.release();
+            (
+                Bytes::from(anthropic::error_body(&bytes).to_string()),
+                json_headers,
+            )
+        }
     } else {
-        // A 4xx that is the request's own fault: relayed as is, not held against the pair.
-        selection.release();
-    }
+        if status.is_success() {
+            selection.succeed(usage_of_body(&bytes).unwrap_or_default());
+        } else {
+            // A 4xx that is the request's own fault: relayed as is, not held against the pair.
+            selection.release();
+        }
+        (bytes, client_headers(&parts.headers, false))
+    };
     Ok(ChatResponse {
         status,
-        headers: client_headers(&parts.headers, false),
+        headers,
         body: ChatBody(BodyInner::Full(Some(bytes))),
         served,
     })
@@ -656,6 +725,8 @@ pub(crate) struct ChatStream {
     trailer: Option<Bytes>,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Set when the upstream speaks another event format (Anthropic).
+    translator: Option<Box<anthropic::StreamTranslator>>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -674,6 +745,7 @@ impl ChatStream {
         selection: Selection,
         strip_usage: bool,
         idle: Duration,
+        translator: Option<Box<anthropic::StreamTranslator>>,
     ) -> Self {
         Self {
             upstream,
@@ -688,6 +760,26 @@ impl ChatStream {
             trailer: None,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
+            translator,
+        }
+    }
+
+    /// Translated events for one upstream event (Anthropic → OpenAI chunks, `[DONE]` at the end).
+    fn translate(&mut self, event: &[u8], out: &mut Vec<Bytes>) {
+        let Some(tr) = self.translator.as_mut() else {
+            return;
+        };
+        let Some(data) = event_data(event) else {
+            return;
+        };
+        for chunk in tr.event(&data) {
+            out.push(Bytes::from(format!("data: {chunk}\n\n")));
+        }
+        self.usage = tr.usage();
+        self.upstream_error |= tr.failed;
+        if tr.done && !self.done_seen {
+            self.done_seen = true;
+            out.push(Bytes::from_static(b"data: [DONE]\n\n"));
         }
     }
 
@@ -728,7 +820,9 @@ impl ChatStream {
     fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
         let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
         for e in events {
-            if self.keep(&e) {
+            if self.translator.is_some() {
+                self.translate(&e, &mut kept);
+            } else if self.keep(&e) {
                 kept.push(e);
             }
         }
@@ -755,6 +849,19 @@ impl ChatStream {
                     out.extend_from_slice(b"\n\n");
                 }
             }
+        }
+        // A translated stream that ended before its final event was cut short.
+        if self
+            .translator
+            .as_ref()
+            .is_some_and(|t| !t.done && !t.failed)
+        {
+            self.fail("upstream stream ended before it was complete".to_string());
+            if let Some(trailer) = self.trailer.take() {
+                out.extend_from_slice(&trailer);
+            }
+            self.trailer = Some(out.freeze());
+            return;
         }
         // A stream that completes ends with exactly one [DONE]; one that carried an upstream
         // error event ends with that event instead.

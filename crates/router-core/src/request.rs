@@ -162,6 +162,13 @@ impl<'a> ChatRequest<'a> {
         })
     }
 
+    /// The whole request as a JSON object (for providers that need it translated).
+    pub fn to_object(&self) -> Result<JsonObject, RouterError> {
+        serde_json::from_str(self.body).map_err(|e| {
+            RouterError::bad_request(format!("request body is not valid JSON: {e}"), None)
+        })
+    }
+
     /// The `model` the client asked for (a group name).
     pub fn model(&self) -> &str {
         &self.model

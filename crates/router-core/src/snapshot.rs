@@ -27,8 +27,10 @@ pub struct Provider {
     name: String,
     kind: ProviderType,
     base_url: String,
-    chat_url: String,
     headers: HeaderMap,
+    api_version: String,
+    anthropic_version: String,
+    default_max_tokens: u64,
     keys: Vec<Secret>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -60,9 +62,27 @@ impl Provider {
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
-    /// URL of the chat completions endpoint.
-    pub fn chat_url(&self) -> &str {
-        &self.chat_url
+    /// URL a chat request for `model` goes to.
+    pub fn chat_url(&self, model: &str) -> String {
+        match self.kind {
+            ProviderType::Openai => format!("{}/chat/completions", self.base_url),
+            ProviderType::Azure => format!(
+                "{}/openai/deployments/{}/chat/completions?api-version={}",
+                self.base_url,
+                percent_encode_path(model),
+                self.api_version
+            ),
+            ProviderType::Anthropic => format!("{}/messages", self.base_url),
+            ProviderType::Mock => "mock://chat/completions".to_string(),
+        }
+    }
+    /// `anthropic-version` sent to an `anthropic` provider.
+    pub fn anthropic_version(&self) -> &str {
+        &self.anthropic_version
+    }
+    /// `max_tokens` sent to an `anthropic` provider when the request has none.
+    pub fn default_max_tokens(&self) -> u64 {
+        self.default_max_tokens
     }
     /// Extra headers sent upstream.
     pub fn headers(&self) -> &HeaderMap {
@@ -272,6 +292,19 @@ impl Problems<'_> {
     }
 }
 
+/// Escapes what may not stand in a URL path segment (a deployment name).
+fn percent_encode_path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn check_url(url: &str) -> Result<String, String> {
     let trimmed = url.trim_end_matches('/');
     let uri: http::Uri = trimmed
@@ -425,20 +458,17 @@ pub(crate) fn compile(
             );
             continue;
         }
-        let (base_url, chat_url) = match (p.kind, &p.base_url) {
-            (ProviderType::Mock, _) => (String::new(), "mock://chat/completions".to_string()),
-            (ProviderType::Openai, None) => {
+        let base_url = match (p.kind, &p.base_url) {
+            (ProviderType::Mock, _) => String::new(),
+            (_, None) => {
                 problems.push(
                     format!("providers[{pi}]"),
                     format!("provider '{name}' needs a base_url"),
                 );
                 continue;
             }
-            (ProviderType::Openai, Some(url)) => match check_url(url.as_str()) {
-                Ok(u) => {
-                    let chat = format!("{u}/chat/completions");
-                    (u, chat)
-                }
+            (_, Some(url)) => match check_url(url.as_str()) {
+                Ok(u) => u,
                 Err(e) => {
                     problems.push(format!("providers[{pi}].base_url"), e);
                     continue;
@@ -508,7 +538,7 @@ pub(crate) fn compile(
         }
         let transport = match p.kind {
             ProviderType::Mock => Transport::Mock,
-            ProviderType::Openai => {
+            ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic => {
                 let extra = match &p.ca_file {
                     Some(f) => match read_ca_file(f.as_str()) {
                         Ok(r) => Some(r),
@@ -535,8 +565,18 @@ pub(crate) fn compile(
                 name,
                 kind: p.kind,
                 base_url,
-                chat_url,
                 headers,
+                api_version: p
+                    .api_version
+                    .as_ref()
+                    .map_or("2024-10-21", |v| v.as_str())
+                    .to_string(),
+                anthropic_version: p
+                    .anthropic_version
+                    .as_ref()
+                    .map_or("2023-06-01", |v| v.as_str())
+                    .to_string(),
+                default_max_tokens: p.default_max_tokens.unwrap_or(4096),
                 keys,
                 first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
                 idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
@@ -608,7 +648,7 @@ pub(crate) fn compile(
             for (ki, key) in provider.keys.iter().enumerate() {
                 let key_label = match provider.kind {
                     ProviderType::Mock => "mock".to_string(),
-                    ProviderType::Openai => key.masked(),
+                    _ => key.masked(),
                 };
                 let stats =
                     ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);

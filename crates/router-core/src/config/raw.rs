@@ -383,6 +383,12 @@ pub enum ProviderType {
     /// Any OpenAI-compatible API (the default).
     #[default]
     Openai,
+    /// Azure OpenAI: `{base_url}/openai/deployments/{model}/chat/completions?api-version=…`
+    /// with the `api-key` header; a model entry's `name` is the deployment.
+    Azure,
+    /// Anthropic's Messages API (`{base_url}/messages`, `x-api-key`, `anthropic-version`);
+    /// OpenAI-format requests and answers are translated both ways.
+    Anthropic,
     /// An in-process provider answering deterministically, with no network and no key.
     Mock,
 }
@@ -414,4 +420,14 @@ pub struct ProviderConfig {
     /// Timeouts overriding the server's for this provider.
     #[serde(default)]
     pub timeouts: ProviderTimeouts,
+    /// `azure`: the `api-version` query parameter (default `2024-10-21`).
+    #[serde(default)]
+    pub api_version: Option<EnvString>,
+    /// `anthropic`: the `anthropic-version` header (default `2023-06-01`).
+    #[serde(default)]
+    pub anthropic_version: Option<EnvString>,
+    /// `anthropic`: `max_tokens` sent when the request sets none (Anthropic requires one;
+    /// default 4096).
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
 }

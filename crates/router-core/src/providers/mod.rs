@@ -1,4 +1,6 @@
-//! Provider adapters. `openai` (any OpenAI-compatible API) is forwarded as is by
-//! [`crate::forward`]; `mock` answers in-process.
+//! Provider adapters. `openai` (any OpenAI-compatible API) and `azure` are forwarded as is by
+//! [`crate::forward`] (only the URL and the key header differ); `anthropic` is translated both
+//! ways; `mock` answers in-process.
 
+pub(crate) mod anthropic;
 pub(crate) mod mock;

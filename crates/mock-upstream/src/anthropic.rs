@@ -1,0 +1,172 @@
+//! The mock's Anthropic Messages API: `POST /v1/messages`, answered in Anthropic's own shape
+//! (complete, or the full event stream with `ping`), with usage, and a `tool_use` block when
+//! the request offers tools and the last user text asks to "use a tool".
+
+use crate::{full, stream, text_of, Body, State};
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+fn error(status: u16, kind: &str, message: &str) -> Response<Body> {
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    full(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        "application/json",
+        body.to_string(),
+    )
+}
+
+/// Text of an Anthropic message's content (string, text blocks, tool results).
+fn content_text(content: &Value) -> String {
+    match content {
+        Value::Array(blocks) => blocks
+            .iter()
+            .map(|b| match b["type"].as_str() {
+                Some("tool_result") => format!("tool said: {}", text_of(&b["content"])),
+                _ => b["text"].as_str().unwrap_or("").to_string(),
+            })
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => text_of(other),
+    }
+}
+
+fn sse(kind: &str, data: Value) -> Bytes {
+    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+}
+
+pub(crate) fn answer(
+    state: Arc<State>,
+    request: &Value,
+    headers: &HeaderMap,
+    cut_stream: Option<usize>,
+) -> Response<Body> {
+    if !headers.contains_key("x-api-key") {
+        return error(401, "authentication_error", "x-api-key header is required");
+    }
+    if !headers.contains_key("anthropic-version") {
+        return error(
+            400,
+            "invalid_request_error",
+            "anthropic-version header is required",
+        );
+    }
+    if !request["max_tokens"].is_u64() {
+        return error(400, "invalid_request_error", "max_tokens: Field required");
+    }
+    let Some(messages) = request["messages"].as_array() else {
+        return error(400, "invalid_request_error", "messages: Field required");
+    };
+    let model = request["model"].as_str().unwrap_or("").to_string();
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_default();
+    let prompt_bytes: usize = messages
+        .iter()
+        .map(|m| content_text(&m["content"]).len())
+        .sum::<usize>()
+        + request["system"].as_str().map_or(0, str::len);
+    let input_tokens = 1 + prompt_bytes as u64 / 4;
+    let tool = request["tools"][0]["name"]
+        .as_str()
+        .filter(|_| last_user.contains("use a tool"))
+        .map(str::to_string);
+    let reply = format!("mock says: {last_user}");
+    let output_tokens = if tool.is_some() {
+        5
+    } else {
+        reply.split_whitespace().count() as u64
+    };
+    let usage_total = input_tokens + output_tokens;
+    let stop_reason = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
+    let id = "msg_mock";
+
+    if request["stream"] != Value::Bool(true) {
+        state.tokens_reported.fetch_add(usage_total, SeqCst);
+        let content = match &tool {
+            Some(name) => json!([
+                {"type": "text", "text": "Using a tool."},
+                {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {"query": last_user}},
+            ]),
+            None => json!([{"type": "text", "text": reply}]),
+        };
+        let body = json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        });
+        return full(StatusCode::OK, "application/json", body.to_string());
+    }
+
+    let mut chunks = vec![
+        sse(
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ),
+        sse(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        sse("ping", json!({"type": "ping"})),
+    ];
+    let text = if tool.is_some() {
+        "Using a tool.".to_string()
+    } else {
+        reply
+    };
+    for word in text.split_inclusive(' ') {
+        chunks.push(sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": word}}),
+        ));
+    }
+    chunks.push(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    if let Some(name) = &tool {
+        let input = json!({"query": last_user}).to_string();
+        let (a, b) = input.split_at(input.len() / 2);
+        chunks.push(sse(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}}),
+        ));
+        for part in [a, b] {
+            chunks.push(sse(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 1,
+                "delta": {"type": "input_json_delta", "partial_json": part}}),
+            ));
+        }
+        chunks.push(sse(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ));
+    }
+    chunks.push(sse(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+        "usage": {"output_tokens": output_tokens}}),
+    ));
+    let usage_at = chunks.len() - 1;
+    chunks.push(sse("message_stop", json!({"type": "message_stop"})));
+    stream(state, chunks, Some(usage_at), usage_total, cut_stream)
+}

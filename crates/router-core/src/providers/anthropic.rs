@@ -1,0 +1,687 @@
+//! Anthropic Messages API ⇄ OpenAI chat completions: the request one way, the answer (complete,
+//! streamed, or an error) the other. Every OpenAI field is either translated or, when Anthropic
+//! has no counterpart, refused with a 400 that names it: nothing is dropped silently.
+
+use crate::{RouterError, TokenUsage};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+fn bad(message: String, param: &str) -> RouterError {
+    RouterError::bad_request(message, Some(param))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Text of an OpenAI `content` that may only hold text (system and tool messages).
+fn text_only(content: &Value, path: &str) -> Result<String, RouterError> {
+    match content {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => {
+            let mut texts = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                match (part["type"].as_str(), part["text"].as_str()) {
+                    (Some("text"), Some(t)) => texts.push(t),
+                    _ => {
+                        return Err(bad(
+                            format!("{path}[{i}]: only text parts can be sent to an Anthropic provider here"),
+                            path,
+                        ))
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+        _ => Err(bad(
+            format!("{path} must be a string or an array of parts"),
+            path,
+        )),
+    }
+}
+
+/// An OpenAI `image_url` part as an Anthropic `image` block.
+fn image_block(part: &Value, path: &str) -> Result<Value, RouterError> {
+    let url = part["image_url"]["url"]
+        .as_str()
+        .or_else(|| part["image_url"].as_str())
+        .ok_or_else(|| bad(format!("{path}.image_url.url is missing"), path))?;
+    if let Some(rest) = url.strip_prefix("data:") {
+        let (meta, data) = rest
+            .split_once(',')
+            .ok_or_else(|| bad(format!("{path}: malformed data URL"), path))?;
+        let media_type = meta
+            .strip_suffix(";base64")
+            .ok_or_else(|| bad(format!("{path}: only base64 data URLs are supported"), path))?;
+        Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        )
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+    } else {
+        Err(bad(
+            format!("{path}: image URL must be http(s) or a data URL"),
+            path,
+        ))
+    }
+}
+
+/// User content: a string stays a string; parts become text and image blocks.
+fn user_content(content: &Value, path: &str) -> Result<Value, RouterError> {
+    match content {
+        Value::String(s) => Ok(Value::String(s.clone())),
+        Value::Array(parts) => {
+            let mut blocks = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                let p = format!("{path}[{i}]");
+                match part["type"].as_str() {
+                    Some("text") => blocks.push(json!({"type": "text", "text": part["text"]})),
+                    Some("image_url") => blocks.push(image_block(part, &p)?),
+                    other => {
+                        return Err(bad(
+                            format!("{p}: content part type {other:?} cannot be sent to an Anthropic provider"),
+                            path,
+                        ))
+                    }
+                }
+            }
+            Ok(Value::Array(blocks))
+        }
+        _ => Err(bad(
+            format!("{path} must be a string or an array of parts"),
+            path,
+        )),
+    }
+}
+
+/// Translates an OpenAI chat request into an Anthropic Messages request for `model`.
+pub(crate) fn request(
+    openai: &Map<String, Value>,
+    model: &str,
+    default_max_tokens: u64,
+) -> Result<Value, RouterError> {
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    let mut system: Vec<String> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    let mut parallel_tools: Option<bool> = None;
+    let mut tool_choice: Option<Value> = None;
+    for (key, value) in openai {
+        match key.as_str() {
+            "model" | "messages" | "stream_options" => {}
+            "stream" => {
+                out.insert("stream".into(), value.clone());
+            }
+            "max_tokens" | "max_completion_tokens" => {
+                if !value.is_null() {
+                    out.insert("max_tokens".into(), value.clone());
+                }
+            }
+            "temperature" | "top_p" => {
+                if !value.is_null() {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+            "stop" => match value {
+                Value::Null => {}
+                Value::String(s) => {
+                    out.insert("stop_sequences".into(), json!([s]));
+                }
+                Value::Array(_) => {
+                    out.insert("stop_sequences".into(), value.clone());
+                }
+                _ => return Err(bad("'stop' must be a string or an array".into(), "stop")),
+            },
+            "user" => {
+                out.insert("metadata".into(), json!({"user_id": value}));
+            }
+            "n" if value == &json!(1) || value.is_null() => {}
+            "parallel_tool_calls" => parallel_tools = value.as_bool(),
+            "tools" => {
+                let mut tools = Vec::new();
+                for (i, tool) in value.as_array().into_iter().flatten().enumerate() {
+                    if tool["type"] != "function" {
+                        return Err(bad(
+                            format!("tools[{i}]: only function tools can be sent to an Anthropic provider"),
+                            "tools",
+                        ));
+                    }
+                    let f = &tool["function"];
+                    let mut t = Map::new();
+                    t.insert("name".into(), f["name"].clone());
+                    if let Some(d) = f.get("description") {
+                        t.insert("description".into(), d.clone());
+                    }
+                    let schema = f
+                        .get("parameters")
+                        .cloned()
+                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                    t.insert("input_schema".into(), schema);
+                    tools.push(Value::Object(t));
+                }
+                out.insert("tools".into(), Value::Array(tools));
+            }
+            "tool_choice" => {
+                tool_choice = Some(match value {
+                    Value::String(s) if s == "auto" => json!({"type": "auto"}),
+                    Value::String(s) if s == "required" => json!({"type": "any"}),
+                    Value::String(s) if s == "none" => json!({"type": "none"}),
+                    Value::Object(o) if o.get("type") == Some(&json!("function")) => {
+                        json!({"type": "tool", "name": value["function"]["name"]})
+                    }
+                    _ => return Err(bad(format!("tool_choice {value} is not understood"), "tool_choice")),
+                })
+            }
+            other => {
+                return Err(bad(
+                    format!("the field '{other}' cannot be translated for an Anthropic provider; remove it or route to an OpenAI-compatible one"),
+                    other,
+                ))
+            }
+        }
+    }
+    if let Some(parallel) = parallel_tools {
+        if !parallel {
+            let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+            choice["disable_parallel_tool_use"] = json!(true);
+        }
+    }
+    if let Some(choice) = tool_choice {
+        out.insert("tool_choice".into(), choice);
+    }
+    out.entry("max_tokens").or_insert(json!(default_max_tokens));
+
+    let Some(list) = openai.get("messages").and_then(Value::as_array) else {
+        return Err(bad("'messages' must be an array".into(), "messages"));
+    };
+    for (i, m) in list.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        match m["role"].as_str() {
+            Some("system") | Some("developer") => {
+                system.push(text_only(&m["content"], &format!("{path}.content"))?)
+            }
+            Some("user") => messages.push(json!({
+                "role": "user",
+                "content": user_content(&m["content"], &format!("{path}.content"))?,
+            })),
+            Some("assistant") => {
+                let mut blocks = Vec::new();
+                let text = text_only(&m["content"], &format!("{path}.content"))?;
+                if !text.is_empty() {
+                    blocks.push(json!({"type": "text", "text": text}));
+                }
+                for (j, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
+                    let args = call["function"]["arguments"].as_str().unwrap_or("{}");
+                    let input: Value =
+                        serde_json::from_str(if args.trim().is_empty() { "{}" } else { args })
+                            .map_err(|_| {
+                                bad(
+                            format!("{path}.tool_calls[{j}].function.arguments is not valid JSON"),
+                            "messages",
+                        )
+                            })?;
+                    blocks.push(json!({
+                        "type": "tool_use",
+                        "id": call["id"],
+                        "name": call["function"]["name"],
+                        "input": input,
+                    }));
+                }
+                if blocks.is_empty() {
+                    blocks.push(json!({"type": "text", "text": ""}));
+                }
+                messages.push(json!({"role": "assistant", "content": blocks}));
+            }
+            Some("tool") => {
+                let result = json!({
+                    "type": "tool_result",
+                    "tool_use_id": m["tool_call_id"],
+                    "content": text_only(&m["content"], &format!("{path}.content"))?,
+                });
+                // Consecutive tool results go into one user turn.
+                match messages.last_mut() {
+                    Some(last)
+                        if last["role"] == "user"
+                            && last["content"]
+                                .as_array()
+                                .is_some_and(|c| c.iter().all(|b| b["type"] == "tool_result")) =>
+                    {
+                        if let Some(c) = last["content"].as_array_mut() {
+                            c.push(result);
+                        }
+                    }
+                    _ => messages.push(json!({"role": "user", "content": [result]})),
+                }
+            }
+            other => {
+                return Err(bad(
+                    format!("{path}.role {other:?} is not supported"),
+                    "messages",
+                ))
+            }
+        }
+    }
+    if !system.is_empty() {
+        out.insert("system".into(), json!(system.join("\n\n")));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    Ok(Value::Object(out))
+}
+
+fn finish_reason(stop_reason: &Value) -> Value {
+    match stop_reason.as_str() {
+        None => Value::Null,
+        Some("max_tokens") => json!("length"),
+        Some("tool_use") => json!("tool_calls"),
+        Some("refusal") => json!("content_filter"),
+        Some(_) => json!("stop"),
+    }
+}
+
+/// Anthropic usage as token counts: prompt includes cache creation and cache reads.
+fn usage_of(u: &Value) -> TokenUsage {
+    let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    let prompt =
+        n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
+    let completion = n("output_tokens");
+    TokenUsage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    }
+}
+
+fn openai_usage(u: TokenUsage, cached: u64) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    })
+}
+
+/// Translates a complete Anthropic answer into an OpenAI `chat.completion`.
+pub(crate) fn response(answer: &Value) -> (Value, TokenUsage) {
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    for block in answer["content"].as_array().into_iter().flatten() {
+        match block["type"].as_str() {
+            Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            Some("tool_use") => tool_calls.push(json!({
+                "id": block["id"],
+                "type": "function",
+                "function": {
+                    "name": block["name"],
+                    "arguments": block["input"].to_string(),
+                },
+            })),
+            _ => {}
+        }
+    }
+    let usage = usage_of(&answer["usage"]);
+    let mut message = json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { json!(text) },
+    });
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    let out = json!({
+        "id": answer["id"],
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": answer["model"],
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason(&answer["stop_reason"]),
+        }],
+        "usage": openai_usage(usage, answer["usage"]["cache_read_input_tokens"].as_u64().unwrap_or(0)),
+    });
+    (out, usage)
+}
+
+/// An Anthropic error body (`{"type":"error","error":{...}}`) in OpenAI's shape.
+pub(crate) fn error_body(body: &[u8]) -> Value {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let e = &parsed["error"];
+    json!({
+        "error": {
+            "message": e["message"].as_str().unwrap_or("upstream error"),
+            "type": e["type"].as_str().unwrap_or("upstream_error"),
+            "param": null,
+            "code": null,
+        }
+    })
+}
+
+/// Turns an Anthropic event stream into OpenAI chunks, event by event.
+#[derive(Debug, Default)]
+pub(crate) struct StreamTranslator {
+    id: String,
+    model: String,
+    created: u64,
+    include_usage: bool,
+    /// Anthropic content block index → OpenAI tool call index.
+    tools: HashMap<u64, usize>,
+    usage: Value,
+    /// `message_stop` arrived: the stream is complete.
+    pub(crate) done: bool,
+    /// An `error` event arrived.
+    pub(crate) failed: bool,
+}
+
+impl StreamTranslator {
+    pub(crate) fn new(include_usage: bool) -> Self {
+        Self {
+            include_usage,
+            created: now_secs(),
+            usage: json!({}),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<TokenUsage> {
+        (!self.usage.as_object().is_none_or(|u| u.is_empty())).then(|| usage_of(&self.usage))
+    }
+
+    fn chunk(&self, delta: Value, finish: Value) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+
+    fn merge_usage(&mut self, u: &Value) {
+        if let (Some(dst), Some(src)) = (self.usage.as_object_mut(), u.as_object()) {
+            for (k, v) in src {
+                if !v.is_null() {
+                    dst.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+
+    /// The OpenAI events (as JSON) for one Anthropic event's data.
+    pub(crate) fn event(&mut self, data: &[u8]) -> Vec<Value> {
+        let Ok(event) = serde_json::from_slice::<Value>(data) else {
+            return Vec::new();
+        };
+        match event["type"].as_str() {
+            Some("message_start") => {
+                let m = &event["message"];
+                self.id = m["id"].as_str().unwrap_or("").to_string();
+                self.model = m["model"].as_str().unwrap_or("").to_string();
+                self.merge_usage(&m["usage"]);
+                vec![self.chunk(json!({"role": "assistant", "content": ""}), Value::Null)]
+            }
+            Some("content_block_start") => {
+                let block = &event["content_block"];
+                match block["type"].as_str() {
+                    Some("tool_use") => {
+                        let index = self.tools.len();
+                        self.tools
+                            .insert(event["index"].as_u64().unwrap_or(0), index);
+                        vec![self.chunk(
+                            json!({"tool_calls": [{
+                                "index": index, "id": block["id"], "type": "function",
+                                "function": {"name": block["name"], "arguments": ""},
+                            }]}),
+                            Value::Null,
+                        )]
+                    }
+                    Some("text") if block["text"].as_str().is_some_and(|t| !t.is_empty()) => {
+                        vec![self.chunk(json!({"content": block["text"]}), Value::Null)]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Some("content_block_delta") => {
+                let delta = &event["delta"];
+                match delta["type"].as_str() {
+                    Some("text_delta") => {
+                        vec![self.chunk(json!({"content": delta["text"]}), Value::Null)]
+                    }
+                    Some("input_json_delta") => {
+                        let block = event["index"].as_u64().unwrap_or(0);
+                        let index = self.tools.get(&block).copied().unwrap_or(0);
+                        vec![self.chunk(
+                            json!({"tool_calls": [{"index": index, "function": {"arguments": delta["partial_json"]}}]}),
+                            Value::Null,
+                        )]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            Some("message_delta") => {
+                self.merge_usage(&event["usage"]);
+                vec![self.chunk(json!({}), finish_reason(&event["delta"]["stop_reason"]))]
+            }
+            Some("message_stop") => {
+                self.done = true;
+                if self.include_usage {
+                    let usage = usage_of(&self.usage);
+                    let cached = self.usage["cache_read_input_tokens"].as_u64().unwrap_or(0);
+                    vec![json!({
+                        "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                        "model": self.model, "choices": [], "usage": openai_usage(usage, cached),
+                    })]
+                } else {
+                    Vec::new()
+                }
+            }
+            Some("error") => {
+                self.failed = true;
+                vec![error_body(data)]
+            }
+            _ => Vec::new(), // ping and future event types
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> Result<Value, RouterError> {
+        request(v.as_object().unwrap(), "claude-x", 4096)
+    }
+
+    #[test]
+    fn translates_a_full_request() {
+        let out = req(json!({
+            "model": "g",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                    {"type": "image_url", "image_url": {"url": "https://x.example/a.jpg"}},
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{\"q\":1}"}},
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
+            ],
+            "temperature": 0,
+            "top_p": 0.5,
+            "stop": "END",
+            "max_completion_tokens": 77,
+            "tools": [{"type": "function", "function": {"name": "look", "description": "d", "parameters": {"type": "object"}}}],
+            "tool_choice": "required",
+            "parallel_tool_calls": false,
+            "user": "u1",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        }))
+        .unwrap();
+        assert_eq!(out["model"], "claude-x");
+        assert_eq!(out["system"], "be brief");
+        assert_eq!(out["temperature"], 0, "temperature 0 kept");
+        assert_eq!(out["top_p"], 0.5);
+        assert_eq!(out["stop_sequences"], json!(["END"]));
+        assert_eq!(out["max_tokens"], 77);
+        assert_eq!(out["stream"], true);
+        assert_eq!(out["metadata"], json!({"user_id": "u1"}));
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            out["tools"][0],
+            json!({"name": "look", "description": "d", "input_schema": {"type": "object"}})
+        );
+        let m = out["messages"].as_array().unwrap();
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m[0]["content"][1]["source"],
+            json!({"type": "base64", "media_type": "image/png", "data": "AAAA"})
+        );
+        assert_eq!(
+            m[0]["content"][2]["source"],
+            json!({"type": "url", "url": "https://x.example/a.jpg"})
+        );
+        assert_eq!(
+            m[1]["content"][0],
+            json!({"type": "tool_use", "id": "call_1", "name": "look", "input": {"q": 1}})
+        );
+        assert_eq!(
+            m[2]["content"][0],
+            json!({"type": "tool_result", "tool_use_id": "call_1", "content": "a cat"})
+        );
+    }
+
+    #[test]
+    fn defaults_max_tokens_and_maps_tool_choice() {
+        let base = json!({"model": "g", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(req(base.clone()).unwrap()["max_tokens"], 4096);
+        for (choice, want) in [
+            (json!("auto"), json!({"type": "auto"})),
+            (json!("none"), json!({"type": "none"})),
+            (
+                json!({"type": "function", "function": {"name": "f"}}),
+                json!({"type": "tool", "name": "f"}),
+            ),
+        ] {
+            let mut r = base.clone();
+            r["tool_choice"] = choice;
+            assert_eq!(req(r).unwrap()["tool_choice"], want);
+        }
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_translated_by_name() {
+        for field in [
+            "logprobs",
+            "presence_penalty",
+            "seed",
+            "response_format",
+            "logit_bias",
+        ] {
+            let mut r = json!({"model": "g", "messages": []});
+            r[field] = json!(true);
+            match req(r) {
+                Err(RouterError::BadRequest { message, param }) => {
+                    assert!(message.contains(field), "{message}");
+                    assert_eq!(param.as_deref(), Some(field));
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let r = json!({"model": "g", "n": 2, "messages": []});
+        assert!(req(r).is_err());
+        let r = json!({"model": "g", "messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{oops"}}]}]});
+        assert!(
+            matches!(req(r), Err(RouterError::BadRequest { message, .. }) if message.contains("not valid JSON"))
+        );
+    }
+
+    #[test]
+    fn translates_answers_and_errors() {
+        let (out, usage) = response(&json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"q": "cat"}},
+            ],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 3, "cache_creation_input_tokens": 2},
+        }));
+        assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(out["choices"][0]["message"]["content"], "Let me look.");
+        let call = &out["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(
+            call["function"]["arguments"]
+                .as_str()
+                .map(|a| serde_json::from_str::<Value>(a).unwrap()),
+            Some(json!({"q": "cat"}))
+        );
+        assert_eq!(
+            usage,
+            TokenUsage {
+                prompt_tokens: 15,
+                completion_tokens: 5,
+                total_tokens: 20
+            }
+        );
+        assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 3);
+        let e = error_body(
+            br#"{"type":"error","error":{"type":"invalid_request_error","message":"bad thing"}}"#,
+        );
+        assert_eq!(
+            e,
+            json!({"error": {"message": "bad thing", "type": "invalid_request_error", "param": null, "code": null}})
+        );
+    }
+
+    #[test]
+    fn translates_a_stream_with_tool_use() {
+        let mut t = StreamTranslator::new(true);
+        let events = [
+            json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude-x", "usage": {"input_tokens": 7, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "ping"}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+            json!({"type": "content_block_stop", "index": 0}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}}),
+            json!({"type": "content_block_stop", "index": 1}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+            json!({"type": "message_stop"}),
+        ];
+        let chunks: Vec<Value> = events
+            .iter()
+            .flat_map(|e| t.event(e.to_string().as_bytes()))
+            .collect();
+        assert!(t.done && !t.failed);
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(chunks[0]["id"], "msg_1");
+        assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(
+            chunks[2]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+            "look"
+        );
+        let args: String = chunks[3..5]
+            .iter()
+            .map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(args, "{\"q\":1}");
+        assert_eq!(chunks[5]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(chunks[6]["usage"]["total_tokens"], 16);
+        assert_eq!(chunks.len(), 7);
+        assert_eq!(t.usage().unwrap().total_tokens, 16);
+    }
+}

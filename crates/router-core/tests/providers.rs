@@ -1,0 +1,281 @@
+//! Provider kinds over real HTTP to the mock: Azure's deployment URL and key header, and
+//! Anthropic's Messages API translated both ways (complete, streamed, tools, errors).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mock_upstream::{Fault, MockUpstream, Rule};
+use router_core::{Format, Router, Source};
+use serde_json::{json, Value};
+
+fn router(yaml: &str) -> Router {
+    Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
+}
+
+fn provider(kind: &str, mock: &MockUpstream, extra: &str) -> String {
+    format!(
+        "groups:\n  - name: g\n    models: [{{provider: p, name: upstream-model}}]\nproviders:\n  - {{name: p, type: {kind}, base_url: \"{}\", api_key: \"sk-provider-key-0001\"{extra}}}\n",
+        mock.base_url()
+    )
+}
+
+async fn complete(r: &Router, body: &Value) -> (u16, Value) {
+    let answer = r
+        .chat_completions(body.to_string().as_bytes())
+        .await
+        .unwrap();
+    let status = answer.status.as_u16();
+    (
+        status,
+        serde_json::from_slice(&answer.body.collect_bytes().await).unwrap(),
+    )
+}
+
+async fn stream(r: &Router, body: &Value) -> Vec<Value> {
+    let answer = r
+        .chat_completions(body.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert!(answer.body.is_stream());
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(text.matches("[DONE]").count(), 1);
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+fn content_of(chunks: &[Value]) -> String {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn azure_uses_the_deployment_url_and_api_key_header() {
+    let mock = MockUpstream::start().await.unwrap();
+    // Azure's base is the resource URL, without /v1.
+    let base = mock.base_url().trim_end_matches("/v1").to_string();
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: az, name: my-deploy}}]\nproviders:\n  - {{name: az, type: azure, base_url: \"{base}\", api_key: \"az-key-000000001\", api_version: \"2024-06-01\"}}\n"
+    );
+    let r = router(&yaml);
+    let body = r#"{"model":"g","messages":[{"role":"user","content":"hi azure"}],"seed":7}"#;
+    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "mock says: hi azure");
+    assert_eq!(v["model"], "my-deploy");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/openai/deployments/my-deploy/chat/completions");
+    assert_eq!(seen.headers["api-key"], "az-key-000000001");
+    assert!(seen.headers.get("authorization").is_none());
+    assert_eq!(
+        std::str::from_utf8(&seen.body).unwrap(),
+        body.replace(r#""g""#, r#""my-deploy""#)
+    );
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn anthropic_request_and_answer_are_translated() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&provider("anthropic", &mock, ", default_max_tokens: 321"));
+    let (status, v) = complete(
+        &r,
+        &json!({
+            "model": "g",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": "hello claude"},
+            ],
+            "temperature": 0,
+            "stop": ["END"],
+        }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "mock says: hello claude"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["model"], "upstream-model");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.headers["x-api-key"], "sk-provider-key-0001");
+    assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
+    assert!(seen.headers.get("authorization").is_none());
+    let sent = seen.json();
+    assert_eq!(sent["system"], "be brief");
+    assert_eq!(sent["max_tokens"], 321);
+    assert_eq!(sent["temperature"], 0);
+    assert_eq!(sent["stop_sequences"], json!(["END"]));
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "hello claude"}])
+    );
+    // Usage: counted from Anthropic's fields, equal to what the mock reported.
+    let u = &r.usage()[0];
+    assert_eq!(u.total_tokens, mock.tokens_reported());
+    assert_eq!(v["usage"]["total_tokens"].as_u64(), Some(u.total_tokens));
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_becomes_tool_calls_with_string_arguments() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&provider("anthropic", &mock, ""));
+    let tools = json!([{"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]);
+    let request = json!({"model": "g", "messages": [{"role": "user", "content": "please use a tool"}], "tools": tools, "tool_choice": "auto"});
+    let (_, v) = complete(&r, &request).await;
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "search");
+    let args = call["function"]["arguments"]
+        .as_str()
+        .expect("arguments is a JSON string");
+    assert_eq!(
+        serde_json::from_str::<Value>(args).unwrap(),
+        json!({"query": "please use a tool"})
+    );
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["properties"]["query"]["type"],
+        "string"
+    );
+    assert_eq!(sent["tool_choice"], json!({"type": "auto"}));
+
+    // Streamed: the same call assembled from per-index deltas.
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let chunks = stream(&r, &streamed).await;
+    let mut name = String::new();
+    let mut arguments = String::new();
+    for c in &chunks {
+        for t in c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(t["index"], 0);
+            name.push_str(t["function"]["name"].as_str().unwrap_or(""));
+            arguments.push_str(t["function"]["arguments"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(name, "search");
+    assert_eq!(
+        serde_json::from_str::<Value>(&arguments).unwrap(),
+        json!({"query": "please use a tool"})
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn anthropic_stream_is_translated_to_openai_chunks() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&provider("anthropic", &mock, ""));
+    let body = json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "one two three"}]});
+    let chunks = stream(&r, &body).await;
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk" && c["id"] == "msg_mock"));
+    assert_eq!(content_of(&chunks), "mock says: one two three");
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert!(
+        chunks.iter().all(|c| c.get("usage").is_none()),
+        "usage not asked for"
+    );
+    assert_eq!(mock.requests()[0].json()["stream"], true);
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+
+    let mut with_usage = body.clone();
+    with_usage["stream_options"] = json!({"include_usage": true});
+    let chunks = stream(&r, &with_usage).await;
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(last["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn anthropic_errors_and_untranslatable_fields() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&provider("anthropic", &mock, ""));
+    // A field Anthropic has no counterpart for: 400 naming it, nothing sent.
+    let err = r
+        .chat_completions(
+            br#"{"model":"g","messages":[{"role":"user","content":"x"}],"logprobs":true}"#,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(
+        err.client_message().contains("'logprobs'"),
+        "{}",
+        err.client_message()
+    );
+    assert_eq!(err.body()["error"]["param"], "logprobs");
+    assert!(mock.requests().is_empty());
+    assert_eq!(r.usage()[0].reserved, 0);
+    // The upstream's own 400 comes back in OpenAI's shape.
+    mock.add_rule(Rule::new(Fault::Status(400)).times(1));
+    let (status, v) = complete(
+        &r,
+        &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["message"], "failure on command");
+    assert!(v["error"].get("type").is_some());
+}
+
+#[tokio::test]
+async fn failover_crosses_provider_kinds() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: fallback\n    models:\n      - {{provider: claude, name: c-model}}\n      - {{provider: oai, name: o-model}}\nproviders:\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: ka}}\n  - {{name: oai, base_url: \"{url}\", api_key: ko}}\n",
+        url = mock.base_url()
+    );
+    let r = router(&yaml);
+    mock.add_rule(Rule::new(Fault::Status(529)).key("ka").times(1));
+    let (status, v) = complete(
+        &r,
+        &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["model"], "o-model");
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"]);
+}
+
+#[tokio::test]
+async fn anthropic_stream_cut_short_ends_with_an_error_event() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&provider("anthropic", &mock, ""));
+    mock.cut_next_stream_after(4);
+    let body = json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "a b c d e"}]});
+    let answer = r
+        .chat_completions(body.to_string().as_bytes())
+        .await
+        .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(
+        text.contains("stream_interrupted") && !text.contains("[DONE]"),
+        "{text}"
+    );
+    assert_eq!(r.usage()[0].errors, 1);
+}
