@@ -455,6 +455,12 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .map(|m| text_of(&m["content"]))
         .unwrap_or_default();
     let reply = format!("mock says: {last_user}");
+    // Tools offered and asked for: answer with a call of the first tool.
+    let tool = request["tools"][0]["function"]["name"]
+        .as_str()
+        .filter(|_| last_user.contains("use a tool"))
+        .map(str::to_string);
+    let tool_args = json!({"query": last_user}).to_string();
     let prompt_bytes: usize = messages.iter().map(|m| text_of(&m["content"]).len()).sum();
     let prompt_tokens = 1 + prompt_bytes as u64 / 4;
     let completion_tokens = reply.split_whitespace().count() as u64;
@@ -476,9 +482,14 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             "system_fingerprint": "fp_mock",
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": reply, "refusal": null},
+                "message": match &tool {
+                    Some(name) => json!({"role": "assistant", "content": null, "refusal": null,
+                        "tool_calls": [{"id": "call_mock", "type": "function",
+                                        "function": {"name": name, "arguments": tool_args}}]}),
+                    None => json!({"role": "assistant", "content": reply, "refusal": null}),
+                },
                 "logprobs": null,
-                "finish_reason": "stop",
+                "finish_reason": if tool.is_some() { "tool_calls" } else { "stop" },
             }],
             "usage": usage,
             "x_mock_extra": {"echo_unknown": request.get("x_client_extra").cloned()},
@@ -498,10 +509,26 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
-    for word in reply.split_inclusive(' ') {
-        chunks.push(chunk(json!({"content": word}), Value::Null));
+    if let Some(name) = &tool {
+        chunks.push(chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function",
+                                   "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        let (a, b) = tool_args.split_at(tool_args.len() / 2);
+        for part in [a, b] {
+            chunks.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                Value::Null,
+            ));
+        }
+        chunks.push(chunk(json!({}), json!("tool_calls")));
+    } else {
+        for word in reply.split_inclusive(' ') {
+            chunks.push(chunk(json!({"content": word}), Value::Null));
+        }
+        chunks.push(chunk(json!({}), json!("stop")));
     }
-    chunks.push(chunk(json!({}), json!("stop")));
     let usage_total = prompt_tokens + completion_tokens;
     if include_usage {
         let c = json!({

@@ -16,7 +16,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use router_core::{Router, RouterError, Snapshot};
+use router_core::{Dialect, Router, RouterError, Snapshot};
 use serde_json::json;
 use std::convert::Infallible;
 
@@ -36,14 +36,19 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResB
     response
 }
 
-/// The one place an error becomes an HTTP response: its status and OpenAI-shaped body.
-pub fn error_response(error: &RouterError) -> Response<ResBody> {
+/// The one place an error becomes an HTTP response: its status, and an OpenAI-shaped body, or
+/// an Anthropic-shaped one for requests that came in Anthropic's format.
+pub fn error_response(error: &RouterError, dialect: Dialect) -> Response<ResBody> {
     match error.origin() {
         router_core::Origin::Internal => tracing::error!("{error}"),
         router_core::Origin::Upstream => tracing::warn!("{error}"),
         router_core::Origin::Client => tracing::debug!("{error}"),
     }
-    let mut response = json_response(error.status(), &error.body());
+    let body = match dialect {
+        Dialect::OpenAi => error.body(),
+        Dialect::Anthropic => error.anthropic_body(),
+    };
+    let mut response = json_response(error.status(), &body);
     if let Some(secs) = error.retry_after_secs() {
         response
             .headers_mut()
@@ -61,6 +66,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/health", &[Method::GET]),
     ("/v1/models", &[Method::GET]),
     ("/v1/chat/completions", &[Method::POST]),
+    ("/v1/messages", &[Method::POST]),
     ("/admin/usage", &[Method::GET]),
     ("/admin/reload", &[Method::POST]),
 ];
@@ -94,7 +100,12 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
     let (mut response, known_len) = match route(router, &snapshot, request, &mut served).await {
         Ok(ok) => ok,
         Err(e) => {
-            let r = error_response(&e);
+            let dialect = if path == "/v1/messages" {
+                Dialect::Anthropic
+            } else {
+                Dialect::OpenAi
+            };
+            let r = error_response(&e, dialect);
             let len = http_body::Body::size_hint(r.body())
                 .exact()
                 .map(|n| n as usize);
@@ -201,7 +212,11 @@ async fn route(
                 snapshot.server().max_body_bytes,
             )
             .await?;
-            let answer = router.chat_completions_with(snapshot, &body).await?;
+            let answer = if path == "/v1/messages" {
+                router.messages_with(snapshot, &body).await?
+            } else {
+                router.chat_completions_with(snapshot, &body).await?
+            };
             *served = Some(answer.served);
             let known_len = answer.body.len();
             let mut response = Response::new(answer.body.boxed_unsync());

@@ -141,7 +141,7 @@ impl RouterError {
         match self {
             Self::BadRequest { message, .. } => message.clone(),
             Self::Unauthorized => {
-                "missing or invalid API key: send it as 'Authorization: Bearer <key>'".to_string()
+                "missing or invalid API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'".to_string()
             }
             Self::UnknownGroup(g) => format!("the model '{g}' does not exist on this router"),
             Self::NotFound(path) => format!("no route for '{path}'"),
@@ -180,6 +180,20 @@ impl RouterError {
             }
             Self::Internal(_) => "internal error in the router".to_string(),
         }
+    }
+
+    /// The same error in Anthropic's shape (`/v1/messages`):
+    /// `{"type":"error","error":{"type","message"}}`.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        let kind = match self {
+            Self::BadRequest { .. } | Self::MethodNotAllowed(_) => "invalid_request_error",
+            Self::Unauthorized => "authentication_error",
+            Self::UnknownGroup(_) | Self::NotFound(_) => "not_found_error",
+            Self::PayloadTooLarge { .. } => "request_too_large",
+            Self::RateLimited { .. } => "rate_limit_error",
+            Self::UpstreamFailed { .. } | Self::Internal(_) => "api_error",
+        };
+        json!({"type": "error", "error": {"type": kind, "message": self.client_message()}})
     }
 
     /// Seconds for a `Retry-After` header, when the error has one.

@@ -4,8 +4,9 @@
 use crate::config::ProviderType;
 use crate::error::FailedAttempt;
 use crate::health::Failure;
-use crate::providers::{anthropic, mock};
+use crate::providers::{anthropic, anthropic_in, mock};
 use crate::request::ChatRequest;
+use crate::request::Dialect;
 use crate::select::{Selection, Unavailable};
 use crate::snapshot::Provider;
 use crate::snapshot::{Snapshot, Transport};
@@ -446,15 +447,20 @@ fn body_for(
     provider: &Provider,
     model: &str,
 ) -> Result<Vec<u8>, RouterError> {
-    match provider.kind() {
-        ProviderType::Anthropic => {
-            let object = request.to_object()?;
-            let translated = anthropic::request(&object, model, provider.default_max_tokens())?;
-            serde_json::to_vec(&translated).map_err(|e| RouterError::Internal(e.to_string()))
+    let to_vec = |v: serde_json::Value| {
+        serde_json::to_vec(&v).map_err(|e| RouterError::Internal(e.to_string()))
+    };
+    match (request.dialect(), provider.kind()) {
+        (Dialect::OpenAi, ProviderType::Anthropic) => to_vec(anthropic::request(
+            &request.to_object()?,
+            model,
+            provider.default_max_tokens(),
+        )?),
+        (Dialect::Anthropic, ProviderType::Openai | ProviderType::Azure | ProviderType::Mock) => {
+            to_vec(anthropic_in::request(&request.to_object()?, model)?)
         }
-        ProviderType::Openai | ProviderType::Azure | ProviderType::Mock => {
-            Ok(request.upstream_body(model))
-        }
+        // Same format on both sides: the client's bytes, `model` replaced.
+        _ => Ok(request.upstream_body(model)),
     }
 }
 
@@ -472,8 +478,9 @@ pub(crate) async fn chat_completions(
     snapshot: &Snapshot,
     body: &[u8],
     request_id: u64,
+    dialect: Dialect,
 ) -> Result<ChatResponse, RouterError> {
-    let request = ChatRequest::parse(body)?;
+    let request = ChatRequest::parse_as(body, dialect)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
     let resilience = snapshot.resilience();
     let deadline = crate::health::later(Instant::now(), resilience.request_timeout);
@@ -635,18 +642,24 @@ async fn attempt(
         };
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         selection.confirm_healthy();
-        let translator = (provider.kind() == ProviderType::Anthropic).then(|| {
-            Box::new(anthropic::StreamTranslator::new(
-                request.client_wants_usage(),
-            ))
-        });
+        let mode = match (
+            request.dialect(),
+            provider.kind() == ProviderType::Anthropic,
+        ) {
+            (Dialect::OpenAi, false) => StreamMode::OpenAi,
+            (Dialect::OpenAi, true) => StreamMode::AnthropicToOpenAi(Box::new(
+                anthropic::StreamTranslator::new(request.client_wants_usage()),
+            )),
+            (Dialect::Anthropic, true) => StreamMode::Anthropic(serde_json::Map::new()),
+            (Dialect::Anthropic, false) => StreamMode::OpenAiToAnthropic(Box::default()),
+        };
         let stream = ChatStream::new(
             first,
             body,
             selection,
             !request.client_wants_usage(),
             provider.idle_timeout(),
-            translator,
+            mode,
         );
         return Ok(ChatResponse {
             status,
@@ -673,34 +686,70 @@ async fn attempt(
             return Err((served, e));
         }
     };
-    let (bytes, headers) = if provider.kind() == ProviderType::Anthropic {
-        // Answer and errors come back in OpenAI's shape.
-        let json_headers = client_headers(&HeaderMap::new(), false);
-        if status.is_success() {
-            let Ok(answer) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                let e = AttemptError::upstream("unreadable answer from the provider");
-                selection.fail(e.failure);
-                return Err((served, e));
-            };
-            let (translated, usage) = anthropic::response(&answer);
-            selection.succeed(usage);
-            (Bytes::from(translated.to_string()), json_headers)
-        } else {
-            selection.release();
-            (
-                Bytes::from(anthropic::error_body(&bytes).to_string()),
-                json_headers,
-            )
+    let json_headers = client_headers(&HeaderMap::new(), false);
+    let answer = || serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    let upstream_anthropic = provider.kind() == ProviderType::Anthropic;
+    let translated = match (request.dialect(), upstream_anthropic, status.is_success()) {
+        // Same format: bytes as they came, usage read from them.
+        (Dialect::OpenAi, false, ok) => {
+            if ok {
+                selection.succeed(usage_of_body(&bytes).unwrap_or_default());
+            } else {
+                // A 4xx that is the request's own fault: relayed, not held against the pair.
+                selection.release();
+            }
+            return Ok(ChatResponse {
+                status,
+                headers: client_headers(&parts.headers, false),
+                body: ChatBody(BodyInner::Full(Some(bytes))),
+                served,
+            });
         }
-    } else {
-        if status.is_success() {
-            selection.succeed(usage_of_body(&bytes).unwrap_or_default());
-        } else {
-            // A 4xx that is the request's own fault: relayed as is, not held against the pair.
-            selection.release();
+        (Dialect::Anthropic, true, ok) => {
+            if ok {
+                let mut usage = serde_json::Map::new();
+                if let Some(a) = answer() {
+                    anthropic_in::usage_in(&a, &mut usage);
+                }
+                selection.succeed(anthropic_in::tokens(&usage));
+            } else {
+                selection.release();
+            }
+            return Ok(ChatResponse {
+                status,
+                headers: client_headers(&parts.headers, false),
+                body: ChatBody(BodyInner::Full(Some(bytes))),
+                served,
+            });
         }
-        (bytes, client_headers(&parts.headers, false))
+        (Dialect::OpenAi, true, true) => answer().map(|a| {
+            let (v, usage) = anthropic::response(&a);
+            (v, usage)
+        }),
+        (Dialect::Anthropic, false, true) => answer().map(|a| {
+            let usage = usage_of_body(&bytes).unwrap_or_default();
+            (anthropic_in::response(&a), usage)
+        }),
+        (Dialect::OpenAi, true, false) => {
+            Some((anthropic::error_body(&bytes), TokenUsage::default()))
+        }
+        (Dialect::Anthropic, false, false) => Some((
+            anthropic_in::error_from_openai(&bytes),
+            TokenUsage::default(),
+        )),
     };
+    let Some((body_json, usage)) = translated else {
+        let e = AttemptError::upstream("unreadable answer from the provider");
+        selection.fail(e.failure);
+        return Err((served, e));
+    };
+    if status.is_success() {
+        selection.succeed(usage);
+    } else {
+        // The request's own 4xx, in the client's error shape: not held against the pair.
+        selection.release();
+    }
+    let (bytes, headers) = (Bytes::from(body_json.to_string()), json_headers);
     Ok(ChatResponse {
         status,
         headers,
@@ -725,8 +774,26 @@ pub(crate) struct ChatStream {
     trailer: Option<Bytes>,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
-    /// Set when the upstream speaks another event format (Anthropic).
-    translator: Option<Box<anthropic::StreamTranslator>>,
+    mode: StreamMode,
+}
+
+/// Which event formats a stream goes between.
+enum StreamMode {
+    /// OpenAI in and out: events pass as they are.
+    OpenAi,
+    /// Anthropic upstream, OpenAI client.
+    AnthropicToOpenAi(Box<anthropic::StreamTranslator>),
+    /// Anthropic in and out: events pass as they are; usage is gathered from them.
+    Anthropic(serde_json::Map<String, serde_json::Value>),
+    /// OpenAI upstream, Anthropic client.
+    OpenAiToAnthropic(Box<anthropic_in::StreamTranslator>),
+}
+
+impl StreamMode {
+    /// Whether the client reads Anthropic events (else OpenAI chunks and `[DONE]`).
+    fn anthropic_out(&self) -> bool {
+        matches!(self, Self::Anthropic(_) | Self::OpenAiToAnthropic(_))
+    }
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -745,7 +812,7 @@ impl ChatStream {
         selection: Selection,
         strip_usage: bool,
         idle: Duration,
-        translator: Option<Box<anthropic::StreamTranslator>>,
+        mode: StreamMode,
     ) -> Self {
         Self {
             upstream,
@@ -760,26 +827,52 @@ impl ChatStream {
             trailer: None,
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
-            translator,
+            mode,
         }
     }
 
-    /// Translated events for one upstream event (Anthropic → OpenAI chunks, `[DONE]` at the end).
-    fn translate(&mut self, event: &[u8], out: &mut Vec<Bytes>) {
-        let Some(tr) = self.translator.as_mut() else {
+    /// The events to send for one upstream event when formats differ, or when Anthropic
+    /// events pass through (their usage is read on the way).
+    fn transcode(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
+        let Some(data) = event_data(&event).map(|d| d.into_owned()) else {
+            if self.mode.anthropic_out() && matches!(self.mode, StreamMode::Anthropic(_)) {
+                out.push(event);
+            }
             return;
         };
-        let Some(data) = event_data(event) else {
-            return;
-        };
-        for chunk in tr.event(&data) {
-            out.push(Bytes::from(format!("data: {chunk}\n\n")));
-        }
-        self.usage = tr.usage();
-        self.upstream_error |= tr.failed;
-        if tr.done && !self.done_seen {
-            self.done_seen = true;
-            out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        match &mut self.mode {
+            StreamMode::OpenAi => out.push(event),
+            StreamMode::AnthropicToOpenAi(tr) => {
+                for chunk in tr.event(&data) {
+                    out.push(Bytes::from(format!("data: {chunk}\n\n")));
+                }
+                self.usage = tr.usage();
+                self.upstream_error |= tr.failed;
+                if tr.done && !self.done_seen {
+                    self.done_seen = true;
+                    out.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                }
+            }
+            StreamMode::Anthropic(usage) => {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&data) {
+                    anthropic_in::usage_in(&v, usage);
+                    match v["type"].as_str() {
+                        Some("message_stop") => self.done_seen = true,
+                        Some("error") => self.upstream_error = true,
+                        _ => {}
+                    }
+                }
+                self.usage = Some(anthropic_in::tokens(usage));
+                out.push(event);
+            }
+            StreamMode::OpenAiToAnthropic(tr) => {
+                for (name, v) in tr.event(&data) {
+                    out.push(Bytes::from(format!("event: {name}\ndata: {v}\n\n")));
+                }
+                self.usage = tr.usage();
+                self.upstream_error |= tr.failed;
+                self.done_seen |= tr.done;
+            }
         }
     }
 
@@ -820,8 +913,8 @@ impl ChatStream {
     fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
         let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
         for e in events {
-            if self.translator.is_some() {
-                self.translate(&e, &mut kept);
+            if !matches!(self.mode, StreamMode::OpenAi) {
+                self.transcode(e, &mut kept);
             } else if self.keep(&e) {
                 kept.push(e);
             }
@@ -850,12 +943,21 @@ impl ChatStream {
                 }
             }
         }
-        // A translated stream that ended before its final event was cut short.
-        if self
-            .translator
-            .as_ref()
-            .is_some_and(|t| !t.done && !t.failed)
-        {
+        // An OpenAI upstream that ended without [DONE] is complete all the same.
+        if let StreamMode::OpenAiToAnthropic(tr) = &mut self.mode {
+            if !tr.done && !tr.failed {
+                for (name, v) in tr.event(b"[DONE]") {
+                    out.extend_from_slice(format!("event: {name}\ndata: {v}\n\n").as_bytes());
+                }
+                self.done_seen = true;
+            }
+        }
+        // An Anthropic stream that ended before `message_stop` was cut short.
+        let anthropic_upstream = matches!(
+            self.mode,
+            StreamMode::AnthropicToOpenAi(_) | StreamMode::Anthropic(_)
+        );
+        if anthropic_upstream && !self.done_seen && !self.upstream_error {
             self.fail("upstream stream ended before it was complete".to_string());
             if let Some(trailer) = self.trailer.take() {
                 out.extend_from_slice(&trailer);
@@ -863,9 +965,9 @@ impl ChatStream {
             self.trailer = Some(out.freeze());
             return;
         }
-        // A stream that completes ends with exactly one [DONE]; one that carried an upstream
-        // error event ends with that event instead.
-        if !self.done_seen && !self.upstream_error {
+        // An OpenAI stream that completes ends with exactly one [DONE]; one that carried an
+        // upstream error event ends with that event instead.
+        if !self.mode.anthropic_out() && !self.done_seen && !self.upstream_error {
             out.extend_from_slice(b"data: [DONE]\n\n");
             self.done_seen = true;
         }
@@ -887,19 +989,25 @@ impl ChatStream {
             return;
         }
         tracing::warn!(error = %message, "upstream stream failed mid-way");
-        let event = serde_json::json!({
-            "error": {
-                "message": message,
-                "type": "upstream_error",
-                "param": null,
-                "code": "stream_interrupted",
-            }
-        });
+        let event = if self.mode.anthropic_out() {
+            let e = anthropic_in::error("api_error", &format!("stream interrupted: {message}"));
+            format!("event: error\ndata: {e}\n\n")
+        } else {
+            let e = serde_json::json!({
+                "error": {
+                    "message": message,
+                    "type": "upstream_error",
+                    "param": null,
+                    "code": "stream_interrupted",
+                }
+            });
+            format!("data: {e}\n\n")
+        };
         if let Some(selection) = self.selection.take() {
             selection.fail_after(Failure::Upstream, self.usage);
         }
         self.finished = true;
-        self.trailer = Some(Bytes::from(format!("data: {event}\n\n")));
+        self.trailer = Some(Bytes::from(event));
     }
 
     fn poll_frame(

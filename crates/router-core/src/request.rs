@@ -10,9 +10,20 @@ use std::ops::Range;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
+/// The format a request arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// OpenAI chat completions (`/v1/chat/completions`).
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+}
+
 /// A validated chat completions request and the positions of what may be rewritten.
 #[derive(Debug)]
 pub struct ChatRequest<'a> {
+    dialect: Dialect,
     body: &'a str,
     model: String,
     model_span: Range<usize>,
@@ -53,9 +64,14 @@ fn span_of(body: &str, raw: &RawValue) -> Range<usize> {
 }
 
 impl<'a> ChatRequest<'a> {
-    /// Validates a request body: UTF-8, a JSON object, a string `model`, an array `messages`,
-    /// and a boolean `stream` if present.
+    /// Validates an OpenAI chat request body: UTF-8, a JSON object, a string `model`, an array
+    /// `messages`, and a boolean `stream` if present.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RouterError> {
+        Self::parse_as(bytes, Dialect::OpenAi)
+    }
+
+    /// Validates a request body in `dialect` (the checks are the same for both formats).
+    pub fn parse_as(bytes: &'a [u8], dialect: Dialect) -> Result<Self, RouterError> {
         let body = std::str::from_utf8(bytes).map_err(|e| {
             RouterError::bad_request(
                 format!(
@@ -151,6 +167,7 @@ impl<'a> ChatRequest<'a> {
             .unwrap_or(false);
         let object_end = body.trim_end().len() - 1;
         Ok(Self {
+            dialect,
             body,
             model,
             model_span,
@@ -167,6 +184,11 @@ impl<'a> ChatRequest<'a> {
         serde_json::from_str(self.body).map_err(|e| {
             RouterError::bad_request(format!("request body is not valid JSON: {e}"), None)
         })
+    }
+
+    /// The format the request arrived in.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// The `model` the client asked for (a group name).
@@ -199,7 +221,7 @@ impl<'a> ChatRequest<'a> {
     pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
         let model_json = serde_json::Value::String(upstream_model.to_string()).to_string();
         let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
-        if self.stream && !self.client_wants_usage {
+        if self.dialect == Dialect::OpenAi && self.stream && !self.client_wants_usage {
             match &self.stream_options {
                 Some((span, options)) => {
                     let mut options = options.clone().unwrap_or_default();

@@ -204,7 +204,25 @@ impl Router {
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(snapshot, body, id).await
+        forward::chat_completions(snapshot, body, id, crate::Dialect::OpenAi).await
+    }
+
+    /// Forwards an Anthropic Messages request body (`/v1/messages`) on the current config: to
+    /// an Anthropic provider as is, to any other translated; the answer comes back in
+    /// Anthropic's format.
+    pub async fn messages(&self, body: &[u8]) -> Result<ChatResponse, RouterError> {
+        let snapshot = self.snapshot();
+        self.messages_with(&snapshot, body).await
+    }
+
+    /// [`Router::messages`] on a snapshot the caller already loaded.
+    pub async fn messages_with(
+        &self,
+        snapshot: &Snapshot,
+        body: &[u8],
+    ) -> Result<ChatResponse, RouterError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        forward::chat_completions(snapshot, body, id, crate::Dialect::Anthropic).await
     }
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.

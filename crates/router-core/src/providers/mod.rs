@@ -3,4 +3,5 @@
 //! ways; `mock` answers in-process.
 
 pub(crate) mod anthropic;
+pub(crate) mod anthropic_in;
 pub(crate) mod mock;

@@ -1,0 +1,190 @@
+//! `/v1/messages` (Anthropic format in): passed through untouched to an Anthropic provider,
+//! translated for an OpenAI one, answers always in Anthropic's shapes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mock_upstream::MockUpstream;
+use router_core::{Format, Router, Source};
+use serde_json::{json, Value};
+
+fn router(kind: &str, mock: &MockUpstream) -> Router {
+    let yaml = format!(
+        "groups:\n  - name: claude\n    models: [{{provider: p, name: upstream-model}}]\nproviders:\n  - {{name: p, type: {kind}, base_url: \"{}\", api_key: \"sk-key-00000001\"}}\n",
+        mock.base_url()
+    );
+    Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
+}
+
+async fn events(r: &Router, body: &Value) -> Vec<(String, Value)> {
+    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    assert!(answer.body.is_stream());
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(!text.contains("[DONE]"), "{text}");
+    text.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap()
+                .to_string();
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (name, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+const MESSAGE: &str = r#"{"model":"claude","max_tokens":50,"system":"terse","messages":[{"role":"user","content":"hi there"}],"metadata":{"user_id":"u"},"x_unknown":[1,2]}"#;
+
+#[tokio::test]
+async fn anthropic_to_anthropic_passes_bytes_through() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("anthropic", &mock);
+    let answer = r.messages(MESSAGE.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["text"], "mock says: hi there");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(
+        std::str::from_utf8(&seen.body).unwrap(),
+        MESSAGE.replace(r#""claude""#, r#""upstream-model""#),
+        "only model changed"
+    );
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+
+    let mut body: Value = serde_json::from_str(MESSAGE).unwrap();
+    body["stream"] = json!(true);
+    let ev = events(&r, &body).await;
+    assert_eq!(ev.first().unwrap().0, "message_start");
+    assert_eq!(ev.last().unwrap().0, "message_stop");
+    assert!(
+        ev.iter().any(|(n, _)| n == "ping"),
+        "events pass as they are"
+    );
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn anthropic_client_to_openai_provider_text() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("openai", &mock);
+    let answer = r
+        .messages(MESSAGE.replace(r#","x_unknown":[1,2]"#, "").as_bytes())
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["role"], "assistant");
+    assert_eq!(
+        v["content"],
+        json!([{"type": "text", "text": "mock says: hi there"}])
+    );
+    assert_eq!(v["stop_reason"], "end_turn");
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "terse"})
+    );
+    assert_eq!(sent["max_tokens"], 50);
+    assert_eq!(sent["user"], "u");
+    let u = &r.usage()[0];
+    assert_eq!(u.total_tokens, mock.tokens_reported());
+    assert_eq!(
+        v["usage"]["input_tokens"].as_u64().unwrap()
+            + v["usage"]["output_tokens"].as_u64().unwrap(),
+        u.total_tokens
+    );
+
+    let body = json!({"model": "claude", "max_tokens": 20, "stream": true, "messages": [{"role": "user", "content": "a b c"}]});
+    let ev = events(&r, &body).await;
+    let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(&names[names.len() - 2..], ["message_delta", "message_stop"]);
+    let text: String = ev
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(text, "mock says: a b c");
+    let delta = &ev[ev.len() - 2].1;
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        mock.requests()[1].json()["stream_options"],
+        json!({"include_usage": true})
+    );
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn anthropic_client_to_openai_provider_tools() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("openai", &mock);
+    let body = json!({
+        "model": "claude", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "please use a tool"}],
+        "tools": [{"name": "search", "description": "s", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"},
+    });
+    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["stop_reason"], "tool_use");
+    assert_eq!(
+        v["content"][0],
+        json!({"type": "tool_use", "id": "call_mock", "name": "search", "input": {"query": "please use a tool"}})
+    );
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["tools"][0]["function"]["name"], "search");
+    assert_eq!(sent["tool_choice"], "auto");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let ev = events(&r, &streamed).await;
+    let start = ev
+        .iter()
+        .find(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+        .unwrap();
+    assert_eq!(start.1["content_block"]["name"], "search");
+    let json_text: String = ev
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&json_text).unwrap(),
+        json!({"query": "please use a tool"})
+    );
+    assert_eq!(ev[ev.len() - 2].1["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test]
+async fn messages_errors_are_anthropic_shaped() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("openai", &mock);
+    let err = r
+        .messages(br#"{"model":"claude","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"x"}]}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    let body = err.anthropic_body();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'top_k'"));
+    assert!(mock.requests().is_empty());
+    // An upstream 4xx comes back in Anthropic's shape too.
+    mock.add_rule(mock_upstream::Rule::new(mock_upstream::Fault::Status(422)).times(1));
+    let answer = r
+        .messages(
+            br#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 422);
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["message"], "failure on command");
+}
