@@ -248,3 +248,52 @@ async fn openai_python_sdk() {
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The official `anthropic` Python SDK on `/v1/messages` routed to an OpenAI-format upstream,
+/// and the `openai` SDK routed to an Anthropic-format one: text, tools, streaming, errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the anthropic and openai Python SDKs: run through scripts/test"]
+async fn anthropic_python_sdk() {
+    let python = std::env::var("LLM_ROUTER_TEST_PYTHON").expect(
+        "set LLM_ROUTER_TEST_PYTHON to a python with anthropic and openai (scripts/test does)",
+    );
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("cli-anthropic-sdk");
+    let config = format!(
+        "api_key: demo-key\ngroups:\n  - name: claude-via-openai\n    models: [{{provider: oai, name: gpt-mock}}]\n  - name: gpt-via-claude\n    models: [{{provider: claude, name: claude-mock}}]\nproviders:\n  - {{name: oai, base_url: \"{url}\", api_key: sk-oai}}\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: sk-ant}}\n",
+        url = mock.base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let router = Running::start(&dir, &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/anthropic_sdk.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env("BASE_URL", format!("http://{}", router.addr))
+        .env("API_KEY", "demo-key")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("anthropic sdk: all checks passed"),
+        "{stdout}"
+    );
+    let seen = mock.requests();
+    assert!(seen.iter().any(|r| r.path == "/v1/messages"));
+    // The tool result reached the OpenAI-format upstream as a `tool` message.
+    let with_result = seen
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .map(|r| r.json())
+        .find(|j| j["messages"].as_array().is_some_and(|m| m.len() == 3))
+        .expect("the tool-result conversation");
+    assert_eq!(
+        with_result["messages"][2],
+        serde_json::json!({"role": "tool", "tool_call_id": "call_1", "content": "found it"})
+    );
+    assert_eq!(with_result["messages"][1]["tool_calls"][0]["id"], "call_1");
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
