@@ -5,3 +5,5 @@
 pub(crate) mod anthropic;
 pub(crate) mod anthropic_in;
 pub(crate) mod mock;
+#[cfg(test)]
+mod properties;
