@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod other;
 mod tls;
 
 use bytes::Bytes;
@@ -431,15 +432,30 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "body is not JSON");
     };
-    let azure_deployment = path
-        .strip_prefix("/openai/deployments/")
-        .and_then(|rest| rest.strip_suffix("/chat/completions"))
-        .map(str::to_string);
+    // Azure: /openai/deployments/{deployment}/{operation}
+    let (azure_deployment, operation) = match path.strip_prefix("/openai/deployments/") {
+        Some(rest) => match rest.split_once('/') {
+            Some((d, op)) => (Some(d.to_string()), format!("/v1/{op}")),
+            None => (None, path.clone()),
+        },
+        None => (None, path.clone()),
+    };
+    let model_of = |request: &Value| {
+        azure_deployment
+            .clone()
+            .unwrap_or_else(|| request["model"].as_str().unwrap_or("").to_string())
+    };
+    if operation == "/v1/embeddings" {
+        return other::embeddings(state, &request, model_of(&request));
+    }
+    if operation == "/v1/completions" {
+        return other::completions(state, &request, model_of(&request), cut_stream);
+    }
     if path == "/v1/messages" {
         let seen = state.requests.lock().unwrap().last().cloned().unwrap();
         return anthropic::answer(state, &request, &seen.headers, cut_stream);
     }
-    if path != "/v1/chat/completions" && azure_deployment.is_none() {
+    if operation != "/v1/chat/completions" {
         return error(404, "unknown path");
     }
     let Some(messages) = request["messages"].as_array() else {

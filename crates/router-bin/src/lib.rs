@@ -16,7 +16,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use router_core::{Dialect, Router, RouterError, Snapshot};
+use router_core::{Dialect, Endpoint, Router, RouterError, Snapshot};
 use serde_json::json;
 use std::convert::Infallible;
 
@@ -67,6 +67,8 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/v1/models", &[Method::GET]),
     ("/v1/chat/completions", &[Method::POST]),
     ("/v1/messages", &[Method::POST]),
+    ("/v1/completions", &[Method::POST]),
+    ("/v1/embeddings", &[Method::POST]),
     ("/admin/usage", &[Method::GET]),
     ("/admin/reload", &[Method::POST]),
 ];
@@ -212,10 +214,19 @@ async fn route(
                 snapshot.server().max_body_bytes,
             )
             .await?;
-            let answer = if path == "/v1/messages" {
-                router.messages_with(snapshot, &body).await?
-            } else {
-                router.chat_completions_with(snapshot, &body).await?
+            let answer = match path.as_str() {
+                "/v1/messages" => router.messages_with(snapshot, &body).await?,
+                "/v1/completions" => {
+                    router
+                        .forward_openai(snapshot, Endpoint::Completions, &body)
+                        .await?
+                }
+                "/v1/embeddings" => {
+                    router
+                        .forward_openai(snapshot, Endpoint::Embeddings, &body)
+                        .await?
+                }
+                _ => router.chat_completions_with(snapshot, &body).await?,
             };
             *served = Some(answer.served);
             let known_len = answer.body.len();

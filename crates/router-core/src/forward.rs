@@ -6,7 +6,7 @@ use crate::error::FailedAttempt;
 use crate::health::Failure;
 use crate::providers::{anthropic, anthropic_in, mock};
 use crate::request::ChatRequest;
-use crate::request::Dialect;
+use crate::request::{Dialect, Endpoint};
 use crate::select::{Selection, Unavailable};
 use crate::snapshot::Provider;
 use crate::snapshot::{Snapshot, Transport};
@@ -256,6 +256,7 @@ fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<AttemptError>
 }
 
 async fn send(
+    endpoint: Endpoint,
     selection: &Selection,
     body: Vec<u8>,
     first_byte: Duration,
@@ -275,7 +276,10 @@ async fn send(
             Ok(response)
         }
         Transport::Http(client) => {
-            let mut request = Request::post(provider.chat_url(selection.model()))
+            let url = provider
+                .url(endpoint, selection.model())
+                .ok_or_else(|| AttemptError::upstream("endpoint not offered by this provider"))?;
+            let mut request = Request::post(url)
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
             let headers = request.headers_mut();
@@ -479,8 +483,9 @@ pub(crate) async fn chat_completions(
     body: &[u8],
     request_id: u64,
     dialect: Dialect,
+    endpoint: Endpoint,
 ) -> Result<ChatResponse, RouterError> {
-    let request = ChatRequest::parse_as(body, dialect)?;
+    let request = ChatRequest::parse_for(body, dialect, endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
     let resilience = snapshot.resilience();
     let deadline = crate::health::later(Instant::now(), resilience.request_timeout);
@@ -491,6 +496,13 @@ pub(crate) async fn chat_completions(
     let mut all_rate_limited = true;
     let mut last_failed_provider: Option<String> = None;
     let mut same_provider_retries = 0u32;
+    // Pairs whose provider does not offer this endpoint are no candidates at all.
+    for (i, p) in group.pairs().iter().enumerate() {
+        if p.provider().url(endpoint, p.model()).is_none() {
+            excluded.push(i);
+        }
+    }
+    let unsupported = excluded.len() == group.pairs().len();
     while failures.len() < resilience.max_attempts {
         let selection = match group.pick(snapshot, &excluded, pinned, estimate) {
             Ok(s) => s,
@@ -566,6 +578,15 @@ pub(crate) async fn chat_completions(
         }
     }
     let group_name = group.name().to_string();
+    if unsupported && failures.is_empty() {
+        return Err(RouterError::bad_request(
+            format!(
+                "no provider of '{group_name}' offers /v1/{}",
+                endpoint.path()
+            ),
+            Some("model"),
+        ));
+    }
     // 429 only when every pair in scope is really cooling down after 429s (not merely because
     // the attempts ran out while untried pairs were healthy).
     let cooling = if all_rate_limited || failures.is_empty() {
@@ -602,7 +623,15 @@ async fn attempt(
         .first_byte_timeout()
         .min(provider.total_timeout().unwrap_or(Duration::MAX))
         .min(remaining);
-    let response = match send(&selection, upstream_body, first_byte, request_id).await {
+    let response = match send(
+        request.endpoint(),
+        &selection,
+        upstream_body,
+        first_byte,
+        request_id,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             selection.fail(e.failure);

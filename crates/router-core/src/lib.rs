@@ -37,7 +37,7 @@ pub use config::{Config, ConfigError, Format, Source};
 pub use error::{FailedAttempt, Origin, RouterError};
 pub use forward::{usage_of_body, BoxError, ChatBody, ChatResponse, Served};
 pub use health::Failure;
-pub use request::{ChatRequest, Dialect};
+pub use request::{ChatRequest, Dialect, Endpoint};
 pub use router::{ReloadOutcome, Router};
 pub use secret::Secret;
 pub use select::{Selection, Unavailable};

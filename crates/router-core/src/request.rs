@@ -10,6 +10,37 @@ use std::ops::Range;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
+/// The OpenAI operation a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Endpoint {
+    /// `/v1/chat/completions` (and `/v1/messages`).
+    #[default]
+    Chat,
+    /// `/v1/completions`, the legacy prompt API.
+    Completions,
+    /// `/v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path below an OpenAI base URL (`chat/completions`, `completions`, `embeddings`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "chat/completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    fn required(self) -> &'static str {
+        match self {
+            Self::Chat => "messages",
+            Self::Completions => "prompt",
+            Self::Embeddings => "input",
+        }
+    }
+}
+
 /// The format a request arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
@@ -24,6 +55,7 @@ pub enum Dialect {
 #[derive(Debug)]
 pub struct ChatRequest<'a> {
     dialect: Dialect,
+    endpoint: Endpoint,
     body: &'a str,
     model: String,
     model_span: Range<usize>,
@@ -70,8 +102,18 @@ impl<'a> ChatRequest<'a> {
         Self::parse_as(bytes, Dialect::OpenAi)
     }
 
-    /// Validates a request body in `dialect` (the checks are the same for both formats).
+    /// Validates a chat request body in `dialect` (the checks are the same for both formats).
     pub fn parse_as(bytes: &'a [u8], dialect: Dialect) -> Result<Self, RouterError> {
+        Self::parse_for(bytes, dialect, Endpoint::Chat)
+    }
+
+    /// Validates a request body for `endpoint`: as for chat, with `prompt` (completions) or
+    /// `input` (embeddings) required instead of `messages`.
+    pub fn parse_for(
+        bytes: &'a [u8],
+        dialect: Dialect,
+        endpoint: Endpoint,
+    ) -> Result<Self, RouterError> {
         let body = std::str::from_utf8(bytes).map_err(|e| {
             RouterError::bad_request(
                 format!(
@@ -108,7 +150,7 @@ impl<'a> ChatRequest<'a> {
                     })?;
                     model = Some((name, span_of(body, raw)));
                 }
-                "messages" => {
+                "messages" if endpoint == Endpoint::Chat => {
                     if !raw.get().starts_with('[') {
                         return Err(RouterError::bad_request(
                             "'messages' must be an array",
@@ -139,6 +181,7 @@ impl<'a> ChatRequest<'a> {
                         })?;
                     stream_options = Some((span_of(body, raw), parsed));
                 }
+                "prompt" | "input" if key.as_ref() == endpoint.required() => messages = true,
                 "max_tokens" | "max_completion_tokens" => {
                     if let Ok(n) = raw.get().parse::<u64>() {
                         max_tokens = max_tokens.max(n);
@@ -154,9 +197,10 @@ impl<'a> ChatRequest<'a> {
             ));
         };
         if !messages {
+            let field = endpoint.required();
             return Err(RouterError::bad_request(
-                "missing required field 'messages'",
-                Some("messages"),
+                format!("missing required field '{field}'"),
+                Some(field),
             ));
         }
         let client_wants_usage = stream_options
@@ -168,6 +212,7 @@ impl<'a> ChatRequest<'a> {
         let object_end = body.trim_end().len() - 1;
         Ok(Self {
             dialect,
+            endpoint,
             body,
             model,
             model_span,
@@ -184,6 +229,11 @@ impl<'a> ChatRequest<'a> {
         serde_json::from_str(self.body).map_err(|e| {
             RouterError::bad_request(format!("request body is not valid JSON: {e}"), None)
         })
+    }
+
+    /// The operation asked for.
+    pub fn endpoint(&self) -> Endpoint {
+        self.endpoint
     }
 
     /// The format the request arrived in.

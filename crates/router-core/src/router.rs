@@ -204,7 +204,14 @@ impl Router {
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(snapshot, body, id, crate::Dialect::OpenAi).await
+        forward::chat_completions(
+            snapshot,
+            body,
+            id,
+            crate::Dialect::OpenAi,
+            crate::Endpoint::Chat,
+        )
+        .await
     }
 
     /// Forwards an Anthropic Messages request body (`/v1/messages`) on the current config: to
@@ -222,7 +229,26 @@ impl Router {
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(snapshot, body, id, crate::Dialect::Anthropic).await
+        forward::chat_completions(
+            snapshot,
+            body,
+            id,
+            crate::Dialect::Anthropic,
+            crate::Endpoint::Chat,
+        )
+        .await
+    }
+
+    /// Forwards an OpenAI request for `endpoint` (`/v1/completions`, `/v1/embeddings`, or chat)
+    /// on `snapshot`, to the group's providers that offer it; usage is counted the same way.
+    pub async fn forward_openai(
+        &self,
+        snapshot: &Snapshot,
+        endpoint: crate::Endpoint,
+        body: &[u8],
+    ) -> Result<ChatResponse, RouterError> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        forward::chat_completions(snapshot, body, id, crate::Dialect::OpenAi, endpoint).await
     }
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.

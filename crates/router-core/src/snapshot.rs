@@ -64,16 +64,29 @@ impl Provider {
     }
     /// URL a chat request for `model` goes to.
     pub fn chat_url(&self, model: &str) -> String {
-        match self.kind {
-            ProviderType::Openai => format!("{}/chat/completions", self.base_url),
-            ProviderType::Azure => format!(
-                "{}/openai/deployments/{}/chat/completions?api-version={}",
+        self.url(crate::Endpoint::Chat, model)
+            .unwrap_or_else(|| "mock://chat/completions".to_string())
+    }
+
+    /// URL a request for `endpoint` and `model` goes to; `None` when this provider does not
+    /// offer that endpoint (Anthropic and the mock serve chat only).
+    pub fn url(&self, endpoint: crate::Endpoint, model: &str) -> Option<String> {
+        match (self.kind, endpoint) {
+            (ProviderType::Openai, e) => Some(format!("{}/{}", self.base_url, e.path())),
+            (ProviderType::Azure, e) => Some(format!(
+                "{}/openai/deployments/{}/{}?api-version={}",
                 self.base_url,
                 percent_encode_path(model),
+                e.path(),
                 self.api_version
-            ),
-            ProviderType::Anthropic => format!("{}/messages", self.base_url),
-            ProviderType::Mock => "mock://chat/completions".to_string(),
+            )),
+            (ProviderType::Anthropic, crate::Endpoint::Chat) => {
+                Some(format!("{}/messages", self.base_url))
+            }
+            (ProviderType::Mock, crate::Endpoint::Chat) => {
+                Some("mock://chat/completions".to_string())
+            }
+            _ => None,
         }
     }
     /// `anthropic-version` sent to an `anthropic` provider.
