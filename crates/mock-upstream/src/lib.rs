@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod gemini;
 mod other;
 mod tls;
 
@@ -57,7 +58,7 @@ impl SeenRequest {
     /// `api-key`).
     pub fn key(&self) -> Option<String> {
         self.bearer().or_else(|| {
-            ["x-api-key", "api-key"]
+            ["x-api-key", "api-key", "x-goog-api-key"]
                 .iter()
                 .find_map(|h| self.headers.get(*h)?.to_str().ok().map(str::to_string))
         })
@@ -450,6 +451,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     }
     if operation == "/v1/completions" {
         return other::completions(state, &request, model_of(&request), cut_stream);
+    }
+    if let Some(rest) = path.strip_prefix("/v1beta/models/") {
+        let seen = state.requests.lock().unwrap().last().cloned().unwrap();
+        return gemini::answer(state, rest, &request, &seen.headers, cut_stream);
     }
     if path == "/v1/messages" {
         let seen = state.requests.lock().unwrap().last().cloned().unwrap();

@@ -4,7 +4,7 @@
 use crate::config::ProviderType;
 use crate::error::FailedAttempt;
 use crate::health::Failure;
-use crate::providers::{anthropic, anthropic_in, mock};
+use crate::providers::{anthropic, anthropic_in, gemini, mock};
 use crate::request::ChatRequest;
 use crate::request::{Dialect, Endpoint};
 use crate::select::{Selection, Unavailable};
@@ -257,6 +257,7 @@ fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<AttemptError>
 
 async fn send(
     endpoint: Endpoint,
+    stream: bool,
     selection: &Selection,
     body: Vec<u8>,
     first_byte: Duration,
@@ -276,9 +277,12 @@ async fn send(
             Ok(response)
         }
         Transport::Http(client) => {
-            let url = provider
+            let mut url = provider
                 .url(endpoint, selection.model())
                 .ok_or_else(|| AttemptError::upstream("endpoint not offered by this provider"))?;
+            if stream && provider.kind() == ProviderType::Gemini {
+                url = url.replace(":generateContent", ":streamGenerateContent?alt=sse");
+            }
             let mut request = Request::post(url)
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
@@ -301,6 +305,7 @@ async fn send(
             let key = selection.key().expose();
             let (name, value) = match provider.kind() {
                 ProviderType::Azure => ("api-key", key.to_string()),
+                ProviderType::Gemini => ("x-goog-api-key", key.to_string()),
                 ProviderType::Anthropic => {
                     let version =
                         HeaderValue::from_str(provider.anthropic_version()).map_err(|_| {
@@ -462,6 +467,13 @@ fn body_for(
         )?),
         (Dialect::Anthropic, ProviderType::Openai | ProviderType::Azure | ProviderType::Mock) => {
             to_vec(anthropic_in::request(&request.to_object()?, model)?)
+        }
+        (Dialect::OpenAi, ProviderType::Gemini) => to_vec(gemini::request(&request.to_object()?)?),
+        (Dialect::Anthropic, ProviderType::Gemini) => {
+            // Anthropic → OpenAI → Gemini.
+            let openai = anthropic_in::request(&request.to_object()?, model)?;
+            let object = openai.as_object().cloned().unwrap_or_default();
+            to_vec(gemini::request(&object)?)
         }
         // Same format on both sides: the client's bytes, `model` replaced.
         _ => Ok(request.upstream_body(model)),
@@ -625,6 +637,7 @@ async fn attempt(
         .min(remaining);
     let response = match send(
         request.endpoint(),
+        request.stream(),
         &selection,
         upstream_body,
         first_byte,
@@ -671,16 +684,21 @@ async fn attempt(
         };
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         selection.confirm_healthy();
-        let mode = match (
-            request.dialect(),
-            provider.kind() == ProviderType::Anthropic,
-        ) {
-            (Dialect::OpenAi, false) => StreamMode::OpenAi,
-            (Dialect::OpenAi, true) => StreamMode::AnthropicToOpenAi(Box::new(
-                anthropic::StreamTranslator::new(request.client_wants_usage()),
+        let wants_usage = request.client_wants_usage();
+        let mode = match (request.dialect(), Wire::of(provider.kind())) {
+            (Dialect::OpenAi, Wire::OpenAi) => StreamMode::OpenAi,
+            (Dialect::OpenAi, Wire::Anthropic) => StreamMode::AnthropicToOpenAi(Box::new(
+                anthropic::StreamTranslator::new(wants_usage),
             )),
-            (Dialect::Anthropic, true) => StreamMode::Anthropic(serde_json::Map::new()),
-            (Dialect::Anthropic, false) => StreamMode::OpenAiToAnthropic(Box::default()),
+            (Dialect::OpenAi, Wire::Gemini) => StreamMode::GeminiToOpenAi(Box::new(
+                gemini::StreamTranslator::new(selection.model(), wants_usage),
+            )),
+            (Dialect::Anthropic, Wire::Anthropic) => StreamMode::Anthropic(serde_json::Map::new()),
+            (Dialect::Anthropic, Wire::OpenAi) => StreamMode::OpenAiToAnthropic(Box::default()),
+            (Dialect::Anthropic, Wire::Gemini) => StreamMode::GeminiToAnthropic(
+                Box::new(gemini::StreamTranslator::new(selection.model(), true)),
+                Box::default(),
+            ),
         };
         let stream = ChatStream::new(
             first,
@@ -717,10 +735,14 @@ async fn attempt(
     };
     let json_headers = client_headers(&HeaderMap::new(), false);
     let answer = || serde_json::from_slice::<serde_json::Value>(&bytes).ok();
-    let upstream_anthropic = provider.kind() == ProviderType::Anthropic;
-    let translated = match (request.dialect(), upstream_anthropic, status.is_success()) {
+    let model = served.model.clone();
+    let translated = match (
+        request.dialect(),
+        Wire::of(provider.kind()),
+        status.is_success(),
+    ) {
         // Same format: bytes as they came, usage read from them.
-        (Dialect::OpenAi, false, ok) => {
+        (Dialect::OpenAi, Wire::OpenAi, ok) => {
             if ok {
                 selection.succeed(usage_of_body(&bytes).unwrap_or_default());
             } else {
@@ -734,7 +756,7 @@ async fn attempt(
                 served,
             });
         }
-        (Dialect::Anthropic, true, ok) => {
+        (Dialect::Anthropic, Wire::Anthropic, ok) => {
             if ok {
                 let mut usage = serde_json::Map::new();
                 if let Some(a) = answer() {
@@ -751,19 +773,28 @@ async fn attempt(
                 served,
             });
         }
-        (Dialect::OpenAi, true, true) => answer().map(|a| {
-            let (v, usage) = anthropic::response(&a);
-            (v, usage)
-        }),
-        (Dialect::Anthropic, false, true) => answer().map(|a| {
+        (Dialect::OpenAi, Wire::Anthropic, true) => answer().map(|a| anthropic::response(&a)),
+        (Dialect::OpenAi, Wire::Gemini, true) => answer().map(|a| gemini::response(&a, &model)),
+        (Dialect::Anthropic, Wire::OpenAi, true) => answer().map(|a| {
             let usage = usage_of_body(&bytes).unwrap_or_default();
             (anthropic_in::response(&a), usage)
         }),
-        (Dialect::OpenAi, true, false) => {
+        (Dialect::Anthropic, Wire::Gemini, true) => answer().map(|a| {
+            let (openai, usage) = gemini::response(&a, &model);
+            (anthropic_in::response(&openai), usage)
+        }),
+        (Dialect::OpenAi, Wire::Anthropic, false) => {
             Some((anthropic::error_body(&bytes), TokenUsage::default()))
         }
-        (Dialect::Anthropic, false, false) => Some((
+        (Dialect::OpenAi, Wire::Gemini, false) => {
+            Some((gemini::error_body(&bytes), TokenUsage::default()))
+        }
+        (Dialect::Anthropic, Wire::OpenAi, false) => Some((
             anthropic_in::error_from_openai(&bytes),
+            TokenUsage::default(),
+        )),
+        (Dialect::Anthropic, Wire::Gemini, false) => Some((
+            anthropic_in::error_from_openai(gemini::error_body(&bytes).to_string().as_bytes()),
             TokenUsage::default(),
         )),
     };
@@ -806,6 +837,24 @@ pub(crate) struct ChatStream {
     mode: StreamMode,
 }
 
+/// The format an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Wire {
+    fn of(kind: ProviderType) -> Self {
+        match kind {
+            ProviderType::Anthropic => Self::Anthropic,
+            ProviderType::Gemini => Self::Gemini,
+            ProviderType::Openai | ProviderType::Azure | ProviderType::Mock => Self::OpenAi,
+        }
+    }
+}
+
 /// Which event formats a stream goes between.
 enum StreamMode {
     /// OpenAI in and out: events pass as they are.
@@ -816,12 +865,22 @@ enum StreamMode {
     Anthropic(serde_json::Map<String, serde_json::Value>),
     /// OpenAI upstream, Anthropic client.
     OpenAiToAnthropic(Box<anthropic_in::StreamTranslator>),
+    /// Gemini upstream, OpenAI client.
+    GeminiToOpenAi(Box<gemini::StreamTranslator>),
+    /// Gemini upstream, Anthropic client: through OpenAI chunks.
+    GeminiToAnthropic(
+        Box<gemini::StreamTranslator>,
+        Box<anthropic_in::StreamTranslator>,
+    ),
 }
 
 impl StreamMode {
     /// Whether the client reads Anthropic events (else OpenAI chunks and `[DONE]`).
     fn anthropic_out(&self) -> bool {
-        matches!(self, Self::Anthropic(_) | Self::OpenAiToAnthropic(_))
+        matches!(
+            self,
+            Self::Anthropic(_) | Self::OpenAiToAnthropic(_) | Self::GeminiToAnthropic(..)
+        )
     }
 }
 
@@ -893,6 +952,33 @@ impl ChatStream {
                 }
                 self.usage = Some(anthropic_in::tokens(usage));
                 out.push(event);
+            }
+            StreamMode::GeminiToOpenAi(tr) => {
+                match tr.event(&data) {
+                    Ok(chunks) => {
+                        for chunk in chunks {
+                            out.push(Bytes::from(format!("data: {chunk}\n\n")));
+                        }
+                    }
+                    Err(error) => {
+                        self.upstream_error = true;
+                        out.push(Bytes::from(format!("data: {error}\n\n")));
+                    }
+                }
+                self.usage = tr.usage();
+            }
+            StreamMode::GeminiToAnthropic(g, a) => {
+                let chunks = match g.event(&data) {
+                    Ok(chunks) => chunks,
+                    Err(error) => vec![error],
+                };
+                for chunk in chunks {
+                    for (name, v) in a.event(chunk.to_string().as_bytes()) {
+                        out.push(Bytes::from(format!("event: {name}\ndata: {v}\n\n")));
+                    }
+                }
+                self.usage = g.usage();
+                self.upstream_error |= a.failed;
             }
             StreamMode::OpenAiToAnthropic(tr) => {
                 for (name, v) in tr.event(&data) {
@@ -969,6 +1055,50 @@ impl ChatStream {
                 out.extend_from_slice(&b);
                 if !b.ends_with(b"\n\n") && !b.ends_with(b"\r\n\r\n") {
                     out.extend_from_slice(b"\n\n");
+                }
+            }
+        }
+        // Gemini's stream has no end marker: complete if the answer got its finish reason.
+        let gemini_complete = match &self.mode {
+            StreamMode::GeminiToOpenAi(g) | StreamMode::GeminiToAnthropic(g, _) => {
+                Some(g.complete())
+            }
+            _ => None,
+        };
+        if let Some(complete) = gemini_complete {
+            if !complete && !self.upstream_error {
+                self.fail("upstream stream ended before it was complete".to_string());
+                if let Some(trailer) = self.trailer.take() {
+                    out.extend_from_slice(&trailer);
+                }
+                self.trailer = Some(out.freeze());
+                return;
+            }
+            if !self.upstream_error {
+                match &mut self.mode {
+                    StreamMode::GeminiToOpenAi(g) => {
+                        for chunk in g.finish() {
+                            out.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+                        }
+                    }
+                    StreamMode::GeminiToAnthropic(g, a) => {
+                        let mut chunks = g.finish();
+                        chunks.push(serde_json::Value::Null);
+                        for chunk in chunks {
+                            let data = if chunk.is_null() {
+                                "[DONE]".to_string()
+                            } else {
+                                chunk.to_string()
+                            };
+                            for (name, v) in a.event(data.as_bytes()) {
+                                out.extend_from_slice(
+                                    format!("event: {name}\ndata: {v}\n\n").as_bytes(),
+                                );
+                            }
+                        }
+                        self.done_seen = true;
+                    }
+                    _ => {}
                 }
             }
         }

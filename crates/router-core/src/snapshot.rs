@@ -83,6 +83,11 @@ impl Provider {
             (ProviderType::Anthropic, crate::Endpoint::Chat) => {
                 Some(format!("{}/messages", self.base_url))
             }
+            (ProviderType::Gemini, crate::Endpoint::Chat) => Some(format!(
+                "{}/models/{}:generateContent",
+                self.base_url,
+                percent_encode_path(model)
+            )),
             (ProviderType::Mock, crate::Endpoint::Chat) => {
                 Some("mock://chat/completions".to_string())
             }
@@ -551,7 +556,10 @@ pub(crate) fn compile(
         }
         let transport = match p.kind {
             ProviderType::Mock => Transport::Mock,
-            ProviderType::Openai | ProviderType::Azure | ProviderType::Anthropic => {
+            ProviderType::Openai
+            | ProviderType::Azure
+            | ProviderType::Anthropic
+            | ProviderType::Gemini => {
                 let extra = match &p.ca_file {
                     Some(f) => match read_ca_file(f.as_str()) {
                         Ok(r) => Some(r),

@@ -279,3 +279,155 @@ async fn anthropic_stream_cut_short_ends_with_an_error_event() {
     );
     assert_eq!(r.usage()[0].errors, 1);
 }
+
+fn gemini(mock: &MockUpstream) -> Router {
+    let base = mock.base_url().replace("/v1", "/v1beta");
+    router(&format!(
+        "groups:\n  - name: g\n    models: [{{provider: gem, name: gemini-model}}]\nproviders:\n  - {{name: gem, type: gemini, base_url: \"{base}\", api_key: \"gem-key-000000001\"}}\n"
+    ))
+}
+
+#[tokio::test]
+async fn gemini_is_translated_complete_and_streamed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = gemini(&mock);
+    let (status, v) = complete(&r, &json!({
+        "model": "g", "temperature": 0, "max_tokens": 9,
+        "messages": [{"role": "system", "content": "terse"}, {"role": "user", "content": "hello gemini"}],
+    }))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "mock says: hello gemini"
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/v1beta/models/gemini-model:generateContent");
+    assert_eq!(seen.headers["x-goog-api-key"], "gem-key-000000001");
+    let sent = seen.json();
+    assert_eq!(
+        sent["systemInstruction"],
+        json!({"parts": [{"text": "terse"}]})
+    );
+    assert_eq!(
+        sent["generationConfig"],
+        json!({"temperature": 0, "maxOutputTokens": 9})
+    );
+    assert_eq!(
+        sent["contents"],
+        json!([{"role": "user", "parts": [{"text": "hello gemini"}]}])
+    );
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+
+    let chunks = stream(
+        &r,
+        &json!({"model": "g", "stream": true, "stream_options": {"include_usage": true},
+                                     "messages": [{"role": "user", "content": "one two"}]}),
+    )
+    .await;
+    assert_eq!(
+        mock.requests()[1].path,
+        "/v1beta/models/gemini-model:streamGenerateContent"
+    );
+    assert_eq!(content_of(&chunks), "mock says: one two");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "stop"));
+    let usage = &chunks.last().unwrap()["usage"];
+    assert!(usage["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn gemini_function_calls_become_tool_calls() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = gemini(&mock);
+    let request = json!({
+        "model": "g", "messages": [{"role": "user", "content": "please use a tool"}],
+        "tools": [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}],
+        "tool_choice": "required",
+    });
+    let (_, v) = complete(&r, &request).await;
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "search");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"query": "please use a tool"})
+    );
+    assert_eq!(
+        mock.requests()[0].json()["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY"}})
+    );
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let chunks = stream(&r, &streamed).await;
+    let call = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0).cloned())
+        .unwrap();
+    assert_eq!(call["index"], 0);
+    assert_eq!(call["function"]["name"], "search");
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+}
+
+#[tokio::test]
+async fn anthropic_client_reaches_gemini_through_openai() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = gemini(&mock);
+    let answer = r
+        .messages(br#"{"model":"g","max_tokens":20,"messages":[{"role":"user","content":"hi from claude code"}]}"#)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["type"], "message");
+    assert_eq!(v["content"][0]["text"], "mock says: hi from claude code");
+    assert_eq!(
+        mock.requests()[0].json()["generationConfig"]["maxOutputTokens"],
+        20
+    );
+    let answer = r
+        .messages(br#"{"model":"g","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"a b"}]}"#)
+        .await
+        .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(
+        text.contains("\"text\":\"mock \"")
+            && text.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{text}"
+    );
+    assert!(text.contains("\"output_tokens\":"));
+    assert_eq!(r.usage()[0].total_tokens, mock.tokens_reported());
+}
+
+#[tokio::test]
+async fn gemini_errors_and_cut_streams() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = gemini(&mock);
+    mock.add_rule(Rule::new(Fault::Status(400)).times(1));
+    let (status, v) = complete(
+        &r,
+        &json!({"model": "g", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(v["error"]["message"], "failure on command");
+    mock.cut_next_stream_after(2);
+    let answer = r
+        .chat_completions(
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c d"}]}"#,
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(
+        text.contains("stream_interrupted") && !text.contains("[DONE]"),
+        "{text}"
+    );
+    assert_eq!(r.usage()[0].errors, 1);
+}

@@ -389,6 +389,9 @@ pub enum ProviderType {
     /// Anthropic's Messages API (`{base_url}/messages`, `x-api-key`, `anthropic-version`);
     /// OpenAI-format requests and answers are translated both ways.
     Anthropic,
+    /// Google Gemini: `{base_url}/models/{model}:generateContent` (or
+    /// `:streamGenerateContent?alt=sse`) with `x-goog-api-key`; translated both ways.
+    Gemini,
     /// An in-process provider answering deterministically, with no network and no key.
     Mock,
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod anthropic_in;
+pub(crate) mod gemini;
 pub(crate) mod mock;
 #[cfg(test)]
 mod properties;

@@ -1,7 +1,7 @@
 //! Properties of the translators and the SSE scanner over generated input: they never panic,
 //! the scanner loses no byte, and OpenAI → Anthropic → OpenAI keeps every translatable field.
 
-use super::{anthropic, anthropic_in};
+use super::{anthropic, anthropic_in, gemini};
 use crate::sse::SseScanner;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -99,6 +99,13 @@ proptest! {
         let _ = anthropic_in::request(&object(&v), "m");
         let _ = anthropic_in::response(&v);
         let _ = anthropic_in::error_from_openai(v.to_string().as_bytes());
+        let _ = gemini::request(&object(&v));
+        let _ = gemini::response(&v, "m");
+        let _ = gemini::error_body(v.to_string().as_bytes());
+        let mut from_gemini = gemini::StreamTranslator::new("m", true);
+        let _ = from_gemini.event(v.to_string().as_bytes());
+        let _ = from_gemini.event(json!({"candidates": [v.clone()], "usageMetadata": v.clone()}).to_string().as_bytes());
+        let _ = (from_gemini.finish(), from_gemini.usage());
         let mut to_openai = anthropic::StreamTranslator::new(true);
         let mut to_anthropic = anthropic_in::StreamTranslator::default();
         for event in [v.clone(), json!({"type": "message_start", "message": v.clone()}), json!({"choices": [{"delta": v.clone()}]})] {
@@ -114,6 +121,7 @@ proptest! {
     fn stream_translators_never_panic_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let _ = anthropic::StreamTranslator::new(false).event(&bytes);
         let _ = anthropic_in::StreamTranslator::default().event(&bytes);
+        let _ = gemini::StreamTranslator::new("m", false).event(&bytes);
     }
 
     #[test]

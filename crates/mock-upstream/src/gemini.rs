@@ -1,0 +1,124 @@
+//! The mock's Gemini API: `/v1beta/models/{model}:generateContent` and
+//! `:streamGenerateContent` (SSE with `\r\n` line ends, each event a partial answer, the last
+//! with `finishReason` and `usageMetadata`); a `functionCall` when tools are offered and the
+//! last user text asks to "use a tool".
+
+use crate::{full, stream, Body, State};
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+fn error(status: u16, code: &str, message: &str) -> Response<Body> {
+    let body = json!({"error": {"code": status, "message": message, "status": code}});
+    full(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        "application/json",
+        body.to_string(),
+    )
+}
+
+fn parts_text(parts: &Value) -> String {
+    parts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            if let Some(r) = p.get("functionResponse") {
+                format!("tool said: {}", r["response"])
+            } else {
+                p["text"].as_str().unwrap_or("").to_string()
+            }
+        })
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn answer(
+    state: Arc<State>,
+    model_and_method: &str,
+    request: &Value,
+    headers: &HeaderMap,
+    cut_stream: Option<usize>,
+) -> Response<Body> {
+    if !headers.contains_key("x-goog-api-key") {
+        return error(
+            403,
+            "PERMISSION_DENIED",
+            "x-goog-api-key header is required",
+        );
+    }
+    let Some((model, method)) = model_and_method.split_once(':') else {
+        return error(404, "NOT_FOUND", "unknown method");
+    };
+    let Some(contents) = request["contents"].as_array() else {
+        return error(400, "INVALID_ARGUMENT", "contents is required");
+    };
+    let last_user = contents
+        .iter()
+        .rev()
+        .find(|c| c["role"] == "user")
+        .map(|c| parts_text(&c["parts"]))
+        .unwrap_or_default();
+    let prompt_bytes: usize = contents.iter().map(|c| parts_text(&c["parts"]).len()).sum();
+    let prompt = 1 + prompt_bytes as u64 / 4;
+    let tool = request["tools"][0]["functionDeclarations"][0]["name"]
+        .as_str()
+        .filter(|_| last_user.contains("use a tool"))
+        .map(str::to_string);
+    let reply = format!("mock says: {last_user}");
+    let completion = if tool.is_some() {
+        3
+    } else {
+        reply.split_whitespace().count() as u64
+    };
+    let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion});
+    let final_parts = match &tool {
+        Some(name) => json!([{"functionCall": {"name": name, "args": {"query": last_user}}}]),
+        None => Value::Null,
+    };
+    match method {
+        "generateContent" => {
+            state.tokens_reported.fetch_add(prompt + completion, SeqCst);
+            let parts = if final_parts.is_null() {
+                json!([{"text": reply}])
+            } else {
+                final_parts
+            };
+            let body = json!({
+                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage, "modelVersion": model, "responseId": "gem-mock",
+            });
+            full(StatusCode::OK, "application/json", body.to_string())
+        }
+        "streamGenerateContent" => {
+            let event = |v: Value| Bytes::from(format!("data: {v}\r\n\r\n"));
+            let mut chunks: Vec<Bytes> = Vec::new();
+            if tool.is_none() {
+                for word in reply.split_inclusive(' ') {
+                    chunks.push(event(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": word}]}, "index": 0}], "modelVersion": model})));
+                }
+            }
+            let last_parts = if final_parts.is_null() {
+                json!([{"text": ""}])
+            } else {
+                final_parts
+            };
+            chunks.push(event(json!({
+                "candidates": [{"content": {"role": "model", "parts": last_parts}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage, "modelVersion": model,
+            })));
+            let usage_at = chunks.len() - 1;
+            stream(
+                state,
+                chunks,
+                Some(usage_at),
+                prompt + completion,
+                cut_stream,
+            )
+        }
+        _ => error(404, "NOT_FOUND", "unknown method"),
+    }
+}
