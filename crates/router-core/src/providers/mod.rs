@@ -5,6 +5,8 @@
 pub(crate) mod anthropic;
 pub(crate) mod anthropic_in;
 pub(crate) mod gemini;
+#[cfg(test)]
+mod golden;
 pub(crate) mod mock;
 #[cfg(test)]
 mod properties;
