@@ -742,28 +742,20 @@ async fn attempt(
         status.is_success(),
     ) {
         // Same format: bytes as they came, usage read from them.
-        (Dialect::OpenAi, Wire::OpenAi, ok) => {
+        (Dialect::OpenAi, Wire::OpenAi, ok) | (Dialect::Anthropic, Wire::Anthropic, ok) => {
             if ok {
-                selection.succeed(usage_of_body(&bytes).unwrap_or_default());
+                let usage = if request.dialect() == Dialect::Anthropic {
+                    let mut fields = serde_json::Map::new();
+                    if let Some(a) = answer() {
+                        anthropic_in::usage_in(&a, &mut fields);
+                    }
+                    anthropic_in::tokens(&fields)
+                } else {
+                    usage_of_body(&bytes).unwrap_or_default()
+                };
+                selection.succeed(usage);
             } else {
                 // A 4xx that is the request's own fault: relayed, not held against the pair.
-                selection.release();
-            }
-            return Ok(ChatResponse {
-                status,
-                headers: client_headers(&parts.headers, false),
-                body: ChatBody(BodyInner::Full(Some(bytes))),
-                served,
-            });
-        }
-        (Dialect::Anthropic, Wire::Anthropic, ok) => {
-            if ok {
-                let mut usage = serde_json::Map::new();
-                if let Some(a) = answer() {
-                    anthropic_in::usage_in(&a, &mut usage);
-                }
-                selection.succeed(anthropic_in::tokens(&usage));
-            } else {
                 selection.release();
             }
             return Ok(ChatResponse {

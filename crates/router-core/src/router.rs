@@ -203,15 +203,8 @@ impl Router {
         snapshot: &Snapshot,
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
-        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(
-            snapshot,
-            body,
-            id,
-            crate::Dialect::OpenAi,
-            crate::Endpoint::Chat,
-        )
-        .await
+        self.forward_openai(snapshot, crate::Endpoint::Chat, body)
+            .await
     }
 
     /// Forwards an Anthropic Messages request body (`/v1/messages`) on the current config: to
