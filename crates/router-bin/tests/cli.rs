@@ -294,6 +294,34 @@ async fn anthropic_python_sdk() {
         serde_json::json!({"role": "tool", "tool_call_id": "call_1", "content": "found it"})
     );
     assert_eq!(with_result["messages"][1]["tool_calls"][0]["id"], "call_1");
+    // Images crossed both ways intact.
+    let pixel = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let openai_image = seen
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .find_map(|r| {
+            r.json()["messages"][0]["content"][1]
+                .get("image_url")
+                .cloned()
+        })
+        .expect("an image_url part reached the OpenAI-format upstream");
+    assert_eq!(
+        openai_image["url"],
+        format!("data:image/png;base64,{pixel}")
+    );
+    let anthropic_image = seen
+        .iter()
+        .filter(|r| r.path == "/v1/messages")
+        .find_map(|r| {
+            let j = r.json();
+            (j["messages"][0]["content"][1]["type"] == "image")
+                .then(|| j["messages"][0]["content"][1]["source"].clone())
+        })
+        .expect("an image block reached the Anthropic upstream");
+    assert_eq!(
+        anthropic_image,
+        serde_json::json!({"type": "base64", "media_type": "image/png", "data": pixel})
+    );
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -64,6 +64,17 @@ m = client.messages.create(
 )
 assert m.type == "message", m  # the Rust side checks what reached the upstream
 
+# An image (base64 block) goes upstream as an image_url data URL; the Rust side checks it.
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+m = client.messages.create(
+    model="claude-via-openai", max_tokens=16,
+    messages=[{"role": "user", "content": [
+        {"type": "text", "text": "describe the image"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+    ]}],
+)
+assert m.content[0].text == "mock says: describe the image", m
+
 # Errors in Anthropic's shape, mapped to the SDK's exceptions.
 try:
     client.messages.create(model="missing", max_tokens=5, messages=[{"role": "user", "content": "x"}])
@@ -99,5 +110,12 @@ for c in oa.chat.completions.create(model="gpt-via-claude", messages=[{"role": "
     for tc in (c.choices[0].delta.tool_calls or []) if c.choices else []:
         args += tc.function.arguments or ""
 assert json.loads(args) == {"query": "please use a tool"}, args
+
+# The openai SDK sends an image URL part; the Anthropic upstream receives an image block.
+r = oa.chat.completions.create(model="gpt-via-claude", messages=[{"role": "user", "content": [
+    {"type": "text", "text": "what is in it"},
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PIXEL}},
+]}])
+assert r.choices[0].message.content == "mock says: what is in it", r
 
 print("anthropic sdk: all checks passed")
