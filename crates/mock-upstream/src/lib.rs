@@ -88,6 +88,8 @@ pub enum Fault {
     ResetBody,
     /// Stream normally but reset the connection after this many chunks.
     CutStreamAfter(usize),
+    /// Answer 200 with this text as an event stream (an error event, say).
+    EventStream(String),
 }
 
 /// A fault applied to the requests that match a key and/or a model.
@@ -421,6 +423,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                 .unwrap();
         }
         Some(Fault::CutStreamAfter(n)) => cut_stream = Some(n),
+        Some(Fault::EventStream(text)) => return full(StatusCode::OK, "text/event-stream", text),
         None => {}
     }
     let fail = {

@@ -203,6 +203,7 @@ async fn route(
             }
         },
         _ => {
+            let client_headers = router_core::ClientHeaders::from_request(request.headers());
             let declared = request
                 .headers()
                 .get(header::CONTENT_LENGTH)
@@ -215,7 +216,11 @@ async fn route(
             )
             .await?;
             let answer = match path.as_str() {
-                "/v1/messages" => router.messages_with(snapshot, &body).await?,
+                "/v1/messages" => {
+                    router
+                        .messages_with_headers(snapshot, &body, &client_headers)
+                        .await?
+                }
                 "/v1/completions" => {
                     router
                         .forward_openai(snapshot, Endpoint::Completions, &body)

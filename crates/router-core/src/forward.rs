@@ -163,6 +163,24 @@ pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
         .map(Into::into)
 }
 
+/// Headers of the client's request that reach an upstream of the same kind: Anthropic's
+/// `anthropic-version` (overriding the provider's) and `anthropic-beta`.
+#[derive(Debug, Clone, Default)]
+pub struct ClientHeaders {
+    anthropic_version: Option<HeaderValue>,
+    anthropic_beta: Option<HeaderValue>,
+}
+
+impl ClientHeaders {
+    /// Picks the forwarded headers out of a client request's headers.
+    pub fn from_request(headers: &HeaderMap) -> Self {
+        Self {
+            anthropic_version: headers.get("anthropic-version").cloned(),
+            anthropic_beta: headers.get("anthropic-beta").cloned(),
+        }
+    }
+}
+
 /// Why one attempt failed: what to tell the client, what it means for the pair, and how far
 /// to fail over.
 struct AttemptError {
@@ -256,6 +274,7 @@ fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<AttemptError>
 }
 
 async fn send(
+    hints: &ClientHeaders,
     endpoint: Endpoint,
     stream: bool,
     selection: &Selection,
@@ -307,11 +326,19 @@ async fn send(
                 ProviderType::Azure => ("api-key", key.to_string()),
                 ProviderType::Gemini => ("x-goog-api-key", key.to_string()),
                 ProviderType::Anthropic => {
-                    let version =
-                        HeaderValue::from_str(provider.anthropic_version()).map_err(|_| {
-                            AttemptError::upstream("anthropic_version has invalid characters")
-                        })?;
+                    // The client's own version and betas win: the body was written for them.
+                    let version = match &hints.anthropic_version {
+                        Some(v) => v.clone(),
+                        None => {
+                            HeaderValue::from_str(provider.anthropic_version()).map_err(|_| {
+                                AttemptError::upstream("anthropic_version has invalid characters")
+                            })?
+                        }
+                    };
                     headers.insert("anthropic-version", version);
+                    if let Some(beta) = &hints.anthropic_beta {
+                        headers.insert("anthropic-beta", beta.clone());
+                    }
                     ("x-api-key", key.to_string())
                 }
                 ProviderType::Openai | ProviderType::Mock => {
@@ -496,6 +523,7 @@ pub(crate) async fn chat_completions(
     request_id: u64,
     dialect: Dialect,
     endpoint: Endpoint,
+    client: &ClientHeaders,
 ) -> Result<ChatResponse, RouterError> {
     let request = ChatRequest::parse_for(body, dialect, endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
@@ -552,6 +580,7 @@ pub(crate) async fn chat_completions(
         };
         let provider = selection.provider().clone();
         let attempted = attempt(
+            client,
             selection,
             upstream_body,
             &request,
@@ -620,7 +649,9 @@ pub(crate) async fn chat_completions(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
+    client: &ClientHeaders,
     selection: Selection,
     upstream_body: Vec<u8>,
     request: &ChatRequest<'_>,
@@ -636,6 +667,7 @@ async fn attempt(
         .min(provider.total_timeout().unwrap_or(Duration::MAX))
         .min(remaining);
     let response = match send(
+        client,
         request.endpoint(),
         request.stream(),
         &selection,
@@ -682,6 +714,15 @@ async fn attempt(
                 return Err((served, e));
             }
         };
+        // A stream that opens with an error event (Anthropic's `overloaded_error`) has sent the
+        // client nothing yet: fail over rather than relay it.
+        let opens_with_error = provider.kind() == ProviderType::Anthropic
+            && first.trim_ascii_start().starts_with(b"event: error");
+        if opens_with_error {
+            let e = AttemptError::upstream("stream opened with an error event");
+            selection.fail(e.failure);
+            return Err((served, e));
+        }
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         selection.confirm_healthy();
         let wants_usage = request.client_wants_usage();

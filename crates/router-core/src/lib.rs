@@ -35,7 +35,7 @@ mod watch;
 
 pub use config::{Config, ConfigError, Format, Source};
 pub use error::{FailedAttempt, Origin, RouterError};
-pub use forward::{usage_of_body, BoxError, ChatBody, ChatResponse, Served};
+pub use forward::{usage_of_body, BoxError, ChatBody, ChatResponse, ClientHeaders, Served};
 pub use health::Failure;
 pub use request::{ChatRequest, Dialect, Endpoint};
 pub use router::{ReloadOutcome, Router};

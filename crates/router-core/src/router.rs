@@ -2,7 +2,7 @@
 //! reloads (usage counters, upstream connection pools), and the operations embedders call.
 
 use crate::config::{Config, ConfigError, Source};
-use crate::forward::{self, ChatResponse};
+use crate::forward::{self, ChatResponse, ClientHeaders};
 use crate::select::Selection;
 use crate::snapshot::{compile, Snapshot};
 use crate::upstream::ClientCache;
@@ -221,6 +221,18 @@ impl Router {
         snapshot: &Snapshot,
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
+        self.messages_with_headers(snapshot, body, &ClientHeaders::default())
+            .await
+    }
+
+    /// [`Router::messages_with`], passing the client's `anthropic-version` and `anthropic-beta`
+    /// on to Anthropic providers (betas such as extended cache TTLs need them).
+    pub async fn messages_with_headers(
+        &self,
+        snapshot: &Snapshot,
+        body: &[u8],
+        client: &ClientHeaders,
+    ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         forward::chat_completions(
             snapshot,
@@ -228,6 +240,7 @@ impl Router {
             id,
             crate::Dialect::Anthropic,
             crate::Endpoint::Chat,
+            client,
         )
         .await
     }
@@ -241,7 +254,15 @@ impl Router {
         body: &[u8],
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(snapshot, body, id, crate::Dialect::OpenAi, endpoint).await
+        forward::chat_completions(
+            snapshot,
+            body,
+            id,
+            crate::Dialect::OpenAi,
+            endpoint,
+            &ClientHeaders::default(),
+        )
+        .await
     }
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.

@@ -188,3 +188,56 @@ async fn messages_errors_are_anthropic_shaped() {
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["message"], "failure on command");
 }
+
+#[tokio::test]
+async fn client_anthropic_headers_reach_an_anthropic_upstream() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("anthropic", &mock);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "anthropic-beta",
+        "extended-cache-ttl-2025-04-11".parse().unwrap(),
+    );
+    headers.insert("anthropic-version", "2023-06-01".parse().unwrap());
+    headers.insert("x-other", "not forwarded".parse().unwrap());
+    let hints = router_core::ClientHeaders::from_request(&headers);
+    let snapshot = r.snapshot();
+    let answer = r
+        .messages_with_headers(&snapshot, MESSAGE.as_bytes(), &hints)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    let seen = &mock.requests()[0];
+    assert_eq!(
+        seen.headers["anthropic-beta"],
+        "extended-cache-ttl-2025-04-11"
+    );
+    assert!(seen.headers.get("x-other").is_none());
+}
+
+#[tokio::test]
+async fn a_stream_that_opens_with_an_error_event_fails_over() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: claude\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, type: anthropic, base_url: \"{}\", api_keys: [\"key-a\", \"key-b\"]}}\n",
+        mock.base_url()
+    );
+    let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+    let overloaded = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    mock.add_rule(
+        mock_upstream::Rule::new(mock_upstream::Fault::EventStream(overloaded.into()))
+            .key("key-a")
+            .times(1),
+    );
+    let body = json!({"model": "claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    assert_eq!(
+        (answer.served.key_id.as_str(), answer.served.attempts),
+        ("p#1", 2)
+    );
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(
+        !text.contains("overloaded_error") && text.contains("message_stop"),
+        "{text}"
+    );
+}

@@ -110,8 +110,16 @@ pub(crate) fn request(
     let mut parallel_tools: Option<bool> = None;
     let mut tool_choice: Option<Value> = None;
     for (key, value) in openai {
+        // `null` means "not set" in OpenAI's API.
+        if value.is_null() {
+            continue;
+        }
         match key.as_str() {
             "model" | "messages" | "stream_options" => {}
+            // Values that ask for nothing beyond the default are no reason to refuse.
+            "presence_penalty" | "frequency_penalty" if value.as_f64() == Some(0.0) => {}
+            "logprobs" if value == &json!(false) => {}
+            "response_format" if value["type"] == "text" => {}
             "stream" => {
                 out.insert("stream".into(), value.clone());
             }
@@ -183,9 +191,14 @@ pub(crate) fn request(
             }
         }
     }
-    if let Some(parallel) = parallel_tools {
-        if !parallel {
-            let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+    let has_tools = out
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    if parallel_tools == Some(false) && has_tools {
+        let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+        // `none` takes no other field.
+        if choice["type"] != "none" {
             choice["disable_parallel_tool_use"] = json!(true);
         }
     }
@@ -230,10 +243,10 @@ pub(crate) fn request(
                         "input": input,
                     }));
                 }
-                if blocks.is_empty() {
-                    blocks.push(json!({"type": "text", "text": ""}));
+                // Anthropic refuses empty text blocks: an empty assistant turn is left out.
+                if !blocks.is_empty() {
+                    messages.push(json!({"role": "assistant", "content": blocks}));
                 }
-                messages.push(json!({"role": "assistant", "content": blocks}));
             }
             Some("tool") => {
                 let result = json!({
@@ -601,6 +614,27 @@ mod tests {
         assert!(
             matches!(req(r), Err(RouterError::BadRequest { message, .. }) if message.contains("not valid JSON"))
         );
+    }
+
+    #[test]
+    fn accepts_defaults_and_builds_only_valid_requests() {
+        let r = json!({"model": "g", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": ""},
+            {"role": "user", "content": "again"},
+        ], "presence_penalty": 0, "frequency_penalty": 0.0, "logprobs": false,
+           "response_format": {"type": "text"}, "seed": null, "stream": null, "parallel_tool_calls": false});
+        let out = req(r).unwrap();
+        assert!(out.get("tool_choice").is_none(), "no tools: no tool_choice");
+        assert!(out.get("stream").is_none());
+        assert_eq!(
+            out["messages"].as_array().unwrap().len(),
+            2,
+            "the empty assistant turn is left out"
+        );
+        let r = json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "tool_choice": "none", "parallel_tool_calls": false,
+                       "tools": [{"type": "function", "function": {"name": "f"}}]});
+        assert_eq!(req(r).unwrap()["tool_choice"], json!({"type": "none"}));
     }
 
     #[test]

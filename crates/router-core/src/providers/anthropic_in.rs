@@ -61,6 +61,8 @@ pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Val
                     out.insert("stream_options".into(), json!({"include_usage": true}));
                 }
             }
+            // Thinking switched off asks for nothing.
+            "thinking" if value["type"] == "disabled" => {}
             "stop_sequences" => {
                 out.insert("stop".into(), value.clone());
             }
@@ -139,11 +141,19 @@ pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Val
                     match b["type"].as_str() {
                         Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
                         Some("image") => parts.push(image_part(b, &format!("{path}.content[{j}]"))?),
-                        Some("tool_result") => messages.push(json!({
-                            "role": "tool",
-                            "tool_call_id": b["tool_use_id"],
-                            "content": text_of(&b["content"]),
-                        })),
+                        Some("tool_result") => {
+                            if b["content"].as_array().is_some_and(|c| c.iter().any(|x| x["type"] != "text")) {
+                                return Err(bad(
+                                    format!("{path}.content[{j}]: a tool_result with images or documents cannot be sent to an OpenAI-compatible provider"),
+                                    "messages",
+                                ));
+                            }
+                            let mut text = text_of(&b["content"]);
+                            if b["is_error"] == json!(true) {
+                                text = format!("Error: {text}");
+                            }
+                            messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": text}));
+                        }
                         other => {
                             return Err(bad(
                                 format!("{path}.content[{j}]: block type {other:?} cannot be sent to an OpenAI-compatible provider"),
@@ -242,7 +252,12 @@ pub(crate) fn response(answer: &Value) -> Value {
         "role": "assistant",
         "model": answer["model"],
         "content": content,
-        "stop_reason": stop_reason(&choice["finish_reason"]),
+        // A forced tool choice ends with finish_reason "stop" on OpenAI: still a tool turn.
+        "stop_reason": if message["tool_calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            json!("tool_use")
+        } else {
+            stop_reason(&choice["finish_reason"])
+        },
         "stop_sequence": null,
         "usage": anthropic_usage(&answer["usage"]),
     })
@@ -305,6 +320,8 @@ pub(crate) struct StreamTranslator {
     next_block: usize,
     /// OpenAI tool call index → Anthropic block index.
     tools: HashMap<u64, usize>,
+    /// OpenAI tool call index → its id.
+    tool_ids: HashMap<u64, String>,
     finish: Value,
     usage: Value,
     pub(crate) done: bool,
@@ -321,7 +338,10 @@ impl StreamTranslator {
         u.is_object().then(|| TokenUsage {
             prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
             completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
-            total_tokens: u["total_tokens"].as_u64().unwrap_or(0),
+            total_tokens: u["total_tokens"].as_u64().unwrap_or(
+                u["prompt_tokens"].as_u64().unwrap_or(0)
+                    + u["completion_tokens"].as_u64().unwrap_or(0),
+            ),
         })
     }
 
@@ -367,6 +387,11 @@ impl StreamTranslator {
             ));
             return out;
         }
+        let no_choices = chunk["choices"].as_array().is_none_or(|c| c.is_empty());
+        if !self.started && no_choices && !chunk["usage"].is_object() {
+            // Azure opens with a content-filter chunk: no choices, empty id and model.
+            return out;
+        }
         if !self.started {
             self.started = true;
             out.push(ev("message_start", json!({"type": "message_start", "message": {
@@ -389,9 +414,19 @@ impl StreamTranslator {
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             let tool = call["index"].as_u64().unwrap_or(0);
-            let index = match self.tools.get(&tool) {
-                Some(&i) if call.get("id").is_none_or(Value::is_null) => i,
+            let id = call["id"].as_str().filter(|i| !i.is_empty());
+            let known = self.tools.get(&tool).copied();
+            let same_call = match (known, id) {
+                (Some(_), None) => true,
+                (Some(_), Some(id)) => self.tool_ids.get(&tool).is_some_and(|k| k == id),
+                (None, _) => false,
+            };
+            let index = match known {
+                Some(i) if same_call => i,
                 _ => {
+                    if let Some(id) = id {
+                        self.tool_ids.insert(tool, id.to_string());
+                    }
                     let start = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
                     let i = self.open(Block::Tool, start, &mut out);
                     self.tools.insert(tool, i);
@@ -406,7 +441,12 @@ impl StreamTranslator {
             }
         }
         if !choice["finish_reason"].is_null() {
-            self.finish = choice["finish_reason"].clone();
+            self.finish = if self.tools.is_empty() {
+                choice["finish_reason"].clone()
+            } else {
+                // A forced tool choice ends with "stop" on OpenAI: still a tool turn.
+                json!("tool_calls")
+            };
             self.close(&mut out);
         }
         out
@@ -476,6 +516,58 @@ mod tests {
         assert!(
             matches!(request(bad.as_object().unwrap(), "m"), Err(RouterError::BadRequest { param: Some(p), .. }) if p == "top_k")
         );
+    }
+
+    #[test]
+    fn forced_tool_choice_is_a_tool_turn() {
+        let answer = json!({"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]});
+        assert_eq!(response(&answer)["stop_reason"], "tool_use");
+        let mut t = StreamTranslator::default();
+        let mut names = Vec::new();
+        for c in [
+            json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{\"a\""}}]}}]}),
+            // Some servers repeat the id on every delta: still one block.
+            json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "function": {"arguments": ":1}"}}]}}]}),
+            json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+        ] {
+            names.extend(t.event(c.to_string().as_bytes()));
+        }
+        names.extend(t.event(b"[DONE]"));
+        let starts = names
+            .iter()
+            .filter(|(n, _)| n == "content_block_start")
+            .count();
+        assert_eq!(starts, 1);
+        let delta = names.iter().find(|(n, _)| n == "message_delta").unwrap();
+        assert_eq!(delta.1["delta"]["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn azure_filter_chunk_does_not_open_the_message() {
+        let mut t = StreamTranslator::default();
+        let filter = json!({"id": "", "model": "", "choices": [], "prompt_filter_results": [{"prompt_index": 0}]});
+        assert!(t.event(filter.to_string().as_bytes()).is_empty());
+        let out = t.event(json!({"id": "chatcmpl-1", "model": "gpt", "choices": [{"index": 0, "delta": {"content": "hi"}}]}).to_string().as_bytes());
+        assert_eq!(out[0].1["message"]["id"], "chatcmpl-1");
+        assert_eq!(out[0].1["message"]["model"], "gpt");
+    }
+
+    #[test]
+    fn tool_results_keep_errors_and_refuse_images() {
+        let with = |content: Value, is_error: bool| {
+            json!({"model": "g", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": content, "is_error": is_error}]}]})
+        };
+        let out = request(with(json!("boom"), true).as_object().unwrap(), "m").unwrap();
+        assert_eq!(out["messages"][0]["content"], "Error: boom");
+        let img = json!([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "A"}}]);
+        assert!(matches!(
+            request(with(img, false).as_object().unwrap(), "m"),
+            Err(RouterError::BadRequest { .. })
+        ));
+        let off = json!({"model": "g", "max_tokens": 5, "thinking": {"type": "disabled"}, "messages": []});
+        assert!(request(off.as_object().unwrap(), "m").is_ok());
     }
 
     #[test]
