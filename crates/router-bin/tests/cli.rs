@@ -106,6 +106,27 @@ impl Running {
     }
 }
 
+/// Runs `tests/python/{script}` with `BASE_URL` and the demo key; asserts it exits 0 and prints
+/// `{done}`.
+async fn run_python(script: &str, base_url: String, done: &str) {
+    let python = std::env::var("LLM_ROUTER_TEST_PYTHON")
+        .expect("set LLM_ROUTER_TEST_PYTHON to a python with the SDKs (scripts/test does)");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = tokio::process::Command::new(python)
+        .arg(path)
+        .env("BASE_URL", base_url)
+        .env("API_KEY", "demo-key")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(done), "{stdout}");
+}
+
 #[test]
 fn check_prints_routing_table_and_fails_on_bad_config() {
     let out = Command::new(BIN)
@@ -207,9 +228,6 @@ fn sighup_reloads_and_sigterm_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the openai Python SDK: run through scripts/test"]
 async fn openai_python_sdk() {
-    let python = std::env::var("LLM_ROUTER_TEST_PYTHON").expect(
-        "set LLM_ROUTER_TEST_PYTHON to a python with the openai package (scripts/test does)",
-    );
     let mock = MockUpstream::start().await.unwrap();
     let dir = temp_dir("cli-sdk");
     let config = std::fs::read_to_string(repo_root().join("config.example.yaml"))
@@ -227,18 +245,12 @@ async fn openai_python_sdk() {
         );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let router = Running::start(&dir, &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_sdk.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .env("BASE_URL", format!("http://{}/v1", router.addr))
-        .env("API_KEY", "demo-key")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("openai sdk: all checks passed"), "{stdout}");
+    run_python(
+        "openai_sdk.py",
+        format!("http://{}/v1", router.addr),
+        "openai sdk: all checks passed",
+    )
+    .await;
     // The SDK's calls to the HTTP group were counted exactly.
     let seen = mock.requests();
     assert_eq!(seen.len(), 2, "one stream and one non-stream call");
@@ -254,9 +266,6 @@ async fn openai_python_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the anthropic and openai Python SDKs: run through scripts/test"]
 async fn anthropic_python_sdk() {
-    let python = std::env::var("LLM_ROUTER_TEST_PYTHON").expect(
-        "set LLM_ROUTER_TEST_PYTHON to a python with anthropic and openai (scripts/test does)",
-    );
     let mock = MockUpstream::start().await.unwrap();
     let dir = temp_dir("cli-anthropic-sdk");
     let config = format!(
@@ -265,21 +274,12 @@ async fn anthropic_python_sdk() {
     );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let router = Running::start(&dir, &[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/anthropic_sdk.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .env("BASE_URL", format!("http://{}", router.addr))
-        .env("API_KEY", "demo-key")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python failed:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("anthropic sdk: all checks passed"),
-        "{stdout}"
-    );
+    run_python(
+        "anthropic_sdk.py",
+        format!("http://{}", router.addr),
+        "anthropic sdk: all checks passed",
+    )
+    .await;
     let seen = mock.requests();
     assert!(seen.iter().any(|r| r.path == "/v1/messages"));
     // The tool result reached the OpenAI-format upstream as a `tool` message.

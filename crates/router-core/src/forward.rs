@@ -956,7 +956,7 @@ impl ChatStream {
     /// events pass through (their usage is read on the way).
     fn transcode(&mut self, event: Bytes, out: &mut Vec<Bytes>) {
         let Some(data) = event_data(&event).map(|d| d.into_owned()) else {
-            if self.mode.anthropic_out() && matches!(self.mode, StreamMode::Anthropic(_)) {
+            if matches!(self.mode, StreamMode::Anthropic(_)) {
                 out.push(event);
             }
             return;

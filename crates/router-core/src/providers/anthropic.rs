@@ -2,19 +2,10 @@
 //! streamed, or an error) the other. Every OpenAI field is either translated or, when Anthropic
 //! has no counterpart, refused with a 400 that names it: nothing is dropped silently.
 
+use super::{bad, now_secs};
 use crate::{RouterError, TokenUsage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-fn bad(message: String, param: &str) -> RouterError {
-    RouterError::bad_request(message, Some(param))
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// Text of an OpenAI `content` that may only hold text (system and tool messages).
 fn text_only(content: &Value, path: &str) -> Result<String, RouterError> {

@@ -3,13 +3,10 @@
 //! streamed, or an error) back into Anthropic's shapes. As the other way, a field without a
 //! counterpart is refused with a 400 that names it.
 
+use super::bad;
 use crate::{RouterError, TokenUsage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-fn bad(message: String, param: &str) -> RouterError {
-    RouterError::bad_request(message, Some(param))
-}
 
 /// Text of Anthropic content that may only hold text (system, tool results).
 fn text_of(content: &Value) -> String {

@@ -3,19 +3,10 @@
 //! exception is `user`, an end-user id for the provider's abuse monitoring that Gemini has no
 //! place for and that changes nothing in the answer.
 
+use super::{bad, now_secs};
 use crate::{RouterError, TokenUsage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-fn bad(message: String, param: &str) -> RouterError {
-    RouterError::bad_request(message, Some(param))
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 fn text_of(content: &Value) -> String {
     match content {

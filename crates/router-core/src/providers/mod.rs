@@ -10,3 +10,15 @@ mod golden;
 pub(crate) mod mock;
 #[cfg(test)]
 mod properties;
+
+/// A 400 naming the offending field, for the translators.
+pub(crate) fn bad(message: String, param: &str) -> crate::RouterError {
+    crate::RouterError::bad_request(message, Some(param))
+}
+
+/// Seconds since the Unix epoch, for the `created` field of translated answers.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
