@@ -1,7 +1,8 @@
 //! The mock's Gemini API: `/v1beta/models/{model}:generateContent` and
 //! `:streamGenerateContent` (SSE with `\r\n` line ends, each event a partial answer, the last
 //! with `finishReason` and `usageMetadata`); a `functionCall` when tools are offered and the
-//! last user text asks to "use a tool".
+//! last user text asks to "use a tool"; `:batchEmbedContents` (three numbers per text, derived
+//! from its length, and no token count, as Gemini reports none).
 
 use crate::{full, stream, Body, State};
 use bytes::Bytes;
@@ -53,6 +54,9 @@ pub(crate) fn answer(
     let Some((model, method)) = model_and_method.split_once(':') else {
         return error(404, "NOT_FOUND", "unknown method");
     };
+    if method == "batchEmbedContents" {
+        return embed(model, request);
+    }
     let Some(contents) = request["contents"].as_array() else {
         return error(400, "INVALID_ARGUMENT", "contents is required");
     };
@@ -121,4 +125,31 @@ pub(crate) fn answer(
         }
         _ => error(404, "NOT_FOUND", "unknown method"),
     }
+}
+
+fn embed(model: &str, request: &Value) -> Response<Body> {
+    let Some(requests) = request["requests"].as_array() else {
+        return error(400, "INVALID_ARGUMENT", "requests is required");
+    };
+    let mut embeddings = Vec::new();
+    for r in requests {
+        if r["model"] != format!("models/{model}") {
+            return error(
+                400,
+                "INVALID_ARGUMENT",
+                "each request's model must be the path's",
+            );
+        }
+        let n = parts_text(&r["content"]["parts"]).len() as f64;
+        let mut values = vec![n, n / 2.0, -1.0];
+        if let Some(d) = r["outputDimensionality"].as_u64() {
+            values.resize(d as usize, 0.25);
+        }
+        embeddings.push(json!({ "values": values }));
+    }
+    full(
+        StatusCode::OK,
+        "application/json",
+        json!({ "embeddings": embeddings }).to_string(),
+    )
 }

@@ -4,7 +4,7 @@
 use crate::config::ProviderType;
 use crate::error::FailedAttempt;
 use crate::health::Failure;
-use crate::providers::{anthropic, anthropic_in, gemini, mock};
+use crate::providers::{anthropic, anthropic_in, completions, embeddings, gemini, mock};
 use crate::request::ChatRequest;
 use crate::request::{Dialect, Endpoint};
 use crate::select::{Selection, Unavailable};
@@ -476,6 +476,12 @@ fn resolve<'s>(
     Ok((group, Some(index - 1)))
 }
 
+/// Whether `kind` answers `endpoint` in its own API, with no translation of the operation
+/// (chat-only providers answer `/v1/completions` through chat).
+fn native(kind: ProviderType, endpoint: Endpoint) -> bool {
+    endpoint == Endpoint::Chat || matches!(kind, ProviderType::Openai | ProviderType::Azure)
+}
+
 /// The request body for `provider`: the client's bytes with `model` replaced, or, for a
 /// provider that speaks another format, the translated request.
 fn body_for(
@@ -486,24 +492,51 @@ fn body_for(
     let to_vec = |v: serde_json::Value| {
         serde_json::to_vec(&v).map_err(|e| RouterError::Internal(e.to_string()))
     };
-    match (request.dialect(), provider.kind()) {
-        (Dialect::OpenAi, ProviderType::Anthropic) => to_vec(anthropic::request(
-            &request.to_object()?,
+    let kind = provider.kind();
+    if !native(kind, request.endpoint()) {
+        let object = request.to_object()?;
+        return match request.endpoint() {
+            Endpoint::Embeddings => to_vec(embeddings::request(&object, model)?),
+            _ => {
+                let chat = completions::request(&object, model)?;
+                to_vec(chat_for(chat, provider, model)?)
+            }
+        };
+    }
+    match (request.dialect(), kind) {
+        (Dialect::OpenAi, ProviderType::Anthropic | ProviderType::Gemini) => to_vec(chat_for(
+            serde_json::Value::Object(request.to_object()?),
+            provider,
             model,
-            provider.default_max_tokens(),
         )?),
         (Dialect::Anthropic, ProviderType::Openai | ProviderType::Azure | ProviderType::Mock) => {
             to_vec(anthropic_in::request(&request.to_object()?, model)?)
         }
-        (Dialect::OpenAi, ProviderType::Gemini) => to_vec(gemini::request(&request.to_object()?)?),
         (Dialect::Anthropic, ProviderType::Gemini) => {
             // Anthropic → OpenAI → Gemini.
             let openai = anthropic_in::request(&request.to_object()?, model)?;
-            let object = openai.as_object().cloned().unwrap_or_default();
-            to_vec(gemini::request(&object)?)
+            to_vec(chat_for(openai, provider, model)?)
         }
         // Same format on both sides: the client's bytes, `model` replaced.
         _ => Ok(request.upstream_body(model)),
+    }
+}
+
+/// An OpenAI chat request in the format `provider` speaks.
+fn chat_for(
+    chat: serde_json::Value,
+    provider: &Provider,
+    model: &str,
+) -> Result<serde_json::Value, RouterError> {
+    let serde_json::Value::Object(object) = chat else {
+        return Err(RouterError::Internal(
+            "chat request is not an object".into(),
+        ));
+    };
+    match Wire::of(provider.kind()) {
+        Wire::Anthropic => anthropic::request(&object, model, provider.default_max_tokens()),
+        Wire::Gemini => gemini::request(&object),
+        Wire::OpenAi => Ok(serde_json::Value::Object(object)),
     }
 }
 
@@ -741,7 +774,7 @@ async fn attempt(
                 Box::default(),
             ),
         };
-        let stream = ChatStream::new(
+        let mut stream = ChatStream::new(
             first,
             body,
             selection,
@@ -749,6 +782,8 @@ async fn attempt(
             provider.idle_timeout(),
             mode,
         );
+        stream.as_completions = request.endpoint() == Endpoint::Completions
+            && !native(provider.kind(), Endpoint::Completions);
         return Ok(ChatResponse {
             status,
             headers: client_headers(&parts.headers, true),
@@ -777,11 +812,29 @@ async fn attempt(
     let json_headers = client_headers(&HeaderMap::new(), false);
     let answer = || serde_json::from_slice::<serde_json::Value>(&bytes).ok();
     let model = served.model.clone();
+    // An operation the provider does not offer itself (the prompt API through chat, OpenAI
+    // embeddings on Gemini): never passed through as it came.
+    let operation_translated = !native(provider.kind(), request.endpoint());
     let translated = match (
         request.dialect(),
         Wire::of(provider.kind()),
         status.is_success(),
     ) {
+        (_, Wire::Gemini, ok) if request.endpoint() == Endpoint::Embeddings => {
+            if ok {
+                let object = request.to_object().unwrap_or_default();
+                answer().and_then(|a| embeddings::response(&a, &object, &model))
+            } else {
+                Some((gemini::error_body(&bytes), TokenUsage::default()))
+            }
+        }
+        // The prompt API answered in chat by an OpenAI-format provider (the mock).
+        (Dialect::OpenAi, Wire::OpenAi, true) if operation_translated => {
+            answer().map(|a| (a, usage_of_body(&bytes).unwrap_or_default()))
+        }
+        (Dialect::OpenAi, Wire::OpenAi, false) if operation_translated => {
+            answer().map(|a| (a, TokenUsage::default()))
+        }
         // Same format: bytes as they came, usage read from them.
         (Dialect::OpenAi, Wire::OpenAi, ok) | (Dialect::Anthropic, Wire::Anthropic, ok) => {
             if ok {
@@ -831,11 +884,14 @@ async fn attempt(
             TokenUsage::default(),
         )),
     };
-    let Some((body_json, usage)) = translated else {
+    let Some((mut body_json, usage)) = translated else {
         let e = AttemptError::upstream("unreadable answer from the provider");
         selection.fail(e.failure);
         return Err((served, e));
     };
+    if operation_translated && request.endpoint() == Endpoint::Completions && status.is_success() {
+        body_json = completions::response(&body_json);
+    }
     if status.is_success() {
         selection.succeed(usage);
     } else {
@@ -868,6 +924,9 @@ pub(crate) struct ChatStream {
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     mode: StreamMode,
+    /// The client asked the prompt API of a chat-only provider: chat chunks go out as
+    /// `text_completion` chunks.
+    as_completions: bool,
 }
 
 /// The format an upstream speaks.
@@ -949,6 +1008,7 @@ impl ChatStream {
             idle,
             timer: Box::pin(tokio::time::sleep(idle)),
             mode,
+            as_completions: false,
         }
     }
 
@@ -1067,6 +1127,9 @@ impl ChatStream {
                 kept.push(e);
             }
         }
+        if self.as_completions {
+            kept = kept.into_iter().filter_map(as_completion_event).collect();
+        }
         match kept.len() {
             0 => None,
             1 => kept.pop(),
@@ -1111,7 +1174,12 @@ impl ChatStream {
                 match &mut self.mode {
                     StreamMode::GeminiToOpenAi(g) => {
                         for chunk in g.finish() {
-                            out.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+                            let event = Bytes::from(format!("data: {chunk}\n\n"));
+                            let event = match self.as_completions {
+                                true => as_completion_event(event),
+                                false => Some(event),
+                            };
+                            out.extend_from_slice(&event.unwrap_or_default());
                         }
                     }
                     StreamMode::GeminiToAnthropic(g, a) => {
@@ -1239,6 +1307,20 @@ impl ChatStream {
             }
         }
     }
+}
+
+/// One OpenAI chat stream event as a prompt API event; `None` for one with nothing to say there.
+fn as_completion_event(event: Bytes) -> Option<Bytes> {
+    let Some(data) = event_data(&event) else {
+        return Some(event);
+    };
+    if data.trim_ascii() == b"[DONE]" {
+        return Some(event);
+    }
+    let Ok(chunk) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return Some(event);
+    };
+    completions::chunk(&chunk).map(|c| Bytes::from(format!("data: {c}\n\n")))
 }
 
 impl Drop for ChatStream {

@@ -69,7 +69,8 @@ impl Provider {
     }
 
     /// URL a request for `endpoint` and `model` goes to; `None` when this provider does not
-    /// offer that endpoint (Anthropic and the mock serve chat only).
+    /// offer that endpoint (embeddings on Anthropic and the mock). Chat-only providers take
+    /// `/v1/completions` at their chat URL.
     pub fn url(&self, endpoint: crate::Endpoint, model: &str) -> Option<String> {
         match (self.kind, endpoint) {
             (ProviderType::Openai, e) => Some(format!("{}/{}", self.base_url, e.path())),
@@ -80,15 +81,23 @@ impl Provider {
                 e.path(),
                 self.api_version
             )),
-            (ProviderType::Anthropic, crate::Endpoint::Chat) => {
+            // Chat-only providers answer the prompt API through chat (see `providers::completions`).
+            (ProviderType::Anthropic, crate::Endpoint::Chat | crate::Endpoint::Completions) => {
                 Some(format!("{}/messages", self.base_url))
             }
-            (ProviderType::Gemini, crate::Endpoint::Chat) => Some(format!(
-                "{}/models/{}:generateContent",
+            (ProviderType::Gemini, crate::Endpoint::Chat | crate::Endpoint::Completions) => {
+                Some(format!(
+                    "{}/models/{}:generateContent",
+                    self.base_url,
+                    percent_encode_path(model)
+                ))
+            }
+            (ProviderType::Gemini, crate::Endpoint::Embeddings) => Some(format!(
+                "{}/models/{}:batchEmbedContents",
                 self.base_url,
                 percent_encode_path(model)
             )),
-            (ProviderType::Mock, crate::Endpoint::Chat) => {
+            (ProviderType::Mock, crate::Endpoint::Chat | crate::Endpoint::Completions) => {
                 Some("mock://chat/completions".to_string())
             }
             _ => None,

@@ -1,9 +1,12 @@
 //! Provider adapters. `openai` (any OpenAI-compatible API) and `azure` are forwarded as is by
 //! [`crate::forward`] (only the URL and the key header differ); `anthropic` is translated both
-//! ways; `mock` answers in-process.
+//! ways, and so is `gemini`; `mock` answers in-process. `completions` carries the prompt API to
+//! chat-only providers and `embeddings` carries OpenAI embeddings to Gemini.
 
 pub(crate) mod anthropic;
 pub(crate) mod anthropic_in;
+pub(crate) mod completions;
+pub(crate) mod embeddings;
 pub(crate) mod gemini;
 #[cfg(test)]
 mod golden;
