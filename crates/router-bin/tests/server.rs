@@ -484,6 +484,40 @@ async fn client_disconnect_cancels_the_upstream_stream() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_before_the_usage_chunk_is_charged_an_estimate() {
+    let mock = MockUpstream::start().await.unwrap();
+    // Only the first chunk (the role, no text) comes before the client leaves.
+    mock.set_chunk_delay(Duration::from_secs(600));
+    let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
+    let resp = client()
+        .request(stream_request(&server, "bye", None))
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body);
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .router
+            .usage()
+            .iter()
+            .all(|u| u.reserved == 0 && u.total_tokens > 0))
+        .await,
+        "the stream was not settled"
+    );
+    // The usage chunk never came, but the provider bills the prompt all the same: it is
+    // charged by estimate, a token per four bytes of request.
+    let sent = serde_json::json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "bye"}]});
+    let u = &server.router.usage()[0];
+    let prompt = sent.to_string().len().div_ceil(4) as u64;
+    assert_eq!(
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+        (prompt, 0, prompt)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn h2c_prior_knowledge() {
     let mock = MockUpstream::start().await.unwrap();
     let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;

@@ -4,6 +4,7 @@
 use crate::config::ProviderType;
 use crate::error::FailedAttempt;
 use crate::health::Failure;
+use crate::meter::StreamMeter;
 use crate::providers::{anthropic, anthropic_in, completions, embeddings, gemini, mock};
 use crate::request::ChatRequest;
 use crate::request::{Dialect, Endpoint};
@@ -784,6 +785,7 @@ async fn attempt(
         );
         stream.as_completions = request.endpoint() == Endpoint::Completions
             && !native(provider.kind(), Endpoint::Completions);
+        stream.prompt_estimate = request.prompt_estimate();
         return Ok(ChatResponse {
             status,
             headers: client_headers(&parts.headers, true),
@@ -927,6 +929,9 @@ pub(crate) struct ChatStream {
     /// The client asked the prompt API of a chat-only provider: chat chunks go out as
     /// `text_completion` chunks.
     as_completions: bool,
+    /// What the upstream streamed, for a charge when its final usage report never comes.
+    meter: StreamMeter,
+    prompt_estimate: u64,
 }
 
 /// The format an upstream speaks.
@@ -1009,6 +1014,8 @@ impl ChatStream {
             timer: Box::pin(tokio::time::sleep(idle)),
             mode,
             as_completions: false,
+            meter: StreamMeter::default(),
+            prompt_estimate: 0,
         }
     }
 
@@ -1121,6 +1128,9 @@ impl ChatStream {
     fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
         let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
         for e in events {
+            if let Some(data) = event_data(&e) {
+                self.meter.observe(&data);
+            }
             if !matches!(self.mode, StreamMode::OpenAi) {
                 self.transcode(e, &mut kept);
             } else if self.keep(&e) {
@@ -1231,15 +1241,21 @@ impl ChatStream {
             out.extend_from_slice(b"data: [DONE]\n\n");
             self.done_seen = true;
         }
+        let charge = self.charge();
         if let Some(selection) = self.selection.take() {
             if self.upstream_error {
-                selection.fail_after(Failure::Upstream, self.usage);
+                selection.fail_after(Failure::Upstream, Some(charge));
             } else {
-                selection.succeed(self.usage.unwrap_or_default());
+                selection.succeed(charge);
             }
         }
         self.finished = true;
         self.trailer = (!out.is_empty()).then(|| out.freeze());
+    }
+
+    /// Usage to charge: the upstream's report, or for what it did not cover, an estimate.
+    fn charge(&self) -> TokenUsage {
+        self.meter.charge(self.usage, self.prompt_estimate)
     }
 
     fn fail(&mut self, message: String) {
@@ -1263,8 +1279,9 @@ impl ChatStream {
             });
             format!("data: {e}\n\n")
         };
+        let charge = self.charge();
         if let Some(selection) = self.selection.take() {
-            selection.fail_after(Failure::Upstream, self.usage);
+            selection.fail_after(Failure::Upstream, Some(charge));
         }
         self.finished = true;
         self.trailer = Some(Bytes::from(event));
@@ -1325,10 +1342,9 @@ fn as_completion_event(event: Bytes) -> Option<Bytes> {
 
 impl Drop for ChatStream {
     fn drop(&mut self) {
-        // The client went away mid-stream: charge the usage already reported, if any;
-        // otherwise the selection's drop releases its reservation.
-        if let (Some(selection), Some(usage)) = (self.selection.take(), self.usage) {
-            selection.succeed(usage);
+        // The client went away mid-stream: the provider bills what it sent all the same.
+        if let Some(selection) = self.selection.take() {
+            selection.succeed(self.charge());
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 mod error;
 mod forward;
 mod health;
+mod meter;
 mod providers;
 mod request;
 mod router;

@@ -256,6 +256,12 @@ impl<'a> ChatRequest<'a> {
         self.client_wants_usage
     }
 
+    /// The prompt's tokens by estimate (one per four bytes of request), charged when a stream
+    /// ends before the provider reported them.
+    pub fn prompt_estimate(&self) -> u64 {
+        (self.body.len() as u64).div_ceil(4).max(1)
+    }
+
     /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,
     /// plus the completion budget the client set (capped, so no request can reserve absurd
     /// amounts).

@@ -276,8 +276,26 @@ async fn stream_broken_midway_ends_with_an_error_event() {
     let last: Value = serde_json::from_str(events[2].strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "stream_interrupted");
     assert!(!text.contains("[DONE]"));
+    // No usage chunk came: the provider still billed the prompt and what it sent, so both are
+    // charged by estimate (a token per four bytes of request, and of streamed text).
+    let streamed: usize = events[..2]
+        .iter()
+        .map(|e| {
+            let v: Value = serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap();
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .len()
+        })
+        .sum();
+    assert!(streamed > 0, "{text}");
     let u = &r.usage()[0];
-    assert_eq!((u.errors, u.reserved, u.total_tokens), (1, 0, 0));
+    let prompt = body.len().div_ceil(4) as u64;
+    let completion = streamed.div_ceil(4) as u64;
+    assert_eq!(
+        (u.errors, u.reserved, u.prompt_tokens, u.completion_tokens),
+        (1, 0, prompt, completion)
+    );
 }
 
 fn with_timeouts(base_url: &str, server: &str) -> String {

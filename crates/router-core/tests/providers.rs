@@ -278,6 +278,23 @@ async fn anthropic_stream_cut_short_ends_with_an_error_event() {
         "{text}"
     );
     assert_eq!(r.usage()[0].errors, 1);
+    // Cut before `message_delta`: the input count of `message_start` (1 + 9 bytes / 4) stands,
+    // and the output is estimated from the text that got through ("mock ": 2 tokens), not
+    // taken from `message_start`'s placeholder 1.
+    let streamed: usize = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .len()
+        })
+        .sum();
+    assert_eq!(streamed, "mock ".len(), "{text}");
+    let u = &r.usage()[0];
+    assert_eq!((u.prompt_tokens, u.completion_tokens), (3, 2));
 }
 
 fn gemini(mock: &MockUpstream) -> Router {
