@@ -511,7 +511,13 @@ fn body_for(
             model,
         )?),
         (Dialect::Anthropic, ProviderType::Openai | ProviderType::Azure | ProviderType::Mock) => {
-            to_vec(anthropic_in::request(&request.to_object()?, model)?)
+            let mut openai = anthropic_in::request(&request.to_object()?, model)?;
+            // The completion limit goes in the field this provider's models take.
+            let field = provider.max_tokens_field();
+            if let Some(limit) = openai.as_object_mut().and_then(|o| o.remove("max_tokens")) {
+                openai[field] = limit;
+            }
+            to_vec(openai)
         }
         (Dialect::Anthropic, ProviderType::Gemini) => {
             // Anthropic → OpenAI → Gemini.
@@ -878,11 +884,14 @@ async fn attempt(
             Some((gemini::error_body(&bytes), TokenUsage::default()))
         }
         (Dialect::Anthropic, Wire::OpenAi, false) => Some((
-            anthropic_in::error_from_openai(&bytes),
+            anthropic_in::error_from_openai(status.as_u16(), &bytes),
             TokenUsage::default(),
         )),
         (Dialect::Anthropic, Wire::Gemini, false) => Some((
-            anthropic_in::error_from_openai(gemini::error_body(&bytes).to_string().as_bytes()),
+            anthropic_in::error_from_openai(
+                status.as_u16(),
+                gemini::error_body(&bytes).to_string().as_bytes(),
+            ),
             TokenUsage::default(),
         )),
     };

@@ -31,6 +31,7 @@ pub struct Provider {
     api_version: String,
     anthropic_version: String,
     default_max_tokens: u64,
+    max_tokens_field: crate::config::MaxTokensField,
     keys: Vec<Secret>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -110,6 +111,10 @@ impl Provider {
     /// `max_tokens` sent to an `anthropic` provider when the request has none.
     pub fn default_max_tokens(&self) -> u64 {
         self.default_max_tokens
+    }
+    /// The field a translated OpenAI-format request carries its completion limit in.
+    pub fn max_tokens_field(&self) -> &'static str {
+        self.max_tokens_field.name()
     }
     /// Extra headers sent upstream.
     pub fn headers(&self) -> &HeaderMap {
@@ -607,6 +612,7 @@ pub(crate) fn compile(
                     .map_or("2023-06-01", |v| v.as_str())
                     .to_string(),
                 default_max_tokens: p.default_max_tokens.unwrap_or(4096),
+                max_tokens_field: p.max_tokens_field,
                 keys,
                 first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
                 idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),

@@ -241,3 +241,36 @@ async fn a_stream_that_opens_with_an_error_event_fails_over() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_completion_limit_goes_in_the_field_the_provider_takes() {
+    let mock = MockUpstream::start().await.unwrap();
+    let body = json!({"model": "claude", "max_tokens": 50,
+                      "thinking": {"type": "enabled", "budget_tokens": 2048},
+                      "messages": [{"role": "user", "content": "hi"}]});
+    for (field, extra) in [
+        ("max_tokens", ""),
+        (
+            "max_completion_tokens",
+            ", max_tokens_field: max_completion_tokens",
+        ),
+    ] {
+        let yaml = format!(
+            "groups:\n  - name: claude\n    models: [{{provider: p, name: o3}}]\nproviders:\n  - {{name: p, base_url: \"{}\", api_key: \"sk-key-00000001\"{extra}}}\n",
+            mock.base_url()
+        );
+        let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+        let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+        assert_eq!(answer.status, 200);
+        let seen = mock.requests().last().unwrap().json();
+        assert_eq!(seen[field], 50, "{seen}");
+        let other = if field == "max_tokens" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        assert!(seen.get(other).is_none(), "{seen}");
+        // Anthropic's thinking budget is OpenAI's reasoning effort.
+        assert_eq!(seen["reasoning_effort"], "low");
+    }
+}

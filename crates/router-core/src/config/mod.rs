@@ -6,8 +6,8 @@ mod lines;
 mod raw;
 
 pub use raw::{
-    BreakerConfig, Config, EnvString, GroupConfig, ModelConfig, ProviderConfig, ProviderTimeouts,
-    ProviderType, ResilienceConfig, ServerConfig, Strategy, Weight,
+    BreakerConfig, Config, EnvString, GroupConfig, MaxTokensField, ModelConfig, ProviderConfig,
+    ProviderTimeouts, ProviderType, ResilienceConfig, ServerConfig, Strategy, Weight,
 };
 
 use std::collections::HashMap;

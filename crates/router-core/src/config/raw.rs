@@ -433,4 +433,29 @@ pub struct ProviderConfig {
     /// default 4096).
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    /// `openai`, `azure`, `mock`: the field a translated request's completion limit goes in
+    /// (default `max_tokens`; o-series and gpt-5 models want `max_completion_tokens`).
+    #[serde(default)]
+    pub max_tokens_field: MaxTokensField,
+}
+
+/// Where an OpenAI-format request carries its completion limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxTokensField {
+    /// `max_tokens`, which every OpenAI-compatible API knows.
+    #[default]
+    MaxTokens,
+    /// `max_completion_tokens`, which OpenAI's reasoning models require.
+    MaxCompletionTokens,
+}
+
+impl MaxTokensField {
+    /// The field name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MaxTokens => "max_tokens",
+            Self::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
 }

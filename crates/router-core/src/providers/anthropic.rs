@@ -2,7 +2,7 @@
 //! streamed, or an error) the other. Every OpenAI field is either translated or, when Anthropic
 //! has no counterpart, refused with a 400 that names it: nothing is dropped silently.
 
-use super::{bad, now_secs};
+use super::{bad, check_detail, check_message_fields, now_secs};
 use crate::{RouterError, TokenUsage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -36,6 +36,7 @@ fn text_only(content: &Value, path: &str) -> Result<String, RouterError> {
 
 /// An OpenAI `image_url` part as an Anthropic `image` block.
 fn image_block(part: &Value, path: &str) -> Result<Value, RouterError> {
+    check_detail(part, path, "an Anthropic provider")?;
     let url = part["image_url"]["url"]
         .as_str()
         .or_else(|| part["image_url"].as_str())
@@ -88,6 +89,33 @@ fn user_content(content: &Value, path: &str) -> Result<Value, RouterError> {
     }
 }
 
+/// A function's `parameters` as Anthropic's `input_schema`, which must describe an object:
+/// none means no parameters, and an object schema that leaves out its `type` gets it.
+fn input_schema(parameters: &Value, tool: usize) -> Result<Value, RouterError> {
+    match parameters {
+        Value::Null => Ok(json!({"type": "object", "properties": {}})),
+        Value::Object(schema) => match schema.get("type") {
+            None => {
+                let mut schema = schema.clone();
+                schema.insert("type".into(), json!("object"));
+                Ok(Value::Object(schema))
+            }
+            Some(t) if t == "object" => Ok(parameters.clone()),
+            Some(t) => Err(bad(
+                format!("tools[{tool}].function.parameters must describe an object (its type is {t}), as an Anthropic provider requires"),
+                "tools",
+            )),
+        },
+        _ => Err(bad(
+            format!("tools[{tool}].function.parameters must be a JSON Schema object"),
+            "tools",
+        )),
+    }
+}
+
+/// The smallest thinking budget Anthropic accepts.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
 /// Translates an OpenAI chat request into an Anthropic Messages request for `model`.
 pub(crate) fn request(
     openai: &Map<String, Value>,
@@ -100,6 +128,7 @@ pub(crate) fn request(
     let mut messages: Vec<Value> = Vec::new();
     let mut parallel_tools: Option<bool> = None;
     let mut tool_choice: Option<Value> = None;
+    let mut thinking_budget: Option<u64> = None;
     for (key, value) in openai {
         // `null` means "not set" in OpenAI's API.
         if value.is_null() {
@@ -138,6 +167,21 @@ pub(crate) fn request(
                 out.insert("metadata".into(), json!({"user_id": value}));
             }
             "n" if value == &json!(1) || value.is_null() => {}
+            "reasoning_effort" => {
+                thinking_budget = match value.as_str() {
+                    Some("none") => None,
+                    Some("minimal") | Some("low") => Some(1024),
+                    Some("medium") => Some(4096),
+                    Some("high") => Some(16384),
+                    Some("xhigh") => Some(32768),
+                    _ => {
+                        return Err(bad(
+                            format!("reasoning_effort {value} is not understood"),
+                            "reasoning_effort",
+                        ))
+                    }
+                }
+            }
             "parallel_tool_calls" => parallel_tools = value.as_bool(),
             "tools" => {
                 let mut tools = Vec::new();
@@ -151,14 +195,14 @@ pub(crate) fn request(
                     let f = &tool["function"];
                     let mut t = Map::new();
                     t.insert("name".into(), f["name"].clone());
-                    if let Some(d) = f.get("description") {
+                    if let Some(d) = f.get("description").filter(|d| !d.is_null()) {
                         t.insert("description".into(), d.clone());
                     }
-                    let schema = f
-                        .get("parameters")
-                        .cloned()
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-                    t.insert("input_schema".into(), schema);
+                    t.insert("input_schema".into(), input_schema(&f["parameters"], i)?);
+                    // Strict tool use: the input is held to the schema on both APIs.
+                    if let Some(strict) = f.get("strict").and_then(Value::as_bool) {
+                        t.insert("strict".into(), json!(strict));
+                    }
                     tools.push(Value::Object(t));
                 }
                 out.insert("tools".into(), Value::Array(tools));
@@ -196,6 +240,37 @@ pub(crate) fn request(
     if let Some(choice) = tool_choice {
         out.insert("tool_choice".into(), choice);
     }
+    match (
+        thinking_budget,
+        out.get("max_tokens").and_then(Value::as_u64),
+    ) {
+        (None, _) => {}
+        // Both APIs count reasoning within the completion limit: the budget stays below it.
+        (Some(budget), Some(max)) => {
+            let budget = budget.min(max.saturating_sub(1));
+            if budget < MIN_THINKING_BUDGET {
+                return Err(bad(
+                    format!("reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on an Anthropic provider (thinking takes at least {MIN_THINKING_BUDGET} tokens)"),
+                    "reasoning_effort",
+                ));
+            }
+            out.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
+        }
+        // No limit set: the default is for the answer, the budget comes on top.
+        (Some(budget), None) => {
+            out.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
+            out.insert(
+                "max_tokens".into(),
+                json!(default_max_tokens.saturating_add(budget)),
+            );
+        }
+    }
     out.entry("max_tokens").or_insert(json!(default_max_tokens));
 
     let Some(list) = openai.get("messages").and_then(Value::as_array) else {
@@ -203,6 +278,7 @@ pub(crate) fn request(
     };
     for (i, m) in list.iter().enumerate() {
         let path = format!("messages[{i}]");
+        check_message_fields(m, &path, "an Anthropic provider")?;
         match m["role"].as_str() {
             Some("system") | Some("developer") => {
                 system.push(text_only(&m["content"], &format!("{path}.content"))?)
@@ -217,6 +293,10 @@ pub(crate) fn request(
                 if !text.is_empty() {
                     blocks.push(json!({"type": "text", "text": text}));
                 }
+                // An earlier refusal is what the assistant said.
+                if let Some(refusal) = m["refusal"].as_str().filter(|r| !r.is_empty()) {
+                    blocks.push(json!({"type": "text", "text": refusal}));
+                }
                 for (j, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
                     let args = call["function"]["arguments"].as_str().unwrap_or("{}");
                     let input: Value =
@@ -229,7 +309,7 @@ pub(crate) fn request(
                             })?;
                     blocks.push(json!({
                         "type": "tool_use",
-                        "id": call["id"],
+                        "id": tool_id(&call["id"], &format!("{path}.tool_calls[{j}].id"))?,
                         "name": call["function"]["name"],
                         "input": input,
                     }));
@@ -242,7 +322,7 @@ pub(crate) fn request(
             Some("tool") => {
                 let result = json!({
                     "type": "tool_result",
-                    "tool_use_id": m["tool_call_id"],
+                    "tool_use_id": tool_id(&m["tool_call_id"], &format!("{path}.tool_call_id"))?,
                     "content": text_only(&m["content"], &format!("{path}.content"))?,
                 });
                 // Consecutive tool results go into one user turn.
@@ -275,10 +355,30 @@ pub(crate) fn request(
     Ok(Value::Object(out))
 }
 
+/// A tool call id as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`). Ids made by other providers
+/// (`functions.lookup:0`) are rewritten the same way wherever they appear, so a call and its
+/// result still match; a short hash of the original keeps two rewritten ids apart.
+fn tool_id(id: &Value, path: &str) -> Result<String, RouterError> {
+    let Some(id) = id.as_str().filter(|i| !i.is_empty()) else {
+        return Err(bad(format!("{path} is missing"), "messages"));
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.chars().all(valid) {
+        return Ok(id.to_string());
+    }
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(id.as_bytes());
+    let clean: String = id.chars().map(|c| if valid(c) { c } else { '_' }).collect();
+    Ok(format!(
+        "{clean}_{:02x}{:02x}{:02x}{:02x}",
+        hash[0], hash[1], hash[2], hash[3]
+    ))
+}
+
 fn finish_reason(stop_reason: &Value) -> Value {
     match stop_reason.as_str() {
         None => Value::Null,
-        Some("max_tokens") => json!("length"),
+        Some("max_tokens") | Some("model_context_window_exceeded") => json!("length"),
         Some("tool_use") => json!("tool_calls"),
         Some("refusal") => json!("content_filter"),
         Some(_) => json!("stop"),
@@ -310,10 +410,13 @@ fn openai_usage(u: TokenUsage, cached: u64) -> Value {
 /// Translates a complete Anthropic answer into an OpenAI `chat.completion`.
 pub(crate) fn response(answer: &Value) -> (Value, TokenUsage) {
     let mut text = String::new();
+    let mut thinking = String::new();
     let mut tool_calls = Vec::new();
     for block in answer["content"].as_array().into_iter().flatten() {
         match block["type"].as_str() {
             Some("text") => text.push_str(block["text"].as_str().unwrap_or("")),
+            // Thinking goes where OpenAI-compatible APIs put reasoning.
+            Some("thinking") => thinking.push_str(block["thinking"].as_str().unwrap_or("")),
             Some("tool_use") => tool_calls.push(json!({
                 "id": block["id"],
                 "type": "function",
@@ -332,6 +435,9 @@ pub(crate) fn response(answer: &Value) -> (Value, TokenUsage) {
     });
     if !tool_calls.is_empty() {
         message["tool_calls"] = Value::Array(tool_calls);
+    }
+    if !thinking.is_empty() {
+        message["reasoning_content"] = json!(thinking);
     }
     let out = json!({
         "id": answer["id"],
@@ -452,6 +558,10 @@ impl StreamTranslator {
                 match delta["type"].as_str() {
                     Some("text_delta") => {
                         vec![self.chunk(json!({"content": delta["text"]}), Value::Null)]
+                    }
+                    Some("thinking_delta") => {
+                        vec![self
+                            .chunk(json!({"reasoning_content": delta["thinking"]}), Value::Null)]
                     }
                     Some("input_json_delta") => {
                         let block = event["index"].as_u64().unwrap_or(0);
@@ -708,5 +818,159 @@ mod tests {
         assert_eq!(chunks[6]["usage"]["total_tokens"], 16);
         assert_eq!(chunks.len(), 7);
         assert_eq!(t.usage().unwrap().total_tokens, 16);
+    }
+
+    fn refused(v: Value) -> (String, Option<String>) {
+        match req(v) {
+            Err(RouterError::BadRequest { message, param, .. }) => (message, param),
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn foreign_tool_ids_are_rewritten_the_same_way_everywhere() {
+        let out = req(json!({"model": "g", "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "functions.look:0", "type": "function", "function": {"name": "look", "arguments": "{}"}},
+                {"id": "functions_look_0", "type": "function", "function": {"name": "look", "arguments": "{}"}},
+            ]},
+            {"role": "tool", "tool_call_id": "functions.look:0", "content": "a"},
+            {"role": "tool", "tool_call_id": "functions_look_0", "content": "b"},
+        ]}))
+        .unwrap();
+        let used = &out["messages"][1]["content"];
+        let results = &out["messages"][2]["content"];
+        let first = used[0]["id"].as_str().unwrap();
+        assert!(first.starts_with("functions_look_0_"), "{first}");
+        assert!(first
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+        assert_eq!(results[0]["tool_use_id"], first);
+        // A valid id is kept as it is, and a rewritten one cannot collide with it.
+        assert_eq!(used[1]["id"], "functions_look_0");
+        assert_eq!(results[1]["tool_use_id"], used[1]["id"]);
+        assert_ne!(used[0]["id"], used[1]["id"]);
+
+        let (m, _) = refused(json!({"model": "g", "messages": [
+            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        ]}));
+        assert!(m.contains("messages[0].tool_calls[0].id is missing"), "{m}");
+        let (m, _) = refused(json!({"model": "g", "messages": [{"role": "tool", "content": "x"}]}));
+        assert!(m.contains("messages[0].tool_call_id is missing"), "{m}");
+    }
+
+    #[test]
+    fn tool_schemas_are_objects_and_strict_is_kept() {
+        let tools = |params: Value| {
+            json!({"model": "g", "messages": [{"role": "user", "content": "x"}], "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": params, "strict": true}},
+            ]})
+        };
+        let out = req(tools(json!({"properties": {"a": {"type": "string"}}}))).unwrap();
+        assert_eq!(
+            out["tools"][0],
+            json!({"name": "f", "strict": true,
+                   "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}})
+        );
+        let out = req(tools(Value::Null)).unwrap();
+        assert_eq!(
+            out["tools"][0]["input_schema"],
+            json!({"type": "object", "properties": {}})
+        );
+        let (m, p) = refused(tools(json!({"type": "string"})));
+        assert!(m.contains("must describe an object"), "{m}");
+        assert_eq!(p.as_deref(), Some("tools"));
+    }
+
+    #[test]
+    fn fields_without_a_counterpart_are_refused_by_name() {
+        let (m, _) = refused(
+            json!({"model": "g", "messages": [{"role": "user", "content": "x", "name": "bob"}]}),
+        );
+        assert!(m.contains("messages[0].name"), "{m}");
+        let (m, _) = refused(json!({"model": "g", "messages": [
+            {"role": "assistant", "content": "x", "function_call": {"name": "f", "arguments": "{}"}}]}));
+        assert!(m.contains("messages[0].function_call"), "{m}");
+        let (m, _) = refused(json!({"model": "g", "messages": [
+            {"role": "assistant", "content": null, "audio": {"id": "a1"}}]}));
+        assert!(m.contains("messages[0].audio"), "{m}");
+        let image = |detail: &str| {
+            json!({"model": "g", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://x.example/a.png", "detail": detail}}]}]})
+        };
+        assert!(req(image("high")).is_ok());
+        assert!(req(image("auto")).is_ok());
+        let (m, _) = refused(image("low"));
+        assert!(m.contains("image_url.detail 'low'"), "{m}");
+        // An earlier refusal is kept as what the assistant said; null fields ask for nothing.
+        let out = req(json!({"model": "g", "messages": [
+            {"role": "user", "content": "x", "name": null},
+            {"role": "assistant", "content": null, "refusal": "I can't help with that."},
+            {"role": "user", "content": "ok"},
+        ]}))
+        .unwrap();
+        assert_eq!(
+            out["messages"][1]["content"],
+            json!([{"type": "text", "text": "I can't help with that."}])
+        );
+    }
+
+    #[test]
+    fn reasoning_effort_becomes_a_thinking_budget_and_thinking_comes_back() {
+        let base = |extra: Value| {
+            let mut v = json!({"model": "g", "messages": [{"role": "user", "content": "x"}]});
+            for (k, val) in extra.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            v
+        };
+        let out = req(base(json!({"reasoning_effort": "medium"}))).unwrap();
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 4096})
+        );
+        assert_eq!(out["max_tokens"], 4096 + 4096);
+        let out = req(base(
+            json!({"reasoning_effort": "high", "max_completion_tokens": 8000}),
+        ))
+        .unwrap();
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 7999})
+        );
+        assert_eq!(out["max_tokens"], 8000);
+        assert!(req(base(json!({"reasoning_effort": "none"})))
+            .unwrap()
+            .get("thinking")
+            .is_none());
+        let (m, p) = refused(base(json!({"reasoning_effort": "low", "max_tokens": 500})));
+        assert!(m.contains("above 1024"), "{m}");
+        assert_eq!(p.as_deref(), Some("reasoning_effort"));
+        assert_eq!(
+            refused(base(json!({"reasoning_effort": "max"})))
+                .1
+                .as_deref(),
+            Some("reasoning_effort")
+        );
+
+        let (answer, _) = response(&json!({"id": "m", "model": "c", "content": [
+            {"type": "thinking", "thinking": "Let me see.", "signature": "sig"},
+            {"type": "text", "text": "42"},
+        ], "stop_reason": "model_context_window_exceeded", "usage": {"input_tokens": 1, "output_tokens": 2}}));
+        let message = &answer["choices"][0]["message"];
+        assert_eq!(message["reasoning_content"], "Let me see.");
+        assert_eq!(message["content"], "42");
+        assert_eq!(answer["choices"][0]["finish_reason"], "length");
+
+        let mut t = StreamTranslator::new(false);
+        t.event(br#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":1}}}"#);
+        t.event(br#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#);
+        let chunks = t.event(br#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hmm"}}"#);
+        assert_eq!(
+            chunks[0]["choices"][0]["delta"],
+            json!({"reasoning_content": "Hmm"})
+        );
+        assert!(t.event(br#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#).is_empty());
     }
 }

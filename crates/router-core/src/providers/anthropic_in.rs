@@ -40,6 +40,56 @@ fn image_part(block: &Value, path: &str) -> Result<Value, RouterError> {
     Ok(json!({"type": "image_url", "image_url": {"url": url}}))
 }
 
+/// Anthropic's `thinking` as OpenAI's `reasoning_effort`: a budget under 4,096 tokens is
+/// `low`, under 16,384 `medium`, else `high`; `adaptive` leaves the effort to the model and
+/// `disabled` asks for nothing.
+fn reasoning_effort(thinking: &Value) -> Result<Option<&'static str>, RouterError> {
+    match thinking["type"].as_str() {
+        Some("disabled") | Some("adaptive") => Ok(None),
+        Some("enabled") => {
+            let budget = thinking["budget_tokens"].as_u64().ok_or_else(|| {
+                bad(
+                    "thinking.budget_tokens must be a positive integer".into(),
+                    "thinking",
+                )
+            })?;
+            Ok(Some(match budget {
+                0..4096 => "low",
+                4096..16384 => "medium",
+                _ => "high",
+            }))
+        }
+        _ => Err(bad(
+            format!("thinking {thinking} is not understood"),
+            "thinking",
+        )),
+    }
+}
+
+/// A tool call id for an answer whose provider sent none (Anthropic requires one).
+fn new_tool_id() -> String {
+    let mut id = String::from("toolu_");
+    id.extend(std::iter::repeat_with(fastrand::alphanumeric).take(24));
+    id
+}
+
+/// The Anthropic error type for an upstream status (OpenAI's own types, such as
+/// `server_error`, mean nothing to an Anthropic client).
+fn error_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
 /// Translates an Anthropic Messages request into an OpenAI chat request for `model`.
 pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
     let mut out = Map::new();
@@ -58,8 +108,11 @@ pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Val
                     out.insert("stream_options".into(), json!({"include_usage": true}));
                 }
             }
-            // Thinking switched off asks for nothing.
-            "thinking" if value["type"] == "disabled" => {}
+            "thinking" => {
+                if let Some(effort) = reasoning_effort(value)? {
+                    out.insert("reasoning_effort".into(), json!(effort));
+                }
+            }
             "stop_sequences" => {
                 out.insert("stop".into(), value.clone());
             }
@@ -235,13 +288,27 @@ pub(crate) fn response(answer: &Value) -> Value {
     let choice = &answer["choices"][0];
     let message = &choice["message"];
     let mut content = Vec::new();
+    // Reasoning of OpenAI-compatible providers (`reasoning_content`) is Anthropic's thinking.
+    if let Some(thinking) = reasoning_of(message) {
+        content.push(json!({"type": "thinking", "thinking": thinking, "signature": ""}));
+    }
     if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    let refusal = message["refusal"].as_str().filter(|r| !r.is_empty());
+    if let Some(text) = refusal {
         content.push(json!({"type": "text", "text": text}));
     }
     for call in message["tool_calls"].as_array().into_iter().flatten() {
         let args = call["function"]["arguments"].as_str().unwrap_or("{}");
         let input: Value = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
-        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+        let id = match call["id"].as_str().filter(|i| !i.is_empty()) {
+            Some(id) => id.to_string(),
+            None => new_tool_id(),
+        };
+        content.push(
+            json!({"type": "tool_use", "id": id, "name": call["function"]["name"], "input": input}),
+        );
     }
     json!({
         "id": answer["id"],
@@ -252,6 +319,8 @@ pub(crate) fn response(answer: &Value) -> Value {
         // A forced tool choice ends with finish_reason "stop" on OpenAI: still a tool turn.
         "stop_reason": if message["tool_calls"].as_array().is_some_and(|c| !c.is_empty()) {
             json!("tool_use")
+        } else if refusal.is_some() {
+            json!("refusal")
         } else {
             stop_reason(&choice["finish_reason"])
         },
@@ -265,14 +334,21 @@ pub(crate) fn error(kind: &str, message: &str) -> Value {
     json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
-/// An OpenAI error body (`{"error":{...}}`) in Anthropic's shape.
-pub(crate) fn error_from_openai(body: &[u8]) -> Value {
+/// An OpenAI error body (`{"error":{...}}`) answered with `status`, in Anthropic's shape.
+pub(crate) fn error_from_openai(status: u16, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let e = &v["error"];
     error(
-        e["type"].as_str().unwrap_or("api_error"),
-        e["message"].as_str().unwrap_or("upstream error"),
+        error_type(status),
+        v["error"]["message"].as_str().unwrap_or("upstream error"),
     )
+}
+
+/// The reasoning text of an OpenAI-compatible message or delta, if any.
+fn reasoning_of(message: &Value) -> Option<&str> {
+    ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|k| message[*k].as_str())
+        .filter(|r| !r.is_empty())
 }
 
 /// Usage of an Anthropic answer or stream event (`usage` at the top or in `message`).
@@ -303,6 +379,7 @@ pub(crate) fn tokens(u: &Map<String, Value>) -> TokenUsage {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Block {
+    Thinking,
     Text,
     Tool,
 }
@@ -320,6 +397,8 @@ pub(crate) struct StreamTranslator {
     /// OpenAI tool call index → its id.
     tool_ids: HashMap<u64, String>,
     finish: Value,
+    /// The answer was a refusal (`delta.refusal`).
+    refused: bool,
     usage: Value,
     pub(crate) done: bool,
     pub(crate) failed: bool,
@@ -402,7 +481,21 @@ impl StreamTranslator {
         }
         let choice = &chunk["choices"][0];
         let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(thinking) = reasoning_of(delta) {
+            let index = match self.open {
+                Some((i, Block::Thinking)) => i,
+                _ => self.open(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    &mut out,
+                ),
+            };
+            out.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": thinking}})));
+        }
+        let refusal = delta["refusal"].as_str().filter(|t| !t.is_empty());
+        self.refused |= refusal.is_some();
+        let text = delta["content"].as_str().filter(|t| !t.is_empty());
+        for text in [text, refusal].into_iter().flatten() {
             let index = match self.open {
                 Some((i, Block::Text)) => i,
                 _ => self.open(Block::Text, json!({"type": "text", "text": ""}), &mut out),
@@ -424,7 +517,8 @@ impl StreamTranslator {
                     if let Some(id) = id {
                         self.tool_ids.insert(tool, id.to_string());
                     }
-                    let start = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+                    let id = id.map_or_else(new_tool_id, str::to_string);
+                    let start = json!({"type": "tool_use", "id": id, "name": call["function"]["name"], "input": {}});
                     let i = self.open(Block::Tool, start, &mut out);
                     self.tools.insert(tool, i);
                     i
@@ -455,7 +549,12 @@ impl StreamTranslator {
         }
         self.close(out);
         let usage = anthropic_usage(&self.usage);
-        out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason(&self.finish), "stop_sequence": null}, "usage": usage})));
+        let reason = if self.refused && self.tools.is_empty() {
+            json!("refusal")
+        } else {
+            stop_reason(&self.finish)
+        };
+        out.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": null}, "usage": usage})));
         out.push(ev("message_stop", json!({"type": "message_stop"})));
         self.done = true;
     }
@@ -611,5 +710,122 @@ mod tests {
         assert_eq!(events[7].1["usage"]["input_tokens"], 9);
         assert!(t.done);
         assert_eq!(t.usage().unwrap().total_tokens, 13);
+    }
+
+    #[test]
+    fn thinking_becomes_reasoning_effort() {
+        let with = |thinking: Value| {
+            let r = json!({"model": "g", "max_tokens": 20000, "thinking": thinking,
+                           "messages": [{"role": "user", "content": "x"}]});
+            request(r.as_object().unwrap(), "m")
+        };
+        let effort = |budget: u64| {
+            with(json!({"type": "enabled", "budget_tokens": budget})).unwrap()["reasoning_effort"]
+                .clone()
+        };
+        assert_eq!(effort(1024), "low");
+        assert_eq!(effort(4096), "medium");
+        assert_eq!(effort(16384), "high");
+        for quiet in ["disabled", "adaptive"] {
+            let out = with(json!({"type": quiet})).unwrap();
+            assert!(out.get("reasoning_effort").is_none(), "{quiet}");
+        }
+        assert!(matches!(
+            with(json!({"type": "enabled"})),
+            Err(RouterError::BadRequest { .. })
+        ));
+        assert!(matches!(
+            with(json!({"type": "sometimes"})),
+            Err(RouterError::BadRequest { .. })
+        ));
+    }
+
+    #[test]
+    fn error_types_follow_the_status() {
+        let body = br#"{"error":{"message":"boom","type":"server_error"}}"#;
+        for (status, kind) in [
+            (400, "invalid_request_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "request_too_large"),
+            (429, "rate_limit_error"),
+            (500, "api_error"),
+            (529, "overloaded_error"),
+        ] {
+            let e = error_from_openai(status, body);
+            assert_eq!(e["error"]["type"], kind, "{status}");
+            assert_eq!(e["error"]["message"], "boom");
+        }
+    }
+
+    #[test]
+    fn reasoning_refusals_and_missing_ids_in_answers() {
+        let answer = json!({"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": null, "reasoning_content": "Think.",
+                        "refusal": "I can't help with that."}}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4}});
+        let out = response(&answer);
+        assert_eq!(
+            out["content"],
+            json!([{"type": "thinking", "thinking": "Think.", "signature": ""},
+                   {"type": "text", "text": "I can't help with that."}])
+        );
+        assert_eq!(out["stop_reason"], "refusal");
+
+        let answer = json!({"id": "c", "model": "m", "choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]});
+        let id = response(&answer)["content"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(id.starts_with("toolu_") && id.len() == 30, "{id}");
+
+        let mut t = StreamTranslator::default();
+        let mut events = Vec::new();
+        for chunk in [
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"role":"assistant","reasoning_content":"Hm"}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"reasoning_content":"m."}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"refusal":"No."}}]}"#,
+            r#"{"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            "[DONE]",
+        ] {
+            events.extend(t.event(chunk.as_bytes()));
+        }
+        let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(
+            events[1].1["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        assert_eq!(
+            events[3].1["delta"],
+            json!({"type": "thinking_delta", "thinking": "m."})
+        );
+        assert_eq!(
+            events[6].1["delta"],
+            json!({"type": "text_delta", "text": "No."})
+        );
+        assert_eq!(events[8].1["delta"]["stop_reason"], "refusal");
+
+        let mut t = StreamTranslator::default();
+        let events = t.event(br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"f","arguments":""}}]}}]}"#);
+        let id = events[1].1["content_block"]["id"].as_str().unwrap();
+        assert!(id.starts_with("toolu_"), "{id}");
     }
 }

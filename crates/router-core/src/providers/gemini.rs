@@ -3,7 +3,7 @@
 //! exception is `user`, an end-user id for the provider's abuse monitoring that Gemini has no
 //! place for and that changes nothing in the answer.
 
-use super::{bad, now_secs};
+use super::{bad, check_detail, check_message_fields, now_secs};
 use crate::{RouterError, TokenUsage};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -42,6 +42,7 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Value>, RouterError> {
             .map(|(i, p)| match p["type"].as_str() {
                 Some("text") => Ok(json!({"text": p["text"]})),
                 Some("image_url") => {
+                    check_detail(p, &format!("{path}[{i}]"), "a Gemini provider")?;
                     let url = p["image_url"]["url"].as_str().unwrap_or("");
                     if let Some(rest) = url.strip_prefix("data:") {
                         let (meta, data) = rest.split_once(',').unwrap_or(("", ""));
@@ -127,6 +128,9 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
                     if let Some(p) = f.get("parameters") {
                         d.insert("parameters".into(), p.clone());
                     }
+                    if f.get("strict") == Some(&json!(true)) {
+                        return Err(bad(format!("tools[{i}].function.strict: a Gemini provider cannot hold a call to its schema strictly"), "tools"));
+                    }
                     declarations.push(Value::Object(d));
                 }
                 out.insert("tools".into(), json!([{"functionDeclarations": declarations}]));
@@ -164,6 +168,7 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
     let mut call_names: HashMap<String, Value> = HashMap::new();
     for (i, m) in list.iter().enumerate() {
         let path = format!("messages[{i}]");
+        check_message_fields(m, &path, "a Gemini provider")?;
         match m["role"].as_str() {
             Some("system") | Some("developer") => system.push(json!({"text": text_of(&m["content"])})),
             Some("user") => contents.push(json!({"role": "user", "parts": user_parts(&m["content"], &format!("{path}.content"))?})),
@@ -172,6 +177,9 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
                 let text = text_of(&m["content"]);
                 if !text.is_empty() {
                     parts.push(json!({"text": text}));
+                }
+                if let Some(refusal) = m["refusal"].as_str().filter(|r| !r.is_empty()) {
+                    parts.push(json!({"text": refusal}));
                 }
                 for (j, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
                     let args = call["function"]["arguments"].as_str().unwrap_or("{}");
@@ -497,5 +505,33 @@ mod tests {
         assert!(t
             .event(br#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}"#)
             .is_err());
+    }
+
+    #[test]
+    fn fields_without_a_counterpart_are_refused_by_name() {
+        let refused = |v: Value| match request(v.as_object().unwrap()) {
+            Err(RouterError::BadRequest { message, .. }) => message,
+            other => panic!("expected 400, got {other:?}"),
+        };
+        let m = refused(json!({"messages": [{"role": "user", "content": "x", "name": "bob"}]}));
+        assert!(m.contains("messages[0].name"), "{m}");
+        let m = refused(
+            json!({"messages": [{"role": "user", "content": "x"}], "tools": [
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}, "strict": true}}]}),
+        );
+        assert!(m.contains("tools[0].function.strict"), "{m}");
+        let m = refused(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x.example/a.png", "detail": "low"}}]}]}));
+        assert!(m.contains("detail 'low'"), "{m}");
+        let out = request(
+            json!({"messages": [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": null, "refusal": "No."},
+            ]})
+            .as_object()
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(out["contents"][1]["parts"], json!([{"text": "No."}]));
     }
 }

@@ -19,6 +19,53 @@ pub(crate) fn bad(message: String, param: &str) -> crate::RouterError {
     crate::RouterError::bad_request(message, Some(param))
 }
 
+/// What an OpenAI message may carry beyond `role` and `content` for a provider of another
+/// format (`to`): a field with no counterpart (`name`, `audio`, the legacy `function_call`) is
+/// refused by name. An assistant's earlier `refusal` is text; its `reasoning_content` is left
+/// out, as no other format takes back reasoning it did not sign.
+pub(crate) fn check_message_fields(
+    m: &serde_json::Value,
+    path: &str,
+    to: &str,
+) -> Result<(), crate::RouterError> {
+    let allowed: &[&str] = match m["role"].as_str() {
+        Some("assistant") => &[
+            "role",
+            "content",
+            "tool_calls",
+            "refusal",
+            "reasoning_content",
+        ],
+        Some("tool") => &["role", "content", "tool_call_id"],
+        _ => &["role", "content"],
+    };
+    for (key, value) in m.as_object().into_iter().flatten() {
+        if !value.is_null() && !allowed.contains(&key.as_str()) {
+            return Err(bad(
+                format!("{path}.{key} cannot be sent to {to}"),
+                "messages",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An `image_url` part's `detail` for a provider (`to`) that reads every image in full:
+/// `auto` and `high` ask for nothing more, `low` asks for less and cannot be kept.
+pub(crate) fn check_detail(
+    part: &serde_json::Value,
+    path: &str,
+    to: &str,
+) -> Result<(), crate::RouterError> {
+    match part["image_url"]["detail"].as_str() {
+        None | Some("auto") | Some("high") => Ok(()),
+        Some(other) => Err(bad(
+            format!("{path}.image_url.detail '{other}' cannot be sent to {to} (it reads every image in full)"),
+            "messages",
+        )),
+    }
+}
+
 /// Seconds since the Unix epoch, for the `created` field of translated answers.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()

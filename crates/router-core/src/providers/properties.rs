@@ -98,7 +98,7 @@ proptest! {
         let _ = anthropic::error_body(v.to_string().as_bytes());
         let _ = anthropic_in::request(&object(&v), "m");
         let _ = anthropic_in::response(&v);
-        let _ = anthropic_in::error_from_openai(v.to_string().as_bytes());
+        let _ = anthropic_in::error_from_openai(500, v.to_string().as_bytes());
         let _ = gemini::request(&object(&v));
         let _ = gemini::response(&v, "m");
         let _ = gemini::error_body(v.to_string().as_bytes());
