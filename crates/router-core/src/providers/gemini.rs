@@ -263,9 +263,18 @@ fn openai_usage(meta: &Value) -> Value {
     })
 }
 
-/// Text and tool calls of a candidate's parts; `first_index` numbers the calls.
-fn parts_of(candidate: &Value, first_index: usize) -> (String, Vec<Value>) {
+/// What a candidate's parts say.
+struct Said {
+    text: String,
+    /// Thought summaries (`thought: true` parts), as OpenAI-compatible `reasoning_content`.
+    reasoning: String,
+    calls: Vec<Value>,
+}
+
+/// Text, reasoning and tool calls of a candidate's parts; `first_index` numbers the calls.
+fn parts_of(candidate: &Value, first_index: usize) -> Said {
     let mut text = String::new();
+    let mut reasoning = String::new();
     let mut calls = Vec::new();
     for part in candidate["content"]["parts"]
         .as_array()
@@ -273,6 +282,7 @@ fn parts_of(candidate: &Value, first_index: usize) -> (String, Vec<Value>) {
         .flatten()
     {
         if part["thought"] == json!(true) {
+            reasoning.push_str(part["text"].as_str().unwrap_or(""));
             continue;
         }
         if let Some(t) = part["text"].as_str() {
@@ -289,13 +299,21 @@ fn parts_of(candidate: &Value, first_index: usize) -> (String, Vec<Value>) {
             }));
         }
     }
-    (text, calls)
+    Said {
+        text,
+        reasoning,
+        calls,
+    }
 }
 
 /// Translates a complete Gemini answer into an OpenAI `chat.completion` for `model`.
 pub(crate) fn response(answer: &Value, model: &str) -> (Value, TokenUsage) {
     let candidate = &answer["candidates"][0];
-    let (text, mut calls) = parts_of(candidate, 0);
+    let Said {
+        text,
+        reasoning,
+        mut calls,
+    } = parts_of(candidate, 0);
     for c in &mut calls {
         if let Some(o) = c.as_object_mut() {
             o.remove("index");
@@ -304,6 +322,9 @@ pub(crate) fn response(answer: &Value, model: &str) -> (Value, TokenUsage) {
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls.clone());
+    }
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
     }
     let out = json!({
         "id": answer["responseId"].as_str().map_or_else(|| "chatcmpl-gemini".to_string(), |id| format!("chatcmpl-{id}")),
@@ -380,8 +401,15 @@ impl StreamTranslator {
             self.usage = event["usageMetadata"].clone();
         }
         let candidate = &event["candidates"][0];
-        let (text, calls) = parts_of(candidate, self.calls);
+        let Said {
+            text,
+            reasoning,
+            calls,
+        } = parts_of(candidate, self.calls);
         self.calls += calls.len();
+        if !reasoning.is_empty() {
+            out.push(self.chunk(json!({"reasoning_content": reasoning}), Value::Null));
+        }
         if !text.is_empty() {
             out.push(self.chunk(json!({"content": text}), Value::Null));
         }

@@ -3,7 +3,7 @@
 //! `ping`, `usage: null` on every OpenAI chunk, parallel tool calls) and the exact translation
 //! each must produce.
 
-use super::{anthropic, anthropic_in};
+use super::{anthropic, anthropic_in, gemini};
 use crate::sse::{event_data, SseScanner};
 use serde_json::{json, Value};
 
@@ -116,4 +116,174 @@ fn openai_parallel_tool_stream_to_anthropic_events() {
         .collect();
     assert_eq!(out, expected);
     assert_eq!(t.usage().map(|u| u.total_tokens), Some(118));
+}
+
+fn fixture(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn anthropic_complete_answer_to_openai() {
+    let (mut answer, usage) =
+        anthropic::response(&fixture(include_str!("fixtures/anthropic_message.json")));
+    answer["created"] = json!(0);
+    assert_eq!(
+        answer,
+        json!({
+            "id": "msg_01GoldenComplete",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "claude-test",
+            "choices": [{
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me check the weather in Paris.",
+                    "reasoning_content": "The user wants the weather; I should call the tool.",
+                    "tool_calls": [
+                        {"id": "toolu_01GoldenA", "type": "function",
+                         "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"celsius\"}"}},
+                        {"id": "toolu_01GoldenB", "type": "function",
+                         "function": {"name": "get_time", "arguments": "{}"}},
+                    ],
+                },
+                "logprobs": null,
+                "finish_reason": "tool_calls",
+            }],
+            // Prompt: input 2095 + cache creation 100 + cache reads 1024.
+            "usage": {"prompt_tokens": 3219, "completion_tokens": 503, "total_tokens": 3722,
+                      "prompt_tokens_details": {"cached_tokens": 1024}},
+        })
+    );
+    assert_eq!(usage.total_tokens, 3722);
+}
+
+#[test]
+fn gemini_complete_answer_to_openai() {
+    let (mut answer, usage) = gemini::response(
+        &fixture(include_str!("fixtures/gemini_response.json")),
+        "gemini-configured",
+    );
+    answer["created"] = json!(0);
+    assert_eq!(
+        answer,
+        json!({
+            "id": "chatcmpl-goldenResp01",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gemini-2.5-flash",
+            "choices": [{
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me look that up. One moment.",
+                    "reasoning_content": "**Checking the forecast**\nThe user asks about Paris.",
+                    "tool_calls": [{"id": "call_0", "type": "function",
+                                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
+                },
+                "logprobs": null,
+                "finish_reason": "tool_calls",
+            }],
+            // Completion: candidates 17 + thoughts 61; total as reported.
+            "usage": {"prompt_tokens": 42, "completion_tokens": 78, "total_tokens": 120,
+                      "prompt_tokens_details": {"cached_tokens": 8}},
+        })
+    );
+    assert_eq!(usage.total_tokens, 120);
+}
+
+#[test]
+fn gemini_stream_to_openai_chunks() {
+    let mut t = gemini::StreamTranslator::new("gemini-configured", true);
+    let mut chunks: Vec<Value> = events(include_str!("fixtures/gemini_stream.sse"))
+        .iter()
+        .flat_map(|e| t.event(e).unwrap())
+        .collect();
+    assert!(t.complete());
+    chunks.extend(t.finish());
+    for c in &mut chunks {
+        c["created"] = json!(0);
+    }
+    let base = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-gemini", "object": "chat.completion.chunk", "created": 0,
+               "model": "gemini-configured",
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    assert_eq!(
+        chunks,
+        vec![
+            base(json!({"role": "assistant", "content": ""}), Value::Null),
+            base(
+                json!({"reasoning_content": "Thinking about Paris."}),
+                Value::Null
+            ),
+            base(json!({"content": "It is "}), Value::Null),
+            base(json!({"content": "sunny."}), Value::Null),
+            base(
+                json!({"tool_calls": [{"index": 0, "id": "call_0", "type": "function",
+                                       "function": {"name": "log_city", "arguments": "{\"city\":\"Paris\"}"}}]}),
+                Value::Null,
+            ),
+            base(json!({}), json!("tool_calls")),
+            json!({"id": "chatcmpl-gemini", "object": "chat.completion.chunk", "created": 0,
+                   "model": "gemini-configured", "choices": [],
+                   "usage": {"prompt_tokens": 42, "completion_tokens": 15, "total_tokens": 57,
+                             "prompt_tokens_details": {"cached_tokens": 0}}}),
+        ]
+    );
+    // The last usageMetadata counts: 42 prompt, 9 candidates + 6 thoughts.
+    assert_eq!(t.usage().map(|u| u.total_tokens), Some(57));
+}
+
+#[test]
+fn openai_request_to_anthropic_and_gemini() {
+    let request = fixture(include_str!("fixtures/openai_request.json"));
+    let request = request.as_object().unwrap();
+    assert_eq!(
+        anthropic::request(request, "claude-test", 4096).unwrap(),
+        json!({
+            "model": "claude-test",
+            "system": "You are terse.",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is the weather here?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"}},
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_abc", "name": "get_weather", "input": {"city": "Paris"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_abc", "content": "18C, sunny"},
+                ]},
+            ],
+            "tools": [{"name": "get_weather", "description": "Current weather",
+                       "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}],
+            "tool_choice": {"type": "auto"},
+            "temperature": 0,
+            "top_p": 0.9,
+            "stop_sequences": ["END"],
+            "max_tokens": 256,
+            "stream": true,
+        })
+    );
+    assert_eq!(
+        gemini::request(request).unwrap(),
+        json!({
+            "systemInstruction": {"parts": [{"text": "You are terse."}]},
+            "contents": [
+                {"role": "user", "parts": [
+                    {"text": "What is the weather here?"},
+                    {"inlineData": {"mimeType": "image/jpeg", "data": "/9j/4AAQ"}},
+                ]},
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"content": "18C, sunny"}}},
+                ]},
+            ],
+            "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Current weather",
+                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+            "generationConfig": {"temperature": 0, "topP": 0.9, "stopSequences": ["END"], "maxOutputTokens": 256},
+        })
+    );
 }
