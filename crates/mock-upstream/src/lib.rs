@@ -5,7 +5,9 @@
 //! Its answers: the reply is `mock says: ` + the last user message; prompt tokens are
 //! `1 + (bytes of all message texts) / 4`, completion tokens one per reply word. A stream sends a
 //! role chunk, one chunk per word, a finish chunk, the usage chunk when
-//! `stream_options.include_usage` is true, then `data: [DONE]`.
+//! `stream_options.include_usage` is true, then `data: [DONE]`. A request with
+//! `reasoning_effort` also gets `reasoning_content` ("reasoning at {effort} effort"), before the
+//! text when streamed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -485,6 +487,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         .filter(|_| last_user.contains("use a tool"))
         .map(str::to_string);
     let tool_args = json!({"query": last_user}).to_string();
+    // Asked to reason: the reasoning comes first, as OpenAI-compatible reasoners send it.
+    let reasoning = request["reasoning_effort"]
+        .as_str()
+        .map(|effort| format!("reasoning at {effort} effort"));
     let prompt_bytes: usize = messages.iter().map(|m| text_of(&m["content"]).len()).sum();
     let prompt_tokens = 1 + prompt_bytes as u64 / 4;
     let completion_tokens = reply.split_whitespace().count() as u64;
@@ -510,7 +516,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
                     Some(name) => json!({"role": "assistant", "content": null, "refusal": null,
                         "tool_calls": [{"id": "call_mock", "type": "function",
                                         "function": {"name": name, "arguments": tool_args}}]}),
-                    None => json!({"role": "assistant", "content": reply, "refusal": null}),
+                    None => match &reasoning {
+                        Some(r) => json!({"role": "assistant", "content": reply, "refusal": null,
+                                          "reasoning_content": r}),
+                        None => json!({"role": "assistant", "content": reply, "refusal": null}),
+                    },
                 },
                 "logprobs": null,
                 "finish_reason": if tool.is_some() { "tool_calls" } else { "stop" },
@@ -533,6 +543,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         json!({"role": "assistant", "content": ""}),
         Value::Null,
     )];
+    if let Some(reasoning) = &reasoning {
+        for word in reasoning.split_inclusive(' ') {
+            chunks.push(chunk(json!({"reasoning_content": word}), Value::Null));
+        }
+    }
     if let Some(name) = &tool {
         chunks.push(chunk(
             json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function",

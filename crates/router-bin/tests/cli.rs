@@ -262,15 +262,17 @@ async fn openai_python_sdk() {
 }
 
 /// The official `anthropic` Python SDK on `/v1/messages` routed to an OpenAI-format upstream,
-/// and the `openai` SDK routed to an Anthropic-format one: text, tools, streaming, errors.
+/// and the `openai` SDK routed to an Anthropic-format one: text, tools, streaming, errors, the
+/// legacy prompt API through chat, and embeddings on Gemini.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the anthropic and openai Python SDKs: run through scripts/test"]
 async fn anthropic_python_sdk() {
     let mock = MockUpstream::start().await.unwrap();
     let dir = temp_dir("cli-anthropic-sdk");
     let config = format!(
-        "api_key: demo-key\ngroups:\n  - name: claude-via-openai\n    models: [{{provider: oai, name: gpt-mock}}]\n  - name: gpt-via-claude\n    models: [{{provider: claude, name: claude-mock}}]\nproviders:\n  - {{name: oai, base_url: \"{url}\", api_key: sk-oai}}\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: sk-ant}}\n",
-        url = mock.base_url()
+        "api_key: demo-key\ngroups:\n  - name: claude-via-openai\n    models: [{{provider: oai, name: gpt-mock}}]\n  - name: gpt-via-claude\n    models: [{{provider: claude, name: claude-mock}}]\n  - name: embed-via-gemini\n    models: [{{provider: gem, name: text-embedding-004}}]\nproviders:\n  - {{name: oai, base_url: \"{url}\", api_key: sk-oai}}\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: sk-ant}}\n  - {{name: gem, type: gemini, base_url: \"{gemini}\", api_key: sk-gem}}\n",
+        url = mock.base_url(),
+        gemini = mock.base_url().replace("/v1", "/v1beta")
     );
     std::fs::write(dir.join("config.yaml"), config).unwrap();
     let router = Running::start(&dir, &[]);

@@ -89,6 +89,21 @@ try:
 except anthropic.AuthenticationError as e:
     assert e.status_code == 401
 
+# Thinking asked of an OpenAI-format upstream: its reasoning_content comes back as a thinking
+# block, complete and streamed.
+thinking = {"type": "enabled", "budget_tokens": 2048}
+m = client.messages.create(model="claude-via-openai", max_tokens=4096, thinking=thinking,
+                           messages=[{"role": "user", "content": "think first"}])
+assert [b.type for b in m.content] == ["thinking", "text"], m
+assert m.content[0].thinking == "reasoning at low effort", m
+assert m.content[1].text == "mock says: think first", m
+with client.messages.stream(model="claude-via-openai", max_tokens=4096, thinking=thinking,
+                            messages=[{"role": "user", "content": "think aloud"}]) as s:
+    final = s.get_final_message()
+assert [b.type for b in final.content] == ["thinking", "text"], final
+assert final.content[0].thinking == "reasoning at low effort", final
+assert final.content[1].text == "mock says: think aloud", final
+
 # The openai SDK against an Anthropic-format upstream.
 oa = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
 r = oa.chat.completions.create(model="gpt-via-claude", messages=[{"role": "user", "content": "hi claude"}], temperature=0)
@@ -117,5 +132,23 @@ r = oa.chat.completions.create(model="gpt-via-claude", messages=[{"role": "user"
     {"type": "image_url", "image_url": {"url": "data:image/png;base64," + PIXEL}},
 ]}])
 assert r.choices[0].message.content == "mock says: what is in it", r
+
+# The legacy prompt API reaches the Anthropic upstream through chat, complete and streamed.
+r = oa.completions.create(model="gpt-via-claude", prompt="complete me", max_tokens=20)
+assert r.object == "text_completion" and r.choices[0].text == "mock says: complete me", r
+assert r.choices[0].finish_reason == "stop" and r.usage.total_tokens > 0, r
+text = "".join(
+    c.choices[0].text
+    for c in oa.completions.create(model="gpt-via-claude", prompt="stream me", stream=True)
+    if c.choices
+)
+assert text == "mock says: stream me", text
+
+# Embeddings on Gemini: the SDK asks for base64 by default and decodes the floats itself.
+r = oa.embeddings.create(model="embed-via-gemini", input=["abcdefgh", "xyz"])
+assert [d.embedding for d in r.data] == [[8.0, 4.0, -1.0], [3.0, 1.5, -1.0]], r
+assert r.usage.prompt_tokens == 3 and r.usage.total_tokens == 3, r.usage
+r = oa.embeddings.create(model="embed-via-gemini", input="abcd", encoding_format="float", dimensions=4)
+assert r.data[0].embedding == [4.0, 2.0, -1.0, 0.25], r
 
 print("anthropic sdk: all checks passed")
