@@ -64,6 +64,26 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Value>, RouterError> {
     }
 }
 
+/// Between a tool call id and the thought signature it carries (base64 has no `_`).
+const SIGNATURE_MARK: &str = "__thought__";
+
+/// OpenAI's `reasoning_effort` as a Gemini thinking budget (`none` switches thinking off).
+fn thinking_budget(effort: &Value) -> Result<u64, RouterError> {
+    Ok(match effort.as_str() {
+        Some("none") => 0,
+        Some("minimal") | Some("low") => 1024,
+        Some("medium") => 4096,
+        Some("high") => 16384,
+        Some("xhigh") => 32768,
+        _ => {
+            return Err(bad(
+                format!("reasoning_effort {effort} is not understood"),
+                "reasoning_effort",
+            ))
+        }
+    })
+}
+
 /// Translates an OpenAI chat request into a Gemini `generateContent` request.
 pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError> {
     let mut out = Map::new();
@@ -85,6 +105,14 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
             }
             "seed" => {
                 config.insert("seed".into(), value.clone());
+            }
+            "reasoning_effort" => {
+                let budget = thinking_budget(value)?;
+                // Thought summaries come back as `reasoning_content`.
+                config.insert(
+                    "thinkingConfig".into(),
+                    json!({"thinkingBudget": budget, "includeThoughts": budget > 0}),
+                );
             }
             "presence_penalty" => {
                 config.insert("presencePenalty".into(), value.clone());
@@ -188,7 +216,11 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
                     if let Some(id) = call["id"].as_str() {
                         call_names.insert(id.to_string(), call["function"]["name"].clone());
                     }
-                    parts.push(json!({"functionCall": {"name": call["function"]["name"], "args": args}}));
+                    let mut part = json!({"functionCall": {"name": call["function"]["name"], "args": args}});
+                    if let Some((_, signature)) = call["id"].as_str().and_then(|id| id.split_once(SIGNATURE_MARK)) {
+                        part["thoughtSignature"] = json!(signature);
+                    }
+                    parts.push(part);
                 }
                 if parts.is_empty() {
                     parts.push(json!({"text": ""}));
@@ -290,9 +322,14 @@ fn parts_of(candidate: &Value, first_index: usize) -> Said {
         }
         if let Some(call) = part.get("functionCall") {
             let index = first_index + calls.len();
-            let id = call["id"]
+            let mut id = call["id"]
                 .as_str()
                 .map_or_else(|| format!("call_{index}"), str::to_string);
+            // Gemini 3 wants a call's thought signature back with it in the next turn: it
+            // travels in the call id, which OpenAI and Anthropic clients echo unchanged.
+            if let Some(signature) = part["thoughtSignature"].as_str() {
+                id = format!("{id}{SIGNATURE_MARK}{signature}");
+            }
             calls.push(json!({
                 "index": index, "id": id, "type": "function",
                 "function": {"name": call["name"], "arguments": call["args"].to_string()},
@@ -561,5 +598,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out["contents"][1]["parts"], json!([{"text": "No."}]));
+    }
+
+    #[test]
+    fn thought_signatures_travel_in_tool_call_ids_and_effort_becomes_a_budget() {
+        let answer = json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "CiQB+/x="}]},
+            "finishReason": "STOP"}]});
+        let (out, _) = response(&answer, "m");
+        let id = out["choices"][0]["message"]["tool_calls"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(id, "call_0__thought__CiQB+/x=");
+        // The client sends the call back with its result: the signature goes back with the call.
+        let next = request(json!({"messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
+            {"role": "tool", "tool_call_id": id, "content": "done"},
+        ], "reasoning_effort": "medium"}).as_object().unwrap())
+        .unwrap();
+        assert_eq!(
+            next["contents"][1]["parts"][0],
+            json!({"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "CiQB+/x="})
+        );
+        assert_eq!(
+            next["contents"][2]["parts"][0]["functionResponse"]["name"],
+            "f"
+        );
+        assert_eq!(
+            next["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 4096, "includeThoughts": true})
+        );
+        let off = request(
+            json!({"messages": [], "reasoning_effort": "none"})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            off["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 0, "includeThoughts": false})
+        );
+        assert!(request(
+            json!({"messages": [], "reasoning_effort": 3})
+                .as_object()
+                .unwrap()
+        )
+        .is_err());
     }
 }

@@ -178,7 +178,8 @@ fn gemini_complete_answer_to_openai() {
                     "role": "assistant",
                     "content": "Let me look that up. One moment.",
                     "reasoning_content": "**Checking the forecast**\nThe user asks about Paris.",
-                    "tool_calls": [{"id": "call_0", "type": "function",
+                    // The call's thought signature rides in its id, to be sent back with it.
+                    "tool_calls": [{"id": "call_0__thought__CiQBgolden", "type": "function",
                                     "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}],
                 },
                 "logprobs": null,

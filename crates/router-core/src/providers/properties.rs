@@ -1,7 +1,7 @@
 //! Properties of the translators and the SSE scanner over generated input: they never panic,
 //! the scanner loses no byte, and OpenAI → Anthropic → OpenAI keeps every translatable field.
 
-use super::{anthropic, anthropic_in, gemini};
+use super::{anthropic, anthropic_in, completions, embeddings, gemini};
 use crate::sse::SseScanner;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -115,6 +115,18 @@ proptest! {
         }
         let _ = to_anthropic.event(b"[DONE]");
         let _ = (to_openai.usage(), to_anthropic.usage());
+        let _ = completions::request(&object(&v), "m");
+        let _ = completions::response(&v);
+        let _ = completions::chunk(&v);
+        let _ = completions::chunk(&json!({"choices": [{"delta": v.clone()}], "usage": v.clone()}));
+        let _ = embeddings::request(&object(&v), "m");
+        let _ = embeddings::response(&v, &object(&v), "m");
+        let _ = embeddings::response(&json!({"embeddings": [{"values": v.clone()}]}), &object(&v), "m");
+        let mut meter = crate::meter::StreamMeter::default();
+        for event in [v.clone(), json!({"choices": [{"delta": v.clone()}]}), json!({"delta": v.clone(), "usage": v.clone()})] {
+            meter.observe(event.to_string().as_bytes());
+        }
+        let _ = meter.charge(None, u64::MAX);
     }
 
     #[test]
@@ -122,6 +134,7 @@ proptest! {
         let _ = anthropic::StreamTranslator::new(false).event(&bytes);
         let _ = anthropic_in::StreamTranslator::default().event(&bytes);
         let _ = gemini::StreamTranslator::new("m", false).event(&bytes);
+        crate::meter::StreamMeter::default().observe(&bytes);
     }
 
     #[test]
