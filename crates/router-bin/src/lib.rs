@@ -2,13 +2,19 @@
 //! bearer auth, CORS, compression, a body limit, admin endpoints and graceful shutdown.
 //! [`serve`] is what the binary runs and what tests and embedders drive.
 
+mod app;
 mod auth;
 mod body;
 mod compress;
 mod cors;
+mod dashboard;
+pub mod ledger;
+mod metrics;
+mod observe;
 mod server;
 
-pub use server::serve;
+pub use app::{App, LedgerState, RecentError};
+pub use server::{serve, serve_admin};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -16,9 +22,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use router_core::{Dialect, Endpoint, Router, RouterError, Snapshot};
+use observe::{Observed, RequestLog, Settling};
+use router_core::{Dialect, Endpoint, RouterError, Snapshot};
 use serde_json::json;
 use std::convert::Infallible;
+use std::sync::Arc;
 
 /// The response body type of the server.
 pub type ResBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -62,23 +70,65 @@ pub fn error_response(error: &RouterError, dialect: Dialect) -> Response<ResBody
     response
 }
 
-const ROUTES: &[(&str, &[Method])] = &[
-    ("/health", &[Method::GET]),
-    ("/v1/models", &[Method::GET]),
-    ("/v1/chat/completions", &[Method::POST]),
-    ("/v1/messages", &[Method::POST]),
-    ("/v1/completions", &[Method::POST]),
-    ("/v1/embeddings", &[Method::POST]),
-    ("/admin/usage", &[Method::GET]),
-    ("/admin/reload", &[Method::POST]),
+/// Who may call a route.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Anyone (health, the dashboard page, which holds no data).
+    Open,
+    /// The client keys.
+    Client,
+    /// The admin key (or, without one, the client keys).
+    Admin,
+}
+
+const ROUTES: &[(&str, &[Method], Access)] = &[
+    ("/health", &[Method::GET], Access::Open),
+    ("/v1/models", &[Method::GET], Access::Client),
+    ("/v1/chat/completions", &[Method::POST], Access::Client),
+    ("/v1/messages", &[Method::POST], Access::Client),
+    ("/v1/completions", &[Method::POST], Access::Client),
+    ("/v1/embeddings", &[Method::POST], Access::Client),
+    ("/admin/usage", &[Method::GET], Access::Admin),
+    ("/admin/reload", &[Method::POST], Access::Admin),
+    ("/admin/dashboard", &[Method::GET], Access::Admin),
+    ("/metrics", &[Method::GET], Access::Admin),
+    ("/dashboard", &[Method::GET], Access::Open),
+    ("/demo", &[Method::GET], Access::Open),
 ];
 
-/// Handles one request: the request's way through the router, top to bottom.
-pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<ResBody> {
+/// The metrics label of a path.
+fn endpoint_label(path: &str) -> &'static str {
+    match path {
+        "/v1/chat/completions" => "chat",
+        "/v1/messages" => "messages",
+        "/v1/completions" => "completions",
+        "/v1/embeddings" => "embeddings",
+        _ => "other",
+    }
+}
+
+/// The client's `x-request-id` when it is a sane one (1 to 128 visible ASCII characters),
+/// else a new random id.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", fastrand::u64(..)), str::to_string)
+}
+
+/// Handles one request: the request's way through the router, top to bottom. `admin_only`
+/// is for the admin listener, which serves health, metrics, the admin endpoints and the
+/// dashboard only.
+pub async fn handle(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    admin_only: bool,
+) -> Response<ResBody> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let snapshot = router.snapshot();
+    let snapshot = app.router.snapshot();
     let server = snapshot.server();
     let origin = request.headers().get(header::ORIGIN).cloned();
     let accept = request
@@ -86,6 +136,7 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let id = request_id(request.headers());
 
     if request.method() == Method::OPTIONS {
         let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
@@ -98,16 +149,53 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         return response;
     }
 
-    let mut served = None;
-    let (mut response, known_len) = match route(router, &snapshot, request, &mut served).await {
+    app.metrics.started();
+    let mut log = RequestLog {
+        request_id: id.clone(),
+        method,
+        endpoint: endpoint_label(&path),
+        path,
+        started,
+        head: None,
+        status: 0,
+        served: None,
+        group: None,
+        attempts: 0,
+        usage: None,
+    };
+    let (mut response, known_len) = match route(app, &snapshot, request, &mut log, admin_only).await
+    {
         Ok(ok) => ok,
         Err(e) => {
-            let dialect = if path == "/v1/messages" {
+            let dialect = if log.path == "/v1/messages" {
                 Dialect::Anthropic
             } else {
                 Dialect::OpenAi
             };
+            if let RouterError::UpstreamFailed {
+                group, attempts, ..
+            }
+            | RouterError::RateLimited {
+                group, attempts, ..
+            } = &e
+            {
+                log.group = Some(group.clone());
+                log.attempts = attempts.len();
+            }
             let r = error_response(&e, dialect);
+            if !matches!(e.origin(), router_core::Origin::Client)
+                || r.status() == StatusCode::TOO_MANY_REQUESTS
+            {
+                app.record_error(RecentError {
+                    at: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                    request_id: id.clone(),
+                    status: r.status().as_u16(),
+                    path: log.path.clone(),
+                    message: e.client_message(),
+                });
+            }
             let len = http_body::Body::size_hint(r.body())
                 .exact()
                 .map(|n| n as usize);
@@ -119,6 +207,9 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         origin.as_ref(),
         response.headers_mut(),
     );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     if server.compression {
         response = compress::apply(
             response,
@@ -128,34 +219,37 @@ pub async fn handle(router: &Router, request: Request<Incoming>) -> Response<Res
         )
         .await;
     }
-    // One access line per request: never content, never a key (key ids only).
-    let status = response.status().as_u16();
-    let latency_us = started.elapsed().as_micros() as u64;
-    match served {
-        Some(s) => tracing::info!(
-            target: "access", %method, %path, status, latency_us,
-            provider = %s.provider, model = %s.model, key = %s.key_id, attempts = s.attempts,
-        ),
-        None => tracing::info!(target: "access", %method, %path, status, latency_us),
-    }
-    response
+    log.status = response.status().as_u16();
+    log.head = Some(std::time::Instant::now());
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Observed::new(body, log, app.clone()).boxed_unsync())
 }
 
 async fn route(
-    router: &Router,
+    app: &Arc<App>,
     snapshot: &Snapshot,
     request: Request<Incoming>,
-    served: &mut Option<router_core::Served>,
+    log: &mut RequestLog,
+    admin_only: bool,
 ) -> Result<(Response<ResBody>, Option<usize>), RouterError> {
+    let router = &app.router;
     let path = request.uri().path().to_string();
     let method = request.method().clone();
-    let Some((_, methods)) = ROUTES.iter().find(|(p, _)| *p == path) else {
+    let route = ROUTES
+        .iter()
+        .find(|(p, _, access)| *p == path && !(admin_only && *access == Access::Client));
+    let Some((_, methods, access)) = route else {
         return Err(RouterError::NotFound(path));
     };
     if !methods.contains(&method) {
         return Err(RouterError::MethodNotAllowed(method.to_string()));
     }
-    if path != "/health" && !auth::authorized(request.headers(), snapshot.client_keys()) {
+    let keys = match access {
+        Access::Open => None,
+        Access::Client => Some(snapshot.client_keys()),
+        Access::Admin => Some(snapshot.admin_keys()),
+    };
+    if keys.is_some_and(|keys| !auth::authorized(request.headers(), keys)) {
         return Err(RouterError::Unauthorized);
     }
     let complete = |r: Response<ResBody>| {
@@ -184,6 +278,40 @@ async fn route(
             StatusCode::OK,
             &json!({"generation": snapshot.generation(), "usage": router.usage()}),
         ))),
+        "/admin/dashboard" => Ok(complete(json_response(
+            StatusCode::OK,
+            &dashboard::data(app, snapshot),
+        ))),
+        "/dashboard" | "/demo" => {
+            let mut r =
+                Response::new(Full::new(Bytes::from_static(dashboard::PAGE)).boxed_unsync());
+            let headers = r.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            // Nothing outside the page: no CDN, no frames, no other origin.
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                     connect-src 'self'; img-src data:; frame-ancestors 'none'",
+                ),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(complete(r))
+        }
+        "/metrics" => match app.metrics.render(router) {
+            Ok(text) => {
+                let mut r = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                );
+                Ok(complete(r))
+            }
+            Err(e) => Err(RouterError::Internal(format!("metrics: {e}"))),
+        },
         "/admin/reload" => match router.reload() {
             Ok(outcome) => Ok(complete(json_response(
                 StatusCode::OK,
@@ -233,9 +361,11 @@ async fn route(
                 }
                 _ => router.chat_completions_with(snapshot, &body).await?,
             };
-            *served = Some(answer.served);
+            log.served = Some(answer.served);
             let known_len = answer.body.len();
-            let mut response = Response::new(answer.body.boxed_unsync());
+            let (body, slot) = Settling::new(answer.body);
+            log.usage = Some(slot);
+            let mut response = Response::new(body.boxed_unsync());
             *response.status_mut() = answer.status;
             *response.headers_mut() = answer.headers;
             Ok((response, known_len))

@@ -1,23 +1,41 @@
 //! The accept loop and graceful shutdown.
 
-use crate::handle;
+use crate::{handle, App};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use router_core::Router;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown` completes, then stops
+/// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown` completes, then stops
 /// accepting and lets in-flight requests and streams finish, up to the configured
 /// `server.shutdown_timeout`.
 pub async fn serve(
     listener: TcpListener,
-    router: Arc<Router>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_as(listener, app, false, shutdown).await
+}
+
+/// Like [`serve`], for the admin listener: health, metrics, the admin endpoints and the
+/// dashboard only.
+pub async fn serve_admin(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_as(listener, app, true, shutdown).await
+}
+
+async fn serve_as(
+    listener: TcpListener,
+    app: Arc<App>,
+    admin_only: bool,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -43,10 +61,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let router = router.clone();
+                let app = app.clone();
                 let service = service_fn(move |request| {
-                    let router = router.clone();
-                    async move { Ok::<_, Infallible>(handle(&router, request).await) }
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(handle(&app, request, admin_only).await) }
                 });
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
@@ -62,7 +80,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let deadline = router.snapshot().server().shutdown_timeout;
+    let deadline = app.router.snapshot().server().shutdown_timeout;
     tracing::info!("shutting down: waiting up to {deadline:?} for in-flight requests");
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),

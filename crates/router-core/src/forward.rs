@@ -38,6 +38,8 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// What answered a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
+    /// The group asked for.
+    pub group: String,
     /// Provider name.
     pub provider: String,
     /// Upstream model.
@@ -46,6 +48,10 @@ pub struct Served {
     pub key_id: String,
     /// Attempts made, including the one that answered.
     pub attempts: usize,
+    /// Time spent waiting on upstreams, over all attempts (failed attempts and backoff
+    /// included): for the answer's head (and first event of a stream), and for a complete
+    /// answer's body. The rest of the time to the response head is the router's own.
+    pub upstream_wait: Duration,
 }
 
 /// An answer to relay to the client: the upstream's status and body, untouched except for
@@ -68,7 +74,8 @@ pub struct ChatBody(BodyInner);
 
 #[derive(Debug)]
 enum BodyInner {
-    Full(Option<Bytes>),
+    /// A complete answer and the tokens charged for it.
+    Full(Option<Bytes>, Option<TokenUsage>),
     Stream(Box<ChatStream>),
 }
 
@@ -81,7 +88,7 @@ impl ChatBody {
     /// The length when complete (not a stream).
     pub fn len(&self) -> Option<usize> {
         match &self.0 {
-            BodyInner::Full(b) => Some(b.as_ref().map_or(0, Bytes::len)),
+            BodyInner::Full(b, _) => Some(b.as_ref().map_or(0, Bytes::len)),
             BodyInner::Stream(_) => None,
         }
     }
@@ -89,6 +96,16 @@ impl ChatBody {
     /// Whether this is a complete, empty body.
     pub fn is_empty(&self) -> bool {
         self.len() == Some(0)
+    }
+
+    /// The tokens charged for this answer: known at once for a complete answer; for a stream,
+    /// once it ended, or now if it has not (a client that left: what was streamed is charged
+    /// and the stream is settled). `None` for an answer that charged nothing (a relayed 4xx).
+    pub fn settle_usage(&mut self) -> Option<TokenUsage> {
+        match &mut self.0 {
+            BodyInner::Full(_, usage) => *usage,
+            BodyInner::Stream(s) => s.settle(),
+        }
     }
 
     /// Reads the whole body (for a stream, until it ends).
@@ -109,18 +126,18 @@ impl Body for ChatBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.get_mut().0 {
-            BodyInner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            BodyInner::Full(b, _) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             BodyInner::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(&self.0, BodyInner::Full(None))
+        matches!(&self.0, BodyInner::Full(None, _))
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            BodyInner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyInner::Full(b, _) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             BodyInner::Stream(_) => SizeHint::default(),
         }
     }
@@ -576,6 +593,7 @@ pub(crate) async fn chat_completions(
     let mut all_rate_limited = true;
     let mut last_failed_provider: Option<String> = None;
     let mut same_provider_retries = 0u32;
+    let mut waited = Duration::ZERO;
     // Pairs whose provider does not offer this endpoint are no candidates at all.
     for (i, p) in group.pairs().iter().enumerate() {
         if p.provider().url(endpoint, p.model()).is_none() {
@@ -598,6 +616,8 @@ pub(crate) async fn chat_completions(
                 break;
             }
             tokio::time::sleep(wait).await;
+            // Backing off from a failing upstream is not the router's own time either.
+            waited += wait;
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -605,10 +625,12 @@ pub(crate) async fn chat_completions(
             break;
         }
         let served = Served {
+            group: group.name().to_string(),
             provider: selection.provider().name().to_string(),
             model: selection.model().to_string(),
             key_id: selection.key_id().to_string(),
             attempts: failures.len() + 1,
+            upstream_wait: waited,
         };
         let upstream_body = match body_for(&request, selection.provider(), selection.model()) {
             Ok(b) => b,
@@ -619,6 +641,7 @@ pub(crate) async fn chat_completions(
             }
         };
         let provider = selection.provider().clone();
+        let attempt_started = Instant::now();
         let attempted = attempt(
             client,
             selection,
@@ -632,6 +655,8 @@ pub(crate) async fn chat_completions(
         match attempted {
             Ok(response) => return Ok(response),
             Err((served, e)) => {
+                // A failed attempt is time spent on the upstream.
+                waited += attempt_started.elapsed();
                 tracing::warn!(
                     provider = %served.provider, model = %served.model, key = %served.key_id,
                     outcome = %e.outcome, "upstream attempt failed"
@@ -697,7 +722,7 @@ async fn attempt(
     request: &ChatRequest<'_>,
     deadline: Instant,
     request_id: u64,
-    served: Served,
+    mut served: Served,
 ) -> Result<ChatResponse, (Served, AttemptError)> {
     let provider = selection.provider().clone();
     let started = Instant::now();
@@ -765,6 +790,7 @@ async fn attempt(
         }
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         selection.confirm_healthy();
+        served.upstream_wait += started.elapsed();
         let wants_usage = request.client_wants_usage();
         let mode = match (request.dialect(), Wire::of(provider.kind())) {
             (Dialect::OpenAi, Wire::OpenAi) => StreamMode::OpenAi,
@@ -806,7 +832,10 @@ async fn attempt(
     let read =
         tokio::time::timeout_at(read_deadline, read_full(body, provider.idle_timeout())).await;
     let bytes = match read {
-        Ok(Ok(b)) => b,
+        Ok(Ok(b)) => {
+            served.upstream_wait += started.elapsed();
+            b
+        }
         Ok(Err(e)) => {
             selection.fail(e.failure);
             return Err((served, e));
@@ -820,6 +849,7 @@ async fn attempt(
     let json_headers = client_headers(&HeaderMap::new(), false);
     let answer = || serde_json::from_slice::<serde_json::Value>(&bytes).ok();
     let model = served.model.clone();
+    let mut charged = None;
     // An operation the provider does not offer itself (the prompt API through chat, OpenAI
     // embeddings on Gemini): never passed through as it came.
     let operation_translated = !native(provider.kind(), request.endpoint());
@@ -856,6 +886,7 @@ async fn attempt(
                     usage_of_body(&bytes).unwrap_or_default()
                 };
                 selection.succeed(usage);
+                charged = Some(usage);
             } else {
                 // A 4xx that is the request's own fault: relayed, not held against the pair.
                 selection.release();
@@ -863,7 +894,7 @@ async fn attempt(
             return Ok(ChatResponse {
                 status,
                 headers: client_headers(&parts.headers, false),
-                body: ChatBody(BodyInner::Full(Some(bytes))),
+                body: ChatBody(BodyInner::Full(Some(bytes), charged)),
                 served,
             });
         }
@@ -903,8 +934,10 @@ async fn attempt(
     if operation_translated && request.endpoint() == Endpoint::Completions && status.is_success() {
         body_json = completions::response(&body_json);
     }
+    let mut charged = None;
     if status.is_success() {
         selection.succeed(usage);
+        charged = Some(usage);
     } else {
         // The request's own 4xx, in the client's error shape: not held against the pair.
         selection.release();
@@ -913,7 +946,7 @@ async fn attempt(
     Ok(ChatResponse {
         status,
         headers,
-        body: ChatBody(BodyInner::Full(Some(bytes))),
+        body: ChatBody(BodyInner::Full(Some(bytes), charged)),
         served,
     })
 }
@@ -941,6 +974,8 @@ pub(crate) struct ChatStream {
     /// What the upstream streamed, for a charge when its final usage report never comes.
     meter: StreamMeter,
     prompt_estimate: u64,
+    /// What was charged when the stream was settled.
+    charged: Option<TokenUsage>,
 }
 
 /// The format an upstream speaks.
@@ -1025,6 +1060,7 @@ impl ChatStream {
             as_completions: false,
             meter: StreamMeter::default(),
             prompt_estimate: 0,
+            charged: None,
         }
     }
 
@@ -1252,6 +1288,7 @@ impl ChatStream {
         }
         let charge = self.charge();
         if let Some(selection) = self.selection.take() {
+            self.charged = Some(charge);
             if self.upstream_error {
                 selection.fail_after(Failure::Upstream, Some(charge));
             } else {
@@ -1260,6 +1297,17 @@ impl ChatStream {
         }
         self.finished = true;
         self.trailer = (!out.is_empty()).then(|| out.freeze());
+    }
+
+    /// Settles the stream if it has not ended (the client left: what was streamed is charged)
+    /// and returns what was charged.
+    fn settle(&mut self) -> Option<TokenUsage> {
+        if let Some(selection) = self.selection.take() {
+            let charge = self.charge();
+            self.charged = Some(charge);
+            selection.succeed(charge);
+        }
+        self.charged
     }
 
     /// Usage to charge: the upstream's report, or for what it did not cover, an estimate.
@@ -1290,6 +1338,7 @@ impl ChatStream {
         };
         let charge = self.charge();
         if let Some(selection) = self.selection.take() {
+            self.charged = Some(charge);
             selection.fail_after(Failure::Upstream, Some(charge));
         }
         self.finished = true;
@@ -1352,8 +1401,6 @@ fn as_completion_event(event: Bytes) -> Option<Bytes> {
 impl Drop for ChatStream {
     fn drop(&mut self) {
         // The client went away mid-stream: the provider bills what it sent all the same.
-        if let Some(selection) = self.selection.take() {
-            selection.succeed(self.charge());
-        }
+        self.settle();
     }
 }

@@ -36,6 +36,18 @@ pub struct Router {
     /// Hash of the config file text last read (whether or not it could be used), so the
     /// watcher reloads only on a real change.
     file_hash: AtomicU64,
+    reloads: Mutex<ReloadStats>,
+}
+
+/// How reloads went since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStats {
+    /// Reloads that swapped a new config in.
+    pub succeeded: u64,
+    /// Reloads refused (the previous config kept serving).
+    pub failed: u64,
+    /// The last attempt: when (Unix seconds), and the error if it failed.
+    pub last: Option<(u64, Result<u64, String>)>,
 }
 
 fn text_hash(text: &str) -> u64 {
@@ -94,6 +106,7 @@ impl Router {
             reload_lock: Mutex::new(()),
             next_request_id: AtomicU64::new(1),
             file_hash: AtomicU64::new(0),
+            reloads: Mutex::new(ReloadStats::default()),
         })
     }
 
@@ -109,6 +122,39 @@ impl Router {
 
     /// Re-reads the config file and swaps it in. On error the running config keeps serving.
     pub fn reload(&self) -> Result<ReloadOutcome, ConfigError> {
+        let result = self.reload_file();
+        let mut stats = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match &result {
+            Ok(outcome) => {
+                stats.succeeded += 1;
+                stats.last = Some((now, Ok(outcome.generation)));
+            }
+            Err(e) => {
+                stats.failed += 1;
+                stats.last = Some((now, Err(e.to_string())));
+            }
+        }
+        result
+    }
+
+    /// How reloads of the config file went since start.
+    pub fn reload_stats(&self) -> ReloadStats {
+        self.reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Adds counters saved by a persistent ledger (after a restart) to the live ones, so
+    /// selection continues from where it was.
+    pub fn restore_usage(&self, saved: &[crate::SavedUsage]) {
+        self.ledger.restore(saved);
+    }
+
+    fn reload_file(&self) -> Result<ReloadOutcome, ConfigError> {
         let Some(path) = &self.path else {
             return Err(ConfigError::single(
                 None,

@@ -97,7 +97,7 @@ impl Selection {
             self.stats.record_tokens(usage);
         }
         self.stats.release(self.reservation);
-        self.stats.record_error(self.error_penalty);
+        self.stats.record_error(failure, self.error_penalty);
         let now = Instant::now();
         let r = &self.resilience;
         lock(&self.stats.health).on_failure(

@@ -174,6 +174,10 @@ impl Pair {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
+    /// Fingerprint of its key (as in [`crate::UsageRecord::key_fingerprint`]).
+    pub fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
+    }
     /// Masked key (`sk-…a1b2`; `mock` for the in-process provider).
     pub fn key_masked(&self) -> &str {
         &self.key_label
@@ -222,6 +226,8 @@ pub struct Snapshot {
     generation: u64,
     listen: SocketAddr,
     client_keys: Vec<Secret>,
+    admin_keys: Vec<Secret>,
+    ledger: crate::config::LedgerConfig,
     request_penalty: u64,
     error_penalty: u64,
     server: ServerConfig,
@@ -243,6 +249,14 @@ impl Snapshot {
     /// Accepted client keys; empty means no authentication.
     pub fn client_keys(&self) -> &[Secret] {
         &self.client_keys
+    }
+    /// Keys that open the admin endpoints: the `admin_key`, or without one the client keys.
+    pub fn admin_keys(&self) -> &[Secret] {
+        &self.admin_keys
+    }
+    /// Ledger settings.
+    pub fn ledger(&self) -> &crate::config::LedgerConfig {
+        &self.ledger
     }
     /// Usage charged per pick.
     pub fn request_penalty(&self) -> u64 {
@@ -407,6 +421,20 @@ pub(crate) fn compile(
             "client keys are configured but every one is empty (an unset variable?); refusing to \
              serve without authentication. Remove api_key/api_keys to run without it",
         );
+    }
+    let admin_keys = match &config.admin_key {
+        Some(k) if k.as_str().is_empty() => {
+            problems.push(
+                "admin_key".into(),
+                "is empty (an unset variable?); refusing to open the admin endpoints without a                  key. Remove admin_key to let the client keys open them",
+            );
+            Vec::new()
+        }
+        Some(k) => vec![Secret::new(k.as_str())],
+        None => client_keys.clone(),
+    };
+    if config.ledger.flush_interval.is_zero() {
+        problems.push("ledger.flush_interval".into(), "must be greater than 0");
     }
     let server = config.server.clone();
     if server.max_body_bytes == 0 {
@@ -749,6 +777,8 @@ pub(crate) fn compile(
         generation,
         listen,
         client_keys,
+        admin_keys,
+        ledger: config.ledger.clone(),
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,
         server,

@@ -32,6 +32,8 @@ pub struct PairStats {
     penalty: AtomicU64,
     /// Estimates held by requests in flight.
     reserved: AtomicU64,
+    /// Failed upstream calls by class, in [`FailureCounts`] order.
+    failures: [AtomicU64; 4],
     /// Cooldowns and circuit breaker.
     pub(crate) health: Mutex<Health>,
 }
@@ -64,12 +66,55 @@ impl PairStats {
         self.total_tokens.fetch_add(usage.total_tokens, Relaxed);
     }
 
-    pub(crate) fn record_error(&self, error_penalty: u64) {
+    pub(crate) fn record_error(&self, failure: crate::Failure, error_penalty: u64) {
         self.errors.fetch_add(1, Relaxed);
+        let class = match failure {
+            crate::Failure::RateLimited { .. } => 0,
+            crate::Failure::Unauthorized => 1,
+            crate::Failure::ModelUnavailable => 2,
+            crate::Failure::Upstream => 3,
+        };
+        self.failures[class].fetch_add(1, Relaxed);
         if error_penalty > 0 {
             self.penalty.fetch_add(error_penalty, Relaxed);
         }
     }
+}
+
+/// Failed upstream calls of a pair, by what the failure meant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FailureCounts {
+    /// 429s.
+    pub rate_limited: u64,
+    /// 401s and 403s.
+    pub unauthorized: u64,
+    /// 404s, refused connections, failed DNS lookups.
+    pub model_unavailable: u64,
+    /// 5xx, resets, timeouts, broken streams.
+    pub upstream: u64,
+}
+
+/// Counters of a pair as saved by a persistent ledger, to be restored after a restart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SavedUsage {
+    /// Provider name.
+    pub provider: String,
+    /// Key fingerprint (as in [`UsageRecord::key_fingerprint`]).
+    pub key_fingerprint: String,
+    /// Masked key, shown until the config names the key again.
+    pub key_id: String,
+    /// Upstream model name.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Total tokens.
+    pub total_tokens: u64,
+    /// Requests.
+    pub requests: u64,
+    /// Failed calls.
+    pub errors: u64,
 }
 
 /// Identity of a pair in the ledger.
@@ -118,6 +163,8 @@ pub struct UsageRecord {
     pub until: Option<String>,
     /// Upstream failures in a row.
     pub consecutive_failures: u32,
+    /// Failed upstream calls by class.
+    pub failures: FailureCounts,
 }
 
 /// All pairs' counters, across reloads.
@@ -148,6 +195,32 @@ impl UsageLedger {
         });
         entry.key_id = key_id.to_string();
         entry.stats.clone()
+    }
+
+    /// Adds saved counters to the pairs they belong to (creating pairs the config does not
+    /// name yet, so their history stays visible).
+    pub(crate) fn restore(&self, saved: &[SavedUsage]) {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for s in saved {
+            let key = PairKey {
+                provider: s.provider.clone(),
+                key_fingerprint: s.key_fingerprint.clone(),
+                model: s.model.clone(),
+            };
+            // A pair the config names keeps the config's label for its key.
+            let entry = map.entry(key).or_insert_with(|| Entry {
+                key_id: s.key_id.clone(),
+                stats: Arc::default(),
+            });
+            let stats = &entry.stats;
+            stats.prompt_tokens.fetch_add(s.prompt_tokens, Relaxed);
+            stats
+                .completion_tokens
+                .fetch_add(s.completion_tokens, Relaxed);
+            stats.total_tokens.fetch_add(s.total_tokens, Relaxed);
+            stats.requests.fetch_add(s.requests, Relaxed);
+            stats.errors.fetch_add(s.errors, Relaxed);
+        }
     }
 
     pub(crate) fn records(&self, generation: u64) -> Vec<UsageRecord> {
@@ -185,6 +258,12 @@ impl UsageLedger {
                     state: view.state.to_string(),
                     until,
                     consecutive_failures: view.consecutive_failures,
+                    failures: FailureCounts {
+                        rate_limited: e.stats.failures[0].load(Relaxed),
+                        unauthorized: e.stats.failures[1].load(Relaxed),
+                        model_unavailable: e.stats.failures[2].load(Relaxed),
+                        upstream: e.stats.failures[3].load(Relaxed),
+                    },
                 }
             })
             .collect();

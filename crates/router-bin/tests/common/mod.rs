@@ -18,6 +18,7 @@ pub const KEY: &str = "client-key-for-tests";
 pub struct TestServer {
     pub addr: SocketAddr,
     pub router: Arc<Router>,
+    pub app: Arc<router_bin::App>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -36,12 +37,14 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(router_bin::serve(listener, router.clone(), async move {
+        let app = router_bin::App::new(router.clone());
+        let task = tokio::spawn(router_bin::serve(listener, app.clone(), async move {
             let _ = rx.await;
         }));
         Self {
             addr,
             router,
+            app,
             stop: Some(tx),
             task,
         }

@@ -6,8 +6,9 @@ mod lines;
 mod raw;
 
 pub use raw::{
-    BreakerConfig, Config, EnvString, GroupConfig, MaxTokensField, ModelConfig, ProviderConfig,
-    ProviderTimeouts, ProviderType, ResilienceConfig, ServerConfig, Strategy, Weight,
+    BreakerConfig, Config, EnvString, GroupConfig, LedgerConfig, LogFormat, MaxTokensField,
+    ModelConfig, ProviderConfig, ProviderTimeouts, ProviderType, ResilienceConfig, ServerConfig,
+    Strategy, Weight,
 };
 
 use std::collections::HashMap;

@@ -187,6 +187,13 @@ pub struct Config {
     /// Several accepted client keys (in addition to `api_key`).
     #[serde(default, deserialize_with = "one_or_many")]
     pub api_keys: Vec<EnvString>,
+    /// The key of the admin endpoints (`/admin/*`, `/metrics`, the dashboard's data). Without
+    /// it, the client keys open them too.
+    #[serde(default)]
+    pub admin_key: Option<EnvString>,
+    /// The persistent usage ledger (SQLite).
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// Usage charged to a (key, model) pair each time it is picked.
     #[serde(default)]
     pub request_penalty: u64,
@@ -232,6 +239,56 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests and streams (default 30s).
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// A second address serving only the admin endpoints, `/metrics` and the dashboard (read
+    /// at start). They stay on the main address too.
+    pub admin_listen: Option<EnvString>,
+    /// Log format when `--log-format` is not given: `text` (default) or `json` (read at start).
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The persistent usage ledger: counters per (provider, key, model) saved to SQLite off the
+/// hot path, loaded back at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Keep the ledger (default true).
+    pub enabled: bool,
+    /// The SQLite file; relative paths are from the config file's folder (default
+    /// `llm-router-usage.sqlite3` next to the config file). A router without a config file
+    /// keeps usage in memory only.
+    pub path: Option<EnvString>,
+    /// How often counters are written (default 1s; a `kill -9` loses at most this much).
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    /// Also keep one row per request (time, request id, group, provider, model, key id,
+    /// tokens, status, latency) (default false).
+    pub request_log: bool,
+    /// How long request rows are kept (default 7 days).
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            path: None,
+            flush_interval: Duration::from_secs(1),
+            request_log: false,
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -245,6 +302,8 @@ impl Default for ServerConfig {
             compression: true,
             compression_min_bytes: 1024,
             shutdown_timeout: Duration::from_secs(30),
+            admin_listen: None,
+            log_format: LogFormat::Text,
         }
     }
 }

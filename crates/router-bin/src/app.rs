@@ -1,0 +1,145 @@
+//! What the server shares between requests: the router, the metrics, the ledger, and the
+//! recent errors the dashboard shows.
+
+use crate::ledger::{Ledger, RequestRow};
+use crate::metrics::Metrics;
+use router_core::Router;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+/// How many recent errors the dashboard keeps.
+const RECENT_ERRORS: usize = 50;
+
+/// One failed request, as the dashboard lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecentError {
+    /// When (Unix seconds).
+    pub at: u64,
+    /// Its request id.
+    pub request_id: String,
+    /// Status sent.
+    pub status: u16,
+    /// Path asked.
+    pub path: String,
+    /// What the client was told.
+    pub message: String,
+}
+
+/// The ledger's state, as the dashboard and `/health` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LedgerState {
+    /// Not kept (switched off, or no config file): usage lives in memory.
+    Off {
+        /// Why.
+        reason: String,
+    },
+    /// Written to `path`.
+    Ok {
+        /// The file.
+        path: String,
+    },
+    /// Could not be opened or written: usage lives in memory until it can.
+    Failing {
+        /// The file.
+        path: String,
+        /// The last error.
+        error: String,
+    },
+}
+
+/// Shared server state.
+pub struct App {
+    /// The router.
+    pub router: Arc<Router>,
+    /// Request metrics.
+    pub metrics: Metrics,
+    ledger: Option<Arc<Ledger>>,
+    ledger_state: Mutex<LedgerState>,
+    recent: Mutex<VecDeque<RecentError>>,
+}
+
+impl App {
+    /// State for `router`, without a ledger.
+    pub fn new(router: Arc<Router>) -> Arc<Self> {
+        Self::with_ledger(
+            router,
+            None,
+            LedgerState::Off {
+                reason: "not configured".into(),
+            },
+        )
+    }
+
+    /// State for `router`, writing request rows to `ledger` (if any).
+    pub fn with_ledger(
+        router: Arc<Router>,
+        ledger: Option<Arc<Ledger>>,
+        state: LedgerState,
+    ) -> Arc<Self> {
+        // Registering fixed, distinct metric names cannot fail; a failure would be a bug here.
+        #[allow(clippy::expect_used)]
+        let metrics = Metrics::new().expect("metric names are valid and distinct");
+        Arc::new(Self {
+            router,
+            metrics,
+            ledger,
+            ledger_state: Mutex::new(state),
+            recent: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// Queues a request row for the ledger's request log.
+    pub(crate) fn record_request(&self, row: RequestRow) {
+        if let Some(ledger) = &self.ledger {
+            ledger.record(row);
+        }
+    }
+
+    /// Notes a failed request for the dashboard.
+    pub(crate) fn record_error(&self, error: RecentError) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_ERRORS {
+            recent.pop_front();
+        }
+        recent.push_back(error);
+    }
+
+    /// The recent errors, newest first.
+    pub fn recent_errors(&self) -> Vec<RecentError> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().cloned().collect()
+    }
+
+    /// The ledger's state.
+    pub fn ledger_state(&self) -> LedgerState {
+        self.ledger_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes the ledger now (blocking: call it off the async threads); records the outcome.
+    pub fn flush_ledger(&self) {
+        let Some(ledger) = &self.ledger else {
+            return;
+        };
+        let result = ledger.flush(&self.router.usage());
+        let mut state = self.ledger_state.lock().unwrap_or_else(|p| p.into_inner());
+        let path = ledger.path().display().to_string();
+        match result {
+            Ok(()) => {
+                if matches!(*state, LedgerState::Failing { .. }) {
+                    tracing::info!("usage ledger {path}: writing again");
+                }
+                *state = LedgerState::Ok { path };
+            }
+            Err(error) => {
+                if !matches!(*state, LedgerState::Failing { .. }) {
+                    tracing::error!("{error}; usage is kept in memory and written when it can be");
+                }
+                *state = LedgerState::Failing { path, error };
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The dashboard: one self-contained page (`/dashboard`, `/demo`) that polls
+//! `/admin/dashboard`, the JSON view it shares with scripts. The page holds no data; the key
+//! it sends is taken from the URL fragment (never sent to the server in the URL) or typed in.
+
+use crate::App;
+use router_core::config::Strategy;
+use router_core::Snapshot;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// The page.
+pub const PAGE: &[u8] = include_bytes!("dashboard.html");
+
+/// Seconds as a JSON number, or `null` when unknown.
+fn seconds(v: f64) -> Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        Value::Null
+    }
+}
+
+/// The dashboard's data: groups → models → keys with usage, share of traffic, health and
+/// failures; latency and time-to-first-token percentiles per group; reloads; the ledger; the
+/// recent errors.
+pub fn data(app: &App, snapshot: &Snapshot) -> Value {
+    let records = app.router.usage();
+    let by_pair: HashMap<(&str, &str, &str), &router_core::UsageRecord> = records
+        .iter()
+        .map(|r| {
+            (
+                (
+                    r.provider.as_str(),
+                    r.key_fingerprint.as_str(),
+                    r.model.as_str(),
+                ),
+                r,
+            )
+        })
+        .collect();
+    let p50 = app.metrics.quantiles(0.5);
+    let p95 = app.metrics.quantiles(0.95);
+    let p99 = app.metrics.quantiles(0.99);
+    let percentile = |list: &[(String, f64, f64)], group: &str| {
+        list.iter()
+            .find(|(g, _, _)| g == group)
+            .map_or((f64::NAN, f64::NAN), |(_, l, t)| (*l, *t))
+    };
+    let mut groups = Vec::new();
+    for group in snapshot.groups() {
+        let pairs: Vec<_> = group
+            .pairs()
+            .iter()
+            .map(|p| {
+                let fp = p.key_fingerprint();
+                let record = by_pair
+                    .get(&(p.provider().name(), fp.as_str(), p.model()))
+                    .copied();
+                (p, record)
+            })
+            .collect();
+        let group_requests: u64 = pairs
+            .iter()
+            .filter_map(|(_, r)| r.map(|r| r.requests))
+            .sum();
+        let mut models: Vec<Value> = Vec::new();
+        for (p, record) in &pairs {
+            let key = json!({
+                "key": p.key_masked(),
+                "key_id": p.key_id(),
+                "usage": p.usage(),
+                "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
+                "completion_tokens": record.map_or(0, |r| r.completion_tokens),
+                "total_tokens": record.map_or(0, |r| r.total_tokens),
+                "requests": record.map_or(0, |r| r.requests),
+                "errors": record.map_or(0, |r| r.errors),
+                "share": if group_requests == 0 { 0.0 } else {
+                    record.map_or(0, |r| r.requests) as f64 / group_requests as f64
+                },
+                "state": record.map_or("closed", |r| r.state.as_str()),
+                "until": record.and_then(|r| r.until.clone()),
+                "consecutive_failures": record.map_or(0, |r| r.consecutive_failures),
+                "failures": record.map(|r| r.failures),
+            });
+            let existing = models.iter_mut().find(|m| {
+                m["index"] == json!(p.model_index()) && m["provider"] == json!(p.provider().name())
+            });
+            match existing {
+                Some(m) => {
+                    if let Some(keys) = m["keys"].as_array_mut() {
+                        keys.push(key);
+                    }
+                }
+                None => models.push(json!({
+                    "index": p.model_index(),
+                    "provider": p.provider().name(),
+                    "model": p.model(),
+                    "weight": p.weight(),
+                    "keys": [key],
+                })),
+            }
+        }
+        let (l50, t50) = percentile(&p50, group.name());
+        let (l95, t95) = percentile(&p95, group.name());
+        let (l99, t99) = percentile(&p99, group.name());
+        groups.push(json!({
+            "name": group.name(),
+            "strategy": match group.strategy() {
+                Strategy::Usage => "usage",
+                Strategy::RoundRobin => "round_robin",
+                Strategy::Fallback => "fallback",
+                Strategy::WeightedRandom => "weighted_random",
+            },
+            "requests": group_requests,
+            "latency_seconds": {"p50": seconds(l50), "p95": seconds(l95), "p99": seconds(l99)},
+            "ttft_seconds": {"p50": seconds(t50), "p95": seconds(t95), "p99": seconds(t99)},
+            "models": models,
+        }));
+    }
+    let reloads = app.router.reload_stats();
+    let last_reload = reloads.last.as_ref().map(|(at, result)| match result {
+        Ok(generation) => json!({"at": at, "ok": true, "generation": generation}),
+        Err(error) => json!({"at": at, "ok": false, "error": error}),
+    });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "generation": snapshot.generation(),
+        "reloads": {"succeeded": reloads.succeeded, "failed": reloads.failed, "last": last_reload},
+        "ledger": app.ledger_state(),
+        "groups": groups,
+        "recent_errors": app.recent_errors(),
+    })
+}

@@ -1,0 +1,310 @@
+//! The persistent usage ledger: the per-(provider, key, model) counters saved to SQLite off
+//! the hot path (a write at every flush interval and at shutdown), loaded back at start so
+//! selection continues from where it was; optionally one row per request, kept for a
+//! retention period. Schema changes are numbered migrations (`PRAGMA user_version`).
+
+use router_core::{SavedUsage, UsageRecord};
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The schema, one migration per version; version N is reached by running the first N.
+const MIGRATIONS: &[&str] = &[
+    // 1: counters per pair, and the request log.
+    "CREATE TABLE usage (
+        provider TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        total_tokens INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (provider, key_fingerprint, model)
+    );
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        provider TEXT,
+        model TEXT,
+        key_id TEXT,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        latency_ms REAL NOT NULL
+    );
+    CREATE INDEX requests_at ON requests (at_ms);",
+];
+
+/// One request, for the request log.
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    /// When it ended (Unix milliseconds).
+    pub at_ms: i64,
+    /// Its request id.
+    pub request_id: String,
+    /// The group asked for (`-` when none was resolved).
+    pub group: String,
+    /// Provider, model and key id that answered.
+    pub provider: Option<String>,
+    /// Upstream model.
+    pub model: Option<String>,
+    /// Key id (`provider#index`).
+    pub key_id: Option<String>,
+    /// Tokens charged.
+    pub prompt_tokens: u64,
+    /// Tokens charged.
+    pub completion_tokens: u64,
+    /// Status sent.
+    pub status: u16,
+    /// Time to the end of the response.
+    pub latency_ms: f64,
+}
+
+/// An open ledger.
+pub struct Ledger {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    request_log: bool,
+    retention: Duration,
+    pending: Mutex<Vec<RequestRow>>,
+}
+
+fn db_error(path: &Path, e: rusqlite::Error) -> String {
+    format!("usage ledger {}: {e}", path.display())
+}
+
+/// Brings `conn` to the latest schema.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| db_error(path, e))?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(format!(
+            "usage ledger {}: schema version {version} is newer than this llm-router knows ({}); \
+             use a newer llm-router or another ledger path",
+            path.display(),
+            MIGRATIONS.len()
+        ));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(|e| db_error(path, e))?;
+        tx.execute_batch(sql).map_err(|e| db_error(path, e))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(|e| db_error(path, e))?;
+        tx.commit().map_err(|e| db_error(path, e))?;
+    }
+    Ok(())
+}
+
+fn as_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Reads the saved counters.
+fn load(conn: &Connection, path: &Path) -> Result<Vec<SavedUsage>, String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT provider, key_fingerprint, key_id, model, prompt_tokens, completion_tokens,
+                    total_tokens, requests, errors FROM usage ORDER BY provider, model, key_id",
+        )
+        .map_err(|e| db_error(path, e))?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(SavedUsage {
+                provider: r.get(0)?,
+                key_fingerprint: r.get(1)?,
+                key_id: r.get(2)?,
+                model: r.get(3)?,
+                prompt_tokens: n(r.get(4)?),
+                completion_tokens: n(r.get(5)?),
+                total_tokens: n(r.get(6)?),
+                requests: n(r.get(7)?),
+                errors: n(r.get(8)?),
+            })
+        })
+        .map_err(|e| db_error(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| db_error(path, e))
+}
+
+impl Ledger {
+    /// Opens (creating if needed) and migrates the ledger at `path`, and reads the counters
+    /// saved in it.
+    pub fn open(
+        path: &Path,
+        request_log: bool,
+        retention: Duration,
+    ) -> Result<(Self, Vec<SavedUsage>), String> {
+        let mut conn = Connection::open(path).map_err(|e| db_error(path, e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| db_error(path, e))?;
+        // WAL: a committed flush survives the process being killed.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| db_error(path, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| db_error(path, e))?;
+        migrate(&mut conn, path)?;
+        let saved = load(&conn, path)?;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+                request_log,
+                retention,
+                pending: Mutex::new(Vec::new()),
+            },
+            saved,
+        ))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a request row (when the request log is on); written at the next flush.
+    pub fn record(&self, row: RequestRow) {
+        if self.request_log {
+            self.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(row);
+        }
+    }
+
+    /// Writes the counters and the queued request rows in one transaction, and drops request
+    /// rows older than the retention. Blocking: call it off the async threads.
+    pub fn flush(&self, usage: &[UsageRecord]) -> Result<(), String> {
+        let rows = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let path = &self.path;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut upsert = tx.prepare_cached(
+                    "INSERT INTO usage (provider, key_fingerprint, model, key_id, prompt_tokens,
+                        completion_tokens, total_tokens, requests, errors, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (provider, key_fingerprint, model) DO UPDATE SET
+                        key_id = excluded.key_id, prompt_tokens = excluded.prompt_tokens,
+                        completion_tokens = excluded.completion_tokens,
+                        total_tokens = excluded.total_tokens, requests = excluded.requests,
+                        errors = excluded.errors, updated_at_ms = excluded.updated_at_ms
+                     WHERE usage.requests != excluded.requests
+                        OR usage.total_tokens != excluded.total_tokens
+                        OR usage.errors != excluded.errors",
+                )?;
+                for u in usage {
+                    upsert.execute(params![
+                        u.provider,
+                        u.key_fingerprint,
+                        u.model,
+                        u.key_id,
+                        as_i64(u.prompt_tokens),
+                        as_i64(u.completion_tokens),
+                        as_i64(u.total_tokens),
+                        as_i64(u.requests),
+                        as_i64(u.errors),
+                        now_ms,
+                    ])?;
+                }
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO requests (at_ms, request_id, grp, provider, model, key_id,
+                        prompt_tokens, completion_tokens, status, latency_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for r in &rows {
+                    insert.execute(params![
+                        r.at_ms,
+                        r.request_id,
+                        r.group,
+                        r.provider,
+                        r.model,
+                        r.key_id,
+                        as_i64(r.prompt_tokens),
+                        as_i64(r.completion_tokens),
+                        r.status,
+                        r.latency_ms,
+                    ])?;
+                }
+                let oldest = now_ms.saturating_sub(self.retention.as_millis() as i64);
+                tx.execute("DELETE FROM requests WHERE at_ms < ?1", params![oldest])?;
+            }
+            tx.commit()
+        };
+        write(&mut conn).map_err(|e| db_error(path, e))
+    }
+}
+
+/// Where the ledger of a config lives: its `path` (relative to the config file's folder), or
+/// `llm-router-usage.sqlite3` next to the config file; `None` when it is switched off or the
+/// config has no file.
+pub fn ledger_path(
+    config_file: Option<&Path>,
+    ledger: &router_core::config::LedgerConfig,
+) -> Option<PathBuf> {
+    if !ledger.enabled {
+        return None;
+    }
+    let folder = config_file.map(|f| {
+        f.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    match (&ledger.path, folder) {
+        (Some(p), folder) => {
+            let p = PathBuf::from(p.as_str());
+            Some(match folder {
+                Some(f) if p.is_relative() => f.join(p),
+                _ => p,
+            })
+        }
+        (None, Some(folder)) => Some(folder.join("llm-router-usage.sqlite3")),
+        (None, None) => None,
+    }
+}
+
+/// Reads a ledger file without changing it (for `llm-router usage`).
+pub fn read(path: &Path) -> Result<Vec<SavedUsage>, String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| db_error(path, e))?;
+    load(&conn, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_config_file() {
+        let mut config = router_core::config::LedgerConfig::default();
+        let file = Path::new("/etc/llm/config.yaml");
+        assert_eq!(
+            ledger_path(Some(file), &config),
+            Some(PathBuf::from("/etc/llm/llm-router-usage.sqlite3"))
+        );
+        assert_eq!(ledger_path(None, &config), None);
+        config.path = Some("data/u.db".into());
+        assert_eq!(
+            ledger_path(Some(file), &config),
+            Some(PathBuf::from("/etc/llm/data/u.db"))
+        );
+        assert_eq!(
+            ledger_path(Some(Path::new("config.yaml")), &config),
+            Some(PathBuf::from("./data/u.db"))
+        );
+        config.enabled = false;
+        assert_eq!(ledger_path(Some(file), &config), None);
+    }
+}

@@ -1,0 +1,325 @@
+//! Prometheus metrics (`GET /metrics`, text format). Per-request figures are recorded as the
+//! request ends; per-pair figures (tokens, failures by class, breaker state) and reload figures
+//! are read from the router's own counters when scraped, so the hot path pays nothing for them.
+//! Every label value comes from the config or a fixed set, never from a request, and a key is
+//! labelled by a short fingerprint, never by itself.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use router_core::Router;
+
+/// Latency buckets, in seconds: from 100 µs (router overhead) to 5 minutes (long answers).
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// The request metrics the server records.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    ttft: HistogramVec,
+    overhead: Histogram,
+    in_flight: IntGauge,
+    retries: IntCounter,
+    failovers: IntCounter,
+}
+
+/// How one request ended, for the metrics.
+pub struct Finished<'a> {
+    /// `chat`, `messages`, `completions`, `embeddings` or `other`.
+    pub endpoint: &'static str,
+    /// The group, if the request named a configured one.
+    pub group: Option<&'a str>,
+    /// Provider and upstream model that answered.
+    pub served: Option<(&'a str, &'a str)>,
+    /// HTTP status sent.
+    pub status: u16,
+    /// Attempts made upstream.
+    pub attempts: usize,
+    /// Seconds to the end of the response.
+    pub latency: f64,
+    /// Seconds to the first body byte.
+    pub ttft: Option<f64>,
+    /// Seconds of the router's own work (the time to the response head, less the time waited
+    /// on upstreams).
+    pub overhead: Option<f64>,
+}
+
+fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        labels,
+    )
+}
+
+impl Metrics {
+    /// Registers every request metric.
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "llm_router_requests_total",
+                "Requests answered, by endpoint, group, provider, model and status class.",
+            ),
+            &["endpoint", "group", "provider", "model", "status_class"],
+        )?;
+        let latency = histogram_vec(
+            "llm_router_request_duration_seconds",
+            "Time from the request to the end of its response (a stream's last event).",
+            &["group"],
+        )?;
+        let ttft = histogram_vec(
+            "llm_router_time_to_first_token_seconds",
+            "Time from the request to the first byte of its response body.",
+            &["group"],
+        )?;
+        let overhead = Histogram::with_opts(
+            HistogramOpts::new(
+                "llm_router_overhead_seconds",
+                "Time the router spent on a forwarded request itself: to the response head, \
+                 less the time waited on upstreams.",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )?;
+        let in_flight = IntGauge::new(
+            "llm_router_requests_in_flight",
+            "Requests being served, streams included.",
+        )?;
+        let retries = IntCounter::new(
+            "llm_router_retries_total",
+            "Upstream attempts beyond the first.",
+        )?;
+        let failovers = IntCounter::new(
+            "llm_router_failovers_total",
+            "Requests answered by another pair after a failed attempt.",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(ttft.clone()))?;
+        registry.register(Box::new(overhead.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(failovers.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            ttft,
+            overhead,
+            in_flight,
+            retries,
+            failovers,
+        })
+    }
+
+    /// A request began.
+    pub fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A request ended (its last byte sent, or its client gone).
+    pub fn finished(&self, f: &Finished<'_>) {
+        self.in_flight.dec();
+        let group = f.group.unwrap_or("-");
+        let (provider, model) = f.served.unwrap_or(("-", "-"));
+        let class = match f.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .with_label_values(&[f.endpoint, group, provider, model, class])
+            .inc();
+        if f.endpoint != "other" {
+            self.latency.with_label_values(&[group]).observe(f.latency);
+            if let Some(t) = f.ttft {
+                self.ttft.with_label_values(&[group]).observe(t);
+            }
+        }
+        if let Some(o) = f.overhead {
+            self.overhead.observe(o);
+        }
+        let extra = f.attempts.saturating_sub(1) as u64;
+        self.retries.inc_by(extra);
+        if extra > 0 && f.served.is_some() {
+            self.failovers.inc();
+        }
+    }
+
+    /// The request histograms' quantile `q` per group, estimated from the buckets as
+    /// Prometheus' `histogram_quantile` does (for the dashboard).
+    pub fn quantiles(&self, q: f64) -> Vec<(String, f64, f64)> {
+        let mut out = Vec::new();
+        for family in self.registry.gather() {
+            let name = family.name();
+            if name != "llm_router_request_duration_seconds"
+                && name != "llm_router_time_to_first_token_seconds"
+            {
+                continue;
+            }
+            for m in family.get_metric() {
+                let group = m
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == "group")
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default();
+                let h = m.get_histogram();
+                let total = h.get_sample_count() as f64;
+                if total == 0.0 {
+                    continue;
+                }
+                let rank = q * total;
+                let mut previous = (0.0, 0.0);
+                let mut value = f64::NAN;
+                for b in h.get_bucket() {
+                    let count = b.cumulative_count() as f64;
+                    if count >= rank {
+                        let (lo, below) = previous;
+                        let width = b.upper_bound() - lo;
+                        let share = if count > below {
+                            (rank - below) / (count - below)
+                        } else {
+                            1.0
+                        };
+                        value = lo + width * share;
+                        break;
+                    }
+                    previous = (b.upper_bound(), count);
+                }
+                if value.is_nan() {
+                    value = previous.0;
+                }
+                let slot = match out
+                    .iter()
+                    .position(|(g, _, _): &(String, f64, f64)| *g == group)
+                {
+                    Some(i) => i,
+                    None => {
+                        out.push((group, f64::NAN, f64::NAN));
+                        out.len() - 1
+                    }
+                };
+                if name == "llm_router_request_duration_seconds" {
+                    out[slot].1 = value;
+                } else {
+                    out[slot].2 = value;
+                }
+            }
+        }
+        out
+    }
+
+    /// The text exposition: the request metrics, then the router's own counters.
+    pub fn render(&self, router: &Router) -> Result<String, String> {
+        let mut families = self.registry.gather();
+        families.extend(router_families(router).map_err(|e| e.to_string())?);
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&families, &mut out)
+            .map_err(|e| e.to_string())?;
+        String::from_utf8(out).map_err(|e| e.to_string())
+    }
+}
+
+/// A key's label: the first 8 hex digits of its fingerprint.
+pub fn key_label(fingerprint: &str) -> &str {
+    fingerprint.get(..8).unwrap_or(fingerprint)
+}
+
+/// Families read from the router at scrape time.
+fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto::MetricFamily>> {
+    let registry = Registry::new();
+    let pair = ["provider", "key", "model"];
+    let tokens = IntCounterVec::new(
+        Opts::new(
+            "llm_router_tokens_total",
+            "Tokens counted, by provider, key fingerprint, model and kind (prompt, completion).",
+        ),
+        &["provider", "key", "model", "kind"],
+    )?;
+    let pair_requests = IntCounterVec::new(
+        Opts::new(
+            "llm_router_upstream_requests_total",
+            "Upstream calls, by provider, key fingerprint and model.",
+        ),
+        &pair,
+    )?;
+    let failures = IntCounterVec::new(
+        Opts::new(
+            "llm_router_upstream_failures_total",
+            "Failed upstream calls, by provider, key fingerprint, model and class.",
+        ),
+        &["provider", "key", "model", "class"],
+    )?;
+    let breaker = IntGaugeVec::new(
+        Opts::new(
+            "llm_router_breaker_state",
+            "Circuit breaker of a pair: 0 closed, 1 half-open, 2 open.",
+        ),
+        &pair,
+    )?;
+    let reloads = IntCounterVec::new(
+        Opts::new(
+            "llm_router_config_reloads_total",
+            "Config reloads, by result.",
+        ),
+        &["result"],
+    )?;
+    let generation = IntGauge::new(
+        "llm_router_config_generation",
+        "Generation of the config in force.",
+    )?;
+    let build = IntGaugeVec::new(
+        Opts::new("llm_router_build_info", "Build information."),
+        &["version"],
+    )?;
+    for r in router.usage() {
+        let key = key_label(&r.key_fingerprint);
+        let labels = [r.provider.as_str(), key, r.model.as_str()];
+        let with = |kind: &'static str| [r.provider.as_str(), key, r.model.as_str(), kind];
+        tokens
+            .with_label_values(&with("prompt"))
+            .inc_by(r.prompt_tokens);
+        tokens
+            .with_label_values(&with("completion"))
+            .inc_by(r.completion_tokens);
+        pair_requests.with_label_values(&labels).inc_by(r.requests);
+        let f = r.failures;
+        for (class, n) in [
+            ("rate_limited", f.rate_limited),
+            ("unauthorized", f.unauthorized),
+            ("model_unavailable", f.model_unavailable),
+            ("upstream", f.upstream),
+        ] {
+            failures.with_label_values(&with(class)).inc_by(n);
+        }
+        let state = match r.state.as_str() {
+            "open" => 2,
+            "half_open" => 1,
+            _ => 0,
+        };
+        breaker.with_label_values(&labels).set(state);
+    }
+    let stats = router.reload_stats();
+    reloads
+        .with_label_values(&["success"])
+        .inc_by(stats.succeeded);
+    reloads.with_label_values(&["failure"]).inc_by(stats.failed);
+    generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(tokens))?;
+    registry.register(Box::new(pair_requests))?;
+    registry.register(Box::new(failures))?;
+    registry.register(Box::new(breaker))?;
+    registry.register(Box::new(reloads))?;
+    registry.register(Box::new(generation))?;
+    registry.register(Box::new(build))?;
+    Ok(registry.gather())
+}

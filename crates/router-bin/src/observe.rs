@@ -1,0 +1,242 @@
+//! What is known about a request when it ends: one access log line, the request metrics, a row
+//! for the ledger's request log, and recent errors for the dashboard. A response body is
+//! wrapped so that this happens when its last byte is sent (or its client leaves), with the
+//! tokens charged and the time to the first byte.
+
+use crate::app::App;
+use crate::ledger::RequestRow;
+use crate::metrics::Finished;
+use crate::ResBody;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use router_core::{ChatBody, Served, TokenUsage};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Where the tokens charged for an answer land once its body is settled.
+pub type UsageSlot = Arc<Mutex<Option<TokenUsage>>>;
+
+/// A request's facts, gathered on its way and logged when it ends.
+pub struct RequestLog {
+    pub(crate) request_id: String,
+    pub(crate) method: http::Method,
+    pub(crate) path: String,
+    pub(crate) endpoint: &'static str,
+    pub(crate) started: Instant,
+    /// When the response head was ready.
+    pub(crate) head: Option<Instant>,
+    pub(crate) status: u16,
+    pub(crate) served: Option<Served>,
+    /// The group of a failed request, when it named a configured one.
+    pub(crate) group: Option<String>,
+    pub(crate) attempts: usize,
+    pub(crate) usage: Option<UsageSlot>,
+}
+
+impl RequestLog {
+    fn finish(self, app: &App, first_byte: Option<Instant>) {
+        let ended = Instant::now();
+        let latency = ended.duration_since(self.started);
+        let ttft = first_byte.map(|t| t.duration_since(self.started));
+        let usage = self
+            .usage
+            .as_ref()
+            .and_then(|slot| *slot.lock().unwrap_or_else(|p| p.into_inner()));
+        let overhead = match (&self.served, self.head) {
+            (Some(s), Some(head)) => Some(
+                head.duration_since(self.started)
+                    .saturating_sub(s.upstream_wait),
+            ),
+            _ => None,
+        };
+        let group = self
+            .served
+            .as_ref()
+            .map(|s| s.group.as_str())
+            .or(self.group.as_deref());
+        let attempts = self.served.as_ref().map_or(self.attempts, |s| s.attempts);
+        app.metrics.finished(&Finished {
+            endpoint: self.endpoint,
+            group,
+            served: self
+                .served
+                .as_ref()
+                .map(|s| (s.provider.as_str(), s.model.as_str())),
+            status: self.status,
+            attempts,
+            latency: latency.as_secs_f64(),
+            ttft: ttft.map(|t| t.as_secs_f64()),
+            overhead: overhead.map(|o| o.as_secs_f64()),
+        });
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        // Never content, never a key: key ids (`provider#index`) only.
+        match &self.served {
+            Some(s) => tracing::info!(
+                target: "access",
+                request_id = %self.request_id, method = %self.method, path = %self.path,
+                status = self.status, group = %s.group, provider = %s.provider,
+                model = %s.model, key = %s.key_id, attempts = s.attempts,
+                prompt_tokens = prompt, completion_tokens = completion,
+                latency_ms = ms(latency), ttft_ms = ttft.map(ms),
+                overhead_us = overhead.map(|o| o.as_micros() as u64),
+            ),
+            None => tracing::info!(
+                target: "access",
+                request_id = %self.request_id, method = %self.method, path = %self.path,
+                status = self.status, group = group.unwrap_or("-"), attempts,
+                latency_ms = ms(latency),
+            ),
+        }
+        if self.endpoint != "other" {
+            app.record_request(RequestRow {
+                at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                request_id: self.request_id,
+                group: group.unwrap_or("-").to_string(),
+                provider: self.served.as_ref().map(|s| s.provider.clone()),
+                model: self.served.as_ref().map(|s| s.model.clone()),
+                key_id: self.served.as_ref().map(|s| s.key_id.clone()),
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                status: self.status,
+                latency_ms: ms(latency),
+            });
+        }
+    }
+}
+
+/// A chat answer's body that puts the tokens charged into a slot when it ends or is dropped.
+pub struct Settling {
+    body: ChatBody,
+    slot: UsageSlot,
+    settled: bool,
+}
+
+impl Settling {
+    /// Wraps `body`; the returned slot receives its usage.
+    pub fn new(body: ChatBody) -> (Self, UsageSlot) {
+        let slot = UsageSlot::default();
+        (
+            Self {
+                body,
+                slot: slot.clone(),
+                settled: false,
+            },
+            slot,
+        )
+    }
+
+    fn settle(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = self.body.settle_usage();
+        }
+    }
+}
+
+impl Body for Settling {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.settle();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Settling {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+/// The outermost response body: notes the first byte, and logs the request when the body
+/// ends or is dropped.
+pub struct Observed {
+    inner: Option<ResBody>,
+    log: Option<Box<RequestLog>>,
+    app: Arc<App>,
+    first_byte: Option<Instant>,
+}
+
+impl Observed {
+    /// Wraps `inner`, to log `log` when it ends.
+    pub fn new(inner: ResBody, log: RequestLog, app: Arc<App>) -> Self {
+        Self {
+            inner: Some(inner),
+            log: Some(Box::new(log)),
+            app,
+            first_byte: None,
+        }
+    }
+
+    fn finish(&mut self) {
+        // The inner body first: a stream left by its client is settled (and charged) now.
+        drop(self.inner.take());
+        if let Some(log) = self.log.take() {
+            log.finish(&self.app, self.first_byte);
+        }
+    }
+}
+
+impl Body for Observed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame)))
+                if this.first_byte.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) =>
+            {
+                this.first_byte = Some(Instant::now());
+            }
+            Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
