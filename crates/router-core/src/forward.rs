@@ -559,7 +559,7 @@ fn chat_for(
     };
     match Wire::of(provider.kind()) {
         Wire::Anthropic => anthropic::request(&object, model, provider.default_max_tokens()),
-        Wire::Gemini => gemini::request(&object),
+        Wire::Gemini => gemini::request_for(&object, model),
         Wire::OpenAi => Ok(serde_json::Value::Object(object)),
     }
 }
@@ -594,6 +594,7 @@ pub(crate) async fn chat_completions(
     let mut last_failed_provider: Option<String> = None;
     let mut same_provider_retries = 0u32;
     let mut waited = Duration::ZERO;
+    let mut refusal: Option<RouterError> = None;
     // Pairs whose provider does not offer this endpoint are no candidates at all.
     for (i, p) in group.pairs().iter().enumerate() {
         if p.provider().url(endpoint, p.model()).is_none() {
@@ -635,9 +636,18 @@ pub(crate) async fn chat_completions(
         let upstream_body = match body_for(&request, selection.provider(), selection.model()) {
             Ok(b) => b,
             Err(e) => {
-                // The request cannot be said to this provider: the client's fault, not the pair's.
+                // The request cannot be said to this provider (a field it has no place for):
+                // not the pair's fault. Another provider of the group may take it as it is;
+                // the refusal is the answer only if none can.
+                let refused = selection.provider().clone();
                 selection.release();
-                return Err(e);
+                for (i, p) in group.pairs().iter().enumerate() {
+                    if Arc::ptr_eq(&p.provider, &refused) {
+                        excluded.push(i);
+                    }
+                }
+                refusal.get_or_insert(e);
+                continue;
             }
         };
         let provider = selection.provider().clone();
@@ -684,6 +694,9 @@ pub(crate) async fn chat_completions(
         }
     }
     let group_name = group.name().to_string();
+    if let (Some(refusal), true) = (refusal, failures.is_empty()) {
+        return Err(refusal);
+    }
     if unsupported && failures.is_empty() {
         return Err(RouterError::bad_request(
             format!(
@@ -1305,7 +1318,12 @@ impl ChatStream {
         if let Some(selection) = self.selection.take() {
             let charge = self.charge();
             self.charged = Some(charge);
-            selection.succeed(charge);
+            if self.upstream_error {
+                // An error event was relayed and the client left before the end: a failure.
+                selection.fail_after(Failure::Upstream, Some(charge));
+            } else {
+                selection.succeed(charge);
+            }
         }
         self.charged
     }

@@ -176,8 +176,8 @@ impl StreamMeter {
     pub(crate) fn charge(&self, reported: Option<TokenUsage>, prompt_estimate: u64) -> TokenUsage {
         let tokens = |bytes: u64| bytes.div_ceil(4);
         let mut usage = reported.unwrap_or_default();
-        let covered = self.reported && self.since_report == 0;
-        if covered && usage.prompt_tokens > 0 {
+        // The upstream's own figures stand as they are when they cover everything streamed.
+        if self.reported && self.since_report == 0 && reported.is_some() {
             return usage;
         }
         if self.reported {

@@ -10,6 +10,10 @@ use std::ops::Range;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
+/// Tokens an inline data URL (an image, a document) counts in a prompt estimate: about what
+/// the providers charge for a large image.
+pub const INLINE_DATA_TOKENS: u64 = 1_000;
+
 /// The OpenAI operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Endpoint {
@@ -258,8 +262,22 @@ impl<'a> ChatRequest<'a> {
 
     /// The prompt's tokens by estimate (one per four bytes of request), charged when a stream
     /// ends before the provider reported them.
+    ///
+    /// Inline data (`"data:…"` URLs, such as base64 images) is not text: each counts a flat
+    /// [`INLINE_DATA_TOKENS`] instead of its bytes. Capped like [`Self::estimate_tokens`].
     pub fn prompt_estimate(&self) -> u64 {
-        (self.body.len() as u64).div_ceil(4).max(1)
+        let bytes = self.body.as_bytes();
+        let mut text = bytes.len() as u64;
+        let mut inline = 0u64;
+        for start in memchr::memmem::find_iter(bytes, b"\"data:") {
+            let rest = &bytes[start + 1..];
+            let len = memchr::memchr(b'"', rest).unwrap_or(rest.len()) as u64;
+            text = text.saturating_sub(len);
+            inline += 1;
+        }
+        text.div_ceil(4)
+            .saturating_add(inline.saturating_mul(INLINE_DATA_TOKENS))
+            .clamp(1, 1 << 24)
     }
 
     /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,
@@ -359,5 +377,21 @@ mod tests {
         assert!(msg(br#"{"model":"a","messages":{}}"#).contains("must be an array"));
         assert!(msg(br#"{"model":"a","messages":[],"stream":"yes"}"#).contains("boolean"));
         assert!(msg(br#"{"model":"a","model":"b","messages":[]}"#).contains("more than once"));
+    }
+
+    #[test]
+    fn inline_data_counts_a_flat_estimate_not_its_bytes() {
+        let text = r#"{"model":"g","messages":[{"role":"user","content":"hello there"}]}"#;
+        let plain = parse(text).unwrap().prompt_estimate();
+        assert_eq!(plain, (text.len() as u64).div_ceil(4));
+        let image = format!(
+            r#"{{"model":"g","messages":[{{"role":"user","content":[{{"type":"image_url","image_url":{{"url":"data:image/png;base64,{}"}}}}]}}]}}"#,
+            "A".repeat(4_000_000)
+        );
+        let estimate = parse(&image).unwrap().prompt_estimate();
+        assert!(
+            (INLINE_DATA_TOKENS..INLINE_DATA_TOKENS + 100).contains(&estimate),
+            "{estimate}"
+        );
     }
 }

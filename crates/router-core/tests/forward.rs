@@ -388,3 +388,26 @@ async fn huge_max_tokens_does_not_overflow() {
     }
     assert_eq!(r.usage()[0].reserved, 0);
 }
+
+#[tokio::test]
+async fn a_client_leaving_after_an_error_event_counts_a_failure() {
+    use http_body_util::BodyExt;
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&one_provider(&mock.base_url(), "\"sk-a\""));
+    mock.add_rule(mock_upstream::Rule::new(mock_upstream::Fault::EventStream(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial\"}}]}\n\n\
+         data: {\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}\n\n"
+            .to_string(),
+    )));
+    let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    let mut stream = answer.body;
+    let first = stream.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("boom"));
+    // The client read the error event and left before the stream's end.
+    drop(stream);
+    let u = &r.usage()[0];
+    assert_eq!((u.errors, u.failures.upstream, u.reserved), (1, 1, 0));
+    // What was streamed is charged all the same.
+    assert_eq!(u.completion_tokens, "partial".len().div_ceil(4) as u64);
+}

@@ -448,3 +448,36 @@ async fn gemini_errors_and_cut_streams() {
     );
     assert_eq!(r.usage()[0].errors, 1);
 }
+
+#[tokio::test]
+async fn a_request_one_provider_cannot_take_goes_to_another_of_the_group() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: fallback\n    models:\n      - {{provider: claude, name: c}}\n      - {{provider: oai, name: o}}\n  - name: only-claude\n    models: [{{provider: claude, name: c}}]\nproviders:\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: \"sk-provider-key-0001\"}}\n  - {{name: oai, base_url: \"{url}\", api_key: \"sk-provider-key-0002\"}}\n",
+        url = mock.base_url()
+    );
+    let r = router(&yaml);
+    // A message `name` has no place on Anthropic: the OpenAI-format provider answers instead.
+    let body =
+        json!({"model": "g", "messages": [{"role": "user", "content": "hi", "name": "bob"}]});
+    let (status, v) = complete(&r, &body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], "o");
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/v1/chat/completions"]);
+    // Nothing was held against the refusing pair.
+    assert!(r.usage().iter().all(|u| u.errors == 0 && u.reserved == 0));
+    // With no provider that can take it, the refusal is the answer, naming the field.
+    let body = json!({"model": "only-claude", "messages": [{"role": "user", "content": "hi", "name": "bob"}]});
+    let err = r
+        .chat_completions(body.to_string().as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(
+        err.client_message().contains("messages[0].name"),
+        "{}",
+        err.client_message()
+    );
+    assert_eq!(mock.requests().len(), 1);
+}

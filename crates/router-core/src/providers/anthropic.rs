@@ -116,6 +116,9 @@ fn input_schema(parameters: &Value, tool: usize) -> Result<Value, RouterError> {
 /// The smallest thinking budget Anthropic accepts.
 const MIN_THINKING_BUDGET: u64 = 1024;
 
+/// The smallest output limit of current Claude models: a raised `max_tokens` stays within it.
+const MAX_OUTPUT_TOKENS: u64 = 32_000;
+
 /// Translates an OpenAI chat request into an Anthropic Messages request for `model`.
 pub(crate) fn request(
     openai: &Map<String, Value>,
@@ -200,8 +203,8 @@ pub(crate) fn request(
                     }
                     t.insert("input_schema".into(), input_schema(&f["parameters"], i)?);
                     // Strict tool use: the input is held to the schema on both APIs.
-                    if let Some(strict) = f.get("strict").and_then(Value::as_bool) {
-                        t.insert("strict".into(), json!(strict));
+                    if f.get("strict") == Some(&json!(true)) {
+                        t.insert("strict".into(), json!(true));
                     }
                     tools.push(Value::Object(t));
                 }
@@ -240,37 +243,7 @@ pub(crate) fn request(
     if let Some(choice) = tool_choice {
         out.insert("tool_choice".into(), choice);
     }
-    match (
-        thinking_budget,
-        out.get("max_tokens").and_then(Value::as_u64),
-    ) {
-        (None, _) => {}
-        // Both APIs count reasoning within the completion limit: the budget stays below it.
-        (Some(budget), Some(max)) => {
-            let budget = budget.min(max.saturating_sub(1));
-            if budget < MIN_THINKING_BUDGET {
-                return Err(bad(
-                    format!("reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on an Anthropic provider (thinking takes at least {MIN_THINKING_BUDGET} tokens)"),
-                    "reasoning_effort",
-                ));
-            }
-            out.insert(
-                "thinking".into(),
-                json!({"type": "enabled", "budget_tokens": budget}),
-            );
-        }
-        // No limit set: the default is for the answer, the budget comes on top.
-        (Some(budget), None) => {
-            out.insert(
-                "thinking".into(),
-                json!({"type": "enabled", "budget_tokens": budget}),
-            );
-            out.insert(
-                "max_tokens".into(),
-                json!(default_max_tokens.saturating_add(budget)),
-            );
-        }
-    }
+    let client_limit = out.get("max_tokens").and_then(Value::as_u64);
     out.entry("max_tokens").or_insert(json!(default_max_tokens));
 
     let Some(list) = openai.get("messages").and_then(Value::as_array) else {
@@ -351,6 +324,53 @@ pub(crate) fn request(
     if !system.is_empty() {
         out.insert("system".into(), json!(system.join("\n\n")));
     }
+    // Anthropic takes back a tool-use turn made while thinking only with its signed thinking
+    // block, which an OpenAI conversation cannot carry: such a turn continues without thinking.
+    let in_tool_loop = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_use"));
+    if let Some(budget) = thinking_budget.filter(|_| !in_tool_loop) {
+        if let Some(t) = out.get("temperature").filter(|t| t.as_f64() != Some(1.0)) {
+            return Err(bad(
+                format!("temperature {t} cannot be sent with reasoning_effort to an Anthropic provider (thinking requires temperature 1)"),
+                "temperature",
+            ));
+        }
+        if out
+            .get("tool_choice")
+            .is_some_and(|c| c["type"] == "any" || c["type"] == "tool")
+        {
+            return Err(bad(
+                "a forced tool_choice cannot be sent with reasoning_effort to an Anthropic provider (thinking allows only auto or none)".into(),
+                "tool_choice",
+            ));
+        }
+        let max_tokens = match client_limit {
+            // Both APIs count reasoning within the completion limit: the budget stays below it.
+            Some(max) => max,
+            // No limit set: the default is for the answer and the budget comes on top, within
+            // the smallest output limit of current models.
+            None => default_max_tokens
+                .saturating_add(budget)
+                .min(MAX_OUTPUT_TOKENS),
+        };
+        let budget = budget.min(max_tokens.saturating_sub(1));
+        if budget < MIN_THINKING_BUDGET {
+            return Err(bad(
+                format!("reasoning_effort needs max_tokens above {MIN_THINKING_BUDGET} on an Anthropic provider (thinking takes at least {MIN_THINKING_BUDGET} tokens)"),
+                "reasoning_effort",
+            ));
+        }
+        out.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+        out.insert("max_tokens".into(), json!(max_tokens));
+    }
+
     out.insert("messages".into(), Value::Array(messages));
     Ok(Value::Object(out))
 }
@@ -873,6 +893,9 @@ mod tests {
             json!({"name": "f", "strict": true,
                    "input_schema": {"type": "object", "properties": {"a": {"type": "string"}}}})
         );
+        let mut lax = tools(Value::Null);
+        lax["tools"][0]["function"]["strict"] = json!(false);
+        assert!(req(lax).unwrap()["tools"][0].get("strict").is_none());
         let out = req(tools(Value::Null)).unwrap();
         assert_eq!(
             out["tools"][0]["input_schema"],
@@ -903,10 +926,12 @@ mod tests {
         assert!(req(image("auto")).is_ok());
         let (m, _) = refused(image("low"));
         assert!(m.contains("image_url.detail 'low'"), "{m}");
-        // An earlier refusal is kept as what the assistant said; null fields ask for nothing.
+        // An earlier refusal is kept as what the assistant said; null and empty fields ask for
+        // nothing, and the annotations an SDK sends back are metadata of that answer.
         let out = req(json!({"model": "g", "messages": [
             {"role": "user", "content": "x", "name": null},
-            {"role": "assistant", "content": null, "refusal": "I can't help with that."},
+            {"role": "assistant", "content": null, "refusal": "I can't help with that.",
+             "annotations": [], "tool_calls": [], "audio": null},
             {"role": "user", "content": "ok"},
         ]}))
         .unwrap();
@@ -931,6 +956,27 @@ mod tests {
             json!({"type": "enabled", "budget_tokens": 4096})
         );
         assert_eq!(out["max_tokens"], 4096 + 4096);
+        // Raised within the smallest output limit of current models.
+        let out = req(base(json!({"reasoning_effort": "xhigh"}))).unwrap();
+        assert_eq!(out["max_tokens"], 32000);
+        assert_eq!(out["thinking"]["budget_tokens"], 31999);
+        // What thinking does not allow is refused by name.
+        let (_, p) = refused(base(json!({"reasoning_effort": "low", "temperature": 0.2})));
+        assert_eq!(p.as_deref(), Some("temperature"));
+        assert!(req(base(json!({"reasoning_effort": "low", "temperature": 1}))).is_ok());
+        let forced = base(json!({"reasoning_effort": "low", "tool_choice": "required",
+            "tools": [{"type": "function", "function": {"name": "f"}}]}));
+        assert_eq!(refused(forced).1.as_deref(), Some("tool_choice"));
+        // A tool loop continues without thinking: the earlier turn's signed thinking is gone.
+        let mut looping = base(json!({"reasoning_effort": "low",
+            "tools": [{"type": "function", "function": {"name": "f"}}]}));
+        looping["messages"] = json!([
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+        ]);
+        assert!(req(looping).unwrap().get("thinking").is_none());
         let out = req(base(
             json!({"reasoning_effort": "high", "max_completion_tokens": 8000}),
         ))

@@ -90,6 +90,21 @@ fn error_type(status: u16) -> &'static str {
     }
 }
 
+/// The Anthropic error type for an error event in an OpenAI-format (or Gemini) stream, which
+/// has no status to go by: Anthropic's own types are kept, rate limits and overload are
+/// recognised, anything else is an `api_error`.
+fn stream_error_type(kind: &str) -> &'static str {
+    match kind {
+        "invalid_request_error" => "invalid_request_error",
+        "rate_limit_error"
+        | "rate_limit_exceeded"
+        | "RESOURCE_EXHAUSTED"
+        | "insufficient_quota" => "rate_limit_error",
+        "overloaded_error" | "UNAVAILABLE" => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
 /// Translates an Anthropic Messages request into an OpenAI chat request for `model`.
 pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
     let mut out = Map::new();
@@ -457,7 +472,7 @@ impl StreamTranslator {
             out.push(ev(
                 "error",
                 error(
-                    e["type"].as_str().unwrap_or("api_error"),
+                    stream_error_type(e["type"].as_str().unwrap_or("")),
                     e["message"].as_str().unwrap_or("upstream error"),
                 ),
             ));
@@ -827,5 +842,22 @@ mod tests {
         let events = t.event(br#"{"id":"c","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"type":"function","function":{"name":"f","arguments":""}}]}}]}"#);
         let id = events[1].1["content_block"]["id"].as_str().unwrap();
         assert!(id.starts_with("toolu_"), "{id}");
+    }
+
+    #[test]
+    fn stream_error_events_get_anthropic_types() {
+        for (upstream, kind) in [
+            ("server_error", "api_error"),
+            ("RESOURCE_EXHAUSTED", "rate_limit_error"),
+            ("UNAVAILABLE", "overloaded_error"),
+            ("invalid_request_error", "invalid_request_error"),
+        ] {
+            let mut t = StreamTranslator::default();
+            let chunk = json!({"error": {"message": "boom", "type": upstream}}).to_string();
+            let events = t.event(chunk.as_bytes());
+            assert_eq!(events[0].0, "error");
+            assert_eq!(events[0].1["error"]["type"], kind, "{upstream}");
+            assert!(t.failed);
+        }
     }
 }

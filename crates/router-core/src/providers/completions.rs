@@ -61,6 +61,20 @@ pub(crate) fn request(completion: &Map<String, Value>, model: &str) -> Result<Va
                     key,
                 ))
             }
+            // Chat's own fields: the prompt API has no place for their results.
+            "messages"
+            | "tools"
+            | "tool_choice"
+            | "functions"
+            | "function_call"
+            | "parallel_tool_calls"
+            | "modalities"
+            | "audio" => {
+                return Err(bad(
+                    format!("'{key}' is not part of /v1/completions; use /v1/chat/completions"),
+                    key,
+                ))
+            }
             "stream" => {
                 stream = value == &json!(true);
                 out.insert(key.clone(), value.clone());
@@ -241,5 +255,20 @@ mod tests {
         assert_eq!(u["usage"]["total_tokens"], 3);
         let error = json!({"error": {"message": "boom"}});
         assert_eq!(chunk(&error), Some(error.clone()));
+    }
+
+    #[test]
+    fn chat_fields_are_refused() {
+        for field in ["messages", "tools", "tool_choice", "functions"] {
+            let mut v = json!({"prompt": "a"});
+            v[field] = json!([{"x": 1}]);
+            match request(&object(v), "m") {
+                Err(RouterError::BadRequest { message, param, .. }) => {
+                    assert_eq!(param.as_deref(), Some(field));
+                    assert!(message.contains("/v1/chat/completions"), "{message}");
+                }
+                other => panic!("expected 400, got {other:?}"),
+            }
+        }
     }
 }

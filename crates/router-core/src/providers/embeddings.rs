@@ -12,6 +12,9 @@ use crate::RouterError;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
+/// Most texts `batchEmbedContents` takes in one request.
+const MAX_BATCH: usize = 100;
+
 /// The inputs as texts; token-id inputs cannot be sent to Gemini.
 fn inputs(input: &Value) -> Result<Vec<&str>, RouterError> {
     let token_ids = || {
@@ -86,6 +89,15 @@ pub(crate) fn request(openai: &Map<String, Value>, model: &str) -> Result<Value,
         }
     }
     let texts = inputs(openai.get("input").unwrap_or(&Value::Null))?;
+    if texts.len() > MAX_BATCH {
+        return Err(bad(
+            format!(
+                "'input' holds {} texts; a Gemini provider embeds at most {MAX_BATCH} per request",
+                texts.len()
+            ),
+            "input",
+        ));
+    }
     let name = format!("models/{model}");
     let requests: Vec<Value> = texts
         .iter()
@@ -222,5 +234,19 @@ mod tests {
         assert_eq!(floats, [1.0, -2.5]);
         assert_eq!(usage.total_tokens, 9);
         assert!(response(&json!({"error": {}}), &req, "m").is_none());
+    }
+
+    #[test]
+    fn at_most_a_hundred_inputs() {
+        let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+        match request(&object(json!({"input": many})), "m") {
+            Err(RouterError::BadRequest { message, param, .. }) => {
+                assert_eq!(param.as_deref(), Some("input"));
+                assert!(message.contains("at most 100"), "{message}");
+            }
+            other => panic!("expected 400, got {other:?}"),
+        }
+        let hundred: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        assert!(request(&object(json!({"input": hundred})), "m").is_ok());
     }
 }

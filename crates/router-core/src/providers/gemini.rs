@@ -64,8 +64,41 @@ fn user_parts(content: &Value, path: &str) -> Result<Vec<Value>, RouterError> {
     }
 }
 
-/// Between a tool call id and the thought signature it carries (base64 has no `_`).
+/// Between a tool call id and the thought signature it carries.
 const SIGNATURE_MARK: &str = "__thought__";
+
+/// The thought signature Gemini accepts for a function call it did not sign itself.
+const UNSIGNED: &str = "skip_thought_signature_validator";
+
+/// A base64 signature in the id alphabet every API accepts (`[A-Za-z0-9_-]`): URL-safe
+/// base64 without padding.
+fn to_id_safe(signature: &str) -> String {
+    signature
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// The standard base64 signature back from [`to_id_safe`].
+fn from_id_safe(safe: &str) -> String {
+    let mut out: String = safe
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
+}
 
 /// OpenAI's `reasoning_effort` as a Gemini thinking budget (`none` switches thinking off).
 fn thinking_budget(effort: &Value) -> Result<u64, RouterError> {
@@ -82,6 +115,24 @@ fn thinking_budget(effort: &Value) -> Result<u64, RouterError> {
             ))
         }
     })
+}
+
+/// Translates an OpenAI chat request into a Gemini `generateContent` request for `model`.
+/// Gemini 3 models refuse a function call in the history without its thought signature; a
+/// call they did not sign (made by another provider, or whose signature was lost) goes with
+/// the placeholder Gemini documents for that case.
+pub(crate) fn request_for(openai: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+    let mut out = request(openai)?;
+    if model.starts_with("gemini-3") {
+        for content in out["contents"].as_array_mut().into_iter().flatten() {
+            for part in content["parts"].as_array_mut().into_iter().flatten() {
+                if part.get("functionCall").is_some() && part.get("thoughtSignature").is_none() {
+                    part["thoughtSignature"] = json!(UNSIGNED);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Translates an OpenAI chat request into a Gemini `generateContent` request.
@@ -218,7 +269,7 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
                     }
                     let mut part = json!({"functionCall": {"name": call["function"]["name"], "args": args}});
                     if let Some((_, signature)) = call["id"].as_str().and_then(|id| id.split_once(SIGNATURE_MARK)) {
-                        part["thoughtSignature"] = json!(signature);
+                        part["thoughtSignature"] = json!(from_id_safe(signature));
                     }
                     parts.push(part);
                 }
@@ -328,7 +379,7 @@ fn parts_of(candidate: &Value, first_index: usize) -> Said {
             // Gemini 3 wants a call's thought signature back with it in the next turn: it
             // travels in the call id, which OpenAI and Anthropic clients echo unchanged.
             if let Some(signature) = part["thoughtSignature"].as_str() {
-                id = format!("{id}{SIGNATURE_MARK}{signature}");
+                id = format!("{id}{SIGNATURE_MARK}{}", to_id_safe(signature));
             }
             calls.push(json!({
                 "index": index, "id": id, "type": "function",
@@ -610,7 +661,8 @@ mod tests {
             .as_str()
             .unwrap()
             .to_string();
-        assert_eq!(id, "call_0__thought__CiQB+/x=");
+        // In the alphabet every API's ids accept: URL-safe base64 without padding.
+        assert_eq!(id, "call_0__thought__CiQB-_x");
         // The client sends the call back with its result: the signature goes back with the call.
         let next = request(json!({"messages": [
             {"role": "user", "content": "x"},
@@ -631,6 +683,21 @@ mod tests {
             next["generationConfig"]["thinkingConfig"],
             json!({"thinkingBudget": 4096, "includeThoughts": true})
         );
+        // A Gemini 3 model gets the documented placeholder for a call it did not sign.
+        let history = json!({"messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_from_elsewhere", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_from_elsewhere", "content": "done"},
+        ]});
+        let history = history.as_object().unwrap();
+        let part =
+            |model: &str| request_for(history, model).unwrap()["contents"][1]["parts"][0].clone();
+        assert_eq!(
+            part("gemini-3-pro-preview")["thoughtSignature"],
+            "skip_thought_signature_validator"
+        );
+        assert!(part("gemini-2.5-flash").get("thoughtSignature").is_none());
         let off = request(
             json!({"messages": [], "reasoning_effort": "none"})
                 .as_object()

@@ -21,8 +21,8 @@ pub(crate) fn bad(message: String, param: &str) -> crate::RouterError {
 
 /// What an OpenAI message may carry beyond `role` and `content` for a provider of another
 /// format (`to`): a field with no counterpart (`name`, `audio`, the legacy `function_call`) is
-/// refused by name. An assistant's earlier `refusal` is text; its `reasoning_content` is left
-/// out, as no other format takes back reasoning it did not sign.
+/// refused by name. An assistant's earlier `refusal` is text; its `reasoning_content` and
+/// `annotations` are left out, as the other formats have no place for them.
 pub(crate) fn check_message_fields(
     m: &serde_json::Value,
     path: &str,
@@ -35,12 +35,22 @@ pub(crate) fn check_message_fields(
             "tool_calls",
             "refusal",
             "reasoning_content",
+            // URL citations of an earlier OpenAI answer, which SDKs send back: metadata of
+            // that answer, with no place in the other format.
+            "annotations",
         ],
         Some("tool") => &["role", "content", "tool_call_id"],
         _ => &["role", "content"],
     };
     for (key, value) in m.as_object().into_iter().flatten() {
-        if !value.is_null() && !allowed.contains(&key.as_str()) {
+        // An empty value asks for nothing (SDKs send back `"tool_calls": []` and the like).
+        let empty = match value {
+            serde_json::Value::Null => true,
+            serde_json::Value::Array(a) => a.is_empty(),
+            serde_json::Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if !empty && !allowed.contains(&key.as_str()) {
             return Err(bad(
                 format!("{path}.{key} cannot be sent to {to}"),
                 "messages",
