@@ -5,106 +5,10 @@
 
 mod common;
 
-use common::temp_dir;
+use common::{repo_root, temp_dir, Running, BIN};
 use mock_upstream::MockUpstream;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A running binary whose log lines are collected.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Vec<String>,
-    addr: String,
-}
-
-impl Running {
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut running = Self {
-            child,
-            lines,
-            log: Vec::new(),
-            addr: String::new(),
-        };
-        let line = running.wait_for("listening on http://");
-        running.addr = line.rsplit("http://").next().unwrap().trim().to_string();
-        running
-    }
-
-    /// Waits (up to 20 s) for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needle:?}; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn curl(&self, args: &[&str]) -> String {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "20"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "curl failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn stop(mut self) {
-        self.signal("-TERM");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit status {status}");
-    }
-}
+use std::path::Path;
+use std::process::Command;
 
 /// Runs `tests/python/{script}` with `BASE_URL` and the demo key; asserts it exits 0 and prints
 /// `{done}`.

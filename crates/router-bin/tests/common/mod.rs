@@ -7,8 +7,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use router_core::{Format, Router, Source};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -186,4 +190,117 @@ pub fn stream_request(
         req = req.header("accept-encoding", enc);
     }
     req.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running binary whose log lines are collected.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+    pub addr: String,
+}
+
+impl Running {
+    pub fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with(dir, args, "info")
+    }
+
+    /// Starts the binary with `RUST_LOG` set to `filter`.
+    pub fn start_with(dir: &Path, args: &[&str], filter: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("RUST_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut running = Self {
+            child,
+            lines,
+            log: Vec::new(),
+            addr: String::new(),
+        };
+        let line = running.wait_for("listening on http://");
+        running.addr = line.rsplit("http://").next().unwrap().trim().to_string();
+        running
+    }
+
+    /// Waits (up to 20 s) for a log line containing `needle`.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line with {needle:?}; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    pub fn curl(&self, args: &[&str]) -> String {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn stop(self) {
+        self.stop_with_log();
+    }
+
+    /// Stops with SIGTERM, asserts a clean exit, and returns every log line.
+    pub fn stop_with_log(mut self) -> Vec<String> {
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.log.push(line);
+        }
+        self.log
+    }
+
+    /// Kills the process outright (SIGKILL), as a crash would.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
 }

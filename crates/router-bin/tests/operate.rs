@@ -1,0 +1,418 @@
+//! Operating the router: `/metrics` (moving with traffic, bounded labels, no key, valid for
+//! promtool), the dashboard's JSON and its page in headless Chromium.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use http::Method;
+use mock_upstream::MockUpstream;
+use std::time::Duration;
+
+const ADMIN: &str = "admin-key-for-tests";
+const PROVIDER_KEYS: [&str; 2] = ["sk-provider-secret-one-0001", "sk-provider-secret-two-0002"];
+
+fn yaml(base_url: &str) -> String {
+    config(base_url, &PROVIDER_KEYS, &format!("admin_key: \"{ADMIN}\""))
+}
+
+/// The sum of the series of `name` whose labels include every pair of `labels`.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric_name, rest) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest),
+                None => (series, ""),
+            };
+            (metric_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+async fn admin_get(server: &TestServer, path: &str, key: &str) -> Reply {
+    call(
+        Method::GET,
+        &server.url(path),
+        &[("authorization", &format!("Bearer {key}"))],
+        "",
+    )
+    .await
+}
+
+/// Traffic of every kind: answers, a stream, an unknown group, a failover after a 500, and a
+/// request that fails on every key.
+async fn traffic(server: &TestServer, mock: &MockUpstream) {
+    for _ in 0..2 {
+        assert_eq!(post_chat(server, CHAT).await.status, 200);
+    }
+    let r = client()
+        .request(stream_request(server, "streamed words", None))
+        .await
+        .unwrap();
+    let text = http_body_util::BodyExt::collect(r.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(String::from_utf8_lossy(&text).ends_with("data: [DONE]\n\n"));
+    let unknown = post_chat(server, r#"{"model":"nope","messages":[]}"#).await;
+    assert_eq!(unknown.status, 404);
+    mock.fail_next(&[500]);
+    assert_eq!(post_chat(server, CHAT).await.status, 200);
+    mock.fail_next(&[503, 503]);
+    assert_eq!(post_chat(server, CHAT).await.status, 502);
+}
+
+const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"count these words"}]}"#;
+
+#[tokio::test]
+async fn metrics_move_with_traffic_and_never_show_a_key() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    // The admin key opens /metrics; a client key does not.
+    assert_eq!(admin_get(&server, "/metrics", KEY).await.status, 401);
+    let before = admin_get(&server, "/metrics", ADMIN).await;
+    assert_eq!(before.status, 200);
+    assert!(before.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    // Only the refused call above so far (admin and other calls count as endpoint "other").
+    assert_eq!(
+        metric(
+            &before.text(),
+            "llm_router_requests_total",
+            &[("endpoint", "other"), ("status_class", "4xx")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &before.text(),
+            "llm_router_requests_total",
+            &[("endpoint", "chat")]
+        ),
+        0.0
+    );
+
+    traffic(&server, &mock).await;
+    let ok = [
+        ("endpoint", "chat"),
+        ("group", "g"),
+        ("provider", "up"),
+        ("model", "upstream-model"),
+        ("status_class", "2xx"),
+    ];
+    let text = loop {
+        let text = admin_get(&server, "/metrics", ADMIN).await.text();
+        // The last request's own line is written once its response has been sent.
+        if metric(
+            &text,
+            "llm_router_requests_total",
+            &[("status_class", "5xx")],
+        ) == 1.0
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(metric(&text, "llm_router_requests_total", &ok), 4.0);
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_requests_total",
+            &[
+                ("endpoint", "chat"),
+                ("group", "-"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_requests_total",
+            &[("group", "g"), ("provider", "-"), ("status_class", "5xx")]
+        ),
+        1.0
+    );
+    // Latency for every request of the group; TTFT and router overhead for the answered ones.
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_request_duration_seconds_count",
+            &[("group", "g")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_time_to_first_token_seconds_count",
+            &[("group", "g")]
+        ),
+        5.0
+    );
+    assert_eq!(metric(&text, "llm_router_overhead_seconds_count", &[]), 4.0);
+    // Every request has ended but the scrape itself.
+    assert_eq!(metric(&text, "llm_router_requests_in_flight", &[]), 1.0);
+    // One retry that failed over, and one on the request that failed on both keys.
+    assert_eq!(metric(&text, "llm_router_retries_total", &[]), 2.0);
+    assert_eq!(metric(&text, "llm_router_failovers_total", &[]), 1.0);
+    // Tokens by key fingerprint, exactly what the upstream reported.
+    let tokens = metric(&text, "llm_router_tokens_total", &[]);
+    assert_eq!(tokens as u64, mock.tokens_reported());
+    let usage = server.router.usage();
+    for u in &usage {
+        let key = &u.key_fingerprint[..8];
+        assert_eq!(
+            metric(
+                &text,
+                "llm_router_tokens_total",
+                &[("key", key), ("kind", "prompt")]
+            ) as u64,
+            u.prompt_tokens
+        );
+    }
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_upstream_failures_total",
+            &[("class", "upstream")]
+        ),
+        3.0
+    );
+    assert_eq!(metric(&text, "llm_router_breaker_state", &[]), 0.0);
+    assert_eq!(metric(&text, "llm_router_config_generation", &[]), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    // A refused reload (this router has no file) is counted as a failure.
+    let reload = call(
+        Method::POST,
+        &server.url("/admin/reload"),
+        &[("authorization", &format!("Bearer {ADMIN}"))],
+        "",
+    )
+    .await;
+    assert_eq!(reload.status, 422);
+    let text = admin_get(&server, "/metrics", ADMIN).await.text();
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_config_reloads_total",
+            &[("result", "failure")]
+        ),
+        1.0
+    );
+    for secret in PROVIDER_KEYS.iter().chain([&KEY, &ADMIN]) {
+        assert!(!text.contains(secret), "{secret} in /metrics");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_carry_their_id() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    let r = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[
+            ("authorization", &format!("Bearer {KEY}")),
+            ("x-request-id", "trace-me-42"),
+        ],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.headers["x-request-id"], "trace-me-42");
+    // None given, or not a sane one: a fresh id, also on errors.
+    let bad = "x".repeat(200);
+    let r = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[("x-request-id", bad.as_str())],
+        CHAT,
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let id = r.headers["x-request-id"].to_str().unwrap();
+    assert!(
+        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dashboard_data_shows_groups_usage_health_and_errors() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    traffic(&server, &mock).await;
+    assert_eq!(
+        admin_get(&server, "/admin/dashboard", KEY).await.status,
+        401
+    );
+    let r = admin_get(&server, "/admin/dashboard", ADMIN).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["generation"], 1);
+    assert_eq!(v["ledger"]["state"], "off");
+    let group = &v["groups"][0];
+    assert_eq!(group["name"], "g");
+    assert_eq!(group["strategy"], "usage");
+    assert!(group["latency_seconds"]["p50"].as_f64().unwrap() > 0.0);
+    let keys = group["models"][0]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let tokens: u64 = keys
+        .iter()
+        .map(|k| k["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(tokens, mock.tokens_reported());
+    let share: f64 = keys.iter().map(|k| k["share"].as_f64().unwrap()).sum();
+    assert!((share - 1.0).abs() < 1e-9, "{share}");
+    for k in keys {
+        let shown = k["key"].as_str().unwrap();
+        assert!(shown.contains('…'), "masked: {shown}");
+        assert!(!PROVIDER_KEYS.contains(&shown));
+        assert_eq!(k["state"], "closed");
+    }
+    // The request that failed on every key is among the recent errors.
+    let errors = v["recent_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["status"], 502);
+    assert_eq!(errors[0]["path"], "/v1/chat/completions");
+    // The page itself holds no data and needs no key.
+    let page = call(Method::GET, &server.url("/dashboard"), &[], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().contains("<title>llm-router dashboard</title>"));
+    assert!(!page.text().contains("http://") && !page.text().contains("https://"));
+    assert_eq!(
+        call(Method::GET, &server.url("/demo"), &[], "")
+            .await
+            .text(),
+        page.text()
+    );
+    server.shutdown().await;
+}
+
+/// Runs `promtool check metrics` on `/metrics` after traffic. Needs Debian's `prometheus`
+/// package (`.ci/run` installs it).
+#[tokio::test]
+#[ignore = "needs promtool: run through scripts/test"]
+async fn metrics_pass_promtool() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    traffic(&server, &mock).await;
+    let text = admin_get(&server, "/metrics", ADMIN).await.text();
+    let mut child = tokio::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.shutdown().await;
+}
+
+/// Opens the dashboard in headless Chromium after traffic: the page shows the configured group
+/// and the live token count, and a screenshot is a real PNG. Needs Debian's `chromium`
+/// (`.ci/run` installs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium: run through scripts/test"]
+async fn dashboard_in_headless_chromium() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    traffic(&server, &mock).await;
+    let tokens = mock.tokens_reported();
+    let dir = temp_dir("dashboard-chromium");
+    let url = format!("{}#key={ADMIN}", server.url("/dashboard"));
+    let chromium = |extra: Vec<String>| {
+        let mut c = tokio::process::Command::new("chromium");
+        c.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+        .args(extra)
+        .arg(&url)
+        .kill_on_drop(true);
+        c
+    };
+    let dom = tokio::time::timeout(
+        Duration::from_secs(60),
+        chromium(vec!["--dump-dom".into()]).output(),
+    )
+    .await
+    .expect("chromium hung")
+    .expect("chromium (Debian package chromium) must be installed");
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    assert!(dom.contains(r#"data-group="g""#), "{dom}");
+    let cells: u64 = dom
+        .split(r#"<td class="num tokens">"#)
+        .skip(1)
+        // The page's own script holds the cell's template: only rendered cells are numbers.
+        .filter_map(|c| c.split('<').next().unwrap().parse::<u64>().ok())
+        .sum();
+    assert_eq!(cells, tokens, "live usage on the page");
+    assert!(dom.contains("upstream-model"));
+    let shot = dir.join("dashboard.png");
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        chromium(vec![
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,900".into(),
+        ])
+        .output(),
+    )
+    .await
+    .expect("chromium hung")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
