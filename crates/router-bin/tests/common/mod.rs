@@ -237,7 +237,14 @@ impl Running {
             addr: String::new(),
         };
         let line = running.wait_for("listening on http://");
-        running.addr = line.rsplit("http://").next().unwrap().trim().to_string();
+        // The address ends where the log line's text does (plain or JSON).
+        running.addr = line
+            .rsplit("http://")
+            .next()
+            .unwrap()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+            .collect();
         running
     }
 

@@ -1,0 +1,311 @@
+//! The binary in operation: its access log (and that no log line ever holds a key), the usage
+//! ledger across restarts and a `kill -9`, a corrupt ledger, and the CLI subcommands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{eventually, temp_dir, Running, BIN};
+use mock_upstream::MockUpstream;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const CLIENT: &str = "client-secret-key-0123456789";
+const ADMIN: &str = "admin-secret-key-9876543210";
+const KEY_A: &str = "sk-upstream-secret-aaaa-1111";
+const KEY_B: &str = "sk-upstream-secret-bbbb-2222";
+
+fn write_config(dir: &Path, base_url: &str, keys: &[&str], extra: &str) {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    let yaml = format!(
+        "api_key: \"{CLIENT}\"\nadmin_key: \"{ADMIN}\"\n{extra}\ngroups:\n  - name: g\n    models: [{{provider: up, name: m}}]\nproviders:\n  - {{name: up, base_url: \"{base_url}\", api_keys: [{}]}}\n",
+        keys.join(", ")
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+}
+
+fn chat(running: &Running, extra_headers: &[&str]) -> String {
+    let mut args = vec![
+        "-H".to_string(),
+        format!("Authorization: Bearer {CLIENT}"),
+        "-H".to_string(),
+        "Content-Type: application/json".to_string(),
+    ];
+    for h in extra_headers {
+        args.push("-H".into());
+        args.push((*h).to_string());
+    }
+    args.push("-d".into());
+    args.push(
+        r#"{"model":"g","messages":[{"role":"user","content":"four words right here"}]}"#.into(),
+    );
+    args.push(format!("http://{}/v1/chat/completions", running.addr));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    running.curl(&refs)
+}
+
+fn admin_json(running: &Running, path: &str) -> Value {
+    let out = running.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {ADMIN}"),
+        &format!("http://{}{path}", running.addr),
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn cli(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// The ledger as `llm-router usage --json` prints it.
+fn ledger_rows(dir: &Path) -> Vec<Value> {
+    let out = cli(dir, &["usage", "--json"]);
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn total(rows: &[Value]) -> u64 {
+    rows.iter()
+        .map(|r| r["total_tokens"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_lines_have_every_field_and_no_log_line_holds_a_key() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-logs");
+    write_config(&dir, &mock.base_url(), &[KEY_A, KEY_B], "");
+    // Everything every crate logs, at its most verbose.
+    let running = Running::start_with(&dir, &["--log-format", "json"], "trace");
+    chat(&running, &["x-request-id: trace-me-7"]);
+    // A stream, a wrong key, an upstream that refuses a key, a reload, the admin views.
+    running.curl(&[
+        "-N",
+        "-H",
+        &format!("Authorization: Bearer {CLIENT}"),
+        "-d",
+        r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"streamed"}]}"#,
+        &format!("http://{}/v1/chat/completions", running.addr),
+    ]);
+    running.curl(&[
+        "-H",
+        "Authorization: Bearer wrong-key",
+        &format!("http://{}/v1/models", running.addr),
+    ]);
+    mock.fail_next(&[401]);
+    chat(&running, &[]);
+    running.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-api-key: {ADMIN}"),
+        &format!("http://{}/admin/reload", running.addr),
+    ]);
+    admin_json(&running, "/admin/usage");
+    admin_json(&running, "/admin/dashboard");
+    running.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {ADMIN}"),
+        &format!("http://{}/metrics", running.addr),
+    ]);
+    let log = running.stop_with_log();
+    assert!(log.len() > 50, "trace logging is on: {} lines", log.len());
+    for secret in [CLIENT, ADMIN, KEY_A, KEY_B] {
+        let hits: Vec<&String> = log.iter().filter(|l| l.contains(secret)).collect();
+        assert!(hits.is_empty(), "{secret} logged:\n{hits:#?}");
+    }
+    let access: Vec<Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "access")
+        .collect();
+    let line = access
+        .iter()
+        .find(|v| v["fields"]["request_id"] == "trace-me-7")
+        .expect("the access line of the first request");
+    let f = &line["fields"];
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["path"], "/v1/chat/completions");
+    assert_eq!(f["group"], "g");
+    assert_eq!(f["provider"], "up");
+    assert_eq!(f["model"], "m");
+    assert!(f["key"].as_str().unwrap().starts_with("up#"), "{f}");
+    assert_eq!(f["attempts"], 1);
+    assert!(f["prompt_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(
+        f["completion_tokens"], 6,
+        "mock says: four words right here"
+    );
+    assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(f["ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(f.get("overhead_us").is_some());
+    // One line per request, the refused one included.
+    assert!(access
+        .iter()
+        .any(|v| v["fields"]["status"] == 401 && v["fields"]["path"] == "/v1/models"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_survives_restarts_and_kill_9_and_selection_resumes_from_it() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-ledger");
+    write_config(
+        &dir,
+        &mock.base_url(),
+        &[KEY_A],
+        "ledger: {flush_interval: 100ms}",
+    );
+    let running = Running::start(&dir, &[]);
+    for _ in 0..5 {
+        chat(&running, &[]);
+    }
+    let served = mock.tokens_reported();
+    assert!(served > 0);
+    // Written within the flush interval, while serving.
+    assert!(
+        eventually(Duration::from_secs(10), || total(&ledger_rows(&dir))
+            == served)
+        .await,
+        "the ledger never caught up: {:?}",
+        ledger_rows(&dir)
+    );
+    running.kill9();
+
+    // After a crash, the counters are back, and a new key is preferred until it catches up.
+    write_config(&dir, &mock.base_url(), &[KEY_A, KEY_B], "");
+    let running = Running::start(&dir, &[]);
+    let usage = admin_json(&running, "/admin/usage");
+    let restored: u64 = usage["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["total_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!(restored, served);
+    let before = mock.requests().len();
+    chat(&running, &[]);
+    let last = &mock.requests()[before];
+    assert_eq!(
+        last.bearer().as_deref(),
+        Some(KEY_B),
+        "the unused key goes first"
+    );
+    // A clean stop writes everything.
+    running.stop();
+    let rows = ledger_rows(&dir);
+    assert_eq!(total(&rows), mock.tokens_reported());
+    assert_eq!(rows.len(), 2);
+
+    // `usage` prints a table a person can read.
+    let out = cli(&dir, &["usage"]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("provider"), "{table}");
+    assert!(table.contains("up") && table.contains(" m "), "{table}");
+    assert!(!table.contains(KEY_A) && !table.contains(KEY_B), "{table}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_ledger_is_reported_and_the_router_still_serves() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-corrupt");
+    write_config(&dir, &mock.base_url(), &[KEY_A], "");
+    std::fs::write(
+        dir.join("llm-router-usage.sqlite3"),
+        b"this is not a database, not even close; a disk went bad",
+    )
+    .unwrap();
+    let running = Running::start(&dir, &[]);
+    assert!(chat(&running, &[]).contains("mock says"));
+    let dashboard = admin_json(&running, "/admin/dashboard");
+    assert_eq!(dashboard["ledger"]["state"], "failing", "{dashboard}");
+    assert!(dashboard["ledger"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("llm-router-usage.sqlite3"));
+    let log = running.stop_with_log();
+    let line = log
+        .iter()
+        .find(|l| l.contains("usage ledger"))
+        .expect("the ledger's error is logged");
+    assert!(
+        line.contains("ERROR") && line.contains("usage kept in memory"),
+        "{line}"
+    );
+    // `usage` says what is wrong, with a failing exit code.
+    let out = cli(&dir, &["usage"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage ledger"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn key_version_and_usage_subcommands() {
+    let dir = temp_dir("operate-cli");
+    // key generate: distinct, well-formed keys.
+    let keys: Vec<String> = (0..2)
+        .map(|_| {
+            let out = cli(&dir, &["key", "generate"]);
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    for k in &keys {
+        assert!(k.starts_with("sk-llmr-") && k.len() == 48, "{k}");
+        assert!(k[8..].bytes().all(|b| b.is_ascii_alphanumeric()), "{k}");
+    }
+    assert_ne!(keys[0], keys[1]);
+    // key hash: from an argument or from standard input, the same SHA-256.
+    let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    let out = cli(&dir, &["key", "hash", "abc"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), abc);
+    let mut child = Command::new(BIN)
+        .args(["key", "hash"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), abc);
+    let mut child = Command::new(BIN)
+        .args(["key", "hash"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key given"));
+    // --version.
+    let out = cli(&dir, &["--version"]);
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("llm-router {}", env!("CARGO_PKG_VERSION"))
+    );
+    // usage: without a config file there is no ledger to read.
+    let out = cli(&dir, &["usage"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no ledger"));
+    // usage --ledger on a file that is not there: a clear failure.
+    let out = cli(&dir, &["usage", "--ledger", "missing.sqlite3"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ledger at missing.sqlite3"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
