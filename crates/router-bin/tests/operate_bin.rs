@@ -309,3 +309,46 @@ fn key_version_and_usage_subcommands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no ledger at missing.sqlite3"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listener_serves_admin_only_and_the_config_sets_json_logs() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-admin-listen");
+    write_config(
+        &dir,
+        &mock.base_url(),
+        &[KEY_A],
+        "server: {admin_listen: \"127.0.0.1:0\", log_format: json}",
+    );
+    let mut running = Running::start(&dir, &[]);
+    let line = running.wait_for("admin endpoints also on");
+    // JSON lines, as the config asks.
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let message = v["fields"]["message"].as_str().unwrap();
+    let admin = message.rsplit("http://").next().unwrap().to_string();
+    let get = |url: String| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(get(format!("http://{admin}/metrics")), "200");
+    assert_eq!(get(format!("http://{admin}/admin/dashboard")), "200");
+    assert_eq!(get(format!("http://{admin}/dashboard")), "200");
+    assert_eq!(get(format!("http://{admin}/v1/models")), "404");
+    // The main address serves everything.
+    assert_eq!(get(format!("http://{}/metrics", running.addr)), "200");
+    running.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
