@@ -16,6 +16,8 @@ fn presented(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Whether the request carries one of `keys`. With no keys configured, every request passes.
+/// A configured key written as `sha256:<hex>` (what `llm-router key hash` prints) matches the
+/// key whose SHA-256 that is, so the config need not hold the key itself.
 pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
     if keys.is_empty() {
         return true;
@@ -23,10 +25,21 @@ pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
     let Some(given) = presented(headers) else {
         return false;
     };
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(given)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
     // Compare against every key without stopping early.
     let mut ok = subtle::Choice::from(0u8);
     for key in keys {
-        ok |= key.expose().as_bytes().ct_eq(given);
+        let key = key.expose();
+        ok |= match key.strip_prefix("sha256:") {
+            Some(hex) => hex.to_ascii_lowercase().as_bytes().ct_eq(digest.as_bytes()),
+            None => key.as_bytes().ct_eq(given),
+        };
     }
     ok.into()
 }
@@ -54,5 +67,23 @@ mod tests {
         assert!(!authorized(&headers("authorization", "Basic k1"), &keys));
         assert!(!authorized(&HeaderMap::new(), &keys));
         assert!(authorized(&HeaderMap::new(), &[]));
+    }
+
+    #[test]
+    fn hashed_keys_match_the_key_they_hash() {
+        // sha256("abc"), as `llm-router key hash abc` prints it.
+        let hashed = [Secret::new(
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        )];
+        assert!(authorized(&headers("authorization", "Bearer abc"), &hashed));
+        assert!(authorized(&headers("x-api-key", "abc"), &hashed));
+        assert!(!authorized(
+            &headers("authorization", "Bearer abd"),
+            &hashed
+        ));
+        // The hash itself is not a key.
+        let as_given =
+            "Bearer sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(!authorized(&headers("authorization", as_given), &hashed));
     }
 }

@@ -11,6 +11,27 @@ use std::collections::HashMap;
 /// The page.
 pub const PAGE: &[u8] = include_bytes!("dashboard.html");
 
+/// The page's Content-Security-Policy: its one inline script allowed by hash, styles inline,
+/// requests to this origin only.
+pub fn content_security_policy() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let page = String::from_utf8_lossy(PAGE);
+        let script = page
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map_or("", |(script, _)| script);
+        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'none'"
+        )
+    })
+}
+
 /// Seconds as a JSON number, or `null` when unknown.
 fn seconds(v: f64) -> Value {
     if v.is_finite() {
@@ -38,6 +59,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             )
         })
         .collect();
+    let client = app.metrics.group_requests();
     let p50 = app.metrics.quantiles(0.5);
     let p95 = app.metrics.quantiles(0.95);
     let p99 = app.metrics.quantiles(0.99);
@@ -103,15 +125,21 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
         let (l50, t50) = percentile(&p50, group.name());
         let (l95, t95) = percentile(&p95, group.name());
         let (l99, t99) = percentile(&p99, group.name());
+        let (requests, errors) = client
+            .iter()
+            .find(|(g, _, _)| g == group.name())
+            .map_or((0, 0), |(_, r, e)| (*r, *e));
         groups.push(json!({
             "name": group.name(),
+            "client_requests": requests,
+            "client_errors": errors,
             "strategy": match group.strategy() {
                 Strategy::Usage => "usage",
                 Strategy::RoundRobin => "round_robin",
                 Strategy::Fallback => "fallback",
                 Strategy::WeightedRandom => "weighted_random",
             },
-            "requests": group_requests,
+            "upstream_calls": group_requests,
             "latency_seconds": {"p50": seconds(l50), "p95": seconds(l95), "p99": seconds(l99)},
             "ttft_seconds": {"p50": seconds(t50), "p95": seconds(t95), "p99": seconds(t99)},
             "models": models,

@@ -41,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_at ON requests (at_ms);",
 ];
 
+/// Most request rows held while the ledger cannot be written; older ones are dropped first.
+const MAX_PENDING_ROWS: usize = 100_000;
+
 /// One request, for the request log.
 #[derive(Debug, Clone)]
 pub struct RequestRow {
@@ -203,7 +206,8 @@ impl Ledger {
                         errors = excluded.errors, updated_at_ms = excluded.updated_at_ms
                      WHERE usage.requests != excluded.requests
                         OR usage.total_tokens != excluded.total_tokens
-                        OR usage.errors != excluded.errors",
+                        OR usage.errors != excluded.errors
+                        OR usage.key_id != excluded.key_id",
                 )?;
                 for u in usage {
                     upsert.execute(params![
@@ -243,7 +247,17 @@ impl Ledger {
             }
             tx.commit()
         };
-        write(&mut conn).map_err(|e| db_error(path, e))
+        write(&mut conn).map_err(|e| {
+            // The rows wait for the next flush (up to a bound, so a ledger that stays broken
+            // cannot hold memory without end).
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut kept = rows;
+            kept.append(&mut pending);
+            let excess = kept.len().saturating_sub(MAX_PENDING_ROWS);
+            kept.drain(..excess);
+            *pending = kept;
+            db_error(path, e)
+        })
     }
 }
 
@@ -306,5 +320,106 @@ mod tests {
         );
         config.enabled = false;
         assert_eq!(ledger_path(Some(file), &config), None);
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "llm-router-ledger-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("ledger.sqlite3")
+    }
+
+    fn row(at_ms: i64, id: &str) -> RequestRow {
+        RequestRow {
+            at_ms,
+            request_id: id.into(),
+            group: "g".into(),
+            provider: Some("p".into()),
+            model: Some("m".into()),
+            key_id: Some("p#0".into()),
+            prompt_tokens: 3,
+            completion_tokens: 4,
+            status: 200,
+            latency_ms: 1.5,
+        }
+    }
+
+    #[test]
+    fn request_rows_are_kept_for_the_retention_only() {
+        let path = temp("requests");
+        let (ledger, saved) = Ledger::open(&path, true, Duration::from_secs(3600)).unwrap();
+        assert!(saved.is_empty());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        ledger.record(row(now - 2 * 3600 * 1000, "too-old"));
+        ledger.record(row(now, "fresh"));
+        ledger.flush(&[]).unwrap();
+        let conn = ledger.conn.lock().unwrap();
+        let ids: Vec<String> = conn
+            .prepare("SELECT request_id FROM requests")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, ["fresh"]);
+        drop(conn);
+        // Without the request log, rows are not even queued.
+        let (quiet, _) = Ledger::open(&temp("quiet"), false, Duration::from_secs(60)).unwrap();
+        quiet.record(row(now, "ignored"));
+        assert!(quiet.pending.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn counters_round_trip_and_a_newer_schema_is_refused() {
+        let path = temp("counters");
+        let (ledger, _) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
+        let record = router_core::UsageRecord {
+            provider: "p".into(),
+            key_id: "sk-…abcd".into(),
+            key_fingerprint: "0123456789abcdef".into(),
+            model: "m".into(),
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            total_tokens: 15,
+            requests: 2,
+            errors: 1,
+            penalty: 0,
+            reserved: 0,
+            state: "closed".into(),
+            breaker: "closed".into(),
+            until: None,
+            consecutive_failures: 0,
+            failures: router_core::FailureCounts::default(),
+        };
+        ledger.flush(std::slice::from_ref(&record)).unwrap();
+        drop(ledger);
+        let saved = read(&path).unwrap();
+        assert_eq!(
+            saved,
+            [SavedUsage {
+                provider: "p".into(),
+                key_fingerprint: "0123456789abcdef".into(),
+                key_id: "sk-…abcd".into(),
+                model: "m".into(),
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                total_tokens: 15,
+                requests: 2,
+                errors: 1,
+            }]
+        );
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let err = Ledger::open(&path, false, Duration::from_secs(60))
+            .err()
+            .unwrap();
+        assert!(err.contains("schema version 99 is newer"), "{err}");
     }
 }

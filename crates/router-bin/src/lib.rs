@@ -97,7 +97,7 @@ const ROUTES: &[(&str, &[Method], Access)] = &[
 ];
 
 /// The metrics label of a path.
-fn endpoint_label(path: &str) -> &'static str {
+pub(crate) fn endpoint_label(path: &str) -> &'static str {
     match path {
         "/v1/chat/completions" => "chat",
         "/v1/messages" => "messages",
@@ -146,23 +146,14 @@ pub async fn handle(
             origin.as_ref(),
             response.headers_mut(),
         );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
         return response;
     }
 
-    app.metrics.started();
-    let mut log = RequestLog {
-        request_id: id.clone(),
-        method,
-        endpoint: endpoint_label(&path),
-        path,
-        started,
-        head: None,
-        status: 0,
-        served: None,
-        group: None,
-        attempts: 0,
-        usage: None,
-    };
+    // Logged when the response ends, or when this future is dropped before it has one.
+    let mut log = RequestLog::new(app.clone(), id.clone(), method, path, started);
     let (mut response, known_len) = match route(app, &snapshot, request, &mut log, admin_only).await
     {
         Ok(ok) => ok,
@@ -222,7 +213,7 @@ pub async fn handle(
     log.status = response.status().as_u16();
     log.head = Some(std::time::Instant::now());
     let (parts, body) = response.into_parts();
-    Response::from_parts(parts, Observed::new(body, log, app.clone()).boxed_unsync())
+    Response::from_parts(parts, Observed::new(body, log).boxed_unsync())
 }
 
 async fn route(
@@ -290,14 +281,11 @@ async fn route(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/html; charset=utf-8"),
             );
-            // Nothing outside the page: no CDN, no frames, no other origin.
-            headers.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(
-                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-                     connect-src 'self'; img-src data:; frame-ancestors 'none'",
-                ),
-            );
+            // Nothing outside the page: no CDN, no frames, no other origin, and no script but
+            // the page's own (by its hash).
+            if let Ok(csp) = HeaderValue::from_str(dashboard::content_security_policy()) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(complete(r))
         }

@@ -397,14 +397,13 @@ async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Resul
         hangup,
         stopped(stop_rx.clone()),
     )));
-    if ledger.is_some() {
+    // The ledger keeps being written while requests drain after a shutdown signal: it stops
+    // only once serving has ended.
+    let (flush_stop_tx, flush_stop_rx) = watch::channel(false);
+    let flusher = ledger.as_ref().map(|_| {
         let every = router.snapshot().ledger().flush_interval;
-        tasks.push(tokio::spawn(flush_ledger(
-            app.clone(),
-            every,
-            stopped(stop_rx.clone()),
-        )));
-    }
+        tokio::spawn(flush_ledger(app.clone(), every, stopped(flush_stop_rx)))
+    });
     if let Some(l) = admin_listener {
         let admin = l.local_addr().map_err(|e| e.to_string())?;
         tracing::info!("admin endpoints also on http://{admin}");
@@ -422,11 +421,13 @@ async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Resul
         tracing::info!("shutdown signal received");
         let _ = stop_tx.send(true);
     };
-    serve(listener, app.clone(), shutdown)
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = serve(listener, app.clone(), shutdown).await;
     for t in tasks {
         let _ = t.await;
+    }
+    let _ = flush_stop_tx.send(true);
+    if let Some(f) = flusher {
+        let _ = f.await;
     }
     // Everything served is counted: the last write.
     if ledger.is_some() {
@@ -434,7 +435,7 @@ async fn run(router: Arc<Router>, listen: Option<std::net::SocketAddr>) -> Resul
         let _ = tokio::task::spawn_blocking(move || flushed.flush_ledger()).await;
         tracing::info!("usage ledger written");
     }
-    Ok(())
+    served.map_err(|e| e.to_string())
 }
 
 /// Writes the ledger every `every` until `stop`.

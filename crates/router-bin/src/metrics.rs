@@ -74,7 +74,7 @@ impl Metrics {
         )?;
         let ttft = histogram_vec(
             "llm_router_time_to_first_token_seconds",
-            "Time from the request to the first byte of its response body.",
+            "Time from the request to the first byte of a successful (2xx) answer's body.",
             &["group"],
         )?;
         let overhead = Histogram::with_opts(
@@ -138,7 +138,8 @@ impl Metrics {
             .inc();
         if f.endpoint != "other" {
             self.latency.with_label_values(&[group]).observe(f.latency);
-            if let Some(t) = f.ttft {
+            // Time to the first token of an answer: errors have no tokens.
+            if let (Some(t), 200..=299) = (f.ttft, f.status) {
                 self.ttft.with_label_values(&[group]).observe(t);
             }
         }
@@ -150,6 +151,48 @@ impl Metrics {
         if extra > 0 && f.served.is_some() {
             self.failovers.inc();
         }
+    }
+
+    /// Client requests and those answered with an error (any status but 2xx) per group, from
+    /// the requests counter (for the dashboard's rates).
+    pub fn group_requests(&self) -> Vec<(String, u64, u64)> {
+        let mut out: Vec<(String, u64, u64)> = Vec::new();
+        for m in self.requests_metrics() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            if label("endpoint") == "other" {
+                continue;
+            }
+            let group = label("group");
+            let n = m.get_counter().get_value() as u64;
+            let error = label("status_class") != "2xx";
+            let slot = match out.iter().position(|(g, _, _)| *g == group) {
+                Some(i) => i,
+                None => {
+                    out.push((group, 0, 0));
+                    out.len() - 1
+                }
+            };
+            out[slot].1 += n;
+            if error {
+                out[slot].2 += n;
+            }
+        }
+        out
+    }
+
+    fn requests_metrics(&self) -> Vec<prometheus::proto::Metric> {
+        self.registry
+            .gather()
+            .into_iter()
+            .filter(|f| f.name() == "llm_router_requests_total")
+            .flat_map(|f| f.get_metric().to_vec())
+            .collect()
     }
 
     /// The request histograms' quantile `q` per group, estimated from the buckets as
@@ -300,7 +343,7 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
         ] {
             failures.with_label_values(&with(class)).inc_by(n);
         }
-        let state = match r.state.as_str() {
+        let state = match r.breaker.as_str() {
             "open" => 2,
             "half_open" => 1,
             _ => 0,

@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 /// Where the tokens charged for an answer land once its body is settled.
 pub type UsageSlot = Arc<Mutex<Option<TokenUsage>>>;
 
-/// A request's facts, gathered on its way and logged when it ends.
+/// A request's facts, gathered on its way and logged when it ends: by [`Observed`] when its
+/// response ends, or, if the request is dropped before it has one (the client left, or the
+/// shutdown deadline passed, while it waited), when it is dropped, with status 499.
 pub struct RequestLog {
+    pub(crate) app: Arc<App>,
+    done: bool,
     pub(crate) request_id: String,
     pub(crate) method: http::Method,
     pub(crate) path: String,
@@ -37,7 +41,37 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    fn finish(self, app: &App, first_byte: Option<Instant>) {
+    /// A new log for a request that began at `started`.
+    pub(crate) fn new(
+        app: Arc<App>,
+        request_id: String,
+        method: http::Method,
+        path: String,
+        started: Instant,
+    ) -> Self {
+        app.metrics.started();
+        Self {
+            app,
+            done: false,
+            request_id,
+            method,
+            endpoint: crate::endpoint_label(&path),
+            path,
+            started,
+            head: None,
+            status: 0,
+            served: None,
+            group: None,
+            attempts: 0,
+            usage: None,
+        }
+    }
+
+    fn finish(&mut self, first_byte: Option<Instant>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let app = self.app.clone();
         let ended = Instant::now();
         let latency = ended.duration_since(self.started);
         let ttft = first_byte.map(|t| t.duration_since(self.started));
@@ -96,7 +130,7 @@ impl RequestLog {
                 at_ms: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64),
-                request_id: self.request_id,
+                request_id: self.request_id.clone(),
                 group: group.unwrap_or("-").to_string(),
                 provider: self.served.as_ref().map(|s| s.provider.clone()),
                 model: self.served.as_ref().map(|s| s.model.clone()),
@@ -106,6 +140,18 @@ impl RequestLog {
                 status: self.status,
                 latency_ms: ms(latency),
             });
+        }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if !self.done {
+            // Dropped before its response existed: what nginx logs as 499.
+            if self.status == 0 {
+                self.status = 499;
+            }
+            self.finish(None);
         }
     }
 }
@@ -174,18 +220,16 @@ impl Drop for Settling {
 /// ends or is dropped.
 pub struct Observed {
     inner: Option<ResBody>,
-    log: Option<Box<RequestLog>>,
-    app: Arc<App>,
+    log: Box<RequestLog>,
     first_byte: Option<Instant>,
 }
 
 impl Observed {
     /// Wraps `inner`, to log `log` when it ends.
-    pub fn new(inner: ResBody, log: RequestLog, app: Arc<App>) -> Self {
+    pub fn new(inner: ResBody, log: RequestLog) -> Self {
         Self {
             inner: Some(inner),
-            log: Some(Box::new(log)),
-            app,
+            log: Box::new(log),
             first_byte: None,
         }
     }
@@ -193,9 +237,7 @@ impl Observed {
     fn finish(&mut self) {
         // The inner body first: a stream left by its client is settled (and charged) now.
         drop(self.inner.take());
-        if let Some(log) = self.log.take() {
-            log.finish(&self.app, self.first_byte);
-        }
+        self.log.finish(self.first_byte);
     }
 }
 

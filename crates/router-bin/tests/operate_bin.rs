@@ -151,7 +151,9 @@ async fn access_lines_have_every_field_and_no_log_line_holds_a_key() {
     assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
     assert!(f["ttft_ms"].as_f64().unwrap() > 0.0);
     assert!(f.get("overhead_us").is_some());
-    // One line per request, the refused one included.
+    // One line per request, the refused one included: two chats, a stream, the wrong key,
+    // the reload, the usage, the dashboard's data and the metrics.
+    assert_eq!(access.len(), 8, "{access:#?}");
     assert!(access
         .iter()
         .any(|v| v["fields"]["status"] == 401 && v["fields"]["path"] == "/v1/models"));

@@ -93,6 +93,8 @@ impl Default for Health {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HealthView {
     pub(crate) state: &'static str,
+    /// The circuit breaker alone: `closed`, `half_open` or `open`.
+    pub(crate) breaker: &'static str,
     pub(crate) until: Option<Instant>,
     pub(crate) consecutive_failures: u32,
 }
@@ -240,8 +242,14 @@ impl Health {
                 },
             }
         };
+        let breaker = match self.breaker {
+            Breaker::Open { until } if until > now => "open",
+            Breaker::Open { .. } | Breaker::HalfOpen { .. } => "half_open",
+            Breaker::Closed => "closed",
+        };
         HealthView {
             state,
+            breaker,
             until,
             consecutive_failures: self.consecutive_failures,
         }

@@ -426,15 +426,31 @@ pub(crate) fn compile(
         Some(k) if k.as_str().is_empty() => {
             problems.push(
                 "admin_key".into(),
-                "is empty (an unset variable?); refusing to open the admin endpoints without a                  key. Remove admin_key to let the client keys open them",
+                "is empty (an unset variable?); refusing to open the admin endpoints without a key. \
+                 Remove admin_key to let the client keys open them",
             );
             Vec::new()
         }
         Some(k) => vec![Secret::new(k.as_str())],
         None => client_keys.clone(),
     };
-    if config.ledger.flush_interval.is_zero() {
-        problems.push("ledger.flush_interval".into(), "must be greater than 0");
+    let flush = config.ledger.flush_interval;
+    if flush.is_zero() || flush > Duration::from_secs(1) {
+        problems.push(
+            "ledger.flush_interval".into(),
+            "must be more than 0 and at most 1s (a crash may lose at most this much usage)",
+        );
+    }
+    if let Some(a) = &config.server.admin_listen {
+        if let Err(e) = a.as_str().parse::<SocketAddr>() {
+            problems.push(
+                "server.admin_listen".into(),
+                format!(
+                    "'{}' is not an address such as 127.0.0.1:9090: {e}",
+                    a.as_str()
+                ),
+            );
+        }
     }
     let server = config.server.clone();
     if server.max_body_bytes == 0 {

@@ -159,6 +159,9 @@ pub struct UsageRecord {
     /// Health: `closed` (healthy), `open` or `half_open` (circuit breaker), `rate_limited`
     /// (429 cooldown), `model_cooldown` (404 or unreachable), `disabled` (401/403 until reload).
     pub state: String,
+    /// The circuit breaker alone (`closed`, `half_open`, `open`), whatever cooldown or
+    /// disabling `state` shows ahead of it.
+    pub breaker: String,
     /// When the current cooldown or open breaker ends (RFC 3339), if it does.
     pub until: Option<String>,
     /// Upstream failures in a row.
@@ -256,6 +259,7 @@ impl UsageLedger {
                     penalty: e.stats.penalty.load(Relaxed),
                     reserved: e.stats.reserved.load(Relaxed),
                     state: view.state.to_string(),
+                    breaker: view.breaker.to_string(),
                     until,
                     consecutive_failures: view.consecutive_failures,
                     failures: FailureCounts {
