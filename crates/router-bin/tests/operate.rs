@@ -418,3 +418,45 @@ async fn dashboard_in_headless_chromium() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_request_whose_client_leaves_before_the_answer_is_counted_and_ends() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_response_delay(Duration::from_secs(600));
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    let url = server.url("/v1/chat/completions");
+    let waiting = tokio::spawn(async move {
+        call(
+            Method::POST,
+            &url,
+            &[("authorization", &format!("Bearer {KEY}"))],
+            CHAT,
+        )
+        .await
+    });
+    assert!(eventually(Duration::from_secs(10), || mock.requests().len() == 1).await);
+    // The client gives up while the router waits on the upstream.
+    waiting.abort();
+    let _ = waiting.await;
+    let mut text = String::new();
+    for _ in 0..500 {
+        text = admin_get(&server, "/metrics", ADMIN).await.text();
+        if metric(&text, "llm_router_requests_in_flight", &[]) == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Only the scrape itself is in flight; the abandoned request is counted as a 4xx (499).
+    assert_eq!(metric(&text, "llm_router_requests_in_flight", &[]), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "llm_router_requests_total",
+            &[("endpoint", "chat"), ("status_class", "4xx")]
+        ),
+        1.0
+    );
+    // Its pair's reservation was given back.
+    assert!(server.router.usage().iter().all(|u| u.reserved == 0));
+    server.shutdown().await;
+}
