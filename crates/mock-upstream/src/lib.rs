@@ -149,6 +149,8 @@ pub(crate) struct State {
     response_delay_ms: AtomicU64,
     cut_after: Mutex<Option<usize>>,
     hold_last_chunk: std::sync::atomic::AtomicBool,
+    /// Keep only the last request seen (for long benchmark runs).
+    keep_last_only: std::sync::atomic::AtomicBool,
     release: Notify,
     streams_finished: AtomicUsize,
     streams_cancelled: AtomicUsize,
@@ -192,6 +194,8 @@ impl MockUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                // Each SSE event goes out as it is written, as a real provider's do.
+                let _ = stream.set_nodelay(true);
                 let st = st.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -292,6 +296,13 @@ impl MockUpstream {
         *self.state.cut_after.lock().unwrap() = Some(chunks);
     }
 
+    /// Keeps only the last request in [`MockUpstream::requests`] (for long benchmark runs,
+    /// whose every request would otherwise be kept).
+    pub fn keep_last_request_only(&self) {
+        self.state.keep_last_only.store(true, SeqCst);
+        self.state.requests.lock().unwrap().clear();
+    }
+
     /// Streams hold their last chunk (`[DONE]`) until [`MockUpstream::release`] is called.
     pub fn hold_last_chunk(&self, hold: bool) {
         self.state.hold_last_chunk.store(hold, SeqCst);
@@ -359,12 +370,18 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return error(400, "unreadable body");
     };
     let body = body.to_bytes();
-    state.requests.lock().unwrap().push(SeenRequest {
-        path: path.clone(),
-        headers,
-        body: body.clone(),
-        version,
-    });
+    {
+        let mut seen = state.requests.lock().unwrap();
+        if state.keep_last_only.load(SeqCst) {
+            seen.clear();
+        }
+        seen.push(SeenRequest {
+            path: path.clone(),
+            headers,
+            body: body.clone(),
+            version,
+        });
+    }
     let delay = state.response_delay_ms.load(SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;

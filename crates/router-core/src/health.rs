@@ -100,6 +100,21 @@ pub(crate) struct HealthView {
 }
 
 impl Health {
+    /// Whether nothing holds the pair back now or later without a new event: not disabled in
+    /// `generation`, no cooldown running, the breaker closed. (Time only ends cooldowns, and
+    /// generations only grow, so a clean health stays clean until it is changed.)
+    pub(crate) fn is_clean(&self, now: Instant, generation: u64) -> bool {
+        self.disabled_in_generation != Some(generation)
+            && self.rate_limited_until.is_none_or(|u| u <= now)
+            && self.model_down_until.is_none_or(|u| u <= now)
+            && self.breaker == Breaker::Closed
+    }
+
+    /// The breaker epoch (see [`Health::on_pick`]).
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     pub(crate) fn availability(&self, now: Instant, generation: u64) -> Availability {
         if self.disabled_in_generation == Some(generation) {
             return Availability::Disabled;

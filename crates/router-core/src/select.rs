@@ -74,14 +74,20 @@ impl Selection {
         // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
         self.stats.release(self.reservation);
-        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker, self.epoch);
+        let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
+        self.stats.with_health(self.generation, |h| {
+            h.on_success(Instant::now(), breaker, epoch)
+        });
         self.settled = true;
     }
 
     /// The upstream proved healthy before the call ended (a stream's first event arrived): the
     /// breaker closes now rather than when a long stream ends. Usage is still settled later.
     pub fn confirm_healthy(&self) {
-        lock(&self.stats.health).on_success(Instant::now(), &self.resilience.breaker, self.epoch);
+        let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
+        self.stats.with_health(self.generation, |h| {
+            h.on_success(Instant::now(), breaker, epoch)
+        });
     }
 
     /// The upstream call failed: release the reservation, count an error, charge the error
@@ -100,19 +106,22 @@ impl Selection {
         self.stats.record_error(failure, self.error_penalty);
         let now = Instant::now();
         let r = &self.resilience;
-        lock(&self.stats.health).on_failure(
-            failure,
-            self.epoch,
-            now,
-            self.generation,
-            &r.breaker,
-            r.rate_limit_cooldown,
-            r.model_cooldown,
-        );
+        let (epoch, generation) = (self.epoch, self.generation);
+        self.stats.with_health(generation, |h| {
+            h.on_failure(
+                failure,
+                epoch,
+                now,
+                generation,
+                &r.breaker,
+                r.rate_limit_cooldown,
+                r.model_cooldown,
+            )
+        });
         if failure == Failure::ModelUnavailable {
             for sibling in self.siblings.iter() {
                 if !Arc::ptr_eq(sibling, &self.stats) {
-                    lock(&sibling.health).model_down(now, r.model_cooldown);
+                    sibling.with_health(generation, |h| h.model_down(now, r.model_cooldown));
                 }
             }
         }
@@ -123,7 +132,9 @@ impl Selection {
     /// rejected as malformed, or a cancelled one): release the reservation only.
     pub fn release(mut self) {
         self.stats.release(self.reservation);
-        lock(&self.stats.health).on_neutral(self.epoch);
+        let epoch = self.epoch;
+        self.stats
+            .with_health(self.generation, |h| h.on_neutral(epoch));
         self.settled = true;
     }
 }
@@ -132,7 +143,9 @@ impl Drop for Selection {
     fn drop(&mut self) {
         if !self.settled {
             self.stats.release(self.reservation);
-            lock(&self.stats.health).on_neutral(self.epoch);
+            let epoch = self.epoch;
+            self.stats
+                .with_health(self.generation, |h| h.on_neutral(epoch));
         }
     }
 }
@@ -142,6 +155,33 @@ fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option
     candidates.min_by_key(|&i| (pairs[i].stats.usage(), i))
 }
 
+/// The running winner of the `usage` strategy: (weighted, score, raw usage, index), the
+/// smallest wins. Weight-0 pairs, "always preferred", rank ahead of every weighted pair even at
+/// a tie.
+#[derive(Default)]
+struct UsageBest(Option<(bool, f64, u64, usize)>);
+
+impl UsageBest {
+    fn offer(&mut self, pairs: &[Pair], i: usize) {
+        let usage = pairs[i].stats.usage();
+        let weighted = pairs[i].weight > 0.0;
+        let score = usage as f64 * pairs[i].weight;
+        let better = match self.0 {
+            None => true,
+            Some((w, s, u, _)) => {
+                (!weighted && w) || (weighted == w && (score < s || (score == s && usage < u)))
+            }
+        };
+        if better {
+            self.0 = Some((weighted, score, usage, i));
+        }
+    }
+
+    fn index(&self) -> Option<usize> {
+        self.0.map(|b| b.3)
+    }
+}
+
 impl Group {
     /// The pair the strategy picks among `usable` (non-empty, in config order); `pinned`
     /// selects the round-robin scope.
@@ -149,25 +189,11 @@ impl Group {
         let pairs = &self.pairs;
         match self.strategy() {
             Strategy::Usage => {
-                // (weighted, score, raw usage, index): the smallest wins. Weight-0 pairs,
-                // "always preferred", rank ahead of every weighted pair even at a tie.
-                let mut best: Option<(bool, f64, u64, usize)> = None;
+                let mut best = UsageBest::default();
                 for &i in usable {
-                    let usage = pairs[i].stats.usage();
-                    let weighted = pairs[i].weight > 0.0;
-                    let score = usage as f64 * pairs[i].weight;
-                    let better = match best {
-                        None => true,
-                        Some((w, s, u, _)) => {
-                            (!weighted && w)
-                                || (weighted == w && (score < s || (score == s && usage < u)))
-                        }
-                    };
-                    if better {
-                        best = Some((weighted, score, usage, i));
-                    }
+                    best.offer(pairs, i);
                 }
-                best.map(|b| b.3)
+                best.index()
             }
             Strategy::RoundRobin => {
                 // The next usable pair after the one this scope (the whole group, or one
@@ -261,28 +287,51 @@ impl Group {
         let generation = snapshot.generation();
         let _guard = lock(&self.select_lock);
         let now = Instant::now();
-        let mut usable = Vec::with_capacity(self.pairs.len());
+        // Under `usage` the winner is found in the same pass, with no list of usable pairs.
+        let by_usage = self.strategy() == Strategy::Usage;
+        let mut best = UsageBest::default();
+        let mut usable = Vec::with_capacity(if by_usage { 0 } else { self.pairs.len() });
         let mut resting: Option<(Option<Instant>, usize)> = None;
         let mut rate_limited: Option<Instant> = None;
         for (i, pair) in self.pairs.iter().enumerate() {
             if exclude.contains(&i) || pinned.is_some_and(|m| m != pair.model_index) {
                 continue;
             }
-            match lock(&pair.stats.health).availability(now, generation) {
-                Availability::Usable => usable.push(i),
-                Availability::Resting(last_failure) => {
-                    if resting.is_none_or(|(lf, _)| last_failure < lf) {
-                        resting = Some((last_failure, i));
+            // A clean pair is usable: no lock to take (the common case, and what keeps a pick
+            // over a thousand keys cheap).
+            let usable_now = pair.stats.clean_epoch().is_some()
+                || match lock(&pair.stats.health).availability(now, generation) {
+                    Availability::Usable => true,
+                    Availability::Resting(last_failure) => {
+                        if resting.is_none_or(|(lf, _)| last_failure < lf) {
+                            resting = Some((last_failure, i));
+                        }
+                        false
                     }
+                    Availability::RateLimited(until) => {
+                        rate_limited = Some(rate_limited.map_or(until, |r| r.min(until)));
+                        false
+                    }
+                    Availability::Disabled => false,
+                };
+            if usable_now {
+                if by_usage {
+                    best.offer(&self.pairs, i);
+                } else {
+                    usable.push(i);
                 }
-                Availability::RateLimited(until) => {
-                    rate_limited = Some(rate_limited.map_or(until, |r| r.min(until)));
-                }
-                Availability::Disabled => {}
             }
         }
-        let index = if usable.is_empty() {
-            match (resting, rate_limited) {
+        let chosen = if by_usage {
+            best.index()
+        } else if usable.is_empty() {
+            None
+        } else {
+            self.choose(&usable, pinned)
+        };
+        let index = match chosen {
+            Some(i) => i,
+            None => match (resting, rate_limited) {
                 (Some((_, i)), _) => i,
                 (None, Some(until)) => {
                     return Err(Unavailable::RateLimited {
@@ -290,12 +339,13 @@ impl Group {
                     })
                 }
                 (None, None) => return Err(Unavailable::NoPair),
-            }
-        } else {
-            self.choose(&usable, pinned).ok_or(Unavailable::NoPair)?
+            },
         };
         let pair = &self.pairs[index];
-        let epoch = lock(&pair.stats.health).on_pick(now);
+        let epoch = match pair.stats.clean_epoch() {
+            Some(epoch) => epoch,
+            None => pair.stats.with_health(generation, |h| h.on_pick(now)),
+        };
         pair.stats.begin(estimate, snapshot.request_penalty());
         Ok(Selection {
             provider: pair.provider.clone(),

@@ -5,7 +5,9 @@ use crate::health::Health;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -36,6 +38,11 @@ pub struct PairStats {
     failures: [AtomicU64; 4],
     /// Cooldowns and circuit breaker.
     pub(crate) health: Mutex<Health>,
+    /// Set while the health is anything but clean (see [`Health::is_clean`]): selection then
+    /// reads it under its lock. A clean pair is usable and is picked without the lock.
+    troubled: AtomicBool,
+    /// The breaker epoch, mirrored for those lock-free picks.
+    epoch: AtomicU64,
 }
 
 impl PairStats {
@@ -57,6 +64,22 @@ impl PairStats {
 
     pub(crate) fn release(&self, reservation: u64) {
         self.reserved.fetch_sub(reservation, Relaxed);
+    }
+
+    /// Changes the health under its lock, and keeps the lock-free mirrors true to it.
+    pub(crate) fn with_health<R>(&self, generation: u64, f: impl FnOnce(&mut Health) -> R) -> R {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let result = f(&mut health);
+        let clean = health.is_clean(tokio::time::Instant::now(), generation);
+        self.epoch.store(health.epoch(), Release);
+        self.troubled.store(!clean, Release);
+        result
+    }
+
+    /// The breaker epoch of a pair whose health is clean, read without its lock; `None` when
+    /// the health must be read under the lock.
+    pub(crate) fn clean_epoch(&self) -> Option<u64> {
+        (!self.troubled.load(Acquire)).then(|| self.epoch.load(Acquire))
     }
 
     pub(crate) fn record_tokens(&self, usage: TokenUsage) {
