@@ -106,7 +106,11 @@ fn raise_fd_limit() -> u64 {
     for limit in [hard.max(262_144), hard] {
         let set = run_tool(
             "prlimit",
-            &["--pid".into(), pid.clone(), format!("--nofile={limit}:{limit}")],
+            &[
+                "--pid".into(),
+                pid.clone(),
+                format!("--nofile={limit}:{limit}"),
+            ],
         );
         if set.is_some() {
             return limit;
