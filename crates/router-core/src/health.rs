@@ -104,7 +104,9 @@ impl Health {
     /// `generation`, no cooldown running, the breaker closed. (Time only ends cooldowns, and
     /// generations only grow, so a clean health stays clean until it is changed.)
     pub(crate) fn is_clean(&self, now: Instant, generation: u64) -> bool {
-        self.disabled_in_generation != Some(generation)
+        // Disabled until a reload: an outcome settled on an older snapshot (`generation`
+        // below the one the key was disabled in) does not make it clean.
+        self.disabled_in_generation.is_none_or(|g| g < generation)
             && self.rate_limited_until.is_none_or(|u| u <= now)
             && self.model_down_until.is_none_or(|u| u <= now)
             && self.breaker == Breaker::Closed
@@ -203,7 +205,11 @@ impl Health {
                 self.on_neutral(epoch);
             }
             Failure::Unauthorized => {
-                self.disabled_in_generation = Some(generation);
+                // A late 401 from an older snapshot does not undo a newer one.
+                self.disabled_in_generation = Some(
+                    self.disabled_in_generation
+                        .map_or(generation, |g| g.max(generation)),
+                );
                 self.on_neutral(epoch);
             }
             Failure::ModelUnavailable => {

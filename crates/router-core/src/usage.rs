@@ -5,9 +5,7 @@ use crate::health::Health;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{
-    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -38,11 +36,10 @@ pub struct PairStats {
     failures: [AtomicU64; 4],
     /// Cooldowns and circuit breaker.
     pub(crate) health: Mutex<Health>,
-    /// Set while the health is anything but clean (see [`Health::is_clean`]): selection then
-    /// reads it under its lock. A clean pair is usable and is picked without the lock.
-    troubled: AtomicBool,
-    /// The breaker epoch, mirrored for those lock-free picks.
-    epoch: AtomicU64,
+    /// The breaker epoch and, in the lowest bit, whether the health is anything but clean (see
+    /// [`Health::is_clean`]): selection then reads it under its lock, while a clean pair is
+    /// usable and picked without the lock. One word, so the two are always read together.
+    mirror: AtomicU64,
 }
 
 impl PairStats {
@@ -71,15 +68,16 @@ impl PairStats {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let result = f(&mut health);
         let clean = health.is_clean(tokio::time::Instant::now(), generation);
-        self.epoch.store(health.epoch(), Release);
-        self.troubled.store(!clean, Release);
+        self.mirror
+            .store(health.epoch() << 1 | u64::from(!clean), Release);
         result
     }
 
     /// The breaker epoch of a pair whose health is clean, read without its lock; `None` when
     /// the health must be read under the lock.
     pub(crate) fn clean_epoch(&self) -> Option<u64> {
-        (!self.troubled.load(Acquire)).then(|| self.epoch.load(Acquire))
+        let mirror = self.mirror.load(Acquire);
+        (mirror & 1 == 0).then_some(mirror >> 1)
     }
 
     pub(crate) fn record_tokens(&self, usage: TokenUsage) {

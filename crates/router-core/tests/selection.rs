@@ -236,3 +236,31 @@ fn counters_survive_reload_and_key_reordering() {
     assert!(r.snapshot().group("added").is_some());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_key_disabled_after_a_reload_stays_disabled_when_an_older_call_ends() {
+    let yaml = "groups:\n  - name: g\n    models: [{provider: p, name: m}]\nproviders:\n  - {name: p, base_url: \"http://127.0.0.1:9\", api_key: sk-only-key-0001}\n";
+    let r = router(yaml);
+    // Two calls picked on generation 1...
+    let older = r.pick("g", 1).unwrap();
+    let older_refused = r.pick("g", 1).unwrap();
+    // ...a reload, and on generation 2 the key is refused (401): disabled until the next one.
+    let config: router_core::Config = serde_yaml::from_str(yaml).unwrap();
+    r.apply(&config).unwrap();
+    r.pick("g", 1)
+        .unwrap()
+        .fail(router_core::Failure::Unauthorized);
+    assert!(r.pick("g", 1).is_err(), "disabled");
+    // An older call ending well leaves it disabled for generation 2...
+    older.succeed(tokens(10));
+    assert!(
+        r.pick("g", 1).is_err(),
+        "still disabled after an older success"
+    );
+    // ...and so does a late 401 of generation 1.
+    older_refused.fail(router_core::Failure::Unauthorized);
+    assert!(r.pick("g", 1).is_err(), "still disabled after an older 401");
+    // A reload enables it again.
+    r.apply(&config).unwrap();
+    assert!(r.pick("g", 1).is_ok());
+}
