@@ -267,6 +267,25 @@ async fn fixed_rate(url: &str, body: &Bytes, rate: u64, seconds: u64) -> Run {
     run
 }
 
+/// Time to the first body byte of `n` streams, one after another, each left after that byte
+/// (so it works while the mock holds streams open).
+async fn first_bytes(url: &str, n: usize) -> Vec<Duration> {
+    let client = client(4);
+    let body = chat_body(1024, true);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let Ok(resp) = client.request(request(url, &body)).await else {
+            continue;
+        };
+        if let Some(Ok(_)) = resp.into_body().frame().await {
+            out.push(t.elapsed());
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
 /// Time to the first body byte of `n` streams, one after another.
 async fn stream_ttfb(url: &str, n: usize) -> Vec<Duration> {
     let client = client(4);
@@ -292,8 +311,14 @@ fn median(v: &[Duration]) -> Duration {
 }
 
 /// Opens `n` streams that the mock holds before their last chunk, waits until each has sent
-/// its first byte, runs `measure`, then lets them finish; returns how many completed.
-async fn hold_streams<F: FnOnce()>(mock: &MockUpstream, url: &str, n: usize, measure: F) -> usize {
+/// its first byte, runs `measure`, then lets them finish; returns how many completed, and what
+/// `measure` found.
+async fn hold_streams<T, Fut: std::future::Future<Output = T>>(
+    mock: &MockUpstream,
+    url: &str,
+    n: usize,
+    measure: impl FnOnce() -> Fut,
+) -> (usize, T) {
     mock.hold_last_chunk(true);
     let client = client(n);
     let body = chat_body(256, true);
@@ -327,7 +352,7 @@ async fn hold_streams<F: FnOnce()>(mock: &MockUpstream, url: &str, n: usize, mea
     }
     let all = u32::try_from(n).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(120), started.acquire_many(all)).await;
-    measure();
+    let measured = measure().await;
     mock.hold_last_chunk(false);
     // Release until every held stream has ended (a stream may start holding just after).
     let mut done = 0;
@@ -340,7 +365,7 @@ async fn hold_streams<F: FnOnce()>(mock: &MockUpstream, url: &str, n: usize, mea
             done += usize::from(ok);
         }
     }
-    done
+    (done, measured)
 }
 
 /// A proxy process under test.
@@ -600,7 +625,7 @@ async fn main() {
     let _ = writeln!(report, "\n## Memory\n");
     let _ = writeln!(
         report,
-        "| target | RSS idle | RSS with 1,000 open streams | per stream |\n|---|---|---|---|"
+        "| target | RSS idle | RSS with 1,000 open streams | per stream | stream TTFB p50 with 1,000 open |\n|---|---|---|---|---|"
     );
     for p in &proxies {
         let idle = if p.pid == router_pid {
@@ -608,13 +633,17 @@ async fn main() {
         } else {
             rss_kib(p.pid)
         };
-        let mut held = 0;
         let url = p.url.clone();
         let pid = p.pid;
-        let completed = hold_streams(&mock, &url, 1000, || held = rss_kib(pid)).await;
+        let (completed, measured) = hold_streams(&mock, &url, 1000, || async {
+            let held = rss_kib(pid);
+            (held, first_bytes(&url, 200).await)
+        })
+        .await;
+        let (held, ttfb) = measured;
         let _ = writeln!(
             report,
-            "| {} | {:.1} MiB{} | {:.1} MiB | {:.1} KiB ({completed}/1000 completed) |",
+            "| {} | {:.1} MiB{} | {:.1} MiB | {:.1} KiB ({completed}/1000 completed) | {} µs |",
             p.name,
             idle as f64 / 1024.0,
             if p.pid == router_pid {
@@ -624,19 +653,20 @@ async fn main() {
             },
             held as f64 / 1024.0,
             held.saturating_sub(idle) as f64 / 1000.0,
+            us(median(&ttfb)),
         );
     }
 
     // Many streams at once, through the router.
     let n = args.many_streams;
     let before = rss_kib(router_pid);
-    let mut peak = 0;
     let router_url = proxies
         .iter()
         .find(|p| p.pid == router_pid)
         .map(|p| p.url.clone())
         .unwrap_or_default();
-    let completed = hold_streams(&mock, &router_url, n, || peak = rss_kib(router_pid)).await;
+    let (completed, peak) =
+        hold_streams(&mock, &router_url, n, || async { rss_kib(router_pid) }).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(router_pid);
     let _ = writeln!(
