@@ -49,6 +49,15 @@ struct Args {
     /// Only the non-streamed 1 KB runs (for comparing builds quickly).
     #[arg(long)]
     quick: bool,
+    /// Only these parts, comma-separated: requests, ttfb, memory, many, reload, soak.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Seconds of the steady-rate run that samples the router's RSS (0 skips it).
+    #[arg(long, default_value_t = 600)]
+    soak_seconds: u64,
+    /// Requests per second during that run (half of them streamed).
+    #[arg(long, default_value_t = 500)]
+    soak_rate: u64,
     /// Write the Markdown report here (else to stdout).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -61,6 +70,16 @@ fn client(max_idle: usize) -> HttpClient {
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(max_idle)
+        .build(connector)
+}
+
+/// A client that speaks HTTP/2 over cleartext (h2c, prior knowledge): one connection carries
+/// many streams.
+fn h2_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
         .build(connector)
 }
 
@@ -310,44 +329,116 @@ fn median(v: &[Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-/// Opens `n` streams that the mock holds before their last chunk, waits until each has sent
-/// its first byte, runs `measure`, then lets them finish; returns how many completed, and what
-/// `measure` found.
+/// How the held streams of one run ended.
+#[derive(Default)]
+struct Held {
+    completed: usize,
+    /// The request failed before a response head (connect, refused, reset), with an example.
+    no_response: usize,
+    /// A response that was not a 2xx.
+    bad_status: usize,
+    /// The body broke or ended before `[DONE]`.
+    cut: usize,
+    /// Still open when the run gave up waiting.
+    unfinished: usize,
+    example: Option<String>,
+}
+
+impl Held {
+    fn failures(&self) -> String {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.no_response, "without a response"),
+            (self.bad_status, "with an error status"),
+            (self.cut, "cut"),
+            (self.unfinished, "unfinished"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if let Some(e) = &self.example {
+            parts.push(format!("first error: `{}`", e.replace('`', "'")));
+        }
+        if parts.is_empty() {
+            "no failures".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+enum StreamEnd {
+    Completed,
+    NoResponse(String),
+    BadStatus(String),
+    Cut(String),
+}
+
+/// Opens `n` streams that the mock holds before their last chunk, spread over `clients`,
+/// waits until each has sent its first byte, runs `measure`, then lets them finish; returns
+/// how they ended, and what `measure` found.
 async fn hold_streams<T, Fut: std::future::Future<Output = T>>(
     mock: &MockUpstream,
     url: &str,
     n: usize,
+    clients: &[HttpClient],
     measure: impl FnOnce() -> Fut,
-) -> (usize, T) {
+) -> (Held, T) {
     mock.hold_last_chunk(true);
-    let client = client(n);
     let body = chat_body(256, true);
     let started = Arc::new(tokio::sync::Semaphore::new(0));
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..n {
+    for i in 0..n {
         let (client, url, body, started) = (
-            client.clone(),
+            clients[i % clients.len()].clone(),
             url.to_string(),
             body.clone(),
             started.clone(),
         );
         tasks.spawn(async move {
-            let Ok(resp) = client.request(request(&url, &body)).await else {
-                started.add_permits(1);
-                return false;
+            let resp = match client.request(request(&url, &body)).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    started.add_permits(1);
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        text.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    return StreamEnd::NoResponse(text);
+                }
             };
-            let ok = resp.status().is_success();
+            let status = resp.status();
             let mut b = resp.into_body();
             let first = b.frame().await;
             started.add_permits(1);
             let mut text = Vec::new();
-            if let Some(Ok(f)) = first {
-                text.extend_from_slice(f.data_ref().map_or(&[][..], |d| d.as_ref()));
+            let mut broke = None;
+            match first {
+                Some(Ok(f)) => text.extend_from_slice(f.data_ref().map_or(&[][..], |d| d.as_ref())),
+                Some(Err(e)) => broke = Some(e.to_string()),
+                None => {}
             }
-            while let Some(Ok(f)) = b.frame().await {
-                text.extend_from_slice(f.data_ref().map_or(&[][..], |d| d.as_ref()));
+            while broke.is_none() {
+                match b.frame().await {
+                    Some(Ok(f)) => {
+                        text.extend_from_slice(f.data_ref().map_or(&[][..], |d| d.as_ref()))
+                    }
+                    Some(Err(e)) => broke = Some(e.to_string()),
+                    None => break,
+                }
             }
-            ok && text.ends_with(b"data: [DONE]\n\n")
+            if !status.is_success() {
+                StreamEnd::BadStatus(format!("{status}: {}", String::from_utf8_lossy(&text)))
+            } else if let Some(e) = broke {
+                StreamEnd::Cut(e)
+            } else if text.ends_with(b"data: [DONE]\n\n") {
+                StreamEnd::Completed
+            } else {
+                StreamEnd::Cut("ended before [DONE]".into())
+            }
         });
     }
     let all = u32::try_from(n).unwrap_or(u32::MAX);
@@ -355,17 +446,38 @@ async fn hold_streams<T, Fut: std::future::Future<Output = T>>(
     let measured = measure().await;
     mock.hold_last_chunk(false);
     // Release until every held stream has ended (a stream may start holding just after).
-    let mut done = 0;
+    let mut held = Held::default();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !tasks.is_empty() && Instant::now() < deadline {
         mock.release();
-        if let Ok(Some(Ok(ok))) =
+        if let Ok(Some(Ok(end))) =
             tokio::time::timeout(Duration::from_millis(50), tasks.join_next()).await
         {
-            done += usize::from(ok);
+            let error = match end {
+                StreamEnd::Completed => {
+                    held.completed += 1;
+                    None
+                }
+                StreamEnd::NoResponse(e) => {
+                    held.no_response += 1;
+                    Some(e)
+                }
+                StreamEnd::BadStatus(e) => {
+                    held.bad_status += 1;
+                    Some(e)
+                }
+                StreamEnd::Cut(e) => {
+                    held.cut += 1;
+                    Some(e)
+                }
+            };
+            if held.example.is_none() {
+                held.example = error;
+            }
         }
     }
-    (done, measured)
+    held.unfinished = tasks.len();
+    (held, measured)
 }
 
 /// A proxy process under test.
@@ -542,7 +654,59 @@ async fn main() {
     let idle_rss = rss_kib(router_pid);
     proxies.push(router);
 
-    // Saturation and fixed rate, for each target and body size.
+    let want = |part: &str| args.only.is_empty() || args.only.iter().any(|p| p == part);
+    let router_url = proxies
+        .iter()
+        .find(|p| p.pid == router_pid)
+        .map(|p| p.url.clone())
+        .unwrap_or_default();
+
+    if want("requests") || args.quick {
+        requests(&args, &mut report, &direct, &proxies).await;
+    }
+    if args.quick {
+        drop(proxies);
+        let _ = std::fs::remove_dir_all(&dir);
+        print!("{report}");
+        return;
+    }
+    if want("ttfb") {
+        ttfb(&mut report, &direct, &proxies).await;
+    }
+    if want("memory") {
+        memory(&mut report, &mock, &proxies, router_pid, idle_rss).await;
+    }
+    if want("many") {
+        many_streams(
+            &mut report,
+            &mock,
+            &router_url,
+            router_pid,
+            args.many_streams,
+        )
+        .await;
+    }
+    if want("reload") {
+        reload(&args, &mut report, &router_url, &config).await;
+    }
+    if want("soak") && args.soak_seconds > 0 {
+        soak(&args, &mut report, &router_url, router_pid).await;
+    }
+
+    drop(proxies);
+    let _ = std::fs::remove_dir_all(&dir);
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &report) {
+                eprintln!("cannot write {}: {e}", path.display());
+            }
+        }
+        None => print!("{report}"),
+    }
+}
+
+/// Saturation and fixed rate, for each target and body size.
+async fn requests(args: &Args, report: &mut String, direct: &str, proxies: &[Proxy]) {
     let _ = writeln!(report, "## Non-streamed requests\n");
     let _ = writeln!(
         report,
@@ -558,8 +722,8 @@ async fn main() {
     for &size in sizes {
         let body = chat_body(size, false);
         let mut targets: Vec<(&str, String, Option<u32>)> =
-            vec![("direct to mock", direct.clone(), None)];
-        for p in &proxies {
+            vec![("direct to mock", direct.to_string(), None)];
+        for p in proxies {
             targets.push((p.name, p.url.clone(), Some(p.pid)));
         }
         for (name, url, pid) in targets {
@@ -590,16 +754,12 @@ async fn main() {
             eprintln!("done: {name} {size}");
         }
     }
+}
 
-    if args.quick {
-        drop(proxies);
-        let _ = std::fs::remove_dir_all(&dir);
-        print!("{report}");
-        return;
-    }
-    // Streams: time to first byte, added by each proxy.
+/// Streams: time to first byte, added by each proxy.
+async fn ttfb(report: &mut String, direct: &str, proxies: &[Proxy]) {
     let _ = writeln!(report, "\n## Streams\n");
-    let direct_ttfb = stream_ttfb(&direct, 500).await;
+    let direct_ttfb = stream_ttfb(direct, 500).await;
     let _ = writeln!(
         report,
         "| target | time to first byte, p50 | added to direct |\n|---|---|---|"
@@ -609,7 +769,7 @@ async fn main() {
         "| direct to mock | {} µs | – |",
         us(median(&direct_ttfb))
     );
-    for p in &proxies {
+    for p in proxies {
         let ttfb = stream_ttfb(&p.url, 500).await;
         let added = median(&ttfb).saturating_sub(median(&direct_ttfb));
         let _ = writeln!(
@@ -620,14 +780,22 @@ async fn main() {
             us(added)
         );
     }
+}
 
-    // Memory: idle, and with 1,000 open streams.
+/// Memory: idle, and with 1,000 open HTTP/1.1 streams (one connection each).
+async fn memory(
+    report: &mut String,
+    mock: &MockUpstream,
+    proxies: &[Proxy],
+    router_pid: u32,
+    idle_rss: u64,
+) {
     let _ = writeln!(report, "\n## Memory\n");
     let _ = writeln!(
         report,
         "| target | RSS idle | RSS with 1,000 open streams | per stream | stream TTFB p50 with 1,000 open |\n|---|---|---|---|---|"
     );
-    for p in &proxies {
+    for p in proxies {
         let idle = if p.pid == router_pid {
             idle_rss
         } else {
@@ -635,7 +803,7 @@ async fn main() {
         };
         let url = p.url.clone();
         let pid = p.pid;
-        let (completed, measured) = hold_streams(&mock, &url, 1000, || async {
+        let (held_streams, measured) = hold_streams(mock, &url, 1000, &[client(1000)], || async {
             let held = rss_kib(pid);
             (held, first_bytes(&url, 200).await)
         })
@@ -643,7 +811,7 @@ async fn main() {
         let (held, ttfb) = measured;
         let _ = writeln!(
             report,
-            "| {} | {:.1} MiB{} | {:.1} MiB | {:.1} KiB ({completed}/1000 completed) | {} µs |",
+            "| {} | {:.1} MiB{} | {:.1} MiB | {:.1} KiB ({}/1000 completed) | {} µs |",
             p.name,
             idle as f64 / 1024.0,
             if p.pid == router_pid {
@@ -653,59 +821,78 @@ async fn main() {
             },
             held as f64 / 1024.0,
             held.saturating_sub(idle) as f64 / 1000.0,
+            held_streams.completed,
             us(median(&ttfb)),
         );
+        if held_streams.completed < 1000 {
+            let _ = writeln!(report, "\n{}: {}\n", p.name, held_streams.failures());
+        }
     }
+}
 
-    // Many streams at once, through the router.
-    let n = args.many_streams;
+/// Open files of `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Many streams at once through the router. Clients arrive over h2c, 100 streams per
+/// connection, so that the router's own sockets (one per client connection, one per upstream
+/// stream) fit under this machine's open-file limit; upstream, each stream has its own
+/// HTTP/1.1 connection.
+async fn many_streams(
+    report: &mut String,
+    mock: &MockUpstream,
+    router_url: &str,
+    router_pid: u32,
+    n: usize,
+) {
     let before = rss_kib(router_pid);
-    let router_url = proxies
-        .iter()
-        .find(|p| p.pid == router_pid)
-        .map(|p| p.url.clone())
-        .unwrap_or_default();
-    let (completed, peak) =
-        hold_streams(&mock, &router_url, n, || async { rss_kib(router_pid) }).await;
+    let clients: Vec<HttpClient> = (0..n.div_ceil(100)).map(|_| h2_client()).collect();
+    let (held, (peak, fds)) = hold_streams(mock, router_url, n, &clients, || async {
+        (rss_kib(router_pid), open_files(router_pid))
+    })
+    .await;
+    // Memory the allocator keeps after a burst: wait, then read again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(router_pid);
     let _ = writeln!(
         report,
-        "\n{n} concurrent streams through llm-router: {completed} completed; RSS {:.1} MiB before, {:.1} MiB with all open, {:.1} MiB after they ended.",
+        "\n{n} concurrent streams through llm-router ({} h2c client connections, one HTTP/1.1 upstream connection per stream; {fds} files open in the router with all streams open): {} completed ({}); RSS {:.1} MiB before, {:.1} MiB with all open, {:.1} MiB after they ended.",
+        clients.len(),
+        held.completed,
+        held.failures(),
         before as f64 / 1024.0,
         peak as f64 / 1024.0,
         after as f64 / 1024.0,
     );
+}
 
-    // Throughput while the config is reloaded every second.
+/// Throughput while the config is reloaded every second.
+async fn reload(args: &Args, report: &mut String, router_url: &str, config: &Path) {
     let body = chat_body(1024, false);
-    let base = saturate(&router_url, &body, args.concurrency, args.seconds).await;
-    let reloading = {
-        let config = config.clone();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let writer = tokio::spawn(async move {
-            let mut i = 0u64;
-            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                i += 1;
-                if let Ok(text) = std::fs::read_to_string(&config) {
-                    let text = text
-                        .lines()
-                        .filter(|l| !l.starts_with("# reload"))
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    let _ = std::fs::write(&config, format!("{text}\n# reload {i}\n"));
-                }
+    let base = saturate(router_url, &body, args.concurrency, args.seconds).await;
+    let config = config.to_path_buf();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut i = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            i += 1;
+            if let Ok(text) = std::fs::read_to_string(&config) {
+                let text = text
+                    .lines()
+                    .filter(|l| !l.starts_with("# reload"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let _ = std::fs::write(&config, format!("{text}\n# reload {i}\n"));
             }
-            i
-        });
-        let run = saturate(&router_url, &body, args.concurrency, args.seconds).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let reloads = writer.await.unwrap_or(0);
-        (run, reloads)
-    };
-    let (run, reloads) = reloading;
+        }
+        i
+    });
+    let run = saturate(router_url, &body, args.concurrency, args.seconds).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reloads = writer.await.unwrap_or(0);
     let _ = writeln!(
         report,
         "\nReload every second under load (1 KB requests, {} s): {:.0} req/s without reloads, {:.0} req/s with {reloads} reloads ({:+.1}%), {} errors.",
@@ -715,15 +902,81 @@ async fn main() {
         (run.rps() / base.rps() - 1.0) * 100.0,
         base.errors + run.errors,
     );
+}
 
-    drop(proxies);
-    let _ = std::fs::remove_dir_all(&dir);
-    match &args.out {
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, &report) {
-                eprintln!("cannot write {}: {e}", path.display());
-            }
+/// A steady rate for `soak_seconds` (every other request streamed), sampling the router's RSS
+/// every 10 seconds; reports it after the first minute (the warm-up: pools, buffers and the
+/// allocator's arenas fill) against its range over the rest of the run.
+async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u32) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let client = client(256);
+    let plain = chat_body(1024, false);
+    let streamed = chat_body(1024, true);
+    let started = Instant::now();
+    let total = args.soak_rate * args.soak_seconds;
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut samples: Vec<(u64, u64)> = Vec::new();
+    let mut next_sample = started;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / args.soak_rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        if Instant::now() >= next_sample {
+            samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
+            next_sample += Duration::from_secs(10);
         }
-        None => print!("{report}"),
+        let body = if i % 2 == 0 {
+            plain.clone()
+        } else {
+            streamed.clone()
+        };
+        let (client, url, ok, errors) = (
+            client.clone(),
+            router_url.to_string(),
+            ok.clone(),
+            errors.clone(),
+        );
+        tasks.spawn(async move {
+            let counter = if one(&client, &url, &body).await {
+                ok
+            } else {
+                errors
+            };
+            counter.fetch_add(1, Relaxed);
+        });
+        // Reap as we go rather than keep every finished task in the set.
+        while tasks.try_join_next().is_some() {}
     }
+    while tasks.join_next().await.is_some() {}
+    samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
+    let mib = |k: u64| k as f64 / 1024.0;
+    let warm: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= 60)
+        .map(|(_, r)| *r)
+        .collect();
+    let first = warm.first().copied().unwrap_or(0);
+    let last = warm.last().copied().unwrap_or(0);
+    let (lo, hi) = (
+        warm.iter().copied().min().unwrap_or(0),
+        warm.iter().copied().max().unwrap_or(0),
+    );
+    let pct = |k: u64| (k as f64 / first.max(1) as f64 - 1.0) * 100.0;
+    let _ = writeln!(
+        report,
+        "\nSteady load for {} s ({} req/s, 1 KB, every other one streamed): {} ok, {} errors. Router RSS at 1 min {:.1} MiB, at the end {:.1} MiB ({:+.1}%); lowest {:.1} MiB ({:+.1}%), highest {:.1} MiB ({:+.1}%) after the first minute; at start {:.1} MiB.",
+        args.soak_seconds,
+        args.soak_rate,
+        ok.load(Relaxed),
+        errors.load(Relaxed),
+        mib(first),
+        mib(last),
+        pct(last),
+        mib(lo),
+        pct(lo),
+        mib(hi),
+        pct(hi),
+        mib(samples.first().map_or(0, |s| s.1)),
+    );
 }

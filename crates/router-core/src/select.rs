@@ -155,30 +155,53 @@ fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option
     candidates.min_by_key(|&i| (pairs[i].stats.usage(), i))
 }
 
-/// The running winner of the `usage` strategy: (weighted, score, raw usage, index), the
-/// smallest wins. Weight-0 pairs, "always preferred", rank ahead of every weighted pair even at
-/// a tie.
-#[derive(Default)]
-struct UsageBest(Option<(bool, f64, u64, usize)>);
+/// The running winner of the `usage` strategy: the smallest (unweighted, score, raw usage)
+/// wins, the first in config order at a full tie (whatever the order of the offers). Weight-0 pairs, "always preferred", rank
+/// ahead of every weighted pair even at a tie. Plain fields rather than an `Option` of a tuple,
+/// so the scan over a large group keeps them in registers.
+struct UsageBest {
+    index: usize,
+    weighted: bool,
+    score: f64,
+    usage: u64,
+}
+
+impl Default for UsageBest {
+    fn default() -> Self {
+        UsageBest {
+            index: usize::MAX,
+            weighted: true,
+            score: f64::INFINITY,
+            usage: u64::MAX,
+        }
+    }
+}
 
 impl UsageBest {
-    fn offer(&mut self, pairs: &[Pair], i: usize) {
-        let usage = pairs[i].stats.usage();
-        let weighted = pairs[i].weight > 0.0;
-        let score = usage as f64 * pairs[i].weight;
-        let better = match self.0 {
-            None => true,
-            Some((w, s, u, _)) => {
-                (!weighted && w) || (weighted == w && (score < s || (score == s && usage < u)))
-            }
-        };
+    /// Offers pair `i`, whose usage read `usage`.
+    fn offer(&mut self, pair: &Pair, i: usize, usage: u64) {
+        let weighted = pair.weight > 0.0;
+        // Through i64: one instruction, where u64 to f64 takes several; usage past i64::MAX
+        // only ever comes from saturation.
+        let score = usage.min(i64::MAX as u64) as i64 as f64 * pair.weight;
+        let better = self.index == usize::MAX
+            || (!weighted && self.weighted)
+            || (weighted == self.weighted
+                && (score < self.score
+                    || (score == self.score
+                        && (usage < self.usage || (usage == self.usage && i < self.index)))));
         if better {
-            self.0 = Some((weighted, score, usage, i));
+            *self = UsageBest {
+                index: i,
+                weighted,
+                score,
+                usage,
+            };
         }
     }
 
     fn index(&self) -> Option<usize> {
-        self.0.map(|b| b.3)
+        (self.index != usize::MAX).then_some(self.index)
     }
 }
 
@@ -191,7 +214,7 @@ impl Group {
             Strategy::Usage => {
                 let mut best = UsageBest::default();
                 for &i in usable {
-                    best.offer(pairs, i);
+                    best.offer(&pairs[i], i, pairs[i].hot.get().usage());
                 }
                 best.index()
             }
@@ -271,6 +294,48 @@ impl Group {
         soonest.map(|s| s.saturating_duration_since(now))
     }
 
+    /// The first pass of [`Group::pick`], without locks, over the pairs `keep` admits: the
+    /// clean ones (no cooldown, breaker closed, not disabled; the common case) are offered to
+    /// `best` under `usage`, or listed in `usable`; the others go to `unclean`, to be read
+    /// under their lock.
+    ///
+    /// Under `usage`, the pairs of one model entry (one weight) rank by raw usage alone, the
+    /// first at a tie, as their scores do: each entry's least-used pair is found with integer
+    /// compares in a tight loop, and only that one is scored.
+    #[inline]
+    fn scan_clean(
+        &self,
+        keep: impl Fn(usize, &Pair) -> bool,
+        best: &mut UsageBest,
+        usable: &mut Vec<usize>,
+        unclean: &mut Vec<usize>,
+    ) {
+        let by_usage = self.strategy() == Strategy::Usage;
+        for run in &self.model_runs {
+            let (mut least, mut least_index) = (u64::MAX, usize::MAX);
+            for (i, pair) in self.pairs[run.clone()].iter().enumerate() {
+                let i = run.start + i;
+                if !keep(i, pair) {
+                    continue;
+                }
+                let hot = pair.hot.get();
+                if hot.clean_epoch().is_none() {
+                    unclean.push(i);
+                } else if !by_usage {
+                    usable.push(i);
+                } else {
+                    let usage = hot.usage();
+                    if least_index == usize::MAX || usage < least {
+                        (least, least_index) = (usage, i);
+                    }
+                }
+            }
+            if least_index != usize::MAX {
+                best.offer(&self.pairs[least_index], least_index, least);
+            }
+        }
+    }
+
     /// Picks a pair by the group's strategy among the healthy pairs not in `exclude` (and of
     /// model `pinned` only, when given, 0-based) and reserves `estimate` tokens on it. When no
     /// pair is healthy, the least recently failed of those resting (open breaker, model
@@ -291,36 +356,40 @@ impl Group {
         let by_usage = self.strategy() == Strategy::Usage;
         let mut best = UsageBest::default();
         let mut usable = Vec::with_capacity(if by_usage { 0 } else { self.pairs.len() });
+        // First pass without locks (what keeps a pick over a thousand keys cheap); the pairs
+        // that are not clean are read under their lock afterwards.
+        let mut unclean = Vec::new();
+        if exclude.is_empty() && pinned.is_none() {
+            // The common case, compiled without the filter.
+            self.scan_clean(|_, _| true, &mut best, &mut usable, &mut unclean);
+        } else {
+            let keep = |i: usize, pair: &Pair| {
+                !exclude.contains(&i) && pinned.is_none_or(|m| m == pair.model_index)
+            };
+            self.scan_clean(keep, &mut best, &mut usable, &mut unclean);
+        }
         let mut resting: Option<(Option<Instant>, usize)> = None;
         let mut rate_limited: Option<Instant> = None;
-        for (i, pair) in self.pairs.iter().enumerate() {
-            if exclude.contains(&i) || pinned.is_some_and(|m| m != pair.model_index) {
-                continue;
-            }
-            // A clean pair is usable: no lock to take (the common case, and what keeps a pick
-            // over a thousand keys cheap).
-            let usable_now = pair.stats.clean_epoch().is_some()
-                || match lock(&pair.stats.health).availability(now, generation) {
-                    Availability::Usable => true,
-                    Availability::Resting(last_failure) => {
-                        if resting.is_none_or(|(lf, _)| last_failure < lf) {
-                            resting = Some((last_failure, i));
-                        }
-                        false
+        let clean_usable = usable.len();
+        for &i in &unclean {
+            let pair = &self.pairs[i];
+            match lock(&pair.stats.health).availability(now, generation) {
+                Availability::Usable if by_usage => best.offer(pair, i, pair.hot.get().usage()),
+                Availability::Usable => usable.push(i),
+                Availability::Resting(last_failure) => {
+                    if resting.is_none_or(|(lf, _)| last_failure < lf) {
+                        resting = Some((last_failure, i));
                     }
-                    Availability::RateLimited(until) => {
-                        rate_limited = Some(rate_limited.map_or(until, |r| r.min(until)));
-                        false
-                    }
-                    Availability::Disabled => false,
-                };
-            if usable_now {
-                if by_usage {
-                    best.offer(&self.pairs, i);
-                } else {
-                    usable.push(i);
                 }
+                Availability::RateLimited(until) => {
+                    rate_limited = Some(rate_limited.map_or(until, |r| r.min(until)));
+                }
+                Availability::Disabled => {}
             }
+        }
+        if clean_usable > 0 && usable.len() > clean_usable {
+            // Strategies other than `usage` take the usable pairs in config order.
+            usable.sort_unstable();
         }
         let chosen = if by_usage {
             best.index()

@@ -5,7 +5,7 @@ use crate::config::{
     Config, ConfigError, Problem, ProviderType, ResilienceConfig, ServerConfig, Source, Strategy,
 };
 use crate::upstream::{read_ca_file, ClientCache, HttpClient};
-use crate::usage::{PairStats, UsageLedger};
+use crate::usage::{HotSlot, PairStats, UsageLedger};
 use crate::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
@@ -140,15 +140,19 @@ impl Provider {
 
 /// One (upstream model, key) pair of a group.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Pair {
+    // What selection reads of every pair comes first, together: its counters (in the
+    // router's consecutive slots, see `usage::Hot`), weight and model.
+    pub(crate) hot: HotSlot,
+    pub(crate) weight: f64,
     pub(crate) model_index: usize,
+    pub(crate) stats: Arc<PairStats>,
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
-    pub(crate) weight: f64,
     pub(crate) key: Secret,
     pub(crate) key_id: String,
     pub(crate) key_label: String,
-    pub(crate) stats: Arc<PairStats>,
     /// Every pair of the group with the same provider and model (itself included).
     pub(crate) siblings: Arc<[Arc<PairStats>]>,
 }
@@ -196,6 +200,8 @@ pub struct Group {
     /// Models as configured (including skipped ones), for pinned `group$N` requests.
     model_count: usize,
     pub(crate) pairs: Vec<Pair>,
+    /// The ranges of `pairs` that belong to one model entry (its keys), in order.
+    pub(crate) model_runs: Vec<std::ops::Range<usize>>,
     pub(crate) select_lock: Mutex<()>,
     /// Round robin: the pair last served, per scope (0: the whole group; m + 1: pinned model m).
     pub(crate) last_served: Vec<AtomicUsize>,
@@ -733,6 +739,7 @@ pub(crate) fn compile(
                 let stats =
                     ledger.stats_for(&provider.name, &key.fingerprint(), &key_label, &model);
                 pairs.push(Pair {
+                    hot: stats.hot.clone(),
                     model_index: mi,
                     provider: provider.clone(),
                     model: model.clone(),
@@ -756,19 +763,33 @@ pub(crate) fn compile(
         }
         // Siblings: same provider and model (all keys of one model entry, or of two entries
         // naming the same upstream model).
-        let sibling_sets: Vec<Arc<[Arc<PairStats>]>> = pairs
-            .iter()
-            .map(|p| {
-                pairs
-                    .iter()
-                    .filter(|q| Arc::ptr_eq(&q.provider, &p.provider) && q.model == p.model)
-                    .map(|q| q.stats.clone())
-                    .collect::<Vec<_>>()
-                    .into()
-            })
+        // One shared list per (provider, model): a model with a thousand keys costs a
+        // thousand entries, not a million.
+        let mut sibling_sets: HashMap<(*const Provider, Arc<str>), Vec<Arc<PairStats>>> =
+            HashMap::new();
+        for p in &pairs {
+            sibling_sets
+                .entry((Arc::as_ptr(&p.provider), p.model.clone()))
+                .or_default()
+                .push(p.stats.clone());
+        }
+        let sibling_sets: HashMap<_, Arc<[Arc<PairStats>]>> = sibling_sets
+            .into_iter()
+            .map(|(k, v)| (k, Arc::from(v)))
             .collect();
-        for (pair, siblings) in pairs.iter_mut().zip(sibling_sets) {
-            pair.siblings = siblings;
+        for pair in &mut pairs {
+            if let Some(set) = sibling_sets.get(&(Arc::as_ptr(&pair.provider), pair.model.clone()))
+            {
+                pair.siblings = set.clone();
+            }
+        }
+        // Runs of consecutive pairs of one model entry.
+        let mut model_runs: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, pair) in pairs.iter().enumerate() {
+            match model_runs.last_mut() {
+                Some(run) if pairs[run.start].model_index == pair.model_index => run.end = i + 1,
+                _ => model_runs.push(i..i + 1),
+            }
         }
         group_index.insert(name.clone(), groups.len());
         groups.push(Arc::new(Group {
@@ -776,6 +797,7 @@ pub(crate) fn compile(
             strategy: g.strategy,
             model_count: g.models.len(),
             pairs,
+            model_runs,
             select_lock: Mutex::new(()),
             last_served: (0..=g.models.len())
                 .map(|_| AtomicUsize::new(usize::MAX))

@@ -20,47 +20,152 @@ pub struct TokenUsage {
     pub total_tokens: u64,
 }
 
-/// Live counters of one (provider, key, model) pair. All atomics: recording never blocks.
+/// What selection reads of a pair: 16 bytes. The router keeps these of all its pairs side by
+/// side, in chunks filled in the order the pairs are created (a group's pairs are created
+/// together), so a pick over a large group reads consecutive memory rather than one
+/// allocation per pair.
 #[derive(Debug, Default)]
-pub struct PairStats {
-    prompt_tokens: AtomicU64,
-    completion_tokens: AtomicU64,
-    total_tokens: AtomicU64,
-    requests: AtomicU64,
-    errors: AtomicU64,
-    /// Request and error penalties charged so far.
-    penalty: AtomicU64,
-    /// Estimates held by requests in flight.
-    reserved: AtomicU64,
-    /// Failed upstream calls by class, in [`FailureCounts`] order.
-    failures: [AtomicU64; 4],
-    /// Cooldowns and circuit breaker.
-    pub(crate) health: Mutex<Health>,
+pub(crate) struct Hot {
     /// The breaker epoch and, in the lowest bit, whether the health is anything but clean (see
     /// [`Health::is_clean`]): selection then reads it under its lock, while a clean pair is
     /// usable and picked without the lock. One word, so the two are always read together.
     mirror: AtomicU64,
+    /// Tokens + penalties + in-flight reservations: what selection scores, kept in one word
+    /// beside the separate counters.
+    usage: AtomicU64,
+}
+
+impl Hot {
+    #[inline]
+    pub(crate) fn usage(&self) -> u64 {
+        self.usage.load(Relaxed)
+    }
+
+    /// The breaker epoch of a pair whose health is clean, read without its lock; `None` when
+    /// the health must be read under the lock.
+    #[inline]
+    pub(crate) fn clean_epoch(&self) -> Option<u64> {
+        let mirror = self.mirror.load(Acquire);
+        (mirror & 1 == 0).then_some(mirror >> 1)
+    }
+}
+
+/// Adds without wrapping (an upstream may report any count).
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(n)));
+    }
+}
+
+/// Subtracts without wrapping (after a saturated add, less may be left than was added).
+fn sub(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
+    }
+}
+
+/// Pairs per chunk of [`Hot`] counters (4 KiB); a `u8` indexes it without a bounds check.
+const HOT_CHUNK: usize = 256;
+
+/// A pair's slot in a chunk of [`Hot`] counters.
+#[derive(Debug, Clone)]
+pub(crate) struct HotSlot {
+    chunk: Arc<[Hot; HOT_CHUNK]>,
+    index: u8,
+}
+
+impl HotSlot {
+    #[inline]
+    pub(crate) fn get(&self) -> &Hot {
+        &self.chunk[usize::from(self.index)]
+    }
+}
+
+fn hot_chunk() -> Arc<[Hot; HOT_CHUNK]> {
+    Arc::new(std::array::from_fn(|_| Hot::default()))
+}
+
+impl Default for HotSlot {
+    /// A chunk of its own (a [`PairStats`] made outside a router).
+    fn default() -> Self {
+        HotSlot {
+            chunk: hot_chunk(),
+            index: 0,
+        }
+    }
+}
+
+/// Hands out [`HotSlot`]s in order, a new chunk when one is full. Slots are never given back:
+/// pairs' counters live as long as the router.
+#[derive(Debug, Default)]
+struct HotSlab {
+    current: Option<Arc<[Hot; HOT_CHUNK]>>,
+    used: usize,
+}
+
+impl HotSlab {
+    fn next(&mut self) -> HotSlot {
+        let chunk = match &self.current {
+            Some(chunk) if self.used < HOT_CHUNK => chunk.clone(),
+            _ => {
+                let chunk = hot_chunk();
+                self.current = Some(chunk.clone());
+                self.used = 0;
+                chunk
+            }
+        };
+        let index = u8::try_from(self.used).unwrap_or(u8::MAX);
+        self.used += 1;
+        HotSlot { chunk, index }
+    }
+}
+
+/// Live counters of one (provider, key, model) pair. All atomics: recording never blocks.
+#[derive(Debug, Default)]
+pub struct PairStats {
+    /// What selection reads (see [`Hot`]).
+    pub(crate) hot: HotSlot,
+    total_tokens: AtomicU64,
+    /// Request and error penalties charged so far.
+    penalty: AtomicU64,
+    /// Estimates held by requests in flight.
+    reserved: AtomicU64,
+    prompt_tokens: AtomicU64,
+    completion_tokens: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Failed upstream calls by class, in [`FailureCounts`] order.
+    failures: [AtomicU64; 4],
+    /// Cooldowns and circuit breaker.
+    pub(crate) health: Mutex<Health>,
 }
 
 impl PairStats {
+    fn with_slot(hot: HotSlot) -> Self {
+        PairStats {
+            hot,
+            ..PairStats::default()
+        }
+    }
+
     /// The usage that selection scores: tokens + penalties + in-flight reservations.
     pub fn usage(&self) -> u64 {
-        self.total_tokens
-            .load(Relaxed)
-            .saturating_add(self.penalty.load(Relaxed))
-            .saturating_add(self.reserved.load(Relaxed))
+        self.hot.get().usage()
     }
 
     pub(crate) fn begin(&self, reservation: u64, request_penalty: u64) {
         self.requests.fetch_add(1, Relaxed);
-        self.reserved.fetch_add(reservation, Relaxed);
-        if request_penalty > 0 {
-            self.penalty.fetch_add(request_penalty, Relaxed);
-        }
+        add(&self.reserved, reservation);
+        add(&self.penalty, request_penalty);
+        add(
+            &self.hot.get().usage,
+            reservation.saturating_add(request_penalty),
+        );
     }
 
     pub(crate) fn release(&self, reservation: u64) {
-        self.reserved.fetch_sub(reservation, Relaxed);
+        sub(&self.reserved, reservation);
+        sub(&self.hot.get().usage, reservation);
     }
 
     /// Changes the health under its lock, and keeps the lock-free mirrors true to it.
@@ -68,7 +173,9 @@ impl PairStats {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         let result = f(&mut health);
         let clean = health.is_clean(tokio::time::Instant::now(), generation);
-        self.mirror
+        self.hot
+            .get()
+            .mirror
             .store(health.epoch() << 1 | u64::from(!clean), Release);
         result
     }
@@ -76,15 +183,14 @@ impl PairStats {
     /// The breaker epoch of a pair whose health is clean, read without its lock; `None` when
     /// the health must be read under the lock.
     pub(crate) fn clean_epoch(&self) -> Option<u64> {
-        let mirror = self.mirror.load(Acquire);
-        (mirror & 1 == 0).then_some(mirror >> 1)
+        self.hot.get().clean_epoch()
     }
 
     pub(crate) fn record_tokens(&self, usage: TokenUsage) {
-        self.prompt_tokens.fetch_add(usage.prompt_tokens, Relaxed);
-        self.completion_tokens
-            .fetch_add(usage.completion_tokens, Relaxed);
-        self.total_tokens.fetch_add(usage.total_tokens, Relaxed);
+        add(&self.prompt_tokens, usage.prompt_tokens);
+        add(&self.completion_tokens, usage.completion_tokens);
+        add(&self.total_tokens, usage.total_tokens);
+        add(&self.hot.get().usage, usage.total_tokens);
     }
 
     pub(crate) fn record_error(&self, failure: crate::Failure, error_penalty: u64) {
@@ -96,9 +202,8 @@ impl PairStats {
             crate::Failure::Upstream => 3,
         };
         self.failures[class].fetch_add(1, Relaxed);
-        if error_penalty > 0 {
-            self.penalty.fetch_add(error_penalty, Relaxed);
-        }
+        add(&self.penalty, error_penalty);
+        add(&self.hot.get().usage, error_penalty);
     }
 }
 
@@ -195,9 +300,15 @@ pub struct UsageRecord {
 #[derive(Debug, Default)]
 pub(crate) struct UsageLedger {
     entries: RwLock<HashMap<PairKey, Entry>>,
+    /// Where new pairs' [`Hot`] counters go (taken under the `entries` write lock).
+    slab: Mutex<HotSlab>,
 }
 
 impl UsageLedger {
+    fn next_slot(&self) -> HotSlot {
+        self.slab.lock().unwrap_or_else(|p| p.into_inner()).next()
+    }
+
     /// The counters of a pair, created on first use. Called when a config is compiled, never
     /// per request.
     pub(crate) fn stats_for(
@@ -215,7 +326,7 @@ impl UsageLedger {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(key).or_insert_with(|| Entry {
             key_id: key_id.to_string(),
-            stats: Arc::default(),
+            stats: Arc::new(PairStats::with_slot(self.next_slot())),
         });
         entry.key_id = key_id.to_string();
         entry.stats.clone()
@@ -234,14 +345,14 @@ impl UsageLedger {
             // A pair the config names keeps the config's label for its key.
             let entry = map.entry(key).or_insert_with(|| Entry {
                 key_id: s.key_id.clone(),
-                stats: Arc::default(),
+                stats: Arc::new(PairStats::with_slot(self.next_slot())),
             });
             let stats = &entry.stats;
-            stats.prompt_tokens.fetch_add(s.prompt_tokens, Relaxed);
-            stats
-                .completion_tokens
-                .fetch_add(s.completion_tokens, Relaxed);
-            stats.total_tokens.fetch_add(s.total_tokens, Relaxed);
+            stats.record_tokens(TokenUsage {
+                prompt_tokens: s.prompt_tokens,
+                completion_tokens: s.completion_tokens,
+                total_tokens: s.total_tokens,
+            });
             stats.requests.fetch_add(s.requests, Relaxed);
             stats.errors.fetch_add(s.errors, Relaxed);
         }

@@ -264,3 +264,90 @@ fn a_key_disabled_after_a_reload_stays_disabled_when_an_older_call_ends() {
     r.apply(&config).unwrap();
     assert!(r.pick("g", 1).is_ok());
 }
+
+/// The `usage` strategy by its definition, over the group's pairs that are not cooling down:
+/// weight-0 pairs first, then the lowest usage × weight, then the lowest raw usage, then config
+/// order.
+fn usage_winner(r: &Router, limited: &[bool]) -> Option<usize> {
+    let snapshot = r.snapshot();
+    let group = snapshot.group("g").unwrap();
+    let records = r.usage();
+    let mut best: Option<(bool, f64, u64, usize)> = None;
+    for (i, pair) in group.pairs().iter().enumerate() {
+        if limited[i] {
+            continue;
+        }
+        let record = records
+            .iter()
+            .find(|u| {
+                u.provider == pair.provider().name()
+                    && u.model == pair.model()
+                    && u.key_fingerprint == pair.key_fingerprint()
+            })
+            .unwrap();
+        let usage = record.total_tokens + record.penalty + record.reserved;
+        let key = (pair.weight() > 0.0, usage as f64 * pair.weight(), usage, i);
+        if best.is_none_or(|b| key.partial_cmp(&b) == Some(std::cmp::Ordering::Less)) {
+            best = Some(key);
+        }
+    }
+    best.map(|b| b.3)
+}
+
+proptest::proptest! {
+    /// Over random groups (model entries of different weights and numbers of keys), random
+    /// usage restored from a ledger, and keys taken out one by one by 429s, every pick is the
+    /// pair the definition names.
+    #[test]
+    fn usage_picks_follow_the_definition(
+        models in proptest::collection::vec((0usize..4, 1usize..6), 1..5),
+        usage in proptest::collection::vec(0u64..30, 25),
+        outcomes in proptest::collection::vec(proptest::bool::ANY, 1..25),
+    ) {
+        const WEIGHTS: [&str; 4] = ["0", "0.5", "1", "3"];
+        let mut yaml = String::from("groups:\n  - name: g\n    models:\n");
+        let mut providers = String::from("providers:\n");
+        for (mi, (w, keys)) in models.iter().enumerate() {
+            yaml += &format!("      - {{provider: p{mi}, name: m{mi}, weight: {}}}\n", WEIGHTS[*w]);
+            let keys: Vec<String> = (0..*keys).map(|k| format!("\"sk-{mi}-{k}\"")).collect();
+            providers += &format!(
+                "  - {{name: p{mi}, base_url: \"http://127.0.0.1:9/v1\", api_keys: [{}]}}\n",
+                keys.join(", ")
+            );
+        }
+        let r = router(&(yaml + &providers));
+        let snapshot = r.snapshot();
+        let pairs = snapshot.group("g").unwrap().pairs();
+        let saved: Vec<router_core::SavedUsage> = pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| router_core::SavedUsage {
+                provider: p.provider().name().to_string(),
+                key_fingerprint: p.key_fingerprint(),
+                key_id: p.key_id().to_string(),
+                model: p.model().to_string(),
+                total_tokens: usage[i % usage.len()],
+                ..Default::default()
+            })
+            .collect();
+        r.restore_usage(&saved);
+        let mut limited = vec![false; pairs.len()];
+        for rate_limit in outcomes {
+            let expected = usage_winner(&r, &limited);
+            match r.pick("g", 0) {
+                Ok(s) => {
+                    proptest::prop_assert_eq!(Some(s.pair_index()), expected);
+                    if rate_limit {
+                        limited[s.pair_index()] = true;
+                        s.fail(router_core::Failure::RateLimited {
+                            retry_after: Some(std::time::Duration::from_secs(600)),
+                        });
+                    } else {
+                        s.succeed(tokens(7));
+                    }
+                }
+                Err(_) => proptest::prop_assert_eq!(expected, None),
+            }
+        }
+    }
+}
