@@ -154,8 +154,10 @@ pub async fn handle(
 
     // Logged when the response ends, or when this future is dropped before it has one.
     let mut log = RequestLog::new(app.clone(), id.clone(), method, path, started);
-    let (mut response, known_len) = match route(app, &snapshot, request, &mut log, admin_only).await
-    {
+    // Boxed: hyper keeps this future's allocation for the connection's life, so the
+    // forwarding state (kilobytes) lives in its own allocation, freed when the head is ready.
+    let routed = Box::pin(route(app, &snapshot, request, &mut log, admin_only)).await;
+    let (mut response, known_len) = match routed {
         Ok(ok) => ok,
         Err(e) => {
             let dialect = if log.path == "/v1/messages" {
