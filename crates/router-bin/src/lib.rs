@@ -14,6 +14,7 @@ mod observe;
 mod server;
 
 pub use app::{App, LedgerState, RecentError};
+pub use observe::access_lines_as_text;
 pub use server::{serve, serve_admin};
 
 use bytes::Bytes;

@@ -11,10 +11,22 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use router_core::{ChatBody, Served, TokenUsage};
 use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+/// Whether access lines are written for a plain-text log (see [`RequestLog::write_text_line`])
+/// rather than as a structured event (which a JSON log, or colours on a terminal, need).
+static ACCESS_AS_TEXT: AtomicBool = AtomicBool::new(false);
+
+/// Sets how access lines are emitted (see [`ACCESS_AS_TEXT`]); the binary calls it when it sets
+/// up logging.
+pub fn access_lines_as_text(text: bool) {
+    ACCESS_AS_TEXT.store(text, Relaxed);
+}
 
 /// Where the tokens charged for an answer land once its body is settled.
 pub type UsageSlot = Arc<Mutex<Option<TokenUsage>>>;
@@ -41,6 +53,60 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// The access line of a text log, as `tracing`'s text format writes the structured event
+    /// (`<time>  INFO access: key=value …`), written straight to stderr. `tracing` escapes
+    /// every byte of every field one by one, which made the access line a sixth of all the
+    /// router's instructions per request; these fields come from the config, or are checked
+    /// (request id) or parsed (method, path) already, and hold no control characters.
+    fn write_text_line(
+        &self,
+        latency: Duration,
+        ttft: Option<Duration>,
+        overhead: Option<Duration>,
+        group: Option<&str>,
+        attempts: usize,
+        usage: Option<TokenUsage>,
+    ) {
+        use std::io::Write as _;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        let mut line = String::with_capacity(320);
+        let _ = write!(
+            line,
+            "{}  INFO access: request_id={} method={} path={} status={}",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
+            self.request_id,
+            self.method,
+            self.path,
+            self.status
+        );
+        match &self.served {
+            Some(s) => {
+                let _ = write!(
+                    line,
+                    " group={} provider={} model={} key={} attempts={} prompt_tokens={prompt} completion_tokens={completion} latency_ms={:?}",
+                    s.group, s.provider, s.model, s.key_id, s.attempts, ms(latency)
+                );
+                if let Some(t) = ttft {
+                    let _ = write!(line, " ttft_ms={:?}", ms(t));
+                }
+                if let Some(o) = overhead {
+                    let _ = write!(line, " overhead_us={}", o.as_micros() as u64);
+                }
+            }
+            None => {
+                let _ = write!(
+                    line,
+                    " group={} attempts={attempts} latency_ms={:?}",
+                    group.unwrap_or("-"),
+                    ms(latency)
+                );
+            }
+        }
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
     /// A new log for a request that began at `started`.
     pub(crate) fn new(
         app: Arc<App>,
@@ -108,22 +174,28 @@ impl RequestLog {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         // Never content, never a key: key ids (`provider#index`) only.
-        match &self.served {
-            Some(s) => tracing::info!(
-                target: "access",
-                request_id = %self.request_id, method = %self.method, path = %self.path,
-                status = self.status, group = %s.group, provider = %s.provider,
-                model = %s.model, key = %s.key_id, attempts = s.attempts,
-                prompt_tokens = prompt, completion_tokens = completion,
-                latency_ms = ms(latency), ttft_ms = ttft.map(ms),
-                overhead_us = overhead.map(|o| o.as_micros() as u64),
-            ),
-            None => tracing::info!(
-                target: "access",
-                request_id = %self.request_id, method = %self.method, path = %self.path,
-                status = self.status, group = group.unwrap_or("-"), attempts,
-                latency_ms = ms(latency),
-            ),
+        if ACCESS_AS_TEXT.load(Relaxed) {
+            if tracing::enabled!(target: "access", tracing::Level::INFO) {
+                self.write_text_line(latency, ttft, overhead, group, attempts, usage);
+            }
+        } else {
+            match &self.served {
+                Some(s) => tracing::info!(
+                    target: "access",
+                    request_id = %self.request_id, method = %self.method, path = %self.path,
+                    status = self.status, group = %s.group, provider = %s.provider,
+                    model = %s.model, key = %s.key_id, attempts = s.attempts,
+                    prompt_tokens = prompt, completion_tokens = completion,
+                    latency_ms = ms(latency), ttft_ms = ttft.map(ms),
+                    overhead_us = overhead.map(|o| o.as_micros() as u64),
+                ),
+                None => tracing::info!(
+                    target: "access",
+                    request_id = %self.request_id, method = %self.method, path = %self.path,
+                    status = self.status, group = group.unwrap_or("-"), attempts,
+                    latency_ms = ms(latency),
+                ),
+            }
         }
         if self.endpoint != "other" {
             app.record_request(RequestRow {

@@ -8,6 +8,7 @@ mod common;
 use common::{eventually, temp_dir, Running, BIN};
 use mock_upstream::MockUpstream;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -353,4 +354,78 @@ async fn the_admin_listener_serves_admin_only_and_the_config_sets_json_logs() {
     assert_eq!(get(format!("http://{}/metrics", running.addr)), "200");
     running.stop();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `key=value` fields of a text access line.
+fn text_fields(line: &str) -> HashMap<String, String> {
+    line.split_once(" access: ")
+        .unwrap()
+        .1
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_access_lines_look_like_every_other_text_line_and_follow_the_filter() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-text-logs");
+    write_config(&dir, &mock.base_url(), &[KEY_A], "");
+    let running = Running::start_with(&dir, &[], "info");
+    chat(&running, &["x-request-id: text-line-1"]);
+    running.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {CLIENT}"),
+        "-d",
+        r#"{"model":"no-such-group","messages":[{"role":"user","content":"hi"}]}"#,
+        &format!("http://{}/v1/chat/completions", running.addr),
+    ]);
+    let log = running.stop_with_log();
+    let access: Vec<&String> = log.iter().filter(|l| l.contains(" access: ")).collect();
+    assert_eq!(access.len(), 2, "{log:#?}");
+    // The same prefix as the lines `tracing` writes: an RFC 3339 time in microseconds, two
+    // spaces, the level, the target.
+    let other = log
+        .iter()
+        .find(|l| l.contains("  INFO ") && !l.contains(" access: "))
+        .expect("a line written by tracing");
+    let (time, rest) = access[0].split_once("  INFO access: ").unwrap();
+    assert_eq!(
+        time.len(),
+        other.split_once("  INFO ").unwrap().0.len(),
+        "{other}"
+    );
+    assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    assert!(rest.starts_with("request_id=text-line-1 method=POST path=/v1/chat/completions status=200 group=g provider=up model=m key="), "{rest}");
+    let served = text_fields(access[0]);
+    for field in ["key", "attempts", "prompt_tokens", "completion_tokens"] {
+        assert!(
+            served[field].parse::<u64>().is_ok() || field == "key",
+            "{field}: {rest}"
+        );
+    }
+    assert_eq!(served["key"], "up#0");
+    assert_eq!(served["attempts"], "1");
+    assert!(
+        served["prompt_tokens"].parse::<u64>().unwrap() > 0,
+        "{rest}"
+    );
+    for field in ["latency_ms", "ttft_ms"] {
+        assert!(
+            served[field].parse::<f64>().unwrap() > 0.0,
+            "{field}: {rest}"
+        );
+    }
+    assert!(served["overhead_us"].parse::<u64>().is_ok(), "{rest}");
+    let failed = text_fields(access[1]);
+    assert_eq!(failed["status"], "404", "{}", access[1]);
+    assert_eq!(failed["group"], "-", "{}", access[1]);
+    assert!(!failed.contains_key("provider"), "{}", access[1]);
+
+    // Filtered out, no access line.
+    let running = Running::start_with(&dir, &[], "info,access=off");
+    chat(&running, &[]);
+    let log = running.stop_with_log();
+    assert!(log.iter().all(|l| !l.contains(" access: ")), "{log:#?}");
 }
