@@ -173,9 +173,16 @@ struct WithUsage {
     usage: Option<RawUsage>,
 }
 
+/// A complete answer's `usage` alone: serde skips every other field without building it.
+#[derive(Deserialize)]
+struct OnlyUsage {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
 /// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one.
 pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
-    serde_json::from_slice::<WithUsage>(body)
+    serde_json::from_slice::<OnlyUsage>(body)
         .ok()
         .and_then(|w| w.usage)
         .map(Into::into)
