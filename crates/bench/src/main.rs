@@ -477,6 +477,8 @@ async fn hold_streams<T, Fut: std::future::Future<Output = T>>(
         }
     }
     held.unfinished = tasks.len();
+    // Streams opened by `measure` and left may still be held.
+    mock.release();
     (held, measured)
 }
 
@@ -699,11 +701,13 @@ async fn main() {
     if want("reload") {
         reload(&args, &mut report, &router_url, &config).await;
     }
+    drop(proxies);
     if want("soak") && args.soak_seconds > 0 {
-        soak(&args, &mut report, &router_url, router_pid).await;
+        // A fresh router: its memory from start, not what the runs above left.
+        let fresh = start_router(&args.router, &dir, &config, args.proxy_core);
+        soak(&args, &mut report, &fresh.url, fresh.pid).await;
     }
 
-    drop(proxies);
     let _ = std::fs::remove_dir_all(&dir);
     match &args.out {
         Some(path) => {
@@ -919,8 +923,8 @@ async fn reload(args: &Args, report: &mut String, router_url: &str, config: &Pat
     );
 }
 
-/// A steady rate for `soak_seconds` (every other request streamed), sampling the router's RSS
-/// every 10 seconds; reports it after the first minute (the warm-up: pools, buffers and the
+/// A steady rate for `soak_seconds` (every other request streamed) through a freshly started
+/// router, sampling its RSS every 10 seconds; reports it after the first minute (the warm-up: pools, buffers and the
 /// allocator's arenas fill) against its range over the rest of the run.
 async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u32) {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

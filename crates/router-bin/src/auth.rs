@@ -48,7 +48,7 @@ pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
                 }
                 lower.ct_eq(&digest)
             }
-            // Not a SHA-256 (the config check refuses these): matches nothing.
+            // Not a SHA-256 in hex: matches nothing.
             Some(_) => subtle::Choice::from(0u8),
             None => key.as_bytes().ct_eq(given),
         };

@@ -54,10 +54,11 @@ pub struct RequestLog {
 
 impl RequestLog {
     /// The access line of a text log, as `tracing`'s text format writes the structured event
-    /// (`<time>  INFO access: key=value …`), written straight to stderr. `tracing` escapes
-    /// every byte of every field one by one, which made the access line a sixth of all the
-    /// router's instructions per request; these fields come from the config, or are checked
-    /// (request id) or parsed (method, path) already, and hold no control characters.
+    /// (`<time>  INFO access: key=value …`), written straight to stderr: formatting the event
+    /// through tracing-subscriber cost three times as much (callgrind: about 22,000
+    /// instructions a line against 7,000), a sixth of all the router's instructions per
+    /// request. The values are the same as the event's: from the config, or checked (request
+    /// id) or parsed (method, path) already.
     fn write_text_line(
         &self,
         latency: Duration,
@@ -95,9 +96,10 @@ impl RequestLog {
                 }
             }
             None => {
+                // A plain `&str` field, which tracing writes quoted.
                 let _ = write!(
                     line,
-                    " group={} attempts={attempts} latency_ms={:?}",
+                    " group={:?} attempts={attempts} latency_ms={:?}",
                     group.unwrap_or("-"),
                     ms(latency)
                 );

@@ -420,7 +420,7 @@ async fn text_access_lines_look_like_every_other_text_line_and_follow_the_filter
     assert!(served["overhead_us"].parse::<u64>().is_ok(), "{rest}");
     let failed = text_fields(access[1]);
     assert_eq!(failed["status"], "404", "{}", access[1]);
-    assert_eq!(failed["group"], "-", "{}", access[1]);
+    assert_eq!(failed["group"], "\"-\"", "{}", access[1]);
     assert!(!failed.contains_key("provider"), "{}", access[1]);
 
     // Filtered out, no access line.

@@ -102,8 +102,9 @@ impl Selection {
         if let Some(usage) = usage {
             self.stats.record_tokens(usage);
         }
-        self.stats.release(self.reservation);
+        // The penalty before the reservation goes: a concurrent pick never sees too little.
         self.stats.record_error(failure, self.error_penalty);
+        self.stats.release(self.reservation);
         let now = Instant::now();
         let r = &self.resilience;
         let (epoch, generation) = (self.epoch, self.generation);
@@ -155,8 +156,8 @@ fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option
     candidates.min_by_key(|&i| (pairs[i].stats.usage(), i))
 }
 
-/// The running winner of the `usage` strategy: the smallest (unweighted, score, raw usage)
-/// wins, the first in config order at a full tie (whatever the order of the offers). Weight-0 pairs, "always preferred", rank
+/// The running winner of the `usage` strategy: the smallest (weighted, score, raw usage)
+/// wins (`false` before `true`), the first in config order at a full tie (whatever the order of the offers). Weight-0 pairs, "always preferred", rank
 /// ahead of every weighted pair even at a tie. Plain fields rather than an `Option` of a tuple,
 /// so the scan over a large group keeps them in registers.
 struct UsageBest {

@@ -68,7 +68,7 @@ fn sub(counter: &AtomicU64, n: u64) {
 const HOT_CHUNK: usize = 256;
 
 /// A pair's slot in a chunk of [`Hot`] counters.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct HotSlot {
     chunk: Arc<[Hot; HOT_CHUNK]>,
     index: u8,
@@ -83,6 +83,16 @@ impl HotSlot {
 
 fn hot_chunk() -> Arc<[Hot; HOT_CHUNK]> {
     Arc::new(std::array::from_fn(|_| Hot::default()))
+}
+
+impl std::fmt::Debug for HotSlot {
+    /// The pair's own slot, not the chunk's 256.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotSlot")
+            .field("index", &self.index)
+            .field("hot", self.get())
+            .finish()
+    }
 }
 
 impl Default for HotSlot {
@@ -144,7 +154,15 @@ impl PairStats {
     fn with_slot(hot: HotSlot) -> Self {
         PairStats {
             hot,
-            ..PairStats::default()
+            total_tokens: AtomicU64::default(),
+            penalty: AtomicU64::default(),
+            reserved: AtomicU64::default(),
+            prompt_tokens: AtomicU64::default(),
+            completion_tokens: AtomicU64::default(),
+            requests: AtomicU64::default(),
+            errors: AtomicU64::default(),
+            failures: Default::default(),
+            health: Mutex::default(),
         }
     }
 
