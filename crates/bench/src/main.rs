@@ -998,4 +998,11 @@ async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u3
         pct(hi),
         mib(samples.first().map_or(0, |s| s.1)),
     );
+    let by_minute: Vec<String> = samples
+        .iter()
+        .filter(|(t, _)| t % 60 < 10)
+        .map(|(t, r)| format!("{} min {:.1}", t / 60, mib(*r)))
+        .collect();
+    let _ = writeln!(report, "
+RSS by minute (MiB): {}.", by_minute.join(", "));
 }
