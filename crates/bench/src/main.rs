@@ -1003,6 +1003,5 @@ async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u3
         .filter(|(t, _)| t % 60 < 10)
         .map(|(t, r)| format!("{} min {:.1}", t / 60, mib(*r)))
         .collect();
-    let _ = writeln!(report, "
-RSS by minute (MiB): {}.", by_minute.join(", "));
+    let _ = writeln!(report, "\nRSS by minute (MiB): {}.", by_minute.join(", "));
 }
