@@ -924,8 +924,9 @@ async fn reload(args: &Args, report: &mut String, router_url: &str, config: &Pat
 }
 
 /// A steady rate for `soak_seconds` (every other request streamed) through a freshly started
-/// router, sampling its RSS every 10 seconds; reports it after the first minute (the warm-up: pools, buffers and the
-/// allocator's arenas fill) against its range over the rest of the run.
+/// router, sampling its RSS every 10 seconds; reports it after the first minute (the warm-up:
+/// pools, buffers and the allocator's arenas fill) against its range over the rest of the run,
+/// and by minute.
 async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u32) {
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     let client = client(256);

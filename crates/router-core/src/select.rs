@@ -157,9 +157,10 @@ fn least_used(pairs: &[Pair], candidates: impl Iterator<Item = usize>) -> Option
 }
 
 /// The running winner of the `usage` strategy: the smallest (weighted, score, raw usage)
-/// wins (`false` before `true`), the first in config order at a full tie (whatever the order of the offers). Weight-0 pairs, "always preferred", rank
-/// ahead of every weighted pair even at a tie. Plain fields rather than an `Option` of a tuple,
-/// so the scan over a large group keeps them in registers.
+/// wins (`false` before `true`), the first in config order at a full tie, whatever the order
+/// of the offers. Weight-0 pairs, "always preferred", rank ahead of every weighted pair even at
+/// a tie. Plain fields rather than an `Option` of a tuple, so the scan over a large group keeps
+/// them in registers.
 struct UsageBest {
     index: usize,
     weighted: bool,
