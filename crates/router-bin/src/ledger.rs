@@ -1,18 +1,21 @@
 //! The persistent usage ledger: the per-(provider, key, model) counters saved to SQLite off
 //! the hot path (a write at every flush interval and at shutdown), loaded back at start so
 //! selection continues from where it was; optionally one row per request, kept for a
-//! retention period. Schema changes are numbered migrations (`PRAGMA user_version`).
+//! retention period. Schema changes are numbered migrations (`rusqlite_migration`, which keeps
+//! the version in `PRAGMA user_version`).
 
 use router_core::{SavedUsage, UsageRecord};
 use rusqlite::{params, Connection, OpenFlags};
+use rusqlite_migration::{Migrations, SchemaVersion, M};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// The schema, one migration per version; version N is reached by running the first N.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[M<'static>] = &[
     // 1: counters per pair, and the request log.
-    "CREATE TABLE usage (
+    M::up(
+        "CREATE TABLE usage (
         provider TEXT NOT NULL,
         key_fingerprint TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -39,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
         latency_ms REAL NOT NULL
     );
     CREATE INDEX requests_at ON requests (at_ms);",
+    ),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -82,13 +86,11 @@ fn db_error(path: &Path, e: rusqlite::Error) -> String {
     format!("usage ledger {}: {e}", path.display())
 }
 
-/// Brings `conn` to the latest schema.
+/// Brings `conn` to the latest schema; a ledger written by a newer llm-router is refused.
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| db_error(path, e))?;
-    let version = usize::try_from(version).unwrap_or(usize::MAX);
-    if version > MIGRATIONS.len() {
+    let migrations = Migrations::from_slice(MIGRATIONS);
+    let failed = |e: rusqlite_migration::Error| format!("usage ledger {}: {e}", path.display());
+    if let SchemaVersion::Outside(version) = migrations.current_version(conn).map_err(failed)? {
         return Err(format!(
             "usage ledger {}: schema version {version} is newer than this llm-router knows ({}); \
              use a newer llm-router or another ledger path",
@@ -96,14 +98,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
             MIGRATIONS.len()
         ));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-        let tx = conn.transaction().map_err(|e| db_error(path, e))?;
-        tx.execute_batch(sql).map_err(|e| db_error(path, e))?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)
-            .map_err(|e| db_error(path, e))?;
-        tx.commit().map_err(|e| db_error(path, e))?;
-    }
-    Ok(())
+    migrations.to_latest(conn).map_err(failed)
 }
 
 fn as_i64(n: u64) -> i64 {

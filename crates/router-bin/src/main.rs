@@ -154,9 +154,10 @@ fn key_command(command: KeyCommand) -> ExitCode {
                 return ExitCode::from(2);
             }
             use sha2::Digest;
-            let digest = sha2::Sha256::digest(key.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            println!("sha256:{hex}");
+            println!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(key.as_bytes()))
+            );
             ExitCode::SUCCESS
         }
     }

@@ -40,8 +40,7 @@ impl Secret {
     /// A stable, non-reversible identifier of the key: the first 16 hex digits of its SHA-256.
     /// Usage counters are keyed by it, so they follow a key when keys are reordered.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.0.as_bytes());
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
     }
 }
 

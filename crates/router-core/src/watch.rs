@@ -1,8 +1,9 @@
 //! Reloading when the config file changes: a `notify` watcher on the file's folder (so editors
-//! that replace the file, and symlink swaps, are seen), debounced, reloading only when the
-//! content really changed.
+//! that replace the file, and symlink swaps, are seen), debounced by `notify-debouncer-full`,
+//! reloading only when the content really changed.
 
 use crate::Router;
+use notify_debouncer_full::{new_debouncer, DebounceEventResult};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +20,6 @@ pub fn watch_config(
     router: Arc<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, notify::Error> {
-    use notify::{RecursiveMode, Watcher};
     let Some(path) = router.config_path() else {
         return Err(notify::Error::generic(
             "the router has no config file to watch",
@@ -30,28 +30,25 @@ pub fn watch_config(
         _ => Path::new(".").to_path_buf(),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let mut debouncer = new_debouncer(DEBOUNCE, None, move |result: DebounceEventResult| {
         // Opening or reading a file (our own reads included) is no change.
-        if let Ok(e) = event {
-            if !matches!(e.kind, notify::EventKind::Access(_)) {
-                let _ = tx.send(());
-            }
+        let changed = result.is_ok_and(|events| {
+            events
+                .iter()
+                .any(|e| !matches!(e.kind, notify::EventKind::Access(_)))
+        });
+        if changed {
+            let _ = tx.send(());
         }
     })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    debouncer.watch(&dir, notify::RecursiveMode::NonRecursive)?;
     Ok(tokio::spawn(async move {
-        let _watcher = watcher;
+        let _debouncer = debouncer;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 event = rx.recv() => if event.is_none() { return },
-            }
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(DEBOUNCE) => break,
-                    event = rx.recv() => if event.is_none() { return },
-                }
             }
             if !router.config_file_changed() {
                 continue;

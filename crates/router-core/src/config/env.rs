@@ -1,4 +1,9 @@
 //! `${VAR}` and `${VAR:-default}` expansion, applied to every string of the config.
+//!
+//! Written here rather than with `shellexpand`, whose syntax is the shell's and not the one this
+//! config documents: it also expands a bare `$NAME` (so an API key such as `pa$HOME1` would
+//! silently change when that variable exists), uses a default only for an unset variable (here
+//! an empty one gets it too), and has no `$${` escape.
 
 /// Expands `${VAR}` (empty when unset) and `${VAR:-default}` (default when unset or empty).
 /// `$${` is a literal `${`. An unterminated `${` is an error.

@@ -1,5 +1,10 @@
 //! Maps key paths (`groups[1].models[0].provider`) to their line in a YAML source, so that
 //! errors found after deserialization can still point at a line.
+//!
+//! This is the one job of `yaml-rust2` beside `serde_yaml`, which loads the config:
+//! `serde_yaml` gives a position only with an error, never for a value it parsed, and keeps its
+//! parser's events (which carry the positions) private. `yaml-rust2`'s event parser gives each
+//! key's line; it cannot replace `serde_yaml` either, having no serde deserializer.
 
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};

@@ -389,10 +389,7 @@ fn tool_id(id: &Value, path: &str) -> Result<String, RouterError> {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(id.as_bytes());
     let clean: String = id.chars().map(|c| if valid(c) { c } else { '_' }).collect();
-    Ok(format!(
-        "{clean}_{:02x}{:02x}{:02x}{:02x}",
-        hash[0], hash[1], hash[2], hash[3]
-    ))
+    Ok(format!("{clean}_{}", hex::encode(&hash[..4])))
 }
 
 fn finish_reason(stop_reason: &Value) -> Value {
