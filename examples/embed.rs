@@ -7,7 +7,7 @@
 
 use http_body_util::BodyExt;
 use mock_upstream::MockUpstream;
-use router_core::{Format, Router, Source};
+use router_core::{ClientRequest, Format, Router, Source};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,9 +28,10 @@ providers:
     );
     let router = Router::from_source(&Source::from_text(yaml, Format::Yaml))?;
 
-    // A complete answer.
+    // A complete answer. One snapshot per request: it sees one config, whatever reloads.
+    let hi = br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
     let answer = router
-        .chat_completions(br#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#)
+        .forward(&router.snapshot(), ClientRequest::chat(hi))
         .await?;
     println!(
         "served by {}/{} ({}), status {}",
@@ -42,10 +43,10 @@ providers:
     );
 
     // A stream, relayed event by event.
+    let streamed =
+        br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"stream this"}]}"#;
     let answer = router
-        .chat_completions(
-            br#"{"model":"chat","stream":true,"messages":[{"role":"user","content":"stream this"}]}"#,
-        )
+        .forward(&router.snapshot(), ClientRequest::chat(streamed))
         .await?;
     let mut body = answer.body;
     while let Some(frame) = body.frame().await {

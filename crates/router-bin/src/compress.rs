@@ -2,16 +2,13 @@
 //! `Vary: Accept-Encoding`, a minimum size for complete bodies, and a flush after every frame
 //! of a stream so each SSE event reaches the client at once.
 
+use crate::hooked::{BodyHook, Hooked};
 use crate::ResBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::Response;
-use http_body::{Body, Frame};
 use http_body_util::BodyExt;
-use std::convert::Infallible;
 use std::io::Write;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// A supported content coding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,42 +108,18 @@ impl Encoder {
     }
 }
 
-/// A body compressed frame by frame.
-struct Compressed {
-    inner: ResBody,
-    encoder: Option<Encoder>,
-}
+/// Compresses a stream frame by frame, each flushed, so events are not held back.
+struct Compressing(Option<Encoder>);
 
-impl Body for Compressed {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        loop {
-            let Some(encoder) = this.encoder.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        let out = encoder.push(&data);
-                        if !out.is_empty() {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
-                }
-                Poll::Ready(Some(Err(never))) => match never {},
-                Poll::Ready(None) => {
-                    let out = this.encoder.take().map(Encoder::finish).unwrap_or_default();
-                    return Poll::Ready((!out.is_empty()).then(|| Ok(Frame::data(out))));
-                }
-            }
-        }
+impl<B> BodyHook<B> for Compressing {
+    fn on_data(&mut self, data: Bytes) -> Bytes {
+        self.0.as_mut().map(|e| e.push(&data)).unwrap_or_default()
+    }
+    fn on_end(&mut self) -> Option<Bytes> {
+        self.0.take().map(Encoder::finish)
+    }
+    fn keeps_length(&self) -> bool {
+        false
     }
 }
 
@@ -198,11 +171,7 @@ pub(crate) async fn apply(
         all.extend_from_slice(&tail);
         http_body_util::Full::new(Bytes::from(all)).boxed_unsync()
     } else {
-        Compressed {
-            inner: body,
-            encoder: Some(Encoder::new(coding)),
-        }
-        .boxed_unsync()
+        Hooked::new(body, Compressing(Some(Encoder::new(coding)))).boxed_unsync()
     };
     Response::from_parts(parts, body)
 }

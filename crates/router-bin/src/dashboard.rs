@@ -2,8 +2,11 @@
 //! `/admin/dashboard`, the JSON view it shares with scripts. The page holds no data; the key
 //! it sends is taken from the URL fragment (never sent to the server in the URL) or typed in.
 
-use crate::App;
-use router_core::config::Strategy;
+use crate::{App, ResBody};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::Response;
+use http_body_util::{BodyExt, Full};
 use router_core::Snapshot;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -30,6 +33,22 @@ pub fn content_security_policy() -> &'static str {
              form-action 'none'"
         )
     })
+}
+
+/// The page, with headers that keep everything outside it out: no CDN, no frames, no other
+/// origin, and no script but the page's own (by its hash).
+pub fn page() -> Response<ResBody> {
+    let mut r = Response::new(Full::new(Bytes::from_static(PAGE)).boxed_unsync());
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(content_security_policy()) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// Seconds as a JSON number, or `null` when unknown.
@@ -87,6 +106,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             .sum();
         let mut models: Vec<Value> = Vec::new();
         for (p, record) in &pairs {
+            let live = record.and_then(|r| r.live.as_ref());
             let key = json!({
                 "key": p.key_masked(),
                 "key_id": p.key_id(),
@@ -99,10 +119,10 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
                 "share": if group_requests == 0 { 0.0 } else {
                     record.map_or(0, |r| r.requests) as f64 / group_requests as f64
                 },
-                "state": record.map_or("closed", |r| r.state.as_str()),
-                "until": record.and_then(|r| r.until.clone()),
-                "consecutive_failures": record.map_or(0, |r| r.consecutive_failures),
-                "failures": record.map(|r| r.failures),
+                "state": live.map_or("closed", |l| l.state.as_str()),
+                "until": live.and_then(|l| l.until.clone()),
+                "consecutive_failures": live.map_or(0, |l| l.consecutive_failures),
+                "failures": live.map(|l| l.failures),
             });
             let existing = models.iter_mut().find(|m| {
                 m["index"] == json!(p.model_index()) && m["provider"] == json!(p.provider().name())
@@ -133,12 +153,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             "name": group.name(),
             "client_requests": requests,
             "client_errors": errors,
-            "strategy": match group.strategy() {
-                Strategy::Usage => "usage",
-                Strategy::RoundRobin => "round_robin",
-                Strategy::Fallback => "fallback",
-                Strategy::WeightedRandom => "weighted_random",
-            },
+            "strategy": group.strategy().name(),
             "upstream_calls": group_requests,
             "latency_seconds": {"p50": seconds(l50), "p95": seconds(l95), "p99": seconds(l99)},
             "ttft_seconds": {"p50": seconds(t50), "p95": seconds(t95), "p99": seconds(t99)},

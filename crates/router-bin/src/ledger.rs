@@ -4,7 +4,7 @@
 //! retention period. Schema changes are numbered migrations (`rusqlite_migration`, which keeps
 //! the version in `PRAGMA user_version`).
 
-use router_core::{SavedUsage, UsageRecord};
+use router_core::UsageRecord;
 use rusqlite::{params, Connection, OpenFlags};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 use std::path::{Path, PathBuf};
@@ -106,7 +106,7 @@ fn as_i64(n: u64) -> i64 {
 }
 
 /// Reads the saved counters.
-fn load(conn: &Connection, path: &Path) -> Result<Vec<SavedUsage>, String> {
+fn load(conn: &Connection, path: &Path) -> Result<Vec<UsageRecord>, String> {
     let mut stmt = conn
         .prepare(
             "SELECT provider, key_fingerprint, key_id, model, prompt_tokens, completion_tokens,
@@ -116,7 +116,7 @@ fn load(conn: &Connection, path: &Path) -> Result<Vec<SavedUsage>, String> {
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
     let rows = stmt
         .query_map([], |r| {
-            Ok(SavedUsage {
+            Ok(UsageRecord {
                 provider: r.get(0)?,
                 key_fingerprint: r.get(1)?,
                 key_id: r.get(2)?,
@@ -126,6 +126,7 @@ fn load(conn: &Connection, path: &Path) -> Result<Vec<SavedUsage>, String> {
                 total_tokens: n(r.get(6)?),
                 requests: n(r.get(7)?),
                 errors: n(r.get(8)?),
+                live: None,
             })
         })
         .map_err(|e| db_error(path, e))?;
@@ -140,7 +141,7 @@ impl Ledger {
         path: &Path,
         request_log: bool,
         retention: Duration,
-    ) -> Result<(Self, Vec<SavedUsage>), String> {
+    ) -> Result<(Self, Vec<UsageRecord>), String> {
         let mut conn = Connection::open(path).map_err(|e| db_error(path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| db_error(path, e))?;
@@ -256,36 +257,8 @@ impl Ledger {
     }
 }
 
-/// Where the ledger of a config lives: its `path` (relative to the config file's folder), or
-/// `llm-router-usage.sqlite3` next to the config file; `None` when it is switched off or the
-/// config has no file.
-pub fn ledger_path(
-    config_file: Option<&Path>,
-    ledger: &router_core::config::LedgerConfig,
-) -> Option<PathBuf> {
-    if !ledger.enabled {
-        return None;
-    }
-    let folder = config_file.map(|f| {
-        f.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
-    match (&ledger.path, folder) {
-        (Some(p), folder) => {
-            let p = PathBuf::from(p.as_str());
-            Some(match folder {
-                Some(f) if p.is_relative() => f.join(p),
-                _ => p,
-            })
-        }
-        (None, Some(folder)) => Some(folder.join("llm-router-usage.sqlite3")),
-        (None, None) => None,
-    }
-}
-
 /// Reads a ledger file without changing it (for `llm-router usage`).
-pub fn read(path: &Path) -> Result<Vec<SavedUsage>, String> {
+pub fn read(path: &Path) -> Result<Vec<UsageRecord>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| db_error(path, e))?;
     load(&conn, path)
@@ -294,28 +267,6 @@ pub fn read(path: &Path) -> Result<Vec<SavedUsage>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_follow_the_config_file() {
-        let mut config = router_core::config::LedgerConfig::default();
-        let file = Path::new("/etc/llm/config.yaml");
-        assert_eq!(
-            ledger_path(Some(file), &config),
-            Some(PathBuf::from("/etc/llm/llm-router-usage.sqlite3"))
-        );
-        assert_eq!(ledger_path(None, &config), None);
-        config.path = Some("data/u.db".into());
-        assert_eq!(
-            ledger_path(Some(file), &config),
-            Some(PathBuf::from("/etc/llm/data/u.db"))
-        );
-        assert_eq!(
-            ledger_path(Some(Path::new("config.yaml")), &config),
-            Some(PathBuf::from("./data/u.db"))
-        );
-        config.enabled = false;
-        assert_eq!(ledger_path(Some(file), &config), None);
-    }
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -374,7 +325,7 @@ mod tests {
     fn counters_round_trip_and_a_newer_schema_is_refused() {
         let path = temp("counters");
         let (ledger, _) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
-        let record = router_core::UsageRecord {
+        let saved_row = UsageRecord {
             provider: "p".into(),
             key_id: "sk-…abcd".into(),
             key_fingerprint: "0123456789abcdef".into(),
@@ -384,31 +335,20 @@ mod tests {
             total_tokens: 15,
             requests: 2,
             errors: 1,
-            penalty: 0,
-            reserved: 0,
-            state: "closed".into(),
-            breaker: "closed".into(),
-            until: None,
-            consecutive_failures: 0,
-            failures: router_core::FailureCounts::default(),
+            live: None,
+        };
+        let record = UsageRecord {
+            live: Some(router_core::PairState {
+                state: "closed".into(),
+                breaker: "closed".into(),
+                ..Default::default()
+            }),
+            ..saved_row.clone()
         };
         ledger.flush(std::slice::from_ref(&record)).unwrap();
         drop(ledger);
         let saved = read(&path).unwrap();
-        assert_eq!(
-            saved,
-            [SavedUsage {
-                provider: "p".into(),
-                key_fingerprint: "0123456789abcdef".into(),
-                key_id: "sk-…abcd".into(),
-                model: "m".into(),
-                prompt_tokens: 10,
-                completion_tokens: 5,
-                total_tokens: 15,
-                requests: 2,
-                errors: 1,
-            }]
-        );
+        assert_eq!(saved, [saved_row]);
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);

@@ -334,7 +334,8 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
             .with_label_values(&with("completion"))
             .inc_by(r.completion_tokens);
         pair_requests.with_label_values(&labels).inc_by(r.requests);
-        let f = r.failures;
+        let Some(live) = &r.live else { continue };
+        let f = live.failures;
         for (class, n) in [
             ("rate_limited", f.rate_limited),
             ("unauthorized", f.unauthorized),
@@ -343,7 +344,7 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
         ] {
             failures.with_label_values(&with(class)).inc_by(n);
         }
-        let state = match r.breaker.as_str() {
+        let state = match live.breaker.as_str() {
             "open" => 2,
             "half_open" => 1,
             _ => 0,

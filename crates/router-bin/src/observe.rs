@@ -4,18 +4,15 @@
 //! tokens charged and the time to the first byte.
 
 use crate::app::App;
+use crate::hooked::{BodyHook, Hooked};
 use crate::ledger::RequestRow;
 use crate::metrics::Finished;
 use crate::ResBody;
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
 use router_core::{ChatBody, Served, TokenUsage};
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Whether access lines are written for a plain-text log (see [`RequestLog::write_text_line`])
@@ -115,6 +112,7 @@ impl RequestLog {
         request_id: String,
         method: http::Method,
         path: String,
+        endpoint: &'static str,
         started: Instant,
     ) -> Self {
         app.metrics.started();
@@ -123,7 +121,7 @@ impl RequestLog {
             done: false,
             request_id,
             method,
-            endpoint: crate::endpoint_label(&path),
+            endpoint,
             path,
             started,
             head: None,
@@ -230,129 +228,49 @@ impl Drop for RequestLog {
     }
 }
 
-/// A chat answer's body that puts the tokens charged into a slot when it ends or is dropped.
-pub struct Settling {
-    body: ChatBody,
-    slot: UsageSlot,
-    settled: bool,
-}
+/// Puts the tokens charged for a chat answer into its slot when the body ends or is dropped.
+pub(crate) struct Settle(UsageSlot);
 
-impl Settling {
-    /// Wraps `body`; the returned slot receives its usage.
-    pub fn new(body: ChatBody) -> (Self, UsageSlot) {
-        let slot = UsageSlot::default();
-        (
-            Self {
-                body,
-                slot: slot.clone(),
-                settled: false,
-            },
-            slot,
-        )
-    }
-
-    fn settle(&mut self) {
-        if !self.settled {
-            self.settled = true;
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = self.body.settle_usage();
-        }
+impl BodyHook<ChatBody> for Settle {
+    fn finish(&mut self, mut body: ChatBody) {
+        // A stream its client left is settled now: what was streamed is charged.
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = body.settle_usage();
     }
 }
 
-impl Body for Settling {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.settle();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+/// `body`, and the slot that receives the tokens charged for it once it is settled.
+pub(crate) fn settling(body: ChatBody) -> (Hooked<ChatBody, Settle>, UsageSlot) {
+    let slot = UsageSlot::default();
+    (Hooked::new(body, Settle(slot.clone())), slot)
 }
 
-impl Drop for Settling {
-    fn drop(&mut self) {
-        self.settle();
-    }
-}
-
-/// The outermost response body: notes the first byte, and logs the request when the body
-/// ends or is dropped.
-pub struct Observed {
-    inner: Option<ResBody>,
+/// Notes when the first byte leaves, and logs the request when the body ends or is dropped.
+pub(crate) struct Observe {
     log: Box<RequestLog>,
     first_byte: Option<Instant>,
 }
 
-impl Observed {
-    /// Wraps `inner`, to log `log` when it ends.
-    pub fn new(inner: ResBody, log: RequestLog) -> Self {
-        Self {
-            inner: Some(inner),
-            log: Box::new(log),
-            first_byte: None,
+impl BodyHook<ResBody> for Observe {
+    fn on_data(&mut self, data: Bytes) -> Bytes {
+        if self.first_byte.is_none() && !data.is_empty() {
+            self.first_byte = Some(Instant::now());
         }
+        data
     }
-
-    fn finish(&mut self) {
+    fn finish(&mut self, inner: ResBody) {
         // The inner body first: a stream left by its client is settled (and charged) now.
-        drop(self.inner.take());
+        drop(inner);
         self.log.finish(self.first_byte);
     }
 }
 
-impl Body for Observed {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let this = self.get_mut();
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let polled = Pin::new(inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame)))
-                if this.first_byte.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) =>
-            {
-                this.first_byte = Some(Instant::now());
-            }
-            Poll::Ready(None) => this.finish(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
-    }
-}
-
-impl Drop for Observed {
-    fn drop(&mut self) {
-        self.finish();
-    }
+/// The outermost response body: `inner`, logged by `log` when it ends.
+pub(crate) fn observed(inner: ResBody, log: RequestLog) -> Hooked<ResBody, Observe> {
+    Hooked::new(
+        inner,
+        Observe {
+            log: Box::new(log),
+            first_byte: None,
+        },
+    )
 }

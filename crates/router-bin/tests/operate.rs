@@ -457,6 +457,10 @@ async fn a_request_whose_client_leaves_before_the_answer_is_counted_and_ends() {
         1.0
     );
     // Its pair's reservation was given back.
-    assert!(server.router.usage().iter().all(|u| u.reserved == 0));
+    assert!(server
+        .router
+        .usage()
+        .iter()
+        .all(|u| u.live_state().reserved == 0));
     server.shutdown().await;
 }

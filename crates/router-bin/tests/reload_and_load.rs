@@ -175,7 +175,10 @@ async fn tokens_counted_equal_tokens_reported_under_concurrency() {
     let usage = server.router.usage();
     assert_eq!(usage.len(), 6, "every (model, key) pair was used");
     assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), TOTAL as u64);
-    assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
+    assert_eq!(
+        usage.iter().map(|u| u.live_state().reserved).sum::<u64>(),
+        0
+    );
     assert_eq!(usage.iter().map(|u| u.errors).sum::<u64>(), 0);
     assert_eq!(
         usage.iter().map(|u| u.total_tokens).sum::<u64>(),
@@ -242,7 +245,7 @@ async fn in_flight_stream_finishes_on_the_config_it_started_with() {
     let old = server.router.usage();
     let old = old.iter().find(|u| u.provider == "up").unwrap();
     assert_eq!(
-        (old.total_tokens, old.reserved),
+        (old.total_tokens, old.live_state().reserved),
         (mock.tokens_reported(), 0)
     );
     server.shutdown().await;
@@ -353,7 +356,10 @@ async fn no_request_lost_under_faults_and_reloads() {
         "generations seen during the load: {generations:?}"
     );
     let usage = server.router.usage();
-    assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
+    assert_eq!(
+        usage.iter().map(|u| u.live_state().reserved).sum::<u64>(),
+        0
+    );
     assert_eq!(
         usage.iter().map(|u| u.total_tokens).sum::<u64>(),
         mock.tokens_reported(),

@@ -477,7 +477,7 @@ async fn client_disconnect_cancels_the_upstream_stream() {
             .router
             .usage()
             .iter()
-            .all(|u| u.reserved == 0))
+            .all(|u| u.live_state().reserved == 0))
         .await
     );
     server.shutdown().await;
@@ -501,7 +501,7 @@ async fn a_client_that_leaves_before_the_usage_chunk_is_charged_an_estimate() {
             .router
             .usage()
             .iter()
-            .all(|u| u.reserved == 0 && u.total_tokens > 0))
+            .all(|u| u.live_state().reserved == 0 && u.total_tokens > 0))
         .await,
         "the stream was not settled"
     );

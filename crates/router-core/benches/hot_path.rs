@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use router_core::sse::{event_data, SseScanner};
-use router_core::{usage_of_body, ChatRequest, Format, Router, Source};
+use router_core::{usage_of_body, ChatRequest, ClientRequest, Format, Router, Source};
 use std::hint::black_box;
 
 fn router_with_keys(n: usize) -> Router {
@@ -120,7 +120,8 @@ fn in_process(c: &mut Criterion) {
     group.bench_function("complete", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let answer = router.chat_completions(black_box(complete)).await.unwrap();
+                let request = ClientRequest::chat(black_box(complete));
+                let answer = router.forward(&router.snapshot(), request).await.unwrap();
                 answer.body.collect_bytes().await
             })
         })
@@ -128,7 +129,8 @@ fn in_process(c: &mut Criterion) {
     group.bench_function("streamed", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let answer = router.chat_completions(black_box(streamed)).await.unwrap();
+                let request = ClientRequest::chat(black_box(streamed));
+                let answer = router.forward(&router.snapshot(), request).await.unwrap();
                 answer.body.collect_bytes().await
             })
         })

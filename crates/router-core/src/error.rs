@@ -1,9 +1,9 @@
-//! Errors a client can see, each knowing its origin, and their one mapping to an HTTP status
-//! and an OpenAI-shaped body.
+//! Errors a client can see, each knowing its origin, and [`RouterError::reply`]: the one
+//! function that turns any of them into what the client gets, in its dialect's shape.
 
+use crate::dialects::Dialect;
 use http::StatusCode;
-use serde_json::json;
-use std::fmt;
+use serde_json::Value;
 
 /// Where an error came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +29,13 @@ pub struct FailedAttempt {
     pub outcome: String,
 }
 
-/// An error that ends a request. [`RouterError::status`] and [`RouterError::body`] are the only
-/// mapping to HTTP; nothing internal (no key, no upstream body) reaches the client.
-#[derive(Debug, Clone, PartialEq)]
+/// An error that ends a request (or a stream). [`RouterError::reply`] is the only mapping to
+/// what a client sees; nothing internal (no key, no upstream body) reaches it. `Display` is the
+/// message a client may see, but for [`RouterError::Internal`], whose detail is for the log.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RouterError {
     /// The request is malformed (400). `param` names the offending field when there is one.
+    #[error("{message}")]
     BadRequest {
         /// What was wrong.
         message: String,
@@ -41,19 +43,25 @@ pub enum RouterError {
         param: Option<String>,
     },
     /// The client's key is missing or wrong (401).
+    #[error("missing or invalid API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'")]
     Unauthorized,
     /// No group with this name (404).
+    #[error("the model '{0}' does not exist on this router")]
     UnknownGroup(String),
     /// No such route (404).
+    #[error("no route for '{0}'")]
     NotFound(String),
     /// The route exists but not for this method (405).
+    #[error("method {0} is not allowed on this route")]
     MethodNotAllowed(String),
     /// The request body is over the configured limit (413).
+    #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge {
         /// The configured limit in bytes.
         limit: usize,
     },
     /// Every upstream option failed (502), or the last failure was a timeout (504).
+    #[error("{}", upstream_failed(group, attempts))]
     UpstreamFailed {
         /// The group that was asked for.
         group: String,
@@ -63,6 +71,7 @@ pub enum RouterError {
         timeout: bool,
     },
     /// Every pair of the group is cooling down after 429s (429, with `Retry-After`).
+    #[error("{}", rate_limited(group, *retry_after, attempts))]
     RateLimited {
         /// The group that was asked for.
         group: String,
@@ -71,8 +80,35 @@ pub enum RouterError {
         /// Attempts made by this request, if any.
         attempts: Vec<FailedAttempt>,
     },
+    /// A stream broke after its first event reached the client (sent as its last event).
+    #[error("{0}")]
+    StreamInterrupted(String),
+    /// A config that was asked to be reloaded cannot be used (422); the running one keeps
+    /// serving.
+    #[error("config not reloaded; still serving generation {generation}: {problems}")]
+    ConfigInvalid {
+        /// The generation still serving.
+        generation: u64,
+        /// What is wrong with the file.
+        problems: String,
+    },
     /// A fault of the router (500). The detail is logged, not sent.
+    #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What a client gets for an error: the status, the headers it calls for, and the body in the
+/// client's dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorReply {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Seconds for `Retry-After`, when the client should wait.
+    pub retry_after: Option<u64>,
+    /// Whether to ask for credentials (`WWW-Authenticate: Bearer`).
+    pub ask_credentials: bool,
+    /// The body: an error object in the client's dialect.
+    pub body: Value,
 }
 
 impl RouterError {
@@ -87,7 +123,9 @@ impl RouterError {
     /// Where the error came from.
     pub fn origin(&self) -> Origin {
         match self {
-            Self::UpstreamFailed { .. } | Self::RateLimited { .. } => Origin::Upstream,
+            Self::UpstreamFailed { .. } | Self::RateLimited { .. } | Self::StreamInterrupted(_) => {
+                Origin::Upstream
+            }
             Self::Internal(_) => Origin::Internal,
             _ => Origin::Client,
         }
@@ -102,98 +140,19 @@ impl RouterError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamFailed { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::UpstreamFailed { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamFailed { .. } | Self::StreamInterrupted(_) => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ConfigInvalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn error_type(&self) -> &'static str {
-        match self {
-            Self::BadRequest { .. } | Self::MethodNotAllowed(_) | Self::PayloadTooLarge { .. } => {
-                "invalid_request_error"
-            }
-            Self::Unauthorized => "authentication_error",
-            Self::UnknownGroup(_) | Self::NotFound(_) => "not_found_error",
-            Self::UpstreamFailed { .. } => "upstream_error",
-            Self::RateLimited { .. } => "rate_limit_error",
-            Self::Internal(_) => "internal_error",
-        }
-    }
-
-    fn code(&self) -> Option<&'static str> {
-        match self {
-            Self::BadRequest { .. } => None,
-            Self::Unauthorized => Some("invalid_api_key"),
-            Self::UnknownGroup(_) => Some("model_not_found"),
-            Self::NotFound(_) => Some("not_found"),
-            Self::MethodNotAllowed(_) => Some("method_not_allowed"),
-            Self::PayloadTooLarge { .. } => Some("request_too_large"),
-            Self::UpstreamFailed { timeout: true, .. } => Some("upstream_timeout"),
-            Self::UpstreamFailed { .. } => Some("upstream_failed"),
-            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
-            Self::Internal(_) => Some("internal_error"),
         }
     }
 
     /// The message a client may see.
     pub fn client_message(&self) -> String {
         match self {
-            Self::BadRequest { message, .. } => message.clone(),
-            Self::Unauthorized => {
-                "missing or invalid API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'".to_string()
-            }
-            Self::UnknownGroup(g) => format!("the model '{g}' does not exist on this router"),
-            Self::NotFound(path) => format!("no route for '{path}'"),
-            Self::MethodNotAllowed(m) => format!("method {m} is not allowed on this route"),
-            Self::PayloadTooLarge { limit } => {
-                format!("request body is larger than the limit of {limit} bytes")
-            }
-            Self::UpstreamFailed {
-                group, attempts, ..
-            } => {
-                if attempts.is_empty() {
-                    format!(
-                        "no usable upstream for '{group}': every key is disabled after 401/403 \
-                         from the upstream (fix the keys and reload the config)"
-                    )
-                } else {
-                    format!(
-                        "all upstream attempts for '{group}' failed; tried {}",
-                        tried(attempts)
-                    )
-                }
-            }
-            Self::RateLimited {
-                group,
-                retry_after,
-                attempts,
-            } => {
-                let mut m = format!(
-                    "every upstream key for '{group}' is rate limited; retry after {}s",
-                    retry_after_secs(*retry_after)
-                );
-                if !attempts.is_empty() {
-                    m.push_str(&format!("; tried {}", tried(attempts)));
-                }
-                m
-            }
             Self::Internal(_) => "internal error in the router".to_string(),
+            other => other.to_string(),
         }
-    }
-
-    /// The same error in Anthropic's shape (`/v1/messages`):
-    /// `{"type":"error","error":{"type","message"}}`.
-    pub fn anthropic_body(&self) -> serde_json::Value {
-        let kind = match self {
-            Self::BadRequest { .. } | Self::MethodNotAllowed(_) => "invalid_request_error",
-            Self::Unauthorized => "authentication_error",
-            Self::UnknownGroup(_) | Self::NotFound(_) => "not_found_error",
-            Self::PayloadTooLarge { .. } => "request_too_large",
-            Self::RateLimited { .. } => "rate_limit_error",
-            Self::UpstreamFailed { .. } | Self::Internal(_) => "api_error",
-        };
-        json!({"type": "error", "error": {"type": kind, "message": self.client_message()}})
     }
 
     /// Seconds for a `Retry-After` header, when the error has one.
@@ -204,20 +163,16 @@ impl RouterError {
         }
     }
 
-    /// The OpenAI-shaped body: `{"error":{"message","type","param","code"}}`.
-    pub fn body(&self) -> serde_json::Value {
-        let param = match self {
-            Self::BadRequest { param, .. } => param.clone(),
-            _ => None,
-        };
-        json!({
-            "error": {
-                "message": self.client_message(),
-                "type": self.error_type(),
-                "param": param,
-                "code": self.code(),
-            }
-        })
+    /// The one function that turns an error into what the client gets: the status, headers
+    /// and body in `dialect`'s shape. The server's error responses, the reload endpoint's and
+    /// the last event of a broken stream all come from here.
+    pub fn reply(&self, dialect: Dialect) -> ErrorReply {
+        ErrorReply {
+            status: self.status(),
+            retry_after: self.retry_after_secs(),
+            ask_credentials: matches!(self, Self::Unauthorized),
+            body: dialect.room().error_body(self),
+        }
     }
 }
 
@@ -229,18 +184,36 @@ fn tried(attempts: &[FailedAttempt]) -> String {
         .join(", ")
 }
 
+fn upstream_failed(group: &str, attempts: &[FailedAttempt]) -> String {
+    if attempts.is_empty() {
+        format!(
+            "no usable upstream for '{group}': every key is disabled after 401/403 from the \
+             upstream (fix the keys and reload the config)"
+        )
+    } else {
+        format!(
+            "all upstream attempts for '{group}' failed; tried {}",
+            tried(attempts)
+        )
+    }
+}
+
+fn rate_limited(
+    group: &str,
+    retry_after: std::time::Duration,
+    attempts: &[FailedAttempt],
+) -> String {
+    let mut m = format!(
+        "every upstream key for '{group}' is rate limited; retry after {}s",
+        retry_after_secs(retry_after)
+    );
+    if !attempts.is_empty() {
+        m.push_str(&format!("; tried {}", tried(attempts)));
+    }
+    m
+}
+
 /// Whole seconds, rounded up, at least 1.
 fn retry_after_secs(d: std::time::Duration) -> u64 {
     (d.as_millis().div_ceil(1000) as u64).max(1)
 }
-
-impl fmt::Display for RouterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Internal(detail) => write!(f, "internal error: {detail}"),
-            other => f.write_str(&other.client_message()),
-        }
-    }
-}
-
-impl std::error::Error for RouterError {}

@@ -1,15 +1,17 @@
 //! `router-core`: a config-driven router for LLM APIs.
 //!
 //! A [`Router`] holds the config as one [`Snapshot`] swapped atomically on reload, picks a
-//! (provider, model, key) pair of a group by the lowest `usage × weight`, forwards OpenAI chat
-//! completions (complete or streamed) with failover, and counts tokens per
-//! (provider, key, model) in counters that survive reloads.
+//! (provider, model, key) pair of a group by its strategy (by default the lowest
+//! `usage × weight`), forwards a client's request (complete or streamed, translated between
+//! OpenAI's and Anthropic's formats and the providers' own where they differ) with failover,
+//! and counts tokens per (provider, key, model) in counters that survive reloads.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let router = router_core::Router::from_file("config.yaml")?;
+//! use router_core::{ClientRequest, Router};
+//! let router = Router::from_file("config.yaml")?;
 //! let body = br#"{"model":"demo","messages":[{"role":"user","content":"hi"}]}"#;
-//! let response = router.chat_completions(body).await?;
+//! let response = router.forward(&router.snapshot(), ClientRequest::chat(body)).await?;
 //! let bytes = response.body.collect_bytes().await;
 //! println!("{}", String::from_utf8_lossy(&bytes));
 //! for row in router.usage() {
@@ -18,30 +20,40 @@
 //! # Ok(()) }
 //! ```
 
+mod codec;
 pub mod config;
+mod dialects;
 mod error;
+mod exchange;
 mod forward;
-mod health;
+mod json;
 mod meter;
 mod providers;
-mod request;
 mod router;
 mod secret;
 mod select;
 mod snapshot;
 pub mod sse;
+mod state;
+#[cfg(test)]
+mod translations;
 mod upstream;
-mod usage;
 mod watch;
 
+use state::{health, usage};
+
 pub use config::{Config, ConfigError, Format, Source};
-pub use error::{FailedAttempt, Origin, RouterError};
-pub use forward::{usage_of_body, BoxError, ChatBody, ChatResponse, ClientHeaders, Served};
+pub use dialects::{ChatRequest, ClientRequest, Dialect, Endpoint};
+pub use error::{ErrorReply, FailedAttempt, Origin, RouterError};
+pub use forward::{BoxError, ChatBody, ChatResponse, Served};
 pub use health::Failure;
-pub use request::{ChatRequest, Dialect, Endpoint};
+pub use providers::openai::usage_of_body;
+pub use providers::ProviderKind;
 pub use router::{ReloadOutcome, ReloadStats, Router};
 pub use secret::Secret;
-pub use select::{Selection, Unavailable};
-pub use snapshot::{Group, Pair, Provider, Snapshot};
-pub use usage::{FailureCounts, PairStats, SavedUsage, TokenUsage, UsageRecord};
+pub use select::{Selection, Strategy, Unavailable};
+pub use snapshot::{
+    CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, Snapshot,
+};
+pub use usage::{FailureCounts, PairState, PairStats, TokenUsage, UsageRecord};
 pub use watch::watch_config;

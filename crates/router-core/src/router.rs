@@ -1,12 +1,14 @@
 //! The [`Router`]: the live config (one `ArcSwap<Snapshot>`), the runtime state that outlives
-//! reloads (usage counters, upstream connection pools), and the operations embedders call.
+//! reloads (usage counters, health, selection state, upstream connection pools), and the
+//! operations embedders call.
 
 use crate::config::{Config, ConfigError, Source};
-use crate::forward::{self, ChatResponse, ClientHeaders};
+use crate::dialects::ClientRequest;
+use crate::forward::{self, ChatResponse};
 use crate::select::Selection;
 use crate::snapshot::{compile, Snapshot};
-use crate::upstream::ClientCache;
-use crate::usage::{UsageLedger, UsageRecord};
+use crate::state::State;
+use crate::usage::UsageRecord;
 use crate::RouterError;
 use arc_swap::ArcSwap;
 use std::collections::hash_map::DefaultHasher;
@@ -28,8 +30,7 @@ pub struct ReloadOutcome {
 pub struct Router {
     current: ArcSwap<Snapshot>,
     path: Option<PathBuf>,
-    ledger: UsageLedger,
-    clients: ClientCache,
+    state: State,
     /// Serializes reloads so generations are assigned in order.
     reload_lock: Mutex<()>,
     next_request_id: AtomicU64,
@@ -92,17 +93,15 @@ impl Router {
         config: &Config,
         source: Option<&Source>,
     ) -> Result<Self, ConfigError> {
-        let ledger = UsageLedger::default();
-        let clients = ClientCache::default();
-        let snapshot = compile(config, source, 1, &ledger, &clients)?;
+        let state = State::default();
+        let snapshot = compile(config, source, 1, &state)?;
         for w in snapshot.warnings() {
             tracing::warn!("{w}");
         }
         Ok(Self {
             current: ArcSwap::from_pointee(snapshot),
             path,
-            ledger,
-            clients,
+            state,
             reload_lock: Mutex::new(()),
             next_request_id: AtomicU64::new(1),
             file_hash: AtomicU64::new(0),
@@ -150,8 +149,8 @@ impl Router {
 
     /// Adds counters saved by a persistent ledger (after a restart) to the live ones, so
     /// selection continues from where it was.
-    pub fn restore_usage(&self, saved: &[crate::SavedUsage]) {
-        self.ledger.restore(saved);
+    pub fn restore_usage(&self, saved: &[UsageRecord]) {
+        self.state.usage.restore(saved);
     }
 
     fn reload_file(&self) -> Result<ReloadOutcome, ConfigError> {
@@ -204,7 +203,7 @@ impl Router {
         source: Option<&Source>,
     ) -> Result<ReloadOutcome, ConfigError> {
         let generation = self.current.load().generation() + 1;
-        let snapshot = compile(config, source, generation, &self.ledger, &self.clients)?;
+        let snapshot = compile(config, source, generation, &self.state)?;
         let warnings = snapshot.warnings().to_vec();
         for w in &warnings {
             tracing::warn!("{w}");
@@ -237,82 +236,22 @@ impl Router {
         })
     }
 
-    /// Forwards an OpenAI chat completions request body on the current config.
-    pub async fn chat_completions(&self, body: &[u8]) -> Result<ChatResponse, RouterError> {
-        let snapshot = self.snapshot();
-        self.chat_completions_with(&snapshot, body).await
-    }
-
-    /// Forwards on a snapshot the caller already loaded (so one request sees one config).
-    pub async fn chat_completions_with(
+    /// Forwards a client's request on `snapshot` (load it once per request with
+    /// [`Router::snapshot`], so one request sees one config): picks a pair of the group the
+    /// request names, sends it (as it came to an upstream of the client's own format, else
+    /// translated), fails over, and answers in the client's format, complete or streamed.
+    /// Tokens are charged when the answer is complete or its stream ends.
+    pub async fn forward(
         &self,
         snapshot: &Snapshot,
-        body: &[u8],
-    ) -> Result<ChatResponse, RouterError> {
-        self.forward_openai(snapshot, crate::Endpoint::Chat, body)
-            .await
-    }
-
-    /// Forwards an Anthropic Messages request body (`/v1/messages`) on the current config: to
-    /// an Anthropic provider as is, to any other translated; the answer comes back in
-    /// Anthropic's format.
-    pub async fn messages(&self, body: &[u8]) -> Result<ChatResponse, RouterError> {
-        let snapshot = self.snapshot();
-        self.messages_with(&snapshot, body).await
-    }
-
-    /// [`Router::messages`] on a snapshot the caller already loaded.
-    pub async fn messages_with(
-        &self,
-        snapshot: &Snapshot,
-        body: &[u8],
-    ) -> Result<ChatResponse, RouterError> {
-        self.messages_with_headers(snapshot, body, &ClientHeaders::default())
-            .await
-    }
-
-    /// [`Router::messages_with`], passing the client's `anthropic-version` and `anthropic-beta`
-    /// on to Anthropic providers (betas such as extended cache TTLs need them).
-    pub async fn messages_with_headers(
-        &self,
-        snapshot: &Snapshot,
-        body: &[u8],
-        client: &ClientHeaders,
+        request: ClientRequest<'_>,
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(
-            snapshot,
-            body,
-            id,
-            crate::Dialect::Anthropic,
-            crate::Endpoint::Chat,
-            client,
-        )
-        .await
-    }
-
-    /// Forwards an OpenAI request for `endpoint` (`/v1/completions`, `/v1/embeddings`, or chat)
-    /// on `snapshot`, to the group's providers that offer it; usage is counted the same way.
-    pub async fn forward_openai(
-        &self,
-        snapshot: &Snapshot,
-        endpoint: crate::Endpoint,
-        body: &[u8],
-    ) -> Result<ChatResponse, RouterError> {
-        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::chat_completions(
-            snapshot,
-            body,
-            id,
-            crate::Dialect::OpenAi,
-            endpoint,
-            &ClientHeaders::default(),
-        )
-        .await
+        forward::forward(snapshot, request, id).await
     }
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.
     pub fn usage(&self) -> Vec<UsageRecord> {
-        self.ledger.records(self.current.load().generation())
+        self.state.usage.records(self.current.load().generation())
     }
 }

@@ -1,15 +1,43 @@
 //! Selection: which (model, key) pair of a group serves a request, by the group's strategy,
 //! among the pairs that are healthy; exact under concurrency.
 
-use crate::config::{ResilienceConfig, Strategy};
+use crate::config::ResilienceConfig;
 use crate::health::{Availability, Failure};
 use crate::snapshot::{Group, Pair, Provider, Snapshot};
+use crate::state::groups::Cursors;
 use crate::usage::{PairStats, TokenUsage};
 use crate::Secret;
-use std::sync::atomic::Ordering;
+use serde::Deserialize;
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// How a group picks among its (model, key) pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The lowest `usage × weight` (the default).
+    #[default]
+    Usage,
+    /// Every usable pair in turn.
+    RoundRobin,
+    /// The first model while any of its keys is usable, then the next.
+    Fallback,
+    /// A model with probability proportional to its weight, then its least-used key.
+    WeightedRandom,
+}
+
+impl Strategy {
+    /// Its name in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Usage => "usage",
+            Self::RoundRobin => "round_robin",
+            Self::Fallback => "fallback",
+            Self::WeightedRandom => "weighted_random",
+        }
+    }
+}
 
 /// Why no pair could be picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +238,12 @@ impl UsageBest {
 impl Group {
     /// The pair the strategy picks among `usable` (non-empty, in config order); `pinned`
     /// selects the round-robin scope.
-    fn choose(&self, usable: &[usize], pinned: Option<usize>) -> Option<usize> {
+    fn choose(
+        &self,
+        usable: &[usize],
+        pinned: Option<usize>,
+        cursors: &mut Cursors,
+    ) -> Option<usize> {
         let pairs = &self.pairs;
         match self.strategy() {
             Strategy::Usage => {
@@ -223,14 +256,13 @@ impl Group {
             Strategy::RoundRobin => {
                 // The next usable pair after the one this scope (the whole group, or one
                 // pinned model) served last: even over any mix of pinned requests and retries.
-                let last = &self.last_served[pinned.map_or(0, |m| m + 1)];
-                let prev = last.load(Ordering::Relaxed);
+                let last = cursors.last_served(pinned.map_or(0, |m| m + 1));
                 let next = usable
                     .iter()
                     .copied()
-                    .find(|&i| prev == usize::MAX || i > prev)
+                    .find(|&i| *last == usize::MAX || i > *last)
                     .unwrap_or(usable[0]);
-                last.store(next, Ordering::Relaxed);
+                *last = next;
                 Some(next)
             }
             Strategy::Fallback => {
@@ -352,7 +384,7 @@ impl Group {
         estimate: u64,
     ) -> Result<Selection, Unavailable> {
         let generation = snapshot.generation();
-        let _guard = lock(&self.select_lock);
+        let mut cursors = self.state.lock();
         let now = Instant::now();
         // Under `usage` the winner is found in the same pass, with no list of usable pairs.
         let by_usage = self.strategy() == Strategy::Usage;
@@ -398,7 +430,7 @@ impl Group {
         } else if usable.is_empty() {
             None
         } else {
-            self.choose(&usable, pinned)
+            self.choose(&usable, pinned, &mut cursors)
         };
         let index = match chosen {
             Some(i) => i,

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{chat, LiveRecord};
 use mock_upstream::MockUpstream;
-use router_core::{ChatRequest, Format, Router, RouterError, Source};
+use router_core::{ChatRequest, Dialect, Format, Router, RouterError, Source};
 use serde_json::{json, Value};
 
 fn router(yaml: &str) -> Router {
@@ -23,7 +25,7 @@ const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"hello f
 async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router(&one_provider(&mock.base_url(), "\"sk-upstream-key-0001\""));
-    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.served.key_id, "up#0");
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
@@ -60,11 +62,11 @@ async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
         u.prompt_tokens,
         body["usage"]["prompt_tokens"].as_u64().unwrap()
     );
-    assert_eq!((u.requests, u.errors, u.reserved), (1, 0, 0));
+    assert_eq!((u.requests, u.errors, u.live_state().reserved), (1, 0, 0));
 }
 
 async fn stream_text(r: &Router, body: &str) -> String {
-    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    let answer = chat(r, body.as_bytes()).await.unwrap();
     assert!(answer.body.is_stream());
     assert_eq!(answer.headers["content-type"], "text/event-stream");
     String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap()
@@ -115,7 +117,7 @@ async fn failover_to_next_key_on_server_error() {
         "\"sk-first-000000001\", \"sk-second-00000002\"",
     ));
     mock.fail_next(&[500]);
-    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.served.attempts, 2);
     let seen = mock.requests();
@@ -133,12 +135,15 @@ async fn request_fault_is_relayed_not_retried() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router(&one_provider(&mock.base_url(), "\"sk-a\", \"sk-b\""));
     mock.fail_next(&[400]);
-    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 400);
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(body["error"]["message"], "failure on command");
     assert_eq!(mock.requests().len(), 1);
-    assert!(r.usage().iter().all(|u| u.errors == 0 && u.reserved == 0));
+    assert!(r
+        .usage()
+        .iter()
+        .all(|u| u.errors == 0 && u.live_state().reserved == 0));
 }
 
 #[tokio::test]
@@ -149,13 +154,13 @@ async fn all_failed_names_what_was_tried_never_a_key() {
         "\"sk-secret-aaaaaaaa1\", \"sk-secret-bbbbbbbb2\", \"sk-secret-cccccccc3\", \"sk-secret-dddddddd4\"",
     ));
     mock.fail_next(&[503, 502, 429, 500]);
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 502);
     let RouterError::UpstreamFailed { attempts, .. } = &err else {
         panic!("{err:?}")
     };
     assert_eq!(attempts.len(), 3, "attempts are bounded");
-    let body = err.body().to_string();
+    let body = err.reply(Dialect::OpenAi).body.to_string();
     for want in [
         "up/upstream-model (up#0): status 503",
         "(up#1): status 502",
@@ -178,7 +183,7 @@ async fn connection_refused_is_a_502() {
         &format!("http://127.0.0.1:{port}/v1"),
         "\"sk-a\"",
     ));
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 502);
     assert!(
         err.client_message().contains("connection failed"),
@@ -190,15 +195,20 @@ async fn connection_refused_is_a_502() {
 #[tokio::test]
 async fn unknown_group_and_bad_requests() {
     let r = router(&one_provider("http://127.0.0.1:9/v1", "\"sk-a\""));
-    let err = r
-        .chat_completions(br#"{"model":"nope","messages":[]}"#)
+    let err = chat(&r, br#"{"model":"nope","messages":[]}"#)
         .await
         .unwrap_err();
     assert_eq!(err.status(), 404);
-    assert_eq!(err.body()["error"]["code"], "model_not_found");
-    let err = r.chat_completions(b"{").await.unwrap_err();
+    assert_eq!(
+        err.reply(Dialect::OpenAi).body["error"]["code"],
+        "model_not_found"
+    );
+    let err = chat(&r, b"{").await.unwrap_err();
     assert_eq!(err.status(), 400);
-    assert_eq!(err.body()["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        err.reply(Dialect::OpenAi).body["error"]["type"],
+        "invalid_request_error"
+    );
 }
 
 #[tokio::test]
@@ -214,7 +224,7 @@ async fn tls_upstream_with_ca_file() {
         ca = ca.display()
     );
     let r = router(&yaml);
-    let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(
@@ -222,8 +232,7 @@ async fn tls_upstream_with_ca_file() {
         "mock says: hello from the test"
     );
     // Without the CA the certificate is refused.
-    let err = r
-        .chat_completions(CHAT.replace("\"g\"", "\"untrusted\"").as_bytes())
+    let err = chat(&r, CHAT.replace("\"g\"", "\"untrusted\"").as_bytes())
         .await
         .unwrap_err();
     assert_eq!(err.status(), 502);
@@ -236,10 +245,12 @@ async fn mock_provider_answers_without_network() {
     let r = router(
         "groups:\n  - name: demo\n    models: [{provider: mock, name: echo}]\nproviders:\n  - {name: mock, type: mock}\n",
     );
-    let answer = r
-        .chat_completions(br#"{"model":"demo","messages":[{"role":"user","content":"ping pong"}]}"#)
-        .await
-        .unwrap();
+    let answer = chat(
+        &r,
+        br#"{"model":"demo","messages":[{"role":"user","content":"ping pong"}]}"#,
+    )
+    .await
+    .unwrap();
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "ping pong");
     assert_eq!(body["model"], "echo");
@@ -255,7 +266,7 @@ async fn provider_headers_are_sent_upstream() {
         mock.base_url()
     );
     let r = router(&yaml);
-    r.chat_completions(CHAT.as_bytes()).await.unwrap();
+    chat(&r, CHAT.as_bytes()).await.unwrap();
     let seen = &mock.requests()[0];
     assert_eq!(seen.headers["x-team"], "blue");
     assert_eq!(seen.headers["openai-organization"], "org-1");
@@ -293,7 +304,12 @@ async fn stream_broken_midway_ends_with_an_error_event() {
     let prompt = body.len().div_ceil(4) as u64;
     let completion = streamed.div_ceil(4) as u64;
     assert_eq!(
-        (u.errors, u.reserved, u.prompt_tokens, u.completion_tokens),
+        (
+            u.errors,
+            u.live_state().reserved,
+            u.prompt_tokens,
+            u.completion_tokens
+        ),
         (1, 0, prompt, completion)
     );
 }
@@ -307,9 +323,12 @@ async fn no_answer_within_first_byte_timeout_is_a_504() {
     let mock = MockUpstream::start().await.unwrap();
     mock.set_response_delay(std::time::Duration::from_secs(600));
     let r = router(&with_timeouts(&mock.base_url(), "first_byte_timeout: 2s"));
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 504);
-    assert_eq!(err.body()["error"]["code"], "upstream_timeout");
+    assert_eq!(
+        err.reply(Dialect::OpenAi).body["error"]["code"],
+        "upstream_timeout"
+    );
     assert!(
         err.client_message().contains("no response within 2s"),
         "{}",
@@ -370,7 +389,7 @@ async fn stream_broken_after_its_usage_chunk_still_charges_the_tokens() {
     let u = &r.usage()[0];
     assert!(mock.tokens_reported() > 0);
     assert_eq!(
-        (u.total_tokens, u.errors, u.reserved),
+        (u.total_tokens, u.errors, u.live_state().reserved),
         (mock.tokens_reported(), 1, 0)
     );
 }
@@ -383,10 +402,10 @@ async fn huge_max_tokens_does_not_overflow() {
         let held = r
             .pick("demo", ChatRequest::parse(body).unwrap().estimate_tokens())
             .unwrap();
-        assert!(r.chat_completions(body).await.is_ok());
+        assert!(chat(&r, body).await.is_ok());
         drop(held);
     }
-    assert_eq!(r.usage()[0].reserved, 0);
+    assert_eq!(r.usage()[0].live_state().reserved, 0);
 }
 
 #[tokio::test]
@@ -400,14 +419,21 @@ async fn a_client_leaving_after_an_error_event_counts_a_failure() {
             .to_string(),
     )));
     let body = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
-    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    let answer = chat(&r, body.as_bytes()).await.unwrap();
     let mut stream = answer.body;
     let first = stream.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("boom"));
     // The client read the error event and left before the stream's end.
     drop(stream);
     let u = &r.usage()[0];
-    assert_eq!((u.errors, u.failures.upstream, u.reserved), (1, 1, 0));
+    assert_eq!(
+        (
+            u.errors,
+            u.live_state().failures.upstream,
+            u.live_state().reserved
+        ),
+        (1, 1, 0)
+    );
     // What was streamed is charged all the same.
     assert_eq!(u.completion_tokens, "partial".len().div_ceil(4) as u64);
 }

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::messages;
 use mock_upstream::MockUpstream;
-use router_core::{Format, Router, Source};
+use router_core::{ClientRequest, Dialect, Format, Router, Source};
 use serde_json::{json, Value};
 
 fn router(kind: &str, mock: &MockUpstream) -> Router {
@@ -16,7 +18,7 @@ fn router(kind: &str, mock: &MockUpstream) -> Router {
 }
 
 async fn events(r: &Router, body: &Value) -> Vec<(String, Value)> {
-    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    let answer = messages(r, body.to_string().as_bytes()).await.unwrap();
     assert!(answer.body.is_stream());
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(!text.contains("[DONE]"), "{text}");
@@ -40,7 +42,7 @@ const MESSAGE: &str = r#"{"model":"claude","max_tokens":50,"system":"terse","mes
 async fn anthropic_to_anthropic_passes_bytes_through() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router("anthropic", &mock);
-    let answer = r.messages(MESSAGE.as_bytes()).await.unwrap();
+    let answer = messages(&r, MESSAGE.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(v["type"], "message");
@@ -70,8 +72,7 @@ async fn anthropic_to_anthropic_passes_bytes_through() {
 async fn anthropic_client_to_openai_provider_text() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router("openai", &mock);
-    let answer = r
-        .messages(MESSAGE.replace(r#","x_unknown":[1,2]"#, "").as_bytes())
+    let answer = messages(&r, MESSAGE.replace(r#","x_unknown":[1,2]"#, "").as_bytes())
         .await
         .unwrap();
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
@@ -128,7 +129,7 @@ async fn anthropic_client_to_openai_provider_tools() {
         "tools": [{"name": "search", "description": "s", "input_schema": {"type": "object"}}],
         "tool_choice": {"type": "auto"},
     });
-    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    let answer = messages(&r, body.to_string().as_bytes()).await.unwrap();
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(v["stop_reason"], "tool_use");
     assert_eq!(
@@ -162,12 +163,11 @@ async fn anthropic_client_to_openai_provider_tools() {
 async fn messages_errors_are_anthropic_shaped() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router("openai", &mock);
-    let err = r
-        .messages(br#"{"model":"claude","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"x"}]}"#)
+    let err = messages(&r, br#"{"model":"claude","max_tokens":5,"top_k":3,"messages":[{"role":"user","content":"x"}]}"#)
         .await
         .unwrap_err();
     assert_eq!(err.status(), 400);
-    let body = err.anthropic_body();
+    let body = err.reply(Dialect::Anthropic).body;
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert!(body["error"]["message"]
@@ -177,12 +177,12 @@ async fn messages_errors_are_anthropic_shaped() {
     assert!(mock.requests().is_empty());
     // An upstream 4xx comes back in Anthropic's shape too.
     mock.add_rule(mock_upstream::Rule::new(mock_upstream::Fault::Status(422)).times(1));
-    let answer = r
-        .messages(
-            br#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
-        )
-        .await
-        .unwrap();
+    let answer = messages(
+        &r,
+        br#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.status, 422);
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(v["type"], "error");
@@ -200,12 +200,9 @@ async fn client_anthropic_headers_reach_an_anthropic_upstream() {
     );
     headers.insert("anthropic-version", "2023-06-01".parse().unwrap());
     headers.insert("x-other", "not forwarded".parse().unwrap());
-    let hints = router_core::ClientHeaders::from_request(&headers);
     let snapshot = r.snapshot();
-    let answer = r
-        .messages_with_headers(&snapshot, MESSAGE.as_bytes(), &hints)
-        .await
-        .unwrap();
+    let request = ClientRequest::messages(MESSAGE.as_bytes()).with_headers(&headers);
+    let answer = r.forward(&snapshot, request).await.unwrap();
     assert_eq!(answer.status, 200);
     let seen = &mock.requests()[0];
     assert_eq!(
@@ -230,7 +227,7 @@ async fn a_stream_that_opens_with_an_error_event_fails_over() {
             .times(1),
     );
     let body = json!({"model": "claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+    let answer = messages(&r, body.to_string().as_bytes()).await.unwrap();
     assert_eq!(
         (answer.served.key_id.as_str(), answer.served.attempts),
         ("p#1", 2)
@@ -260,7 +257,7 @@ async fn the_completion_limit_goes_in_the_field_the_provider_takes() {
             mock.base_url()
         );
         let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
-        let answer = r.messages(body.to_string().as_bytes()).await.unwrap();
+        let answer = messages(&r, body.to_string().as_bytes()).await.unwrap();
         assert_eq!(answer.status, 200);
         let seen = mock.requests().last().unwrap().json();
         assert_eq!(seen[field], 50, "{seen}");

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{chat, messages, LiveRecord};
 use mock_upstream::{Fault, MockUpstream, Rule};
-use router_core::{Format, Router, Source};
+use router_core::{Dialect, Format, Router, Source};
 use serde_json::{json, Value};
 
 fn router(yaml: &str) -> Router {
@@ -19,10 +21,7 @@ fn provider(kind: &str, mock: &MockUpstream, extra: &str) -> String {
 }
 
 async fn complete(r: &Router, body: &Value) -> (u16, Value) {
-    let answer = r
-        .chat_completions(body.to_string().as_bytes())
-        .await
-        .unwrap();
+    let answer = chat(r, body.to_string().as_bytes()).await.unwrap();
     let status = answer.status.as_u16();
     (
         status,
@@ -31,10 +30,7 @@ async fn complete(r: &Router, body: &Value) -> (u16, Value) {
 }
 
 async fn stream(r: &Router, body: &Value) -> Vec<Value> {
-    let answer = r
-        .chat_completions(body.to_string().as_bytes())
-        .await
-        .unwrap();
+    let answer = chat(r, body.to_string().as_bytes()).await.unwrap();
     assert!(answer.body.is_stream());
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
@@ -63,7 +59,7 @@ async fn azure_uses_the_deployment_url_and_api_key_header() {
     );
     let r = router(&yaml);
     let body = r#"{"model":"g","messages":[{"role":"user","content":"hi azure"}],"seed":7}"#;
-    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    let answer = chat(&r, body.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(v["choices"][0]["message"]["content"], "mock says: hi azure");
@@ -215,21 +211,24 @@ async fn anthropic_errors_and_untranslatable_fields() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router(&provider("anthropic", &mock, ""));
     // A field Anthropic has no counterpart for: 400 naming it, nothing sent.
-    let err = r
-        .chat_completions(
-            br#"{"model":"g","messages":[{"role":"user","content":"x"}],"logprobs":true}"#,
-        )
-        .await
-        .unwrap_err();
+    let err = chat(
+        &r,
+        br#"{"model":"g","messages":[{"role":"user","content":"x"}],"logprobs":true}"#,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.status(), 400);
     assert!(
         err.client_message().contains("'logprobs'"),
         "{}",
         err.client_message()
     );
-    assert_eq!(err.body()["error"]["param"], "logprobs");
+    assert_eq!(
+        err.reply(Dialect::OpenAi).body["error"]["param"],
+        "logprobs"
+    );
     assert!(mock.requests().is_empty());
-    assert_eq!(r.usage()[0].reserved, 0);
+    assert_eq!(r.usage()[0].live_state().reserved, 0);
     // The upstream's own 400 comes back in OpenAI's shape.
     mock.add_rule(Rule::new(Fault::Status(400)).times(1));
     let (status, v) = complete(
@@ -268,10 +267,7 @@ async fn anthropic_stream_cut_short_ends_with_an_error_event() {
     let r = router(&provider("anthropic", &mock, ""));
     mock.cut_next_stream_after(4);
     let body = json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "a b c d e"}]});
-    let answer = r
-        .chat_completions(body.to_string().as_bytes())
-        .await
-        .unwrap();
+    let answer = chat(&r, body.to_string().as_bytes()).await.unwrap();
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(
         text.contains("stream_interrupted") && !text.contains("[DONE]"),
@@ -396,8 +392,7 @@ async fn gemini_function_calls_become_tool_calls() {
 async fn anthropic_client_reaches_gemini_through_openai() {
     let mock = MockUpstream::start().await.unwrap();
     let r = gemini(&mock);
-    let answer = r
-        .messages(br#"{"model":"g","max_tokens":20,"messages":[{"role":"user","content":"hi from claude code"}]}"#)
+    let answer = messages(&r, br#"{"model":"g","max_tokens":20,"messages":[{"role":"user","content":"hi from claude code"}]}"#)
         .await
         .unwrap();
     let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
@@ -407,8 +402,7 @@ async fn anthropic_client_reaches_gemini_through_openai() {
         mock.requests()[0].json()["generationConfig"]["maxOutputTokens"],
         20
     );
-    let answer = r
-        .messages(br#"{"model":"g","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"a b"}]}"#)
+    let answer = messages(&r, br#"{"model":"g","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"a b"}]}"#)
         .await
         .unwrap();
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
@@ -435,12 +429,12 @@ async fn gemini_errors_and_cut_streams() {
     assert_eq!(status, 400);
     assert_eq!(v["error"]["message"], "failure on command");
     mock.cut_next_stream_after(2);
-    let answer = r
-        .chat_completions(
-            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c d"}]}"#,
-        )
-        .await
-        .unwrap();
+    let answer = chat(
+        &r,
+        br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c d"}]}"#,
+    )
+    .await
+    .unwrap();
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(
         text.contains("stream_interrupted") && !text.contains("[DONE]"),
@@ -466,13 +460,13 @@ async fn a_request_one_provider_cannot_take_goes_to_another_of_the_group() {
     let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
     assert_eq!(paths, ["/v1/chat/completions"]);
     // Nothing was held against the refusing pair.
-    assert!(r.usage().iter().all(|u| u.errors == 0 && u.reserved == 0));
+    assert!(r
+        .usage()
+        .iter()
+        .all(|u| u.errors == 0 && u.live_state().reserved == 0));
     // With no provider that can take it, the refusal is the answer, naming the field.
     let body = json!({"model": "only-claude", "messages": [{"role": "user", "content": "hi", "name": "bob"}]});
-    let err = r
-        .chat_completions(body.to_string().as_bytes())
-        .await
-        .unwrap_err();
+    let err = chat(&r, body.to_string().as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 400);
     assert!(
         err.client_message().contains("messages[0].name"),

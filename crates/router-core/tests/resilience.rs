@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{chat, LiveRecord};
 use mock_upstream::{Fault, MockUpstream, Rule};
-use router_core::{Failure, Format, Router, RouterError, Source, TokenUsage};
+use router_core::{Dialect, Failure, Format, Router, RouterError, Source, TokenUsage};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,7 +55,8 @@ fn state_of(r: &Router, model: &str, key_suffix: &str) -> (String, Option<String
         .into_iter()
         .find(|u| u.model == model && u.key_id.ends_with(key_suffix))
         .unwrap();
-    (row.state, row.until)
+    let live = row.live.unwrap();
+    (live.state, live.until)
 }
 
 #[test]
@@ -273,7 +276,7 @@ fn http_group(mock: &MockUpstream, extra: &str) -> String {
 }
 
 async fn ok_body(r: &Router, body: &str) -> (router_core::Served, Value) {
-    let answer = r.chat_completions(body.as_bytes()).await.unwrap();
+    let answer = chat(r, body.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
     let served = answer.served.clone();
     (
@@ -325,13 +328,16 @@ async fn fault_429_everywhere_is_a_429_with_the_smallest_retry_after() {
     let r = router(&http_group(&mock, "resilience: {max_attempts: 4}"));
     mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "50".into())).key("key-00000000AA"));
     mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "20".into())).key("key-00000000BB"));
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 429);
     assert_eq!(err.retry_after_secs(), Some(20));
-    assert_eq!(err.body()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(
+        err.reply(Dialect::OpenAi).body["error"]["code"],
+        "rate_limit_exceeded"
+    );
     assert_eq!(mock.requests().len(), 4);
     // Next request: nothing is tried at all, same answer.
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 429);
     assert!(err.retry_after_secs().unwrap() <= 20);
     assert_eq!(mock.requests().len(), 4);
@@ -396,7 +402,7 @@ async fn fault_connection_refused_fails_over_to_another_model() {
         .usage()
         .iter()
         .filter(|u| u.provider == "down")
-        .map(|u| u.state.clone())
+        .map(|u| u.live_state().state.clone())
         .collect();
     assert_eq!(states, ["model_cooldown", "model_cooldown"]);
 }
@@ -430,7 +436,7 @@ async fn fault_5xx_reset_and_first_byte_timeout_fail_over_and_count_for_the_brea
             .find(|u| u.model == "a" && u.key_id.ends_with("AA"))
             .unwrap();
         assert_eq!(
-            (row.consecutive_failures, row.errors),
+            (row.live_state().consecutive_failures, row.errors),
             (1, 1),
             "{fault:?}: {row:?}"
         );
@@ -443,14 +449,14 @@ async fn other_4xx_is_returned_as_is_without_retry() {
     let r = router(&http_group(&mock, ""));
     for status in [400u16, 413, 422] {
         mock.add_rule(Rule::new(Fault::Status(status)).times(1));
-        let answer = r.chat_completions(CHAT.as_bytes()).await.unwrap();
+        let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
         assert_eq!(answer.status, status);
     }
     assert_eq!(mock.requests().len(), 3);
     assert!(r
         .usage()
         .iter()
-        .all(|u| u.errors == 0 && u.state == "closed"));
+        .all(|u| u.errors == 0 && u.live_state().state == "closed"));
 }
 
 #[tokio::test]
@@ -458,12 +464,12 @@ async fn no_retry_after_the_first_byte() {
     let mock = MockUpstream::start().await.unwrap();
     let r = router(&http_group(&mock, ""));
     mock.add_rule(Rule::new(Fault::CutStreamAfter(2)).times(1));
-    let answer = r
-        .chat_completions(
-            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"cut"}]}"#,
-        )
-        .await
-        .unwrap();
+    let answer = chat(
+        &r,
+        br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"cut"}]}"#,
+    )
+    .await
+    .unwrap();
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(text.contains("stream_interrupted"), "{text}");
     assert_eq!(mock.requests().len(), 1);
@@ -491,7 +497,7 @@ async fn request_deadline_bounds_all_attempts() {
     mock.set_response_delay(Duration::from_secs(30));
     let r = router(&http_group(&mock, "resilience: {request_timeout: 300ms}"));
     let started = std::time::Instant::now();
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(10));
 }
@@ -519,7 +525,7 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
     );
     // Both keys of the pinned model fail: it never falls to the other model.
     mock.add_rule(Rule::new(Fault::Status(500)).model("b"));
-    let err = r.chat_completions(pinned.as_bytes()).await.unwrap_err();
+    let err = chat(&r, pinned.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 502);
     assert_eq!(
         mock.count("key-00000000AA", Some("a")) + mock.count("key-00000000BB", Some("a")),
@@ -530,10 +536,12 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
         ("g$3", "from 1 to 2"),
         ("g$x", "must be a number"),
     ] {
-        let err = r
-            .chat_completions(CHAT.replace("\"g\"", &format!("\"{model}\"")).as_bytes())
-            .await
-            .unwrap_err();
+        let err = chat(
+            &r,
+            CHAT.replace("\"g\"", &format!("\"{model}\"")).as_bytes(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.status(), 400, "{model}");
         assert!(
             err.client_message().contains(needle),
@@ -541,8 +549,7 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
             err.client_message()
         );
     }
-    let err = r
-        .chat_completions(CHAT.replace("\"g\"", "\"nope$1\"").as_bytes())
+    let err = chat(&r, CHAT.replace("\"g\"", "\"nope$1\"").as_bytes())
         .await
         .unwrap_err();
     assert_eq!(err.status(), 404);
@@ -660,7 +667,7 @@ async fn absurd_retry_after_is_capped_not_a_panic() {
         429,
         u64::MAX.to_string(),
     )));
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(err.status(), 429);
     assert!(err.retry_after_secs().unwrap() <= 24 * 3600);
 }
@@ -779,7 +786,7 @@ async fn attempts_running_out_on_429s_is_a_502_when_healthy_pairs_remain() {
     for k in ["k1", "k2", "k3"] {
         mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "60".into())).key(k));
     }
-    let err = r.chat_completions(CHAT.as_bytes()).await.unwrap_err();
+    let err = chat(&r, CHAT.as_bytes()).await.unwrap_err();
     assert_eq!(
         err.status(),
         502,

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::LiveRecord;
 use router_core::{Format, Router, Source, TokenUsage};
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -132,13 +134,16 @@ providers:
     }
     assert_eq!(per_key.len(), 4, "{per_key:?}");
     assert!(per_key.values().all(|&n| n == 25), "{per_key:?}");
-    let reserved: u64 = r.usage().iter().map(|u| u.reserved).sum();
+    let reserved: u64 = r.usage().iter().map(|u| u.live_state().reserved).sum();
     assert_eq!(reserved, 100 * 50);
     for s in held {
         s.succeed(tokens(10));
     }
     let usage = r.usage();
-    assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
+    assert_eq!(
+        usage.iter().map(|u| u.live_state().reserved).sum::<u64>(),
+        0
+    );
     assert_eq!(usage.iter().map(|u| u.total_tokens).sum::<u64>(), 1000);
     assert_eq!(usage.iter().map(|u| u.requests).sum::<u64>(), 100);
 }
@@ -167,7 +172,12 @@ providers:
     let usage = r.usage();
     let one = usage.iter().find(|u| u.key_id == "key…aaaa").unwrap();
     assert_eq!(
-        (one.errors, one.penalty, one.requests, one.total_tokens),
+        (
+            one.errors,
+            one.live_state().penalty,
+            one.requests,
+            one.total_tokens
+        ),
         (1, 105, 1, 0)
     );
     assert!(usage
@@ -179,10 +189,19 @@ providers:
 fn dropped_selection_releases_its_reservation() {
     let r = router(WEIGHTED);
     let s = r.pick("g", 1000).unwrap();
-    assert_eq!(r.usage().iter().map(|u| u.reserved).sum::<u64>(), 1000);
+    assert_eq!(
+        r.usage()
+            .iter()
+            .map(|u| u.live_state().reserved)
+            .sum::<u64>(),
+        1000
+    );
     drop(s);
     let usage = r.usage();
-    assert_eq!(usage.iter().map(|u| u.reserved).sum::<u64>(), 0);
+    assert_eq!(
+        usage.iter().map(|u| u.live_state().reserved).sum::<u64>(),
+        0
+    );
     assert_eq!(
         usage.iter().map(|u| u.total_tokens + u.errors).sum::<u64>(),
         0
@@ -238,6 +257,33 @@ fn counters_survive_reload_and_key_reordering() {
 }
 
 #[test]
+fn a_reload_in_the_middle_of_a_round_robin_continues_it() {
+    let yaml = |extra_group: &str| {
+        format!(
+            "groups:\n  - name: rr\n    strategy: round_robin\n    models: [{{provider: p, name: m}}]\n{extra_group}providers:\n  - {{name: p, base_url: \"http://127.0.0.1:9\", api_keys: [k-zero-000001, k-one-0000002, k-two-0000003]}}\n"
+        )
+    };
+    let r = router(&yaml(""));
+    let mut served = Vec::new();
+    let mut next = |r: &Router| {
+        let s = r.pick("rr", 1).unwrap();
+        served.push(s.key_id().to_string());
+        s.succeed(tokens(1));
+    };
+    next(&r);
+    next(&r);
+    // A new generation: the group is compiled again, its rotation carries on.
+    let changed = Source::from_text(
+        yaml("  - name: other\n    models: [{provider: p, name: m2}]\n"),
+        Format::Yaml,
+    );
+    assert_eq!(r.apply(&changed.parse().unwrap()).unwrap().generation, 2);
+    next(&r);
+    next(&r);
+    assert_eq!(served, ["p#0", "p#1", "p#2", "p#0"]);
+}
+
+#[test]
 fn a_key_disabled_after_a_reload_stays_disabled_when_an_older_call_ends() {
     let yaml = "groups:\n  - name: g\n    models: [{provider: p, name: m}]\nproviders:\n  - {name: p, base_url: \"http://127.0.0.1:9\", api_key: sk-only-key-0001}\n";
     let r = router(yaml);
@@ -285,7 +331,8 @@ fn usage_winner(r: &Router, limited: &[bool]) -> Option<usize> {
                     && u.key_fingerprint == pair.key_fingerprint()
             })
             .unwrap();
-        let usage = record.total_tokens + record.penalty + record.reserved;
+        let usage =
+            record.total_tokens + record.live_state().penalty + record.live_state().reserved;
         let key = (pair.weight() > 0.0, usage as f64 * pair.weight(), usage, i);
         if best.is_none_or(|b| key.partial_cmp(&b) == Some(std::cmp::Ordering::Less)) {
             best = Some(key);
@@ -318,10 +365,10 @@ proptest::proptest! {
         let r = router(&(yaml + &providers));
         let snapshot = r.snapshot();
         let pairs = snapshot.group("g").unwrap().pairs();
-        let saved: Vec<router_core::SavedUsage> = pairs
+        let saved: Vec<router_core::UsageRecord> = pairs
             .iter()
             .enumerate()
-            .map(|(i, p)| router_core::SavedUsage {
+            .map(|(i, p)| router_core::UsageRecord {
                 provider: p.provider().name().to_string(),
                 key_fingerprint: p.key_fingerprint(),
                 key_id: p.key_id().to_string(),

@@ -6,7 +6,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use router_core::{Format, Router, Source};
+use router_core::{Format, PairState, Router, Source, UsageRecord};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -309,5 +309,19 @@ impl Running {
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+/// The live state of a usage row of a running router.
+pub trait LiveRecord {
+    /// The pair's state (a running router's rows always have one).
+    fn live_state(&self) -> &PairState;
+}
+
+impl LiveRecord for UsageRecord {
+    fn live_state(&self) -> &PairState {
+        self.live
+            .as_ref()
+            .expect("a running router's usage row has its state")
     }
 }

@@ -1,14 +1,14 @@
 //! Reading the config file: YAML or JSON by extension, `${VAR}` expansion, and errors that name
 //! the file, the key path and (for YAML) the line.
 
+mod de;
 mod env;
 mod lines;
 mod raw;
 
 pub use raw::{
-    BreakerConfig, Config, EnvString, GroupConfig, LedgerConfig, LogFormat, MaxTokensField,
-    ModelConfig, ProviderConfig, ProviderTimeouts, ProviderType, ResilienceConfig, ServerConfig,
-    Strategy, Weight,
+    BreakerConfig, Config, EnvString, GroupConfig, LedgerConfig, MaxTokensField, ModelConfig,
+    ProviderConfig, ProviderTimeouts, ResilienceConfig, ServerConfig, Weight,
 };
 
 use std::collections::HashMap;

@@ -3,26 +3,98 @@
 //! message, counts one token per whitespace-separated word (at least one per message), and
 //! streams one chunk per word when asked.
 
+use super::{openai, put_key, Kind, UpstreamBody, WireFormat};
+use crate::dialects::Endpoint;
+use crate::forward::BoxError;
+use crate::json::text_of;
+use crate::snapshot::Provider;
+use crate::{RouterError, Secret};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::combinators::UnsyncBoxBody;
+use serde_json::{json, Map, Value};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-/// A complete upstream-like answer: status, content type, body pieces.
-pub(crate) struct MockAnswer {
-    pub(crate) status: u16,
-    pub(crate) content_type: &'static str,
-    pub(crate) chunks: Vec<Bytes>,
+/// The `mock` kind.
+pub(crate) struct Mock;
+
+impl Kind for Mock {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+    fn wire(&self) -> &'static dyn WireFormat {
+        &openai::WIRE
+    }
+    /// Chat, and the prompt API through chat.
+    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+        match endpoint {
+            Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
+            Endpoint::Embeddings => None,
+        }
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+    fn url(&self, _provider: &Provider, _op: Endpoint, _model: &str, _stream: bool) -> String {
+        "mock://chat/completions".to_string()
+    }
+    fn authorize(
+        &self,
+        _provider: &Provider,
+        key: &Secret,
+        _client: Option<&HeaderMap>,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str> {
+        put_key(
+            headers,
+            "authorization",
+            &format!("Bearer {}", key.expose()),
+        )
+    }
+    fn request(
+        &self,
+        _op: Endpoint,
+        common: Map<String, Value>,
+        provider: &Provider,
+        _model: &str,
+    ) -> Result<Value, RouterError> {
+        Ok(openai::request(common, provider))
+    }
+    fn answer_locally(&self, body: &[u8], request_id: u64) -> Option<http::Response<UpstreamBody>> {
+        let answer = answer(body, request_id);
+        let mut response =
+            http::Response::new(UnsyncBoxBody::new(FramesBody(answer.chunks.into())));
+        *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type),
+        );
+        Some(response)
+    }
 }
 
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
+/// A body made of frames known in advance.
+struct FramesBody(VecDeque<Bytes>);
+
+impl Body for FramesBody {
+    type Data = Bytes;
+    type Error = BoxError;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
     }
+}
+
+/// A complete upstream-like answer: status, content type, body pieces.
+struct MockAnswer {
+    status: u16,
+    content_type: &'static str,
+    chunks: Vec<Bytes>,
 }
 
 fn words(s: &str) -> u64 {
@@ -40,7 +112,7 @@ fn error(status: u16, message: &str) -> MockAnswer {
 }
 
 /// Answers a chat completions request body (already rewritten for the upstream).
-pub(crate) fn answer(body: &[u8], id_seed: u64) -> MockAnswer {
+fn answer(body: &[u8], id_seed: u64) -> MockAnswer {
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return error(400, "mock provider: body is not JSON");
     };
@@ -52,7 +124,7 @@ pub(crate) fn answer(body: &[u8], id_seed: u64) -> MockAnswer {
         .iter()
         .rev()
         .find(|m| m["role"] == "user")
-        .map(|m| text_of(&m["content"]))
+        .map(|m| text_of(&m["content"], " "))
         .unwrap_or_default();
     let reply = if reply.trim().is_empty() {
         "(mock provider: no user message)".to_string()
@@ -61,7 +133,7 @@ pub(crate) fn answer(body: &[u8], id_seed: u64) -> MockAnswer {
     };
     let prompt_tokens: u64 = messages
         .iter()
-        .map(|m| words(&text_of(&m["content"])).max(1))
+        .map(|m| words(&text_of(&m["content"], " ")).max(1))
         .sum();
     let completion_tokens = words(&reply).max(1);
     let usage = json!({

@@ -1,33 +1,211 @@
-//! Provider adapters. `openai` (any OpenAI-compatible API) and `azure` are forwarded as is by
-//! [`crate::forward`] (only the URL and the key header differ); `anthropic` is translated both
-//! ways, and so is `gemini`; `mock` answers in-process. `completions` carries the prompt API to
-//! chat-only providers and `embeddings` carries OpenAI embeddings to Gemini.
+//! Provider kinds: one room per kind of upstream API, each registered once in [`KINDS`].
+//!
+//! A room owns everything about its kind: the URL of each operation, the auth headers, the
+//! request built from the common form, its answers and streams turned back into the common
+//! form, its in-band stream errors and its usage reports. The common form is OpenAI's chat
+//! completions format (requests, answers, stream chunks and error bodies). Kinds whose answers
+//! are in one wire format share its [`WireFormat`]: `azure` and `mock` answer as `openai` does.
 
 pub(crate) mod anthropic;
-pub(crate) mod anthropic_in;
-pub(crate) mod completions;
-pub(crate) mod embeddings;
+pub(crate) mod azure;
 pub(crate) mod gemini;
-#[cfg(test)]
-mod golden;
 pub(crate) mod mock;
-#[cfg(test)]
-mod properties;
+pub(crate) mod openai;
+
+use crate::codec::{StreamDecoder, StreamReader};
+use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::snapshot::Provider;
+use crate::usage::TokenUsage;
+use crate::{RouterError, Secret};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Every provider kind. Adding one is its room and a line here.
+const KINDS: &[&dyn Kind] = &[
+    &openai::OpenAi,
+    &azure::Azure,
+    &anthropic::Anthropic,
+    &gemini::Gemini,
+    &mock::Mock,
+];
+
+/// The body of an upstream answer.
+pub(crate) type UpstreamBody =
+    http_body_util::combinators::UnsyncBoxBody<Bytes, crate::forward::BoxError>;
+
+/// What a provider kind does; one implementation per room.
+pub(crate) trait Kind: Sync {
+    /// The `type` that names the kind in the config.
+    fn name(&self) -> &'static str;
+    /// The format its answers and streams are in.
+    fn wire(&self) -> &'static dyn WireFormat;
+    /// The operation the upstream performs for a client's `endpoint` (chat-only kinds answer
+    /// the prompt API through chat); `None` when the kind offers no such operation.
+    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint>;
+    /// Whether it answers in process: no base URL, no keys, no network.
+    fn is_local(&self) -> bool {
+        false
+    }
+    /// The URL of `op` for `model` (a stream's, when `stream`).
+    fn url(&self, provider: &Provider, op: Endpoint, model: &str, stream: bool) -> String;
+    /// Puts the key, and any header the kind requires, on an upstream request. `client` holds
+    /// the client's headers when the client speaks the kind's own format.
+    fn authorize(
+        &self,
+        provider: &Provider,
+        key: &Secret,
+        client: Option<&HeaderMap>,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str>;
+    /// A request of operation `op` in the common form, in the kind's format, for `model`.
+    fn request(
+        &self,
+        op: Endpoint,
+        common: Map<String, Value>,
+        provider: &Provider,
+        model: &str,
+    ) -> Result<Value, RouterError>;
+    /// The answer of a kind that [`Kind::is_local`], to a request body in its format.
+    fn answer_locally(
+        &self,
+        _body: &[u8],
+        _request_id: u64,
+    ) -> Option<http::Response<UpstreamBody>> {
+        None
+    }
+}
+
+/// The answers and streams of one wire format, shared by the kinds that answer in it.
+pub(crate) trait WireFormat: Sync {
+    /// Which format it is.
+    fn wire(&self) -> Wire;
+    /// A complete answer to operation `op` in the common form, and the tokens it used; `None`
+    /// when it is not such an answer.
+    fn answer(
+        &self,
+        op: Endpoint,
+        answer: Value,
+        request: &ChatRequest<'_>,
+        model: &str,
+    ) -> Option<(Value, TokenUsage)>;
+    /// An error answer (the request's own 4xx) as an OpenAI error body.
+    fn error(&self, body: &[u8]) -> Value;
+    /// The tokens of a complete answer relayed as it came.
+    fn passthrough_usage(&self, body: &[u8]) -> TokenUsage;
+    /// A reader of a stream relayed as it came; `strip_usage` drops a usage report the client
+    /// did not ask for.
+    fn stream_reader(&self, strip_usage: bool) -> Box<dyn StreamReader>;
+    /// A decoder of a stream into the common form, for `model`.
+    fn stream_decoder(&self, model: &str) -> Box<dyn StreamDecoder>;
+    /// Whether a stream's first bytes are an error event (nothing reached the client yet, so
+    /// another upstream can still be tried).
+    fn opens_with_error(&self, _first: &[u8]) -> bool {
+        false
+    }
+}
+
+/// A provider kind, as the config's `type` names it: `openai` (any OpenAI-compatible API,
+/// the default), `azure`, `anthropic`, `gemini` or `mock` (in process, no key).
+#[derive(Clone, Copy)]
+pub struct ProviderKind(&'static dyn Kind);
+
+impl ProviderKind {
+    /// The kind named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        KINDS.iter().find(|k| k.name() == name).map(|k| Self(*k))
+    }
+
+    /// Its name in the config.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// Its room.
+    pub(crate) fn room(self) -> &'static dyn Kind {
+        self.0
+    }
+}
+
+impl Default for ProviderKind {
+    fn default() -> Self {
+        Self(KINDS[0])
+    }
+}
+
+impl PartialEq for ProviderKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for ProviderKind {}
+
+impl fmt::Debug for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProviderKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_name(&name).ok_or_else(|| {
+            let known: Vec<String> = KINDS.iter().map(|k| format!("`{}`", k.name())).collect();
+            serde::de::Error::custom(format!(
+                "unknown variant `{name}`, expected one of {}",
+                known.join(", ")
+            ))
+        })
+    }
+}
+
+/// Sets the key header `name` to `value`, unless the provider's own `headers` set it (a custom
+/// scheme).
+pub(crate) fn put_key(
+    headers: &mut HeaderMap,
+    name: &'static str,
+    value: &str,
+) -> Result<(), &'static str> {
+    let name = HeaderName::from_static(name);
+    if !headers.contains_key(&name) {
+        let mut value =
+            HeaderValue::from_str(value).map_err(|_| "provider key has invalid characters")?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(())
+}
+
+/// What a URL path segment keeps as it is: RFC 3986's unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Escapes what may not stand in a URL path segment (a model or deployment name).
+pub(crate) fn path_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT).to_string()
+}
 
 /// A 400 naming the offending field, for the translators.
-pub(crate) fn bad(message: String, param: &str) -> crate::RouterError {
-    crate::RouterError::bad_request(message, Some(param))
+pub(crate) fn bad(message: String, param: &str) -> RouterError {
+    RouterError::bad_request(message, Some(param))
 }
 
 /// What an OpenAI message may carry beyond `role` and `content` for a provider of another
 /// format (`to`): a field with no counterpart (`name`, `audio`, the legacy `function_call`) is
 /// refused by name. An assistant's earlier `refusal` is text; its `reasoning_content` and
 /// `annotations` are left out, as the other formats have no place for them.
-pub(crate) fn check_message_fields(
-    m: &serde_json::Value,
-    path: &str,
-    to: &str,
-) -> Result<(), crate::RouterError> {
+pub(crate) fn check_message_fields(m: &Value, path: &str, to: &str) -> Result<(), RouterError> {
     let allowed: &[&str] = match m["role"].as_str() {
         Some("assistant") => &[
             "role",
@@ -45,9 +223,9 @@ pub(crate) fn check_message_fields(
     for (key, value) in m.as_object().into_iter().flatten() {
         // An empty value asks for nothing (SDKs send back `"tool_calls": []` and the like).
         let empty = match value {
-            serde_json::Value::Null => true,
-            serde_json::Value::Array(a) => a.is_empty(),
-            serde_json::Value::Object(o) => o.is_empty(),
+            Value::Null => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
             _ => false,
         };
         if !empty && !allowed.contains(&key.as_str()) {
@@ -62,11 +240,7 @@ pub(crate) fn check_message_fields(
 
 /// An `image_url` part's `detail` for a provider (`to`) that reads every image in full:
 /// `auto` and `high` ask for nothing more, `low` asks for less and cannot be kept.
-pub(crate) fn check_detail(
-    part: &serde_json::Value,
-    path: &str,
-    to: &str,
-) -> Result<(), crate::RouterError> {
+pub(crate) fn check_detail(part: &Value, path: &str, to: &str) -> Result<(), RouterError> {
     match part["image_url"]["detail"].as_str() {
         None | Some("auto") | Some("high") => Ok(()),
         Some(other) => Err(bad(
@@ -74,11 +248,4 @@ pub(crate) fn check_detail(
             "messages",
         )),
     }
-}
-
-/// Seconds since the Unix epoch, for the `created` field of translated answers.
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

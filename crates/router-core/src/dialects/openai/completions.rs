@@ -3,7 +3,8 @@
 //! comes back as `text_completion` objects. The chat request is then translated for the
 //! provider like any other.
 
-use super::bad;
+use crate::json::text_of;
+use crate::providers::bad;
 use crate::RouterError;
 use serde_json::{json, Map, Value};
 
@@ -101,18 +102,6 @@ pub(crate) fn request(completion: &Map<String, Value>, model: &str) -> Result<Va
     Ok(Value::Object(out))
 }
 
-/// The text of a chat message or delta (`content` as a string or text parts).
-fn text_of(message: &Value) -> String {
-    match &message["content"] {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<String>(),
-        _ => String::new(),
-    }
-}
-
 fn choices(chat: &Value, field: &str) -> Vec<Value> {
     chat["choices"]
         .as_array()
@@ -120,7 +109,7 @@ fn choices(chat: &Value, field: &str) -> Vec<Value> {
         .flatten()
         .map(|c| {
             json!({
-                "text": text_of(&c[field]),
+                "text": text_of(&c[field]["content"], ""),
                 "index": c.get("index").cloned().unwrap_or(json!(0)),
                 "logprobs": null,
                 "finish_reason": c.get("finish_reason").cloned().unwrap_or(Value::Null),

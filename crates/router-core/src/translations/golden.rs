@@ -3,7 +3,8 @@
 //! `ping`, `usage: null` on every OpenAI chunk, parallel tool calls) and the exact translation
 //! each must produce.
 
-use super::{anthropic, anthropic_in, gemini};
+use crate::dialects::anthropic as anthropic_in;
+use crate::providers::{anthropic, gemini, openai, WireFormat};
 use crate::sse::{event_data, SseScanner};
 use serde_json::{json, Value};
 
@@ -115,7 +116,13 @@ fn openai_parallel_tool_stream_to_anthropic_events() {
         .map(|(n, v)| (n.to_string(), v))
         .collect();
     assert_eq!(out, expected);
-    assert_eq!(t.usage().map(|u| u.total_tokens), Some(118));
+    // The usage is read where the upstream's chunks are decoded.
+    let mut decoder = openai::WIRE.stream_decoder("gpt-test");
+    let mut items = Vec::new();
+    for e in events(include_str!("fixtures/openai_parallel_tools_stream.sse")) {
+        decoder.event(&e, &mut items);
+    }
+    assert_eq!(decoder.usage().map(|u| u.total_tokens), Some(118));
 }
 
 fn fixture(text: &str) -> Value {

@@ -1,6 +1,7 @@
 //! The inbound chat request: validated once, then rewritten by splicing bytes, so that every
 //! field but `model` (and, for streams, `stream_options`) reaches the upstream byte for byte.
 
+use super::{Dialect, Endpoint};
 use crate::RouterError;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -13,47 +14,6 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 /// Tokens an inline data URL (an image, a document) counts in a prompt estimate: about what
 /// the providers charge for a large image.
 pub const INLINE_DATA_TOKENS: u64 = 1_000;
-
-/// The OpenAI operation a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Endpoint {
-    /// `/v1/chat/completions` (and `/v1/messages`).
-    #[default]
-    Chat,
-    /// `/v1/completions`, the legacy prompt API.
-    Completions,
-    /// `/v1/embeddings`.
-    Embeddings,
-}
-
-impl Endpoint {
-    /// The path below an OpenAI base URL (`chat/completions`, `completions`, `embeddings`).
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::Chat => "chat/completions",
-            Self::Completions => "completions",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
-    fn required(self) -> &'static str {
-        match self {
-            Self::Chat => "messages",
-            Self::Completions => "prompt",
-            Self::Embeddings => "input",
-        }
-    }
-}
-
-/// The format a request arrived in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// OpenAI chat completions (`/v1/chat/completions`).
-    #[default]
-    OpenAi,
-    /// Anthropic Messages (`/v1/messages`).
-    Anthropic,
-}
 
 /// A validated chat completions request and the positions of what may be rewritten.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! usage is estimated at one token per four bytes of input (at least one per input), the rule
 //! the router reserves by; asking `countTokens` would cost a second call per request.
 
-use super::bad;
+use crate::providers::bad;
 use crate::usage::TokenUsage;
 use crate::RouterError;
 use base64::Engine;

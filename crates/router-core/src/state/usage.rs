@@ -238,29 +238,6 @@ pub struct FailureCounts {
     pub upstream: u64,
 }
 
-/// Counters of a pair as saved by a persistent ledger, to be restored after a restart.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SavedUsage {
-    /// Provider name.
-    pub provider: String,
-    /// Key fingerprint (as in [`UsageRecord::key_fingerprint`]).
-    pub key_fingerprint: String,
-    /// Masked key, shown until the config names the key again.
-    pub key_id: String,
-    /// Upstream model name.
-    pub model: String,
-    /// Prompt tokens.
-    pub prompt_tokens: u64,
-    /// Completion tokens.
-    pub completion_tokens: u64,
-    /// Total tokens.
-    pub total_tokens: u64,
-    /// Requests.
-    pub requests: u64,
-    /// Failed calls.
-    pub errors: u64,
-}
-
 /// Identity of a pair in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PairKey {
@@ -275,8 +252,9 @@ struct Entry {
     stats: Arc<PairStats>,
 }
 
-/// One row of [`crate::Router::usage`]: the counters of one (provider, key, model).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The counters of one (provider, key, model): a row of [`crate::Router::usage`], with the
+/// pair's live state, and what a persistent ledger saves and restores, without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
     /// Provider name.
     pub provider: String,
@@ -296,6 +274,14 @@ pub struct UsageRecord {
     pub requests: u64,
     /// Failed upstream calls.
     pub errors: u64,
+    /// The pair's state in a running router (none in a saved row).
+    #[serde(flatten)]
+    pub live: Option<PairState>,
+}
+
+/// A pair's state in a running router.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PairState {
     /// Penalties charged (request and error penalties).
     pub penalty: u64,
     /// Tokens currently reserved by requests in flight.
@@ -352,7 +338,7 @@ impl UsageLedger {
 
     /// Adds saved counters to the pairs they belong to (creating pairs the config does not
     /// name yet, so their history stays visible).
-    pub(crate) fn restore(&self, saved: &[SavedUsage]) {
+    pub(crate) fn restore(&self, saved: &[UsageRecord]) {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         for s in saved {
             let key = PairKey {
@@ -406,18 +392,20 @@ impl UsageLedger {
                     total_tokens: e.stats.total_tokens.load(Relaxed),
                     requests: e.stats.requests.load(Relaxed),
                     errors: e.stats.errors.load(Relaxed),
-                    penalty: e.stats.penalty.load(Relaxed),
-                    reserved: e.stats.reserved.load(Relaxed),
-                    state: view.state.to_string(),
-                    breaker: view.breaker.to_string(),
-                    until,
-                    consecutive_failures: view.consecutive_failures,
-                    failures: FailureCounts {
-                        rate_limited: e.stats.failures[0].load(Relaxed),
-                        unauthorized: e.stats.failures[1].load(Relaxed),
-                        model_unavailable: e.stats.failures[2].load(Relaxed),
-                        upstream: e.stats.failures[3].load(Relaxed),
-                    },
+                    live: Some(PairState {
+                        penalty: e.stats.penalty.load(Relaxed),
+                        reserved: e.stats.reserved.load(Relaxed),
+                        state: view.state.to_string(),
+                        breaker: view.breaker.to_string(),
+                        until,
+                        consecutive_failures: view.consecutive_failures,
+                        failures: FailureCounts {
+                            rate_limited: e.stats.failures[0].load(Relaxed),
+                            unauthorized: e.stats.failures[1].load(Relaxed),
+                            model_unavailable: e.stats.failures[2].load(Relaxed),
+                            upstream: e.stats.failures[3].load(Relaxed),
+                        },
+                    }),
                 }
             })
             .collect();

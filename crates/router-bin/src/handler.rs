@@ -1,0 +1,251 @@
+//! One request's way through the server, top to bottom: CORS preflight, route, auth, body
+//! limit, forward (or a local endpoint), errors in the client's dialect, CORS, compression,
+//! and the request's log when its response ends.
+
+use crate::app::{App, RecentError};
+use crate::observe::{observed, settling, RequestLog};
+use crate::routes::{Access, Action, Route};
+use crate::{auth, body, compress, cors, dashboard, error_response, json_response, ResBody};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use router_core::{ClientRequest, Dialect, Endpoint, RouterError, Snapshot};
+use serde_json::json;
+use std::sync::Arc;
+
+/// A response and, for a complete body, its length (what compression decides by).
+type Routed = (Response<ResBody>, Option<usize>);
+
+/// The client's `x-request-id` when it is a sane one (1 to 128 visible ASCII characters),
+/// else a new random id.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| format!("{:016x}", fastrand::u64(..)), str::to_string)
+}
+
+fn complete(response: Response<ResBody>) -> Routed {
+    let len = http_body::Body::size_hint(response.body())
+        .exact()
+        .map(|n| n as usize);
+    (response, len)
+}
+
+/// Handles one request. `admin_only` is for the admin listener, which serves health,
+/// metrics, the admin endpoints and the dashboard only.
+pub async fn handle(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    admin_only: bool,
+) -> Response<ResBody> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let snapshot = app.router.snapshot();
+    let server = snapshot.server();
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let accept = request
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let id = request_id(request.headers());
+    if method == Method::OPTIONS {
+        let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        cors::preflight(
+            &server.cors_origins,
+            origin.as_ref(),
+            response.headers_mut(),
+        );
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        return response;
+    }
+    let route = Route::find(&path, admin_only);
+    let label = route.map_or("other", |r| r.label);
+    // Logged when the response ends, or when this future is dropped before it has one.
+    let mut log = RequestLog::new(app.clone(), id.clone(), method, path, label, started);
+    // Boxed: hyper keeps this future's allocation for the connection's life, so the
+    // forwarding state (kilobytes) lives in its own allocation, freed when the head is ready.
+    let routed = Box::pin(serve_route(app, &snapshot, route, request, &mut log)).await;
+    let (mut response, known_len) = match routed {
+        Ok(ok) => ok,
+        Err(e) => {
+            let dialect = route.map_or(Dialect::OpenAi, Route::dialect);
+            complete(failed(app, &mut log, &e, dialect))
+        }
+    };
+    cors::apply(
+        &server.cors_origins,
+        origin.as_ref(),
+        response.headers_mut(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if server.compression {
+        response = compress::apply(
+            response,
+            accept.as_deref(),
+            known_len,
+            server.compression_min_bytes,
+        )
+        .await;
+    }
+    log.status = response.status().as_u16();
+    log.head = Some(std::time::Instant::now());
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, observed(body, log).boxed_unsync())
+}
+
+/// The response to a request that failed; what the dashboard should know of it is noted.
+fn failed(app: &App, log: &mut RequestLog, e: &RouterError, dialect: Dialect) -> Response<ResBody> {
+    if let RouterError::UpstreamFailed {
+        group, attempts, ..
+    }
+    | RouterError::RateLimited {
+        group, attempts, ..
+    } = e
+    {
+        log.group = Some(group.clone());
+        log.attempts = attempts.len();
+    }
+    let response = error_response(e, dialect);
+    if !matches!(e.origin(), router_core::Origin::Client)
+        || response.status() == StatusCode::TOO_MANY_REQUESTS
+    {
+        app.record_error(RecentError {
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            request_id: log.request_id.clone(),
+            status: response.status().as_u16(),
+            path: log.path.clone(),
+            message: e.client_message(),
+        });
+    }
+    response
+}
+
+/// The route's answer, once the caller may call it.
+async fn serve_route(
+    app: &Arc<App>,
+    snapshot: &Snapshot,
+    route: Option<&'static Route>,
+    request: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Routed, RouterError> {
+    let Some(route) = route else {
+        return Err(RouterError::NotFound(request.uri().path().to_string()));
+    };
+    if request.method() != route.method {
+        return Err(RouterError::MethodNotAllowed(request.method().to_string()));
+    }
+    let keys = match route.access {
+        Access::Open => None,
+        Access::Client => Some(snapshot.client_keys()),
+        Access::Admin => Some(snapshot.admin_keys()),
+    };
+    if keys.is_some_and(|keys| !auth::authorized(request.headers(), keys)) {
+        return Err(RouterError::Unauthorized);
+    }
+    match route.action {
+        Action::Forward(dialect, endpoint) => {
+            forward(app, snapshot, request, dialect, endpoint, log).await
+        }
+        local => local_endpoint(app, snapshot, local).map(complete),
+    }
+}
+
+/// A client's request, forwarded: read under the body limit, then to the group it names.
+async fn forward(
+    app: &Arc<App>,
+    snapshot: &Snapshot,
+    request: Request<Incoming>,
+    dialect: Dialect,
+    endpoint: Endpoint,
+    log: &mut RequestLog,
+) -> Result<Routed, RouterError> {
+    let (parts, incoming) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = body::read_limited(incoming, declared, snapshot.server().max_body_bytes).await?;
+    let client = ClientRequest::new(dialect, endpoint, &body).with_headers(&parts.headers);
+    let answer = app.router.forward(snapshot, client).await?;
+    log.served = Some(answer.served);
+    let known_len = answer.body.len();
+    let (body, slot) = settling(answer.body);
+    log.usage = Some(slot);
+    let mut response = Response::new(body.boxed_unsync());
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    Ok((response, known_len))
+}
+
+/// The answer of an endpoint the server serves itself.
+fn local_endpoint(
+    app: &App,
+    snapshot: &Snapshot,
+    action: Action,
+) -> Result<Response<ResBody>, RouterError> {
+    let router = &app.router;
+    Ok(match action {
+        Action::Health => json_response(
+            StatusCode::OK,
+            &json!({"status": "ok", "generation": snapshot.generation()}),
+        ),
+        Action::Models => {
+            let data: Vec<_> = snapshot
+                .groups()
+                .iter()
+                .map(|g| json!({"id": g.name(), "object": "model", "created": 0, "owned_by": "llm-router"}))
+                .collect();
+            json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+        }
+        Action::Usage => json_response(
+            StatusCode::OK,
+            &json!({"generation": snapshot.generation(), "usage": router.usage()}),
+        ),
+        Action::DashboardData => json_response(StatusCode::OK, &dashboard::data(app, snapshot)),
+        Action::DashboardPage => dashboard::page(),
+        Action::Metrics => {
+            let text = app
+                .metrics
+                .render(router)
+                .map_err(|e| RouterError::Internal(format!("metrics: {e}")))?;
+            let mut r = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        Action::Reload => match router.reload() {
+            Ok(outcome) => json_response(
+                StatusCode::OK,
+                &json!({"status": "reloaded", "generation": outcome.generation, "warnings": outcome.warnings}),
+            ),
+            Err(e) => {
+                tracing::error!("reload requested but the config cannot be used; still serving the previous one:\n{e}");
+                return Err(RouterError::ConfigInvalid {
+                    generation: snapshot.generation(),
+                    problems: e.to_string(),
+                });
+            }
+        },
+        Action::Forward(..) => {
+            return Err(RouterError::Internal(
+                "a forwarding route reached the local endpoints".into(),
+            ))
+        }
+    })
+}

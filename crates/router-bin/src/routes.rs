@@ -1,0 +1,191 @@
+//! The route table: every path the server answers, who may call it, what it does, and the
+//! label its requests carry in the metrics.
+
+use http::Method;
+use router_core::{Dialect, Endpoint};
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Anyone (health, the dashboard page, which holds no data).
+    Open,
+    /// The client keys.
+    Client,
+    /// The admin key (or, without one, the client keys).
+    Admin,
+}
+
+/// What a route does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Forwards the request to the group it names: a client's request in this dialect, for
+    /// this endpoint.
+    Forward(Dialect, Endpoint),
+    /// `{"status":"ok"}` and the config generation.
+    Health,
+    /// The groups, as OpenAI's model list.
+    Models,
+    /// The usage counters.
+    Usage,
+    /// Reloads the config file.
+    Reload,
+    /// The dashboard's data.
+    DashboardData,
+    /// Prometheus metrics.
+    Metrics,
+    /// The dashboard page.
+    DashboardPage,
+}
+
+/// One route.
+#[derive(Debug)]
+pub(crate) struct Route {
+    /// The path, matched exactly.
+    pub(crate) path: &'static str,
+    /// The one method it takes.
+    pub(crate) method: Method,
+    /// Who may call it.
+    pub(crate) access: Access,
+    /// What it does.
+    pub(crate) action: Action,
+    /// The `endpoint` label of its requests in the metrics.
+    pub(crate) label: &'static str,
+}
+
+const fn route(
+    path: &'static str,
+    method: Method,
+    access: Access,
+    action: Action,
+    label: &'static str,
+) -> Route {
+    Route {
+        path,
+        method,
+        access,
+        action,
+        label,
+    }
+}
+
+/// Every route. A new endpoint is a line here and, for a local one, its handler.
+const ROUTES: &[Route] = &[
+    route(
+        "/health",
+        Method::GET,
+        Access::Open,
+        Action::Health,
+        "other",
+    ),
+    route(
+        "/v1/models",
+        Method::GET,
+        Access::Client,
+        Action::Models,
+        "other",
+    ),
+    route(
+        "/v1/chat/completions",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::OpenAi, Endpoint::Chat),
+        "chat",
+    ),
+    route(
+        "/v1/messages",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::Anthropic, Endpoint::Chat),
+        "messages",
+    ),
+    route(
+        "/v1/completions",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::OpenAi, Endpoint::Completions),
+        "completions",
+    ),
+    route(
+        "/v1/embeddings",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::OpenAi, Endpoint::Embeddings),
+        "embeddings",
+    ),
+    route(
+        "/admin/usage",
+        Method::GET,
+        Access::Admin,
+        Action::Usage,
+        "other",
+    ),
+    route(
+        "/admin/reload",
+        Method::POST,
+        Access::Admin,
+        Action::Reload,
+        "other",
+    ),
+    route(
+        "/admin/dashboard",
+        Method::GET,
+        Access::Admin,
+        Action::DashboardData,
+        "other",
+    ),
+    route(
+        "/metrics",
+        Method::GET,
+        Access::Admin,
+        Action::Metrics,
+        "other",
+    ),
+    route(
+        "/dashboard",
+        Method::GET,
+        Access::Open,
+        Action::DashboardPage,
+        "other",
+    ),
+    route(
+        "/demo",
+        Method::GET,
+        Access::Open,
+        Action::DashboardPage,
+        "other",
+    ),
+];
+
+impl Route {
+    /// The route of `path`; the admin listener (`admin_only`) has no client routes.
+    pub(crate) fn find(path: &str, admin_only: bool) -> Option<&'static Route> {
+        ROUTES
+            .iter()
+            .find(|r| r.path == path && !(admin_only && r.access == Access::Client))
+    }
+
+    /// The dialect its errors are told in.
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.action {
+            Action::Forward(dialect, _) => dialect,
+            _ => Dialect::OpenAi,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_listener_has_no_client_routes() {
+        assert!(Route::find("/v1/chat/completions", false).is_some());
+        assert!(Route::find("/v1/chat/completions", true).is_none());
+        assert!(Route::find("/metrics", true).is_some());
+        assert_eq!(
+            Route::find("/v1/messages", false).map(Route::dialect),
+            Some(Dialect::Anthropic)
+        );
+        assert!(Route::find("/v1/chat", false).is_none());
+    }
+}

@@ -1,0 +1,171 @@
+//! Deserializers of the config's values: strings with `${VAR}` expanded, weights, ports,
+//! durations, and one-or-many lists of keys.
+
+use super::env;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// A string from the config with `${VAR}` / `${VAR:-default}` already expanded.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct EnvString {
+    value: String,
+    template: Option<String>,
+}
+
+impl EnvString {
+    /// The expanded value.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+
+    /// The text as written, when it contained a variable (for warnings such as "`${OPENAI_API_KEY}`
+    /// expands to empty").
+    pub fn template(&self) -> Option<&str> {
+        self.template.as_deref()
+    }
+}
+
+impl fmt::Debug for EnvString {
+    // Values may be secrets: show only the template or the length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.template {
+            Some(t) => write!(f, "EnvString({t:?})"),
+            None => write!(f, "EnvString(<{} chars>)", self.value.chars().count()),
+        }
+    }
+}
+
+impl From<&str> for EnvString {
+    fn from(value: &str) -> Self {
+        Self {
+            value: value.to_string(),
+            template: None,
+        }
+    }
+}
+
+impl From<String> for EnvString {
+    fn from(value: String) -> Self {
+        Self {
+            value,
+            template: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let value =
+            env::expand(&raw, |name| std::env::var(name).ok()).map_err(de::Error::custom)?;
+        let template = raw.contains("${").then_some(raw);
+        Ok(Self { value, template })
+    }
+}
+
+/// A model's weight: a finite number >= 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weight(pub f64);
+
+impl Default for Weight {
+    fn default() -> Self {
+        Self(1.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Weight;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number >= 0")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
+                Ok(Weight(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Weight, E> {
+                if v.is_finite() && v >= 0.0 {
+                    Ok(Weight(v))
+                } else {
+                    Err(E::custom(format!("weight must be a number >= 0, got {v}")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+pub(super) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let v = i64::deserialize(d)?;
+    if (1..=65535).contains(&v) {
+        Ok(Some(v as u16))
+    } else {
+        Err(de::Error::custom(format!(
+            "port must be between 1 and 65535, got {v}"
+        )))
+    }
+}
+
+/// Durations: `"30s"`, `"500ms"`, `"2m"`, or a number of seconds.
+pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = Duration;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a duration such as \"30s\" or \"500ms\", or a number of seconds")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+            u64::try_from(v)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom("a duration cannot be negative"))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            Duration::try_from_secs_f64(v).map_err(|e| E::custom(format!("bad duration {v}: {e}")))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            humantime::parse_duration(v)
+                .map_err(|e| E::custom(format!("bad duration \"{v}\": {e}")))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A list of strings, or one string as a list of one. Errors never show the value (keys).
+pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvString>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<EnvString>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a key or a list of keys")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            EnvString::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|s| vec![s])
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<EnvString>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(de::Error::custom(
+                "expected a key or a list of keys, found a map (the value is not shown: it may be a secret)",
+            ))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+pub(super) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}

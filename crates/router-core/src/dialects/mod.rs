@@ -1,0 +1,153 @@
+//! Client dialects: one room per format a client may speak, registered in [`Dialect::room`].
+//!
+//! A room decodes the client's request into the common form (OpenAI's chat completions format)
+//! and encodes answers, stream events and errors back into the client's format. When the
+//! upstream speaks the client's own format ([`Wire`]), the client's bytes pass through instead,
+//! with only `model` replaced; the request is then never parsed beyond its first validation.
+
+pub(crate) mod anthropic;
+pub(crate) mod openai;
+mod request;
+
+pub use request::ChatRequest;
+
+use crate::codec::StreamEncoder;
+use crate::RouterError;
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value};
+
+/// The OpenAI operation a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Endpoint {
+    /// `/v1/chat/completions` (and `/v1/messages`).
+    #[default]
+    Chat,
+    /// `/v1/completions`, the legacy prompt API.
+    Completions,
+    /// `/v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The path below an OpenAI base URL (`chat/completions`, `completions`, `embeddings`).
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Chat => "chat/completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    pub(crate) fn required(self) -> &'static str {
+        match self {
+            Self::Chat => "messages",
+            Self::Completions => "prompt",
+            Self::Embeddings => "input",
+        }
+    }
+}
+
+/// The format a request arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// OpenAI chat completions (`/v1/chat/completions`).
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+}
+
+impl Dialect {
+    /// Its room.
+    pub(crate) fn room(self) -> &'static dyn ClientDialect {
+        match self {
+            Self::OpenAi => &openai::OpenAiChat,
+            Self::Anthropic => &anthropic::AnthropicMessages,
+        }
+    }
+}
+
+/// A wire format: the shape of request bodies, answers and stream events. A client and an
+/// upstream that speak the same one exchange bytes as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// OpenAI chat completions (and the other OpenAI operations).
+    OpenAiChat,
+    /// Anthropic Messages.
+    AnthropicMessages,
+    /// Google Gemini.
+    Gemini,
+}
+
+/// A client's request as it arrived: what it asks, in which format, and its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRequest<'a> {
+    /// The format it is in.
+    pub dialect: Dialect,
+    /// The operation it asks for.
+    pub endpoint: Endpoint,
+    /// Its body.
+    pub body: &'a [u8],
+    /// Its headers, when the caller has them: an upstream that speaks the client's own format
+    /// gets the headers that format defines (Anthropic's `anthropic-version` and
+    /// `anthropic-beta`).
+    pub headers: Option<&'a HeaderMap>,
+}
+
+impl<'a> ClientRequest<'a> {
+    /// A request for `endpoint` in `dialect`, without headers.
+    pub fn new(dialect: Dialect, endpoint: Endpoint, body: &'a [u8]) -> Self {
+        Self {
+            dialect,
+            endpoint,
+            body,
+            headers: None,
+        }
+    }
+
+    /// An OpenAI chat completions request (`/v1/chat/completions`).
+    pub fn chat(body: &'a [u8]) -> Self {
+        Self::new(Dialect::OpenAi, Endpoint::Chat, body)
+    }
+
+    /// An Anthropic Messages request (`/v1/messages`).
+    pub fn messages(body: &'a [u8]) -> Self {
+        Self::new(Dialect::Anthropic, Endpoint::Chat, body)
+    }
+
+    /// The same request with the client's headers.
+    pub fn with_headers(self, headers: &'a HeaderMap) -> Self {
+        Self {
+            headers: Some(headers),
+            ..self
+        }
+    }
+}
+
+/// What a client dialect does; one implementation per room.
+pub(crate) trait ClientDialect: Sync {
+    /// The format the client speaks.
+    fn wire(&self) -> Wire;
+    /// The body for an upstream that speaks the client's format: the client's bytes with
+    /// `model` replaced (and what the relay needs added).
+    fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8>;
+    /// The request in the common form for an upstream that performs `op`, for `model`.
+    fn decode(
+        &self,
+        request: &ChatRequest<'_>,
+        op: Endpoint,
+        model: &str,
+    ) -> Result<Map<String, Value>, RouterError>;
+    /// A complete answer to `op` in the common form, as the client reads it.
+    fn encode_answer(&self, answer: Value, request: &ChatRequest<'_>, op: Endpoint) -> Value;
+    /// An upstream's error answer (the request's own 4xx, as an OpenAI error body) as the
+    /// client reads it.
+    fn encode_error(&self, status: StatusCode, error: &Value) -> Value;
+    /// An encoder of a stream in the common form into the client's events.
+    fn stream_encoder(&self, request: &ChatRequest<'_>, op: Endpoint) -> Box<dyn StreamEncoder>;
+    /// The router's own error, in the client's error shape.
+    fn error_body(&self, error: &RouterError) -> Value;
+    /// An error body as an event of the client's stream.
+    fn stream_error_event(&self, body: &Value) -> Bytes;
+}

@@ -1,0 +1,138 @@
+//! How one client request is said to one provider. When both speak the same wire format and
+//! the provider performs the operation asked, the client's bytes pass through (`model`
+//! replaced; nothing parsed beyond the request's first validation) and the answer comes back as
+//! it is. Otherwise the request goes through the common form: the client's dialect decodes it,
+//! the provider's kind encodes it, and answers, errors and streams go the other way.
+
+use crate::codec::Codec;
+use crate::dialects::{ChatRequest, ClientDialect, Endpoint};
+use crate::providers::Kind;
+use crate::snapshot::Provider;
+use crate::usage::TokenUsage;
+use crate::{RouterError, Secret};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+/// One client request meeting one provider.
+pub(crate) struct Exchange<'a> {
+    request: &'a ChatRequest<'a>,
+    client_headers: Option<&'a HeaderMap>,
+    dialect: &'static dyn ClientDialect,
+    kind: &'static dyn Kind,
+    op: Endpoint,
+    passthrough: bool,
+}
+
+impl<'a> Exchange<'a> {
+    /// The exchange of `request` with `provider`; `None` when the provider does not offer the
+    /// operation asked.
+    pub(crate) fn new(
+        request: &'a ChatRequest<'a>,
+        client_headers: Option<&'a HeaderMap>,
+        provider: &Provider,
+    ) -> Option<Self> {
+        let kind = provider.kind().room();
+        let op = kind.operation(request.endpoint())?;
+        let dialect = request.dialect().room();
+        Some(Self {
+            request,
+            client_headers,
+            dialect,
+            kind,
+            op,
+            passthrough: op == request.endpoint() && dialect.wire() == kind.wire().wire(),
+        })
+    }
+
+    /// The client's request.
+    pub(crate) fn request(&self) -> &ChatRequest<'a> {
+        self.request
+    }
+
+    /// Whether the client's bytes pass through.
+    pub(crate) fn passthrough(&self) -> bool {
+        self.passthrough
+    }
+
+    /// The upstream's URL for `model`.
+    pub(crate) fn url(&self, provider: &Provider, model: &str) -> String {
+        self.kind
+            .url(provider, self.op, model, self.request.stream())
+    }
+
+    /// Puts the key (and the headers the kind requires) on the upstream request; the client's
+    /// own headers of that format go along when its bytes pass through.
+    pub(crate) fn authorize(
+        &self,
+        provider: &Provider,
+        key: &Secret,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str> {
+        let client = self.client_headers.filter(|_| self.passthrough);
+        self.kind.authorize(provider, key, client, headers)
+    }
+
+    /// The upstream request body for `model`. An error is a request this provider cannot be
+    /// told (a field it has no place for), not the provider's fault.
+    pub(crate) fn body(&self, provider: &Provider, model: &str) -> Result<Vec<u8>, RouterError> {
+        if self.passthrough {
+            return Ok(self.dialect.passthrough_body(self.request, model));
+        }
+        let common = self.dialect.decode(self.request, self.op, model)?;
+        let body = self.kind.request(self.op, common, provider, model)?;
+        serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))
+    }
+
+    /// A complete answer as the client reads it, and the tokens it used (none for an error
+    /// answer); `None` when a translated answer cannot be read.
+    pub(crate) fn answer(
+        &self,
+        status: StatusCode,
+        bytes: Bytes,
+        model: &str,
+    ) -> Option<(Bytes, TokenUsage)> {
+        let wire = self.kind.wire();
+        if self.passthrough {
+            let usage = if status.is_success() {
+                wire.passthrough_usage(&bytes)
+            } else {
+                TokenUsage::default()
+            };
+            return Some((bytes, usage));
+        }
+        let (client, usage) = if status.is_success() {
+            let answer = serde_json::from_slice::<Value>(&bytes).ok()?;
+            let (common, usage) = wire.answer(self.op, answer, self.request, model)?;
+            (
+                self.dialect.encode_answer(common, self.request, self.op),
+                usage,
+            )
+        } else {
+            let error = wire.error(&bytes);
+            (
+                self.dialect.encode_error(status, &error),
+                TokenUsage::default(),
+            )
+        };
+        Some((Bytes::from(client.to_string()), usage))
+    }
+
+    /// Whether a stream's first bytes are an error event.
+    pub(crate) fn opens_with_error(&self, first: &[u8]) -> bool {
+        self.kind.wire().opens_with_error(first)
+    }
+
+    /// How the stream of `model` goes to the client.
+    pub(crate) fn stream(&self, model: &str) -> Codec {
+        let wire = self.kind.wire();
+        if self.passthrough {
+            return Codec::Pass(wire.stream_reader(!self.request.client_wants_usage()));
+        }
+        Codec::Translate {
+            decoder: wire.stream_decoder(model),
+            encoder: self.dialect.stream_encoder(self.request, self.op),
+            items: Vec::new(),
+        }
+    }
+}

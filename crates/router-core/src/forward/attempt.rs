@@ -1,0 +1,230 @@
+//! One attempt: send the request to the picked pair, classify what comes back, and commit to
+//! the answer (a complete body, or a stream once its first event arrived).
+
+use super::failure::{status_error, transport_error, AttemptError};
+use super::relay::{client_headers, is_event_stream, read_full, ChatBody, ChatResponse, Served};
+use super::stream::ChatStream;
+use crate::exchange::Exchange;
+use crate::providers::UpstreamBody;
+use crate::select::Selection;
+use crate::snapshot::{Provider, Transport};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request};
+use http_body_util::{BodyExt, Full};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A failed attempt: what answered (for the error message) and why it failed.
+pub(super) type Failed = (Served, AttemptError);
+
+/// An attempt in flight.
+struct Attempt<'a> {
+    exchange: &'a Exchange<'a>,
+    selection: Selection,
+    provider: Arc<Provider>,
+    served: Served,
+    started: Instant,
+    deadline: Instant,
+    first_byte: Duration,
+}
+
+/// Sends `body` to the pair `selection` holds and relays the answer, settling the selection
+/// by the outcome.
+pub(super) async fn attempt(
+    exchange: &Exchange<'_>,
+    selection: Selection,
+    body: Vec<u8>,
+    deadline: Instant,
+    request_id: u64,
+    served: Served,
+) -> Result<ChatResponse, Failed> {
+    let provider = selection.provider().clone();
+    let started = Instant::now();
+    let remaining = deadline.saturating_duration_since(started);
+    let first_byte = provider
+        .first_byte_timeout()
+        .min(provider.total_timeout().unwrap_or(Duration::MAX))
+        .min(remaining);
+    let attempt = Attempt {
+        exchange,
+        selection,
+        provider,
+        served,
+        started,
+        deadline,
+        first_byte,
+    };
+    let response = match send(&attempt, body, request_id).await {
+        Ok(r) => r,
+        Err(e) => return Err(attempt.fail(e)),
+    };
+    let status = response.status();
+    if !status.is_success() {
+        if let Some(e) = status_error(status, response.headers()) {
+            return Err(attempt.fail(e));
+        }
+    }
+    let (parts, body) = response.into_parts();
+    if status.is_success() && exchange.request().stream() && is_event_stream(&parts.headers) {
+        attempt.stream(status, &parts.headers, body).await
+    } else {
+        attempt.complete(status, &parts.headers, body).await
+    }
+}
+
+/// The request to the upstream: in process for a local kind, else over HTTP with the key.
+async fn send(
+    attempt: &Attempt<'_>,
+    body: Vec<u8>,
+    request_id: u64,
+) -> Result<http::Response<UpstreamBody>, AttemptError> {
+    let provider = &attempt.provider;
+    let client = match &provider.transport {
+        Transport::Local => {
+            return provider
+                .kind()
+                .room()
+                .answer_locally(&body, request_id)
+                .ok_or_else(|| AttemptError::upstream("the provider has no local answer"))
+        }
+        Transport::Http(client) => client,
+    };
+    let url = attempt.exchange.url(provider, attempt.selection.model());
+    let mut request = Request::post(url)
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
+    let headers = request.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    headers.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static(concat!("llm-router/", env!("CARGO_PKG_VERSION"))),
+    );
+    for (name, value) in provider.headers() {
+        headers.insert(name.clone(), value.clone());
+    }
+    attempt
+        .exchange
+        .authorize(provider, attempt.selection.key(), headers)
+        .map_err(AttemptError::upstream)?;
+    let first_byte = attempt.first_byte;
+    match tokio::time::timeout(first_byte, client.request(request)).await {
+        Err(_) => Err(AttemptError::timeout(format!(
+            "no response within {first_byte:?}"
+        ))),
+        Ok(Err(e)) => Err(transport_error(&e)),
+        Ok(Ok(response)) => Ok(response.map(|b| b.map_err(super::BoxError::from).boxed_unsync())),
+    }
+}
+
+impl Attempt<'_> {
+    /// The attempt failed: the pair's health learns why.
+    fn fail(self, e: AttemptError) -> Failed {
+        self.selection.fail(e.failure);
+        (self.served, e)
+    }
+
+    /// A stream: wait for its first event before committing, so an upstream that fails before
+    /// sending anything can still be replaced.
+    async fn stream(
+        mut self,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+        mut body: UpstreamBody,
+    ) -> Result<ChatResponse, Failed> {
+        let until = self
+            .deadline
+            .min(crate::health::later(Instant::now(), self.first_byte));
+        let first = match tokio::time::timeout_at(until, body.frame()).await {
+            Err(_) => Err(AttemptError::timeout(format!(
+                "no stream data within {:?}",
+                self.first_byte
+            ))),
+            Ok(None) => Err(AttemptError::upstream("stream ended before any event")),
+            Ok(Some(Err(e))) => Err(AttemptError::upstream(format!("stream failed ({e})"))),
+            Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+        };
+        let first = match first {
+            Ok(f) => f,
+            Err(e) => return Err(self.fail(e)),
+        };
+        // A stream that opens with an error event (Anthropic's `overloaded_error`) has sent the
+        // client nothing yet: fail over rather than relay it.
+        if self.exchange.opens_with_error(&first) {
+            return Err(self.fail(AttemptError::upstream("stream opened with an error event")));
+        }
+        // The upstream answered: a half-open breaker closes now, not when a long stream ends.
+        self.selection.confirm_healthy();
+        self.served.upstream_wait += self.started.elapsed();
+        let codec = self.exchange.stream(self.selection.model());
+        let stream = ChatStream::new(
+            first,
+            body,
+            self.selection,
+            codec,
+            self.exchange.request().dialect(),
+            self.provider.idle_timeout(),
+            self.exchange.request().prompt_estimate(),
+        );
+        Ok(ChatResponse {
+            status,
+            headers: client_headers(headers, true),
+            body: ChatBody::stream(stream),
+            served: self.served,
+        })
+    }
+
+    /// A complete answer: read it whole (within the provider's total and the request's
+    /// deadline), then relay it as it came or translated.
+    async fn complete(
+        mut self,
+        status: http::StatusCode,
+        headers: &HeaderMap,
+        body: UpstreamBody,
+    ) -> Result<ChatResponse, Failed> {
+        let read_deadline = match self.provider.total_timeout() {
+            Some(total) => self.deadline.min(crate::health::later(self.started, total)),
+            None => self.deadline,
+        };
+        let idle = self.provider.idle_timeout();
+        let bytes = match tokio::time::timeout_at(read_deadline, read_full(body, idle)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return Err(self.fail(e)),
+            Err(_) => {
+                return Err(self.fail(AttemptError::timeout("timed out while reading the answer")))
+            }
+        };
+        self.served.upstream_wait += self.started.elapsed();
+        let Some((bytes, usage)) = self.exchange.answer(status, bytes, &self.served.model) else {
+            return Err(self.fail(AttemptError::upstream(
+                "unreadable answer from the provider",
+            )));
+        };
+        let charged = if status.is_success() {
+            self.selection.succeed(usage);
+            Some(usage)
+        } else {
+            // The request's own 4xx, relayed in the client's shape: not held against the pair.
+            self.selection.release();
+            None
+        };
+        let headers = if self.exchange.passthrough() {
+            client_headers(headers, false)
+        } else {
+            client_headers(&HeaderMap::new(), false)
+        };
+        Ok(ChatResponse {
+            status,
+            headers,
+            body: ChatBody::complete(bytes, charged),
+            served: self.served,
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! Forwarding a client request: pick a pair of its group, send, fail over, and relay the
+//! answer. This room holds the failover loop; [`attempt`] is one try, [`failure`] what a
+//! failed try means, [`relay`] and [`stream`] the answer on its way to the client.
+
+mod attempt;
+mod failure;
+mod relay;
+mod stream;
+
+pub use relay::{BoxError, ChatBody, ChatResponse, Served};
+
+use crate::dialects::{ChatRequest, ClientRequest};
+use crate::error::FailedAttempt;
+use crate::exchange::Exchange;
+use crate::health::Failure;
+use crate::select::{Selection, Unavailable};
+use crate::snapshot::{Group, Provider, Snapshot};
+use crate::RouterError;
+use failure::{backoff, AttemptError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Forwards `client` on `snapshot`, failing over by the failure table: a pair that failed is
+/// not tried again by this request, and after a 404 or an unreachable host no key of that
+/// model on that provider is; attempts are bounded by count and by the request deadline.
+pub(crate) async fn forward(
+    snapshot: &Snapshot,
+    client: ClientRequest<'_>,
+    request_id: u64,
+) -> Result<ChatResponse, RouterError> {
+    let request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
+    let (group, pinned) = resolve(snapshot, request.model())?;
+    let resilience = snapshot.resilience();
+    let estimate = request.estimate_tokens();
+    let mut tries = Tries::new(group, &request, resilience.request_timeout);
+    while tries.failures.len() < resilience.max_attempts {
+        let selection = match group.pick(snapshot, &tries.excluded, pinned, estimate) {
+            Ok(s) => s,
+            Err(Unavailable::RateLimited { .. } | Unavailable::NoPair) => break,
+        };
+        if !tries.back_off(&selection, resilience.retry_backoff).await {
+            break;
+        }
+        let Some(exchange) = Exchange::new(&request, client.headers, selection.provider()) else {
+            // Excluded up front; never picked.
+            tries.exclude_provider(group, selection.provider());
+            continue;
+        };
+        let body = match exchange.body(selection.provider(), selection.model()) {
+            Ok(b) => b,
+            Err(e) => {
+                // The request cannot be said to this provider (a field it has no place for):
+                // not the pair's fault. Another provider of the group may take it as it is;
+                // the refusal is the answer only if none can.
+                tries.refused(group, selection, e);
+                continue;
+            }
+        };
+        let index = selection.pair_index();
+        let provider = selection.provider().clone();
+        let served = tries.served(group, &selection);
+        let started = Instant::now();
+        match attempt::attempt(
+            &exchange,
+            selection,
+            body,
+            tries.deadline,
+            request_id,
+            served,
+        )
+        .await
+        {
+            Ok(response) => return Ok(response),
+            Err((served, e)) => {
+                // A failed attempt is time spent on the upstream.
+                tries.waited += started.elapsed();
+                tries.failed(group, index, &provider, served, e);
+            }
+        }
+    }
+    Err(tries.give_up(snapshot, group, pinned, request.endpoint()))
+}
+
+/// What one request has tried so far.
+struct Tries {
+    deadline: Instant,
+    /// Pairs not to pick again (or ever: their provider does not offer the endpoint).
+    excluded: Vec<usize>,
+    failures: Vec<FailedAttempt>,
+    /// No pair offers the endpoint asked.
+    unsupported: bool,
+    last_timeout: bool,
+    all_rate_limited: bool,
+    last_failed_provider: Option<String>,
+    same_provider_retries: u32,
+    /// Time spent on upstreams and backing off from them.
+    waited: Duration,
+    /// The first provider's refusal of the request itself.
+    refusal: Option<RouterError>,
+}
+
+impl Tries {
+    fn new(group: &Group, request: &ChatRequest<'_>, timeout: Duration) -> Self {
+        // Pairs whose provider does not offer this endpoint are no candidates at all.
+        let excluded: Vec<usize> = (group.pairs().iter().enumerate())
+            .filter(|(_, p)| !p.provider().offers(request.endpoint()))
+            .map(|(i, _)| i)
+            .collect();
+        Self {
+            deadline: crate::health::later(Instant::now(), timeout),
+            unsupported: excluded.len() == group.pairs().len(),
+            excluded,
+            failures: Vec::new(),
+            last_timeout: false,
+            all_rate_limited: true,
+            last_failed_provider: None,
+            same_provider_retries: 0,
+            waited: Duration::ZERO,
+            refusal: None,
+        }
+    }
+
+    /// Backs off before trying the provider that just failed again; `false` when the deadline
+    /// leaves no time for another attempt.
+    async fn back_off(&mut self, selection: &Selection, base: Duration) -> bool {
+        if self.last_failed_provider.as_deref() == Some(selection.provider().name()) {
+            self.same_provider_retries += 1;
+            let wait = backoff(base, self.same_provider_retries);
+            if crate::health::later(Instant::now(), wait) >= self.deadline {
+                self.last_timeout = true;
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+            // Backing off from a failing upstream is not the router's own time either.
+            self.waited += wait;
+        }
+        if self
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .is_zero()
+        {
+            self.last_timeout = true;
+            return false;
+        }
+        true
+    }
+
+    /// What is about to answer, as the access log and the client's error name it.
+    fn served(&self, group: &Group, selection: &Selection) -> Served {
+        Served {
+            group: group.name().to_string(),
+            provider: selection.provider().name().to_string(),
+            model: selection.model().to_string(),
+            key_id: selection.key_id().to_string(),
+            attempts: self.failures.len() + 1,
+            upstream_wait: self.waited,
+        }
+    }
+
+    fn exclude_provider(&mut self, group: &Group, provider: &Arc<Provider>) {
+        for (i, p) in group.pairs().iter().enumerate() {
+            if Arc::ptr_eq(&p.provider, provider) {
+                self.excluded.push(i);
+            }
+        }
+    }
+
+    /// The provider of `selection` cannot be told the request: none of its pairs is tried.
+    fn refused(&mut self, group: &Group, selection: Selection, error: RouterError) {
+        let provider = selection.provider().clone();
+        selection.release();
+        self.exclude_provider(group, &provider);
+        self.refusal.get_or_insert(error);
+    }
+
+    /// Pair `index` failed with `e`.
+    fn failed(
+        &mut self,
+        group: &Group,
+        index: usize,
+        provider: &Arc<Provider>,
+        served: Served,
+        e: AttemptError,
+    ) {
+        tracing::warn!(
+            provider = %served.provider, model = %served.model, key = %served.key_id,
+            outcome = %e.outcome, "upstream attempt failed"
+        );
+        self.excluded.push(index);
+        if e.failure == Failure::ModelUnavailable {
+            for (i, p) in group.pairs().iter().enumerate() {
+                if Arc::ptr_eq(&p.provider, provider) && p.model() == served.model {
+                    self.excluded.push(i);
+                }
+            }
+        }
+        if !matches!(e.failure, Failure::RateLimited { .. }) {
+            self.all_rate_limited = false;
+        }
+        self.last_timeout = e.timeout;
+        self.last_failed_provider = Some(served.provider.clone());
+        self.failures.push(FailedAttempt {
+            provider: served.provider,
+            model: served.model,
+            key_id: served.key_id,
+            outcome: e.outcome,
+        });
+    }
+
+    /// The error when no attempt answered.
+    fn give_up(
+        self,
+        snapshot: &Snapshot,
+        group: &Group,
+        pinned: Option<usize>,
+        endpoint: crate::dialects::Endpoint,
+    ) -> RouterError {
+        let group_name = group.name().to_string();
+        if let (Some(refusal), true) = (self.refusal, self.failures.is_empty()) {
+            return refusal;
+        }
+        if self.unsupported && self.failures.is_empty() {
+            return RouterError::bad_request(
+                format!(
+                    "no provider of '{group_name}' offers /v1/{}",
+                    endpoint.path()
+                ),
+                Some("model"),
+            );
+        }
+        // 429 only when every pair in scope is really cooling down after 429s (not merely
+        // because the attempts ran out while untried pairs were healthy).
+        let cooling = if self.all_rate_limited || self.failures.is_empty() {
+            group.rate_limited_for(snapshot, pinned)
+        } else {
+            None
+        };
+        match cooling {
+            Some(retry_after) => RouterError::RateLimited {
+                group: group_name,
+                retry_after,
+                attempts: self.failures,
+            },
+            None => RouterError::UpstreamFailed {
+                group: group_name,
+                attempts: self.failures,
+                timeout: self.last_timeout,
+            },
+        }
+    }
+}
+
+/// Resolves `group` or pinned `group$N` (1-based) to the group and the 0-based model index.
+fn resolve<'s>(
+    snapshot: &'s Snapshot,
+    model: &str,
+) -> Result<(&'s Arc<Group>, Option<usize>), RouterError> {
+    if let Some(group) = snapshot.group(model) {
+        return Ok((group, None));
+    }
+    let Some((name, n)) = model.rsplit_once('$') else {
+        return Err(RouterError::UnknownGroup(model.to_string()));
+    };
+    let group = snapshot
+        .group(name)
+        .ok_or_else(|| RouterError::UnknownGroup(model.to_string()))?;
+    let count = group.model_count();
+    let index = n.parse::<usize>().ok().filter(|i| (1..=count).contains(i));
+    let Some(index) = index else {
+        return Err(RouterError::bad_request(
+            format!(
+                "'{model}': the part after '$' pins one model of group '{name}' and must be a \
+                 number from 1 to {count}"
+            ),
+            Some("model"),
+        ));
+    };
+    if !group.pairs().iter().any(|p| p.model_index() == index - 1) {
+        return Err(RouterError::bad_request(
+            format!(
+                "'{model}': model {index} of group '{name}' is not available (its provider has \
+                 no usable key)"
+            ),
+            Some("model"),
+        ));
+    }
+    Ok((group, Some(index - 1)))
+}

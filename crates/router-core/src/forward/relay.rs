@@ -1,0 +1,204 @@
+//! The answer relayed to the client: a complete body, or a stream (see [`super::stream`]),
+//! with what answered it.
+
+use super::failure::AttemptError;
+use super::stream::ChatStream;
+use crate::providers::UpstreamBody;
+use crate::usage::TokenUsage;
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Boxed error of an upstream body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Largest non-streamed upstream answer accepted.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// What answered a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The group asked for.
+    pub group: String,
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// `provider#index` of the key used.
+    pub key_id: String,
+    /// Attempts made, including the one that answered.
+    pub attempts: usize,
+    /// Time spent waiting on upstreams, over all attempts (failed attempts and backoff
+    /// included): for the answer's head (and first event of a stream), and for a complete
+    /// answer's body. The rest of the time to the response head is the router's own.
+    pub upstream_wait: Duration,
+}
+
+/// An answer to relay to the client: the upstream's status and body, untouched except for
+/// the usage-only stream chunk the client did not ask for.
+#[derive(Debug)]
+pub struct ChatResponse {
+    /// Upstream status (a success, or a 4xx that is the request's own fault).
+    pub status: StatusCode,
+    /// Headers for the client (content type, and `cache-control` for streams).
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: ChatBody,
+    /// What answered.
+    pub served: Served,
+}
+
+/// The body of a [`ChatResponse`]: complete bytes, or a stream relayed as it arrives.
+#[derive(Debug)]
+pub struct ChatBody(BodyInner);
+
+impl ChatBody {
+    /// A complete answer, and the tokens charged for it (none for a relayed error).
+    pub(super) fn complete(bytes: Bytes, charged: Option<TokenUsage>) -> Self {
+        Self(BodyInner::Full(Some(bytes), charged))
+    }
+
+    /// A stream.
+    pub(super) fn stream(stream: ChatStream) -> Self {
+        Self(BodyInner::Stream(Box::new(stream)))
+    }
+}
+
+#[derive(Debug)]
+enum BodyInner {
+    /// A complete answer and the tokens charged for it.
+    Full(Option<Bytes>, Option<TokenUsage>),
+    Stream(Box<ChatStream>),
+}
+
+impl ChatBody {
+    /// Whether this is a streamed (SSE) body.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.0, BodyInner::Stream(_))
+    }
+
+    /// The length when complete (not a stream).
+    pub fn len(&self) -> Option<usize> {
+        match &self.0 {
+            BodyInner::Full(b, _) => Some(b.as_ref().map_or(0, Bytes::len)),
+            BodyInner::Stream(_) => None,
+        }
+    }
+
+    /// Whether this is a complete, empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// The tokens charged for this answer: known at once for a complete answer; for a stream,
+    /// once it ended, or now if it has not (a client that left: what was streamed is charged
+    /// and the stream is settled). `None` for an answer that charged nothing (a relayed 4xx).
+    pub fn settle_usage(&mut self) -> Option<TokenUsage> {
+        match &mut self.0 {
+            BodyInner::Full(_, usage) => *usage,
+            BodyInner::Stream(s) => s.settle(),
+        }
+    }
+
+    /// Reads the whole body (for a stream, until it ends).
+    pub async fn collect_bytes(self) -> Bytes {
+        match BodyExt::collect(self).await {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl Body for ChatBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            BodyInner::Full(b, _) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            BodyInner::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, BodyInner::Full(None, _))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            BodyInner::Full(b, _) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyInner::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+pub(super) async fn read_full(
+    mut body: UpstreamBody,
+    idle: Duration,
+) -> Result<Bytes, AttemptError> {
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                return Err(AttemptError::timeout(format!(
+                    "upstream body stalled for {idle:?}"
+                )))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(AttemptError::upstream(format!(
+                    "upstream body failed ({e})"
+                )))
+            }
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    total += data.len();
+                    if total > MAX_UPSTREAM_BODY {
+                        return Err(AttemptError::upstream("upstream answer too large"));
+                    }
+                    parts.push(data);
+                }
+            }
+        }
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.swap_remove(0),
+        _ => {
+            let mut all = BytesMut::with_capacity(total);
+            for p in parts {
+                all.extend_from_slice(&p);
+            }
+            all.freeze()
+        }
+    })
+}
+
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+pub(super) fn client_headers(upstream: &HeaderMap, stream: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let content_type = upstream
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("application/json"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if stream {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    headers
+}

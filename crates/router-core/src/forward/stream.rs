@@ -1,0 +1,235 @@
+//! A relayed stream: upstream events go to the client as they arrive, through the exchange's
+//! [`Codec`] (as they came, or translated); usage is read on the way and charged when the
+//! stream ends, breaks or is left by its client; a failure mid-stream becomes the client's
+//! error event and a clean end.
+
+use crate::codec::{Codec, Incomplete};
+use crate::dialects::Dialect;
+use crate::health::Failure;
+use crate::meter::StreamMeter;
+use crate::providers::UpstreamBody;
+use crate::select::Selection;
+use crate::sse::{event_data, SseScanner};
+use crate::usage::TokenUsage;
+use crate::RouterError;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// A stream being relayed to a client.
+pub(crate) struct ChatStream {
+    upstream: UpstreamBody,
+    /// The first frame, read before the stream was committed to.
+    first: Option<Bytes>,
+    scanner: SseScanner,
+    codec: Codec,
+    /// The client's dialect, for the error event of a broken stream.
+    dialect: Dialect,
+    /// Held until the stream is settled.
+    selection: Option<Selection>,
+    finished: bool,
+    /// What is left to send once the upstream is done.
+    trailer: Option<Bytes>,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+    /// What the upstream streamed, for a charge when its final usage report never comes.
+    meter: StreamMeter,
+    prompt_estimate: u64,
+    /// What was charged when the stream was settled.
+    charged: Option<TokenUsage>,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("usage", &self.codec.usage())
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    /// A stream whose first frame `first` arrived; the rest comes from `upstream`. `idle` is
+    /// the longest gap allowed between two frames.
+    pub(crate) fn new(
+        first: Bytes,
+        upstream: UpstreamBody,
+        selection: Selection,
+        codec: Codec,
+        dialect: Dialect,
+        idle: Duration,
+        prompt_estimate: u64,
+    ) -> Self {
+        Self {
+            upstream,
+            first: Some(first),
+            scanner: SseScanner::new(),
+            codec,
+            dialect,
+            selection: Some(selection),
+            finished: false,
+            trailer: None,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+            meter: StreamMeter::default(),
+            prompt_estimate,
+            charged: None,
+        }
+    }
+
+    /// The bytes to send for one upstream frame, if any.
+    fn process(&mut self, data: &[u8]) -> Option<Bytes> {
+        let events = self.scanner.push(data);
+        self.collect(events)
+    }
+
+    fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
+        let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
+        for event in events {
+            let data = event_data(&event);
+            if let Some(data) = &data {
+                self.meter.observe(data);
+            }
+            self.codec.relay(event.clone(), data.as_deref(), &mut kept);
+        }
+        join(kept)
+    }
+
+    fn end(&mut self) {
+        let mut out: Vec<Bytes> = Vec::new();
+        if let Some(tail) = self.scanner.finish() {
+            if let Some(b) = self.collect(vec![tail]) {
+                let terminated = b.ends_with(b"\n\n") || b.ends_with(b"\r\n\r\n");
+                out.push(b);
+                if !terminated {
+                    out.push(Bytes::from_static(b"\n\n"));
+                }
+            }
+        }
+        // A stream that carried an upstream error event ends with that event.
+        if !self.codec.failed() && self.codec.end(&mut out) == Err(Incomplete) {
+            self.fail("upstream stream ended before it was complete".to_string());
+            out.extend(self.trailer.take());
+            self.trailer = join(out);
+            return;
+        }
+        let charge = self.charge();
+        if let Some(selection) = self.selection.take() {
+            self.charged = Some(charge);
+            if self.codec.failed() {
+                selection.fail_after(Failure::Upstream, Some(charge));
+            } else {
+                selection.succeed(charge);
+            }
+        }
+        self.finished = true;
+        self.trailer = join(out);
+    }
+
+    /// Settles the stream if it has not ended (the client left: what was streamed is charged)
+    /// and returns what was charged.
+    pub(crate) fn settle(&mut self) -> Option<TokenUsage> {
+        if let Some(selection) = self.selection.take() {
+            let charge = self.charge();
+            self.charged = Some(charge);
+            if self.codec.failed() {
+                // An error event was relayed and the client left before the end: a failure.
+                selection.fail_after(Failure::Upstream, Some(charge));
+            } else {
+                selection.succeed(charge);
+            }
+        }
+        self.charged
+    }
+
+    /// Usage to charge: the upstream's report, or for what it did not cover, an estimate.
+    fn charge(&self) -> TokenUsage {
+        self.meter.charge(self.codec.usage(), self.prompt_estimate)
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.codec.done() {
+            // Everything arrived; a failure after the end loses nothing.
+            self.end();
+            return;
+        }
+        tracing::warn!(error = %message, "upstream stream failed mid-way");
+        let error = RouterError::StreamInterrupted(message);
+        let event = self
+            .dialect
+            .room()
+            .stream_error_event(&error.reply(self.dialect).body);
+        let charge = self.charge();
+        if let Some(selection) = self.selection.take() {
+            self.charged = Some(charge);
+            selection.fail_after(Failure::Upstream, Some(charge));
+        }
+        self.finished = true;
+        self.trailer = Some(event);
+    }
+
+    pub(crate) fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(first) = this.first.take() {
+            if let Some(out) = this.process(&first) {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+        }
+        loop {
+            if this.finished {
+                return Poll::Ready(this.trailer.take().map(|b| Ok(Frame::data(b))));
+            }
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let deadline = crate::health::later(Instant::now(), this.idle);
+                    this.timer.as_mut().reset(deadline);
+                    if let Ok(data) = frame.into_data() {
+                        if let Some(out) = this.process(&data) {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => this.fail(format!("upstream stream failed: {e}")),
+                Poll::Ready(None) => this.end(),
+                Poll::Pending => {
+                    if this.timer.as_mut().poll(cx).is_ready() {
+                        let idle = this.idle;
+                        this.fail(format!("upstream sent nothing for {idle:?}"));
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+/// Pieces as one frame; `None` when there are none.
+fn join(mut pieces: Vec<Bytes>) -> Option<Bytes> {
+    match pieces.len() {
+        0 => None,
+        1 => pieces.pop(),
+        _ => {
+            let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+            for p in pieces {
+                out.extend_from_slice(&p);
+            }
+            Some(out.freeze())
+        }
+    }
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        // The client went away mid-stream: the provider bills what it sent all the same.
+        self.settle();
+    }
+}

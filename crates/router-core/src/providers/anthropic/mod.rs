@@ -1,0 +1,115 @@
+//! `anthropic`: Anthropic's Messages API (`{base_url}/messages`, `x-api-key`,
+//! `anthropic-version`). OpenAI-format requests are translated to it and its answers back;
+//! an Anthropic client's requests pass as they are.
+
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+mod usage;
+
+pub(crate) use request::request;
+pub(crate) use response::{error_body, response};
+#[cfg(test)]
+pub(crate) use stream::StreamTranslator;
+pub(crate) use usage::Usage;
+
+use super::{put_key, Kind, WireFormat};
+use crate::codec::{StreamDecoder, StreamReader};
+use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::snapshot::Provider;
+use crate::usage::TokenUsage;
+use crate::{RouterError, Secret};
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+/// The `anthropic` kind.
+pub(crate) struct Anthropic;
+
+/// Anthropic's wire format.
+struct AnthropicWire;
+
+static WIRE: AnthropicWire = AnthropicWire;
+
+impl Kind for Anthropic {
+    fn name(&self) -> &'static str {
+        "anthropic"
+    }
+    fn wire(&self) -> &'static dyn WireFormat {
+        &WIRE
+    }
+    /// Chat, and the prompt API through chat.
+    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+        match endpoint {
+            Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
+            Endpoint::Embeddings => None,
+        }
+    }
+    fn url(&self, provider: &Provider, _op: Endpoint, _model: &str, _stream: bool) -> String {
+        format!("{}/messages", provider.base_url())
+    }
+    /// The client's own `anthropic-version` and `anthropic-beta` win over the provider's: its
+    /// body was written for them.
+    fn authorize(
+        &self,
+        provider: &Provider,
+        key: &Secret,
+        client: Option<&HeaderMap>,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str> {
+        let version = match client.and_then(|h| h.get("anthropic-version")) {
+            Some(v) => v.clone(),
+            None => HeaderValue::from_str(provider.anthropic_version())
+                .map_err(|_| "anthropic_version has invalid characters")?,
+        };
+        headers.insert("anthropic-version", version);
+        if let Some(beta) = client.and_then(|h| h.get("anthropic-beta")) {
+            headers.insert("anthropic-beta", beta.clone());
+        }
+        put_key(headers, "x-api-key", key.expose())
+    }
+    fn request(
+        &self,
+        _op: Endpoint,
+        common: Map<String, Value>,
+        provider: &Provider,
+        model: &str,
+    ) -> Result<Value, RouterError> {
+        request(&common, model, provider.default_max_tokens())
+    }
+}
+
+impl WireFormat for AnthropicWire {
+    fn wire(&self) -> Wire {
+        Wire::AnthropicMessages
+    }
+    fn answer(
+        &self,
+        _op: Endpoint,
+        answer: Value,
+        _request: &ChatRequest<'_>,
+        _model: &str,
+    ) -> Option<(Value, TokenUsage)> {
+        Some(response(&answer))
+    }
+    fn error(&self, body: &[u8]) -> Value {
+        error_body(body)
+    }
+    fn passthrough_usage(&self, body: &[u8]) -> TokenUsage {
+        serde_json::from_slice::<Value>(body)
+            .map(|answer| Usage::of(&answer))
+            .unwrap_or_default()
+            .tokens()
+    }
+    fn stream_reader(&self, _strip_usage: bool) -> Box<dyn StreamReader> {
+        Box::<stream::Reader>::default()
+    }
+    fn stream_decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
+        Box::new(stream::Decoder::new())
+    }
+    /// An `overloaded_error` (say) before anything else.
+    fn opens_with_error(&self, first: &[u8]) -> bool {
+        first.trim_ascii_start().starts_with(b"event: error")
+    }
+}

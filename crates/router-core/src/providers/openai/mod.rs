@@ -1,0 +1,144 @@
+//! `openai`: any OpenAI-compatible API. Its wire format is the common form itself, so
+//! requests, answers and streams pass as they are; what this room adds is reading the usage
+//! report, the end of a stream and in-band errors. `azure` and `mock` answer in this format.
+
+mod stream;
+
+use super::{put_key, Kind, WireFormat};
+use crate::codec::{StreamDecoder, StreamReader};
+use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::snapshot::Provider;
+use crate::usage::TokenUsage;
+use crate::{RouterError, Secret};
+use http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// The `openai` kind.
+pub(crate) struct OpenAi;
+
+/// The OpenAI wire format.
+pub(crate) struct OpenAiWire;
+
+/// The format every OpenAI-compatible kind answers in.
+pub(crate) static WIRE: OpenAiWire = OpenAiWire;
+
+impl Kind for OpenAi {
+    fn name(&self) -> &'static str {
+        "openai"
+    }
+    fn wire(&self) -> &'static dyn WireFormat {
+        &WIRE
+    }
+    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+        Some(endpoint)
+    }
+    fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
+        format!("{}/{}", provider.base_url(), op.path())
+    }
+    fn authorize(
+        &self,
+        _provider: &Provider,
+        key: &Secret,
+        _client: Option<&HeaderMap>,
+        headers: &mut HeaderMap,
+    ) -> Result<(), &'static str> {
+        put_key(
+            headers,
+            "authorization",
+            &format!("Bearer {}", key.expose()),
+        )
+    }
+    fn request(
+        &self,
+        _op: Endpoint,
+        common: Map<String, Value>,
+        provider: &Provider,
+        _model: &str,
+    ) -> Result<Value, RouterError> {
+        Ok(request(common, provider))
+    }
+}
+
+/// A translated request for an OpenAI-compatible provider: the completion limit goes in the
+/// field this provider's models take.
+pub(crate) fn request(mut common: Map<String, Value>, provider: &Provider) -> Value {
+    if let Some(limit) = common.remove("max_tokens") {
+        common.insert(provider.max_tokens_field().into(), limit);
+    }
+    Value::Object(common)
+}
+
+/// OpenAI's `usage` object.
+#[derive(Deserialize)]
+pub(crate) struct RawUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+impl From<RawUsage> for TokenUsage {
+    fn from(u: RawUsage) -> Self {
+        TokenUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u
+                .total_tokens
+                .unwrap_or(u.prompt_tokens.saturating_add(u.completion_tokens)),
+        }
+    }
+}
+
+/// A complete answer's `usage` alone: serde skips every other field without building it.
+#[derive(Deserialize)]
+struct OnlyUsage {
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+/// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one.
+pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
+    serde_json::from_slice::<OnlyUsage>(body)
+        .ok()
+        .and_then(|w| w.usage)
+        .map(Into::into)
+}
+
+/// The `usage` of a parsed answer or chunk, if it has one.
+pub(crate) fn usage_of(value: &Value) -> Option<TokenUsage> {
+    let usage = value.get("usage").filter(|u| u.is_object())?;
+    RawUsage::deserialize(usage).ok().map(Into::into)
+}
+
+impl WireFormat for OpenAiWire {
+    fn wire(&self) -> Wire {
+        Wire::OpenAiChat
+    }
+    fn answer(
+        &self,
+        _op: Endpoint,
+        answer: Value,
+        _request: &ChatRequest<'_>,
+        _model: &str,
+    ) -> Option<(Value, TokenUsage)> {
+        let usage = usage_of(&answer).unwrap_or_default();
+        Some((answer, usage))
+    }
+    fn error(&self, body: &[u8]) -> Value {
+        serde_json::from_slice(body).unwrap_or_else(|_| {
+            json!({"error": {"message": "upstream error", "type": "upstream_error", "param": null, "code": null}})
+        })
+    }
+    fn passthrough_usage(&self, body: &[u8]) -> TokenUsage {
+        usage_of_body(body).unwrap_or_default()
+    }
+    fn stream_reader(&self, strip_usage: bool) -> Box<dyn StreamReader> {
+        Box::new(stream::Reader::new(strip_usage))
+    }
+    fn stream_decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
+        Box::<stream::Decoder>::default()
+    }
+}

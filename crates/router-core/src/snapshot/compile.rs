@@ -1,0 +1,317 @@
+//! Compiling a parsed config into a [`Snapshot`] against the router's runtime state: every
+//! problem is collected with its key path and line, and the config is refused if there is any.
+
+use super::provider::{self, Provider};
+use super::{settings, Group, Pair, Snapshot};
+use crate::config::{Config, ConfigError, GroupConfig, Problem, Source};
+use crate::state::usage::PairStats;
+use crate::state::State;
+use crate::Secret;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The problems found so far, each located by key path (and line, for a YAML source).
+pub(crate) struct Problems<'a> {
+    source: Option<&'a Source>,
+    lines: Option<HashMap<String, usize>>,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    pub(crate) fn push(&mut self, path: String, message: impl Into<String>) {
+        if self.lines.is_none() {
+            self.lines = Some(self.source.map(Source::line_index).unwrap_or_default());
+        }
+        let line = self.lines.as_ref().and_then(|l| l.get(&path).copied());
+        self.list.push(Problem {
+            path,
+            line,
+            message: message.into(),
+        });
+    }
+}
+
+/// Compiles a parsed config against the runtime state.
+pub(crate) fn compile(
+    config: &Config,
+    source: Option<&Source>,
+    generation: u64,
+    state: &State,
+) -> Result<Snapshot, ConfigError> {
+    let mut problems = Problems {
+        source,
+        lines: None,
+        list: Vec::new(),
+    };
+    let mut warnings = Vec::new();
+    let listen = listen(config, &mut problems);
+    let (client_keys, admin_keys) = client_keys(config, &mut problems, &mut warnings);
+    settings::check(config, &mut problems);
+    let server = settings::server(&config.server, &mut warnings);
+    let providers = provider::compile_all(
+        &config.providers,
+        &config.server,
+        state,
+        &mut problems,
+        &mut warnings,
+    );
+    let provider_names: HashSet<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
+    let mut groups = Vec::new();
+    let mut group_index = HashMap::new();
+    let mut seen_groups: HashSet<&str> = HashSet::new();
+    if config.groups.is_empty() {
+        problems.push("groups".into(), "no groups defined");
+    }
+    for (gi, g) in config.groups.iter().enumerate() {
+        let name = g.name.as_str();
+        if name.is_empty() {
+            problems.push(format!("groups[{gi}].name"), "group name is empty");
+            continue;
+        }
+        if !seen_groups.insert(name) {
+            problems.push(
+                format!("groups[{gi}].name"),
+                format!("duplicate group name '{name}'"),
+            );
+            continue;
+        }
+        let known = Known {
+            providers: &providers,
+            names: &provider_names,
+        };
+        if let Some(group) = group(gi, g, &known, state, &mut problems, &mut warnings) {
+            group_index.insert(name.to_string(), groups.len());
+            groups.push(Arc::new(group));
+        }
+    }
+    if !problems.list.is_empty() {
+        return Err(ConfigError {
+            file: source.and_then(|s| s.file.clone()),
+            problems: problems.list,
+        });
+    }
+    Ok(Snapshot {
+        generation,
+        listen,
+        client_keys,
+        admin_keys,
+        ledger: settings::ledger(&config.ledger, source),
+        request_penalty: config.request_penalty,
+        error_penalty: config.error_penalty,
+        server,
+        resilience: Arc::new(config.resilience.clone()),
+        groups,
+        group_index,
+        warnings,
+    })
+}
+
+/// `listen`, else `port` on every interface (8080 by default).
+fn listen(config: &Config, problems: &mut Problems<'_>) -> SocketAddr {
+    match (&config.listen, config.port) {
+        (Some(l), _) => l.as_str().parse::<SocketAddr>().unwrap_or_else(|e| {
+            problems.push(
+                "listen".into(),
+                format!(
+                    "'{}' is not an address such as 127.0.0.1:8080: {e}",
+                    l.as_str()
+                ),
+            );
+            SocketAddr::from(([0, 0, 0, 0], 8080))
+        }),
+        (None, port) => SocketAddr::from(([0, 0, 0, 0], port.unwrap_or(8080))),
+    }
+}
+
+/// The client keys and the admin keys (the `admin_key`, or without one the client keys).
+fn client_keys(
+    config: &Config,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> (Vec<Secret>, Vec<Secret>) {
+    let written = config
+        .api_key
+        .iter()
+        .map(|k| ("api_key".to_string(), k))
+        .chain(
+            config
+                .api_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("api_keys[{i}]"), k)),
+        );
+    let mut client_keys = Vec::new();
+    for (path, k) in written {
+        if k.as_str().is_empty() {
+            warnings.push(format!("{path}: client key is empty; skipped"));
+        } else {
+            client_keys.push(Secret::new(k.as_str()));
+        }
+    }
+    if client_keys.is_empty() && (config.api_key.is_some() || !config.api_keys.is_empty()) {
+        problems.push(
+            "api_key".into(),
+            "client keys are configured but every one is empty (an unset variable?); refusing to \
+             serve without authentication. Remove api_key/api_keys to run without it",
+        );
+    }
+    let admin_keys = match &config.admin_key {
+        Some(k) if k.as_str().is_empty() => {
+            problems.push(
+                "admin_key".into(),
+                "is empty (an unset variable?); refusing to open the admin endpoints without a key. \
+                 Remove admin_key to let the client keys open them",
+            );
+            Vec::new()
+        }
+        Some(k) => vec![Secret::new(k.as_str())],
+        None => client_keys.clone(),
+    };
+    (client_keys, admin_keys)
+}
+
+/// The providers a group's models may name.
+struct Known<'a> {
+    /// Compiled without problems.
+    providers: &'a HashMap<String, Arc<Provider>>,
+    /// Every name in `providers` (one with a problem was reported there).
+    names: &'a HashSet<&'a str>,
+}
+
+/// Group `groups[gi]`, or `None` after reporting why it cannot serve.
+fn group(
+    gi: usize,
+    g: &GroupConfig,
+    known: &Known<'_>,
+    state: &State,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> Option<Group> {
+    let name = g.name.as_str();
+    if g.models.is_empty() {
+        problems.push(
+            format!("groups[{gi}].models"),
+            format!("group '{name}' has no models"),
+        );
+        return None;
+    }
+    let mut pairs = Vec::new();
+    let mut model_problem = false;
+    for (mi, m) in g.models.iter().enumerate() {
+        let path = format!("groups[{gi}].models[{mi}]");
+        if m.name.as_str().is_empty() {
+            problems.push(format!("{path}.name"), "model name is empty");
+            model_problem = true;
+            continue;
+        }
+        let Some(provider) = known.providers.get(m.provider.as_str()) else {
+            if !known.names.contains(m.provider.as_str()) {
+                problems.push(
+                    format!("{path}.provider"),
+                    format!(
+                        "provider '{}' is not defined in providers",
+                        m.provider.as_str()
+                    ),
+                );
+            }
+            // A provider with its own error was reported there.
+            model_problem = true;
+            continue;
+        };
+        if provider.keys.is_empty() {
+            warnings.push(format!(
+                "{path}: provider '{}' has no usable key; model '{}' skipped",
+                provider.name(),
+                m.name.as_str()
+            ));
+            continue;
+        }
+        let model: Arc<str> = Arc::from(m.name.as_str());
+        add_pairs(&mut pairs, provider, &model, mi, m.weight.0, state);
+    }
+    if pairs.is_empty() {
+        if !model_problem {
+            problems.push(
+                format!("groups[{gi}].models"),
+                format!(
+                    "group '{name}' has no usable model: every provider it names has no usable key"
+                ),
+            );
+        }
+        return None;
+    }
+    share_siblings(&mut pairs);
+    Some(Group {
+        name: name.to_string(),
+        strategy: g.strategy,
+        model_count: g.models.len(),
+        model_runs: model_runs(&pairs),
+        pairs,
+        state: state.groups.of(name),
+    })
+}
+
+/// One pair per key of `provider` for model entry `mi`.
+fn add_pairs(
+    pairs: &mut Vec<Pair>,
+    provider: &Arc<Provider>,
+    model: &Arc<str>,
+    mi: usize,
+    weight: f64,
+    state: &State,
+) {
+    for (ki, key) in provider.keys.iter().enumerate() {
+        let key_label = if provider.kind().room().is_local() {
+            "mock".to_string()
+        } else {
+            key.masked()
+        };
+        let stats = state
+            .usage
+            .stats_for(provider.name(), &key.fingerprint(), &key_label, model);
+        pairs.push(Pair {
+            hot: stats.hot.clone(),
+            model_index: mi,
+            provider: provider.clone(),
+            model: model.clone(),
+            weight,
+            key: key.clone(),
+            key_id: format!("{}#{ki}", provider.name()),
+            key_label,
+            stats,
+            siblings: Arc::from(Vec::new()),
+        });
+    }
+}
+
+/// Siblings: same provider and model (all keys of one model entry, or of two entries naming
+/// the same upstream model). One shared list per (provider, model): a model with a thousand
+/// keys costs a thousand entries, not a million.
+fn share_siblings(pairs: &mut [Pair]) {
+    let mut sets: HashMap<(*const Provider, Arc<str>), Vec<Arc<PairStats>>> = HashMap::new();
+    for p in pairs.iter() {
+        sets.entry((Arc::as_ptr(&p.provider), p.model.clone()))
+            .or_default()
+            .push(p.stats.clone());
+    }
+    let sets: HashMap<_, Arc<[Arc<PairStats>]>> =
+        sets.into_iter().map(|(k, v)| (k, Arc::from(v))).collect();
+    for pair in pairs {
+        if let Some(set) = sets.get(&(Arc::as_ptr(&pair.provider), pair.model.clone())) {
+            pair.siblings = set.clone();
+        }
+    }
+}
+
+/// Runs of consecutive pairs of one model entry.
+fn model_runs(pairs: &[Pair]) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        match runs.last_mut() {
+            Some(run) if pairs[run.start].model_index == pair.model_index => run.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
+}

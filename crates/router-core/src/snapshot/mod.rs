@@ -1,0 +1,211 @@
+//! The compiled, validated runtime form of a config: one `Arc<Snapshot>` is swapped per reload
+//! and loaded once per request. [`compile`] builds it; [`provider`] and [`settings`] hold the
+//! compiled providers and server settings.
+
+mod compile;
+mod provider;
+mod settings;
+
+pub(crate) use compile::compile;
+pub use provider::Provider;
+pub(crate) use provider::Transport;
+pub use settings::{CorsOrigins, LedgerSettings, LogFormat, ServerSettings};
+
+use crate::config::ResilienceConfig;
+use crate::select::Strategy;
+use crate::state::groups::GroupState;
+use crate::state::usage::{HotSlot, PairStats};
+use crate::Secret;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// One (upstream model, key) pair of a group.
+#[derive(Debug)]
+#[repr(C)]
+pub struct Pair {
+    // What selection reads of every pair comes first, together: its counters (in the
+    // router's consecutive slots, see `usage::Hot`), weight and model.
+    pub(crate) hot: HotSlot,
+    pub(crate) weight: f64,
+    pub(crate) model_index: usize,
+    pub(crate) stats: Arc<PairStats>,
+    pub(crate) provider: Arc<Provider>,
+    pub(crate) model: Arc<str>,
+    pub(crate) key: Secret,
+    pub(crate) key_id: String,
+    pub(crate) key_label: String,
+    /// Every pair of the group with the same provider and model (itself included).
+    pub(crate) siblings: Arc<[Arc<PairStats>]>,
+}
+
+impl Pair {
+    /// The provider.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+    /// Upstream model name.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+    /// Index (0-based) of its model entry in the group's `models`.
+    pub fn model_index(&self) -> usize {
+        self.model_index
+    }
+    /// Weight of its model entry.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+    /// `provider#index` of its key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+    /// Fingerprint of its key (as in [`crate::UsageRecord::key_fingerprint`]).
+    pub fn key_fingerprint(&self) -> String {
+        self.key.fingerprint()
+    }
+    /// Masked key (`sk-…a1b2`; `mock` for the in-process provider).
+    pub fn key_masked(&self) -> &str {
+        &self.key_label
+    }
+    /// Current selection usage (tokens + penalties + reservations).
+    pub fn usage(&self) -> u64 {
+        self.stats.usage()
+    }
+}
+
+/// A group: the name clients send as `model`, and its (model, key) pairs in config order.
+#[derive(Debug)]
+pub struct Group {
+    name: String,
+    strategy: Strategy,
+    /// Models as configured (including skipped ones), for pinned `group$N` requests.
+    model_count: usize,
+    pub(crate) pairs: Vec<Pair>,
+    /// The ranges of `pairs` that belong to one model entry (its keys), in order.
+    pub(crate) model_runs: Vec<std::ops::Range<usize>>,
+    /// Its select lock and round-robin cursors, which outlive reloads.
+    pub(crate) state: Arc<GroupState>,
+}
+
+impl Group {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// How it picks pairs.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+    /// Number of model entries in the config (what `group$N` counts).
+    pub fn model_count(&self) -> usize {
+        self.model_count
+    }
+    /// Its pairs, models in config order and each model's keys in config order.
+    pub fn pairs(&self) -> &[Pair] {
+        &self.pairs
+    }
+}
+
+/// A validated config, ready to serve.
+#[derive(Debug)]
+pub struct Snapshot {
+    generation: u64,
+    listen: SocketAddr,
+    client_keys: Vec<Secret>,
+    admin_keys: Vec<Secret>,
+    ledger: LedgerSettings,
+    request_penalty: u64,
+    error_penalty: u64,
+    server: ServerSettings,
+    resilience: Arc<ResilienceConfig>,
+    groups: Vec<Arc<Group>>,
+    group_index: HashMap<String, usize>,
+    warnings: Vec<String>,
+}
+
+impl Snapshot {
+    /// Reload generation: 1 for the first config, +1 per successful reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    /// Address to listen on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+    /// Accepted client keys; empty means no authentication.
+    pub fn client_keys(&self) -> &[Secret] {
+        &self.client_keys
+    }
+    /// Keys that open the admin endpoints: the `admin_key`, or without one the client keys.
+    pub fn admin_keys(&self) -> &[Secret] {
+        &self.admin_keys
+    }
+    /// Ledger settings.
+    pub fn ledger(&self) -> &LedgerSettings {
+        &self.ledger
+    }
+    /// Usage charged per pick.
+    pub fn request_penalty(&self) -> u64 {
+        self.request_penalty
+    }
+    /// Usage charged per failed upstream call.
+    pub fn error_penalty(&self) -> u64 {
+        self.error_penalty
+    }
+    /// Server settings.
+    pub fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+    /// Retries, cooldowns and breaker settings.
+    pub fn resilience(&self) -> &Arc<ResilienceConfig> {
+        &self.resilience
+    }
+    /// Groups in config order.
+    pub fn groups(&self) -> &[Arc<Group>] {
+        &self.groups
+    }
+    /// A group by name.
+    pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
+        self.group_index.get(name).map(|&i| &self.groups[i])
+    }
+    /// Warnings found while compiling (skipped keys and models).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The resolved routing table as text: groups → models → providers → masked keys.
+    pub fn routing_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "listen: {}", self.listen);
+        let _ = writeln!(
+            out,
+            "client keys: {}",
+            if self.client_keys.is_empty() {
+                "none (authentication disabled)".to_string()
+            } else {
+                self.client_keys
+                    .iter()
+                    .map(Secret::masked)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        for g in &self.groups {
+            let _ = writeln!(out, "group {}", g.name);
+            for p in &g.pairs {
+                let _ = writeln!(
+                    out,
+                    "  {:<28} weight {:<6} provider {:<12} key {} ({})",
+                    p.model,
+                    p.weight,
+                    p.provider.name(),
+                    p.key_id,
+                    p.key_label
+                );
+            }
+        }
+        out
+    }
+}

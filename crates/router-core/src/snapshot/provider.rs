@@ -1,0 +1,316 @@
+//! A provider as compiled: its kind, where to send, what to add, how to connect.
+
+use super::compile::Problems;
+use crate::config::{ProviderConfig, ServerConfig};
+use crate::dialects::Endpoint;
+use crate::providers::ProviderKind;
+use crate::state::State;
+use crate::upstream::{read_ca_file, HttpClient};
+use crate::Secret;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a provider is reached.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    /// Over HTTP(S), through a pooled client.
+    Http(Box<HttpClient>),
+    /// In process (a kind that answers locally).
+    Local,
+}
+
+/// A provider as compiled.
+pub struct Provider {
+    name: String,
+    kind: ProviderKind,
+    base_url: String,
+    headers: HeaderMap,
+    api_version: String,
+    anthropic_version: String,
+    default_max_tokens: u64,
+    max_tokens_field: &'static str,
+    pub(crate) keys: Vec<Secret>,
+    first_byte_timeout: Duration,
+    idle_timeout: Duration,
+    total_timeout: Option<Duration>,
+    pub(crate) transport: Transport,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Name from the config.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// API kind.
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+    /// Base URL without a trailing slash (empty for `mock`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    /// URL a chat request for `model` goes to.
+    pub fn chat_url(&self, model: &str) -> String {
+        self.url(Endpoint::Chat, model)
+            .unwrap_or_else(|| "mock://chat/completions".to_string())
+    }
+    /// Whether this provider answers requests for `endpoint` (chat-only kinds answer
+    /// `/v1/completions` through chat).
+    pub fn offers(&self, endpoint: Endpoint) -> bool {
+        self.kind.room().operation(endpoint).is_some()
+    }
+    /// URL a request for `endpoint` and `model` goes to; `None` when this provider does not
+    /// offer that endpoint (embeddings on Anthropic and the mock).
+    pub fn url(&self, endpoint: Endpoint, model: &str) -> Option<String> {
+        let kind = self.kind.room();
+        let op = kind.operation(endpoint)?;
+        Some(kind.url(self, op, model, false))
+    }
+    /// `api-version` sent to an `azure` provider.
+    pub fn api_version(&self) -> &str {
+        &self.api_version
+    }
+    /// `anthropic-version` sent to an `anthropic` provider.
+    pub fn anthropic_version(&self) -> &str {
+        &self.anthropic_version
+    }
+    /// `max_tokens` sent to an `anthropic` provider when the request has none.
+    pub fn default_max_tokens(&self) -> u64 {
+        self.default_max_tokens
+    }
+    /// The field a translated OpenAI-format request carries its completion limit in.
+    pub fn max_tokens_field(&self) -> &'static str {
+        self.max_tokens_field
+    }
+    /// Extra headers sent upstream.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// Usable keys, in config order.
+    pub fn keys(&self) -> &[Secret] {
+        &self.keys
+    }
+    /// Time allowed to the response headers (and a stream's first event).
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.first_byte_timeout
+    }
+    /// Longest gap allowed between two body chunks.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+    /// Longest time for a whole non-streamed answer, when set for this provider.
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.total_timeout
+    }
+}
+
+fn check_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let uri: http::Uri = trimmed
+        .parse()
+        .map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(format!("'{url}' must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("'{url}' has no host"));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The providers of a config by name; one with a problem is reported and left out.
+pub(super) fn compile_all(
+    providers: &[ProviderConfig],
+    server: &ServerConfig,
+    state: &State,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> HashMap<String, Arc<Provider>> {
+    let mut compiled = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (pi, p) in providers.iter().enumerate() {
+        let name = p.name.as_str();
+        if name.is_empty() {
+            problems.push(format!("providers[{pi}].name"), "provider name is empty");
+            continue;
+        }
+        if !seen.insert(name) {
+            problems.push(
+                format!("providers[{pi}].name"),
+                format!("duplicate provider name '{name}'"),
+            );
+            continue;
+        }
+        if let Some(provider) = compile(pi, p, server, state, problems, warnings) {
+            compiled.insert(name.to_string(), Arc::new(provider));
+        }
+    }
+    compiled
+}
+
+/// One provider (`providers[pi]`), or `None` after reporting its problems.
+fn compile(
+    pi: usize,
+    p: &ProviderConfig,
+    server: &ServerConfig,
+    state: &State,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> Option<Provider> {
+    let name = p.name.as_str().to_string();
+    let local = p.kind.room().is_local();
+    let base_url = match (local, &p.base_url) {
+        (true, _) => String::new(),
+        (false, None) => {
+            problems.push(
+                format!("providers[{pi}]"),
+                format!("provider '{name}' needs a base_url"),
+            );
+            return None;
+        }
+        (false, Some(url)) => match check_url(url.as_str()) {
+            Ok(u) => u,
+            Err(e) => {
+                problems.push(format!("providers[{pi}].base_url"), e);
+                return None;
+            }
+        },
+    };
+    let t = &p.timeouts;
+    for (what, d) in [
+        ("connect", t.connect),
+        ("first_byte", t.first_byte),
+        ("idle", t.idle),
+        ("total", t.total),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            problems.push(
+                format!("providers[{pi}].timeouts.{what}"),
+                "must be greater than 0",
+            );
+        }
+    }
+    let headers = headers(pi, p, problems, warnings);
+    let keys = if local {
+        vec![Secret::new("mock")]
+    } else {
+        keys(pi, p, warnings)
+    };
+    let transport = if local {
+        Transport::Local
+    } else {
+        let extra = match &p.ca_file {
+            Some(f) => match read_ca_file(f.as_str()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(format!("providers[{pi}].ca_file"), e);
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let connect = p.timeouts.connect.unwrap_or(server.connect_timeout);
+        match state.clients.get(extra.as_ref(), connect) {
+            Ok(c) => Transport::Http(Box::new(c)),
+            Err(e) => {
+                problems.push(format!("providers[{pi}]"), e);
+                return None;
+            }
+        }
+    };
+    Some(Provider {
+        name,
+        kind: p.kind,
+        base_url,
+        headers,
+        api_version: p
+            .api_version
+            .as_ref()
+            .map_or("2024-10-21", |v| v.as_str())
+            .to_string(),
+        anthropic_version: p
+            .anthropic_version
+            .as_ref()
+            .map_or("2023-06-01", |v| v.as_str())
+            .to_string(),
+        default_max_tokens: p.default_max_tokens.unwrap_or(4096),
+        max_tokens_field: p.max_tokens_field.name(),
+        keys,
+        first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
+        idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
+        total_timeout: p.timeouts.total,
+        transport,
+    })
+}
+
+/// The extra headers sent upstream; the ones the router sets itself are refused.
+fn headers(
+    pi: usize,
+    p: &ProviderConfig,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (hname, hvalue) in &p.headers {
+        let path = format!("providers[{pi}].headers.{hname}");
+        match (
+            HeaderName::from_bytes(hname.as_bytes()),
+            HeaderValue::from_str(hvalue.as_str()),
+        ) {
+            (Ok(_), Ok(v)) if v.is_empty() => {
+                warnings.push(format!("{path}: value is empty; header not sent"));
+            }
+            (Ok(n), Ok(v)) => {
+                if matches!(
+                    n.as_str(),
+                    "host" | "content-length" | "transfer-encoding" | "connection"
+                ) {
+                    problems.push(path, format!("header '{n}' is set by the router"));
+                } else {
+                    headers.insert(n, v);
+                }
+            }
+            (Err(_), _) => problems.push(path, format!("'{hname}' is not a valid header name")),
+            (_, Err(_)) => problems.push(path, "header value has invalid characters"),
+        }
+    }
+    headers
+}
+
+/// The keys that are not empty (an unset variable), in config order.
+fn keys(pi: usize, p: &ProviderConfig, warnings: &mut Vec<String>) -> Vec<Secret> {
+    let written = p
+        .api_key
+        .iter()
+        .map(|k| (format!("providers[{pi}].api_key"), k))
+        .chain(
+            p.api_keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("providers[{pi}].api_keys[{i}]"), k)),
+        );
+    let mut keys = Vec::new();
+    for (path, k) in written {
+        if k.as_str().is_empty() {
+            let what = k.template().unwrap_or("the key");
+            warnings.push(format!("{path}: {what} is empty; key skipped"));
+        } else {
+            keys.push(Secret::new(k.as_str()));
+        }
+    }
+    keys
+}

@@ -1,0 +1,20 @@
+//! Runtime state outside the swapped config, carried over across reloads and keyed by stable
+//! names: usage counters and health per (provider, key, model), each group's selection state,
+//! and the upstream connection pools.
+
+pub(crate) mod groups;
+pub(crate) mod health;
+pub(crate) mod usage;
+
+use crate::upstream::ClientCache;
+
+/// All of it, owned by the router; a config is compiled against it.
+#[derive(Default)]
+pub(crate) struct State {
+    /// Counters and health of every pair ever configured.
+    pub(crate) usage: usage::UsageLedger,
+    /// Selection state of every group ever configured.
+    pub(crate) groups: groups::GroupStates,
+    /// Upstream clients (connection pools) by TLS roots and connect timeout.
+    pub(crate) clients: ClientCache,
+}
