@@ -38,6 +38,64 @@ fn sse(kind: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
 }
 
+/// What the mock answers to one request.
+struct Turn {
+    model: String,
+    last_user: String,
+    reply: String,
+    tool: Option<String>,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+impl Turn {
+    fn of(request: &Value, messages: &[Value]) -> Self {
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .map(|m| content_text(&m["content"]))
+            .unwrap_or_default();
+        let prompt_bytes: usize = messages
+            .iter()
+            .map(|m| content_text(&m["content"]).len())
+            .sum::<usize>()
+            + request["system"].as_str().map_or(0, str::len);
+        let tool = request["tools"][0]["name"]
+            .as_str()
+            .filter(|_| last_user.contains("use a tool"))
+            .map(str::to_string);
+        let reply = format!("mock says: {last_user}");
+        let output_tokens = if tool.is_some() {
+            5
+        } else {
+            reply.split_whitespace().count() as u64
+        };
+        Self {
+            model: request["model"].as_str().unwrap_or("").to_string(),
+            last_user,
+            reply,
+            tool,
+            input_tokens: 1 + prompt_bytes as u64 / 4,
+            output_tokens,
+        }
+    }
+
+    fn stop_reason(&self) -> &'static str {
+        if self.tool.is_some() {
+            "tool_use"
+        } else {
+            "end_turn"
+        }
+    }
+
+    fn usage_total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+const ID: &str = "msg_mock";
+
 pub(crate) fn answer(
     state: Arc<State>,
     request: &Value,
@@ -60,62 +118,53 @@ pub(crate) fn answer(
     let Some(messages) = request["messages"].as_array() else {
         return error(400, "invalid_request_error", "messages: Field required");
     };
-    let model = request["model"].as_str().unwrap_or("").to_string();
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .map(|m| content_text(&m["content"]))
-        .unwrap_or_default();
-    let prompt_bytes: usize = messages
-        .iter()
-        .map(|m| content_text(&m["content"]).len())
-        .sum::<usize>()
-        + request["system"].as_str().map_or(0, str::len);
-    let input_tokens = 1 + prompt_bytes as u64 / 4;
-    let tool = request["tools"][0]["name"]
-        .as_str()
-        .filter(|_| last_user.contains("use a tool"))
-        .map(str::to_string);
-    let reply = format!("mock says: {last_user}");
-    let output_tokens = if tool.is_some() {
-        5
-    } else {
-        reply.split_whitespace().count() as u64
-    };
-    let usage_total = input_tokens + output_tokens;
-    let stop_reason = if tool.is_some() {
-        "tool_use"
-    } else {
-        "end_turn"
-    };
-    let id = "msg_mock";
-
+    let turn = Turn::of(request, messages);
     if request["stream"] != Value::Bool(true) {
-        state.tokens_reported.fetch_add(usage_total, SeqCst);
-        let content = match &tool {
-            Some(name) => json!([
-                {"type": "text", "text": "Using a tool."},
-                {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {"query": last_user}},
-            ]),
-            None => json!([{"type": "text", "text": reply}]),
-        };
-        let body = json!({
-            "id": id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop_reason, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
-        });
-        return full(StatusCode::OK, "application/json", body.to_string());
+        state.tokens_reported.fetch_add(turn.usage_total(), SeqCst);
+        return full(
+            StatusCode::OK,
+            "application/json",
+            message(&turn).to_string(),
+        );
     }
+    let chunks = events(&turn);
+    // The usage is reported by `message_delta`, the one before `message_stop`.
+    let usage_at = chunks.len() - 2;
+    stream(
+        state,
+        chunks,
+        Some(usage_at),
+        turn.usage_total(),
+        cut_stream,
+    )
+}
 
+/// The complete answer.
+fn message(turn: &Turn) -> Value {
+    let content = match &turn.tool {
+        Some(name) => json!([
+            {"type": "text", "text": "Using a tool."},
+            {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {"query": turn.last_user}},
+        ]),
+        None => json!([{"type": "text", "text": turn.reply}]),
+    };
+    json!({
+        "id": ID, "type": "message", "role": "assistant", "model": turn.model,
+        "content": content, "stop_reason": turn.stop_reason(), "stop_sequence": null,
+        "usage": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
+                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    })
+}
+
+/// The answer as Anthropic's event stream.
+fn events(turn: &Turn) -> Vec<Bytes> {
     let mut chunks = vec![
         sse(
             "message_start",
             json!({"type": "message_start", "message": {
-            "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "id": ID, "type": "message", "role": "assistant", "model": turn.model, "content": [],
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+            "usage": {"input_tokens": turn.input_tokens, "output_tokens": 1}}}),
         ),
         sse(
             "content_block_start",
@@ -124,10 +173,10 @@ pub(crate) fn answer(
         ),
         sse("ping", json!({"type": "ping"})),
     ];
-    let text = if tool.is_some() {
-        "Using a tool.".to_string()
+    let text = if turn.tool.is_some() {
+        "Using a tool."
     } else {
-        reply
+        &turn.reply
     };
     for word in text.split_inclusive(' ') {
         chunks.push(sse(
@@ -140,33 +189,37 @@ pub(crate) fn answer(
         "content_block_stop",
         json!({"type": "content_block_stop", "index": 0}),
     ));
-    if let Some(name) = &tool {
-        let input = json!({"query": last_user}).to_string();
-        let (a, b) = input.split_at(input.len() / 2);
-        chunks.push(sse(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 1,
-            "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}}),
-        ));
-        for part in [a, b] {
-            chunks.push(sse(
-                "content_block_delta",
-                json!({"type": "content_block_delta", "index": 1,
-                "delta": {"type": "input_json_delta", "partial_json": part}}),
-            ));
-        }
-        chunks.push(sse(
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 1}),
-        ));
+    if let Some(name) = &turn.tool {
+        tool_use_events(name, &turn.last_user, &mut chunks);
     }
     chunks.push(sse(
         "message_delta",
         json!({"type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-        "usage": {"output_tokens": output_tokens}}),
+        "delta": {"stop_reason": turn.stop_reason(), "stop_sequence": null},
+        "usage": {"output_tokens": turn.output_tokens}}),
     ));
-    let usage_at = chunks.len() - 1;
     chunks.push(sse("message_stop", json!({"type": "message_stop"})));
-    stream(state, chunks, Some(usage_at), usage_total, cut_stream)
+    chunks
+}
+
+/// A `tool_use` block at index 1, its input in two `input_json_delta`s.
+fn tool_use_events(name: &str, query: &str, chunks: &mut Vec<Bytes>) {
+    let input = json!({"query": query}).to_string();
+    let (a, b) = input.split_at(input.len() / 2);
+    chunks.push(sse(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 1,
+        "content_block": {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {}}}),
+    ));
+    for part in [a, b] {
+        chunks.push(sse(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": part}}),
+        ));
+    }
+    chunks.push(sse(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    ));
 }

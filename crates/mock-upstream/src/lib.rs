@@ -12,13 +12,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic;
+mod faults;
 mod gemini;
+mod openai;
 mod other;
+mod stream;
 mod tls;
+
+pub(crate) use stream::stream;
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
-use http_body::Frame;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -28,13 +32,11 @@ use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -370,88 +372,27 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         return error(400, "unreadable body");
     };
     let body = body.to_bytes();
+    let seen = SeenRequest {
+        path: path.clone(),
+        headers,
+        body: body.clone(),
+        version,
+    };
     {
-        let mut seen = state.requests.lock().unwrap();
+        let mut requests = state.requests.lock().unwrap();
         if state.keep_last_only.load(SeqCst) {
-            seen.clear();
+            requests.clear();
         }
-        seen.push(SeenRequest {
-            path: path.clone(),
-            headers,
-            body: body.clone(),
-            version,
-        });
+        requests.push(seen.clone());
     }
     let delay = state.response_delay_ms.load(SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let fault = {
-        let bearer = state
-            .requests
-            .lock()
-            .unwrap()
-            .last()
-            .and_then(SeenRequest::key);
-        let model = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["model"].as_str().map(str::to_string));
-        let mut rules = state.rules.lock().unwrap();
-        let mut applied = None;
-        for rule in rules.iter_mut() {
-            let matches = rule.key.as_ref().is_none_or(|k| bearer.as_ref() == Some(k))
-                && rule
-                    .model
-                    .as_ref()
-                    .is_none_or(|m| model.as_ref() == Some(m));
-            if !matches || rule.times == Some(0) {
-                continue;
-            }
-            rule.seen += 1;
-            if rule.seen % rule.every == 0 {
-                if let Some(t) = rule.times.as_mut() {
-                    *t -= 1;
-                }
-                applied = Some(rule.fault.clone());
-                break;
-            }
-        }
-        applied
+    let cut_stream = match faults::apply(&state, &seen).await {
+        Ok(cut) => cut,
+        Err(response) => return response,
     };
-    let mut cut_stream = None;
-    match fault {
-        Some(Fault::Status(code)) => return error(code, "failure on command"),
-        Some(Fault::StatusRetryAfter(code, value)) => {
-            let mut r = error(code, "failure on command");
-            r.headers_mut()
-                .insert("retry-after", value.parse().unwrap());
-            return r;
-        }
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::ResetBody) => {
-            let (tx, rx) = mpsc::channel(2);
-            let _ = tx.try_send(Ok(Bytes::from_static(b"{\"id\":\"chatcmpl-mock\",")));
-            let _ = tx.try_send(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "reset on command",
-            )));
-            return Response::builder()
-                .status(200)
-                .header("content-type", "application/json")
-                .body(UnsyncBoxBody::new(ChannelBody(rx)))
-                .unwrap();
-        }
-        Some(Fault::CutStreamAfter(n)) => cut_stream = Some(n),
-        Some(Fault::EventStream(text)) => return full(StatusCode::OK, "text/event-stream", text),
-        None => {}
-    }
-    let fail = {
-        let mut f = state.fail_next.lock().unwrap();
-        (!f.is_empty()).then(|| f.remove(0))
-    };
-    if let Some(status) = fail {
-        return error(status, "failure on command");
-    }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "body is not JSON");
     };
@@ -463,205 +404,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         },
         None => (None, path.clone()),
     };
-    let model_of = |request: &Value| {
-        azure_deployment
-            .clone()
-            .unwrap_or_else(|| request["model"].as_str().unwrap_or("").to_string())
-    };
-    if operation == "/v1/embeddings" {
-        return other::embeddings(state, &request, model_of(&request));
-    }
-    if operation == "/v1/completions" {
-        return other::completions(state, &request, model_of(&request), cut_stream);
-    }
-    if let Some(rest) = path.strip_prefix("/v1beta/models/") {
-        let seen = state.requests.lock().unwrap().last().cloned().unwrap();
-        return gemini::answer(state, rest, &request, &seen.headers, cut_stream);
-    }
-    if path == "/v1/messages" {
-        let seen = state.requests.lock().unwrap().last().cloned().unwrap();
-        return anthropic::answer(state, &request, &seen.headers, cut_stream);
-    }
-    if operation != "/v1/chat/completions" {
-        return error(404, "unknown path");
-    }
-    let Some(messages) = request["messages"].as_array() else {
-        return error(400, "messages must be an array");
-    };
     // Azure ignores the body's model: the deployment in the path decides.
     let model =
         azure_deployment.unwrap_or_else(|| request["model"].as_str().unwrap_or("").to_string());
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .map(|m| text_of(&m["content"]))
-        .unwrap_or_default();
-    let reply = format!("mock says: {last_user}");
-    // Tools offered and asked for: answer with a call of the first tool.
-    let tool = request["tools"][0]["function"]["name"]
-        .as_str()
-        .filter(|_| last_user.contains("use a tool"))
-        .map(str::to_string);
-    let tool_args = json!({"query": last_user}).to_string();
-    // Asked to reason: the reasoning comes first, as OpenAI-compatible reasoners send it.
-    let reasoning = request["reasoning_effort"]
-        .as_str()
-        .map(|effort| format!("reasoning at {effort} effort"));
-    let prompt_bytes: usize = messages.iter().map(|m| text_of(&m["content"]).len()).sum();
-    let prompt_tokens = 1 + prompt_bytes as u64 / 4;
-    let completion_tokens = reply.split_whitespace().count() as u64;
-    let usage = json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-    });
-    if request["stream"] != Value::Bool(true) {
-        state
-            .tokens_reported
-            .fetch_add(prompt_tokens + completion_tokens, SeqCst);
-        let answer = json!({
-            "id": "chatcmpl-mock",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{
-                "index": 0,
-                "message": match &tool {
-                    Some(name) => json!({"role": "assistant", "content": null, "refusal": null,
-                        "tool_calls": [{"id": "call_mock", "type": "function",
-                                        "function": {"name": name, "arguments": tool_args}}]}),
-                    None => match &reasoning {
-                        Some(r) => json!({"role": "assistant", "content": reply, "refusal": null,
-                                          "reasoning_content": r}),
-                        None => json!({"role": "assistant", "content": reply, "refusal": null}),
-                    },
-                },
-                "logprobs": null,
-                "finish_reason": if tool.is_some() { "tool_calls" } else { "stop" },
-            }],
-            "usage": usage,
-            "x_mock_extra": {"echo_unknown": request.get("x_client_extra").cloned()},
-        });
-        return full(StatusCode::OK, "application/json", answer.to_string());
+    if let Some(rest) = path.strip_prefix("/v1beta/models/") {
+        return gemini::answer(state, rest, &request, &seen.headers, cut_stream);
     }
-    let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
-    let chunk = |delta: Value, finish: Value| {
-        let c = json!({
-            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-            "model": model, "system_fingerprint": "fp_mock",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        Bytes::from(format!("data: {c}\n\n"))
-    };
-    let mut chunks = vec![chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-    )];
-    if let Some(reasoning) = &reasoning {
-        for word in reasoning.split_inclusive(' ') {
-            chunks.push(chunk(json!({"reasoning_content": word}), Value::Null));
+    match operation.as_str() {
+        "/v1/embeddings" => other::embeddings(state, &request, model),
+        "/v1/completions" => other::completions(state, &request, model, cut_stream),
+        "/v1/messages" if path == "/v1/messages" => {
+            anthropic::answer(state, &request, &seen.headers, cut_stream)
         }
-    }
-    if let Some(name) = &tool {
-        chunks.push(chunk(
-            json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function",
-                                   "function": {"name": name, "arguments": ""}}]}),
-            Value::Null,
-        ));
-        let (a, b) = tool_args.split_at(tool_args.len() / 2);
-        for part in [a, b] {
-            chunks.push(chunk(
-                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
-                Value::Null,
-            ));
-        }
-        chunks.push(chunk(json!({}), json!("tool_calls")));
-    } else {
-        for word in reply.split_inclusive(' ') {
-            chunks.push(chunk(json!({"content": word}), Value::Null));
-        }
-        chunks.push(chunk(json!({}), json!("stop")));
-    }
-    let usage_total = prompt_tokens + completion_tokens;
-    if include_usage {
-        let c = json!({
-            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
-            "model": model, "choices": [], "usage": usage,
-        });
-        chunks.push(Bytes::from(format!("data: {c}\n\n")));
-    }
-    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    let usage_at = include_usage.then(|| chunks.len() - 2);
-    stream(state, chunks, usage_at, usage_total, cut_stream)
-}
-
-/// Sends `chunks` as an event stream, honouring the chunk delay, the hold on the last chunk
-/// and a cut; `usage_at` is the chunk whose sending reports `usage_total` tokens.
-pub(crate) fn stream(
-    state: Arc<State>,
-    chunks: Vec<Bytes>,
-    usage_at: Option<usize>,
-    usage_total: u64,
-    cut_stream: Option<usize>,
-) -> Response<Body> {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
-    let cut_after = state.cut_after.lock().unwrap().take().or(cut_stream);
-    let delay = Duration::from_millis(state.chunk_delay_ms.load(SeqCst));
-    let hold = state.hold_last_chunk.load(SeqCst);
-    tokio::spawn(async move {
-        let last = chunks.len() - 1;
-        for (i, c) in chunks.into_iter().enumerate() {
-            if i > 0 && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            if i == last && hold {
-                let released = state.release.notified();
-                tokio::select! {
-                    _ = released => {}
-                    _ = tx.closed() => {}
-                }
-            }
-            if cut_after == Some(i) {
-                let _ = tx
-                    .send(Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "cut on command",
-                    )))
-                    .await;
-                return;
-            }
-            if tx.send(Ok(c)).await.is_err() {
-                state.streams_cancelled.fetch_add(1, SeqCst);
-                return;
-            }
-            if usage_at == Some(i) {
-                state.tokens_reported.fetch_add(usage_total, SeqCst);
-            }
-        }
-        state.streams_finished.fetch_add(1, SeqCst);
-    });
-    Response::builder()
-        .status(200)
-        .header("content-type", "text/event-stream")
-        .body(UnsyncBoxBody::new(ChannelBody(rx)))
-        .unwrap()
-}
-
-struct ChannelBody(mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        self.get_mut()
-            .0
-            .poll_recv(cx)
-            .map(|o| o.map(|r| r.map(Frame::data)))
+        "/v1/chat/completions" => openai::answer(state, &request, model, cut_stream),
+        _ => error(404, "unknown path"),
     }
 }

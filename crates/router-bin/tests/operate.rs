@@ -71,6 +71,92 @@ async fn traffic(server: &TestServer, mock: &MockUpstream) {
 
 const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"count these words"}]}"#;
 
+/// The request metrics after `traffic`: four answered, one unknown group, one failed.
+fn assert_request_metrics(text: &str, ok: &[(&str, &str)]) {
+    assert_eq!(metric(text, "llm_router_requests_total", ok), 4.0);
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_requests_total",
+            &[
+                ("endpoint", "chat"),
+                ("group", "-"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_requests_total",
+            &[("group", "g"), ("provider", "-"), ("status_class", "5xx")]
+        ),
+        1.0
+    );
+    // Latency for every request of the group; time to first token and router overhead for the
+    // answered ones.
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_request_duration_seconds_count",
+            &[("group", "g")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_time_to_first_token_seconds_count",
+            &[("group", "g")]
+        ),
+        4.0
+    );
+    assert_eq!(metric(text, "llm_router_overhead_seconds_count", &[]), 4.0);
+    // Every request has ended but the scrape itself.
+    assert_eq!(metric(text, "llm_router_requests_in_flight", &[]), 1.0);
+    // One retry that failed over, and one on the request that failed on both keys.
+    assert_eq!(metric(text, "llm_router_retries_total", &[]), 2.0);
+    assert_eq!(metric(text, "llm_router_failovers_total", &[]), 1.0);
+}
+
+/// The upstream metrics after `traffic`: tokens as reported, failures, breaker, config.
+fn assert_upstream_metrics(text: &str, server: &TestServer, mock: &MockUpstream) {
+    // Tokens by key fingerprint, exactly what the upstream reported.
+    let tokens = metric(text, "llm_router_tokens_total", &[]);
+    assert_eq!(tokens as u64, mock.tokens_reported());
+    let usage = server.router.usage();
+    for u in &usage {
+        let key = &u.key_fingerprint[..8];
+        assert_eq!(
+            metric(
+                text,
+                "llm_router_tokens_total",
+                &[("key", key), ("kind", "prompt")]
+            ) as u64,
+            u.prompt_tokens
+        );
+    }
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_upstream_failures_total",
+            &[("class", "upstream")]
+        ),
+        3.0
+    );
+    assert_eq!(metric(text, "llm_router_breaker_state", &[]), 0.0);
+    assert_eq!(metric(text, "llm_router_config_generation", &[]), 1.0);
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+}
+
 #[tokio::test]
 async fn metrics_move_with_traffic_and_never_show_a_key() {
     let mock = MockUpstream::start().await.unwrap();
@@ -123,84 +209,8 @@ async fn metrics_move_with_traffic_and_never_show_a_key() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(metric(&text, "llm_router_requests_total", &ok), 4.0);
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_requests_total",
-            &[
-                ("endpoint", "chat"),
-                ("group", "-"),
-                ("status_class", "4xx")
-            ]
-        ),
-        1.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_requests_total",
-            &[("group", "g"), ("provider", "-"), ("status_class", "5xx")]
-        ),
-        1.0
-    );
-    // Latency for every request of the group; time to first token and router overhead for the
-    // answered ones.
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_request_duration_seconds_count",
-            &[("group", "g")]
-        ),
-        5.0
-    );
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_time_to_first_token_seconds_count",
-            &[("group", "g")]
-        ),
-        4.0
-    );
-    assert_eq!(metric(&text, "llm_router_overhead_seconds_count", &[]), 4.0);
-    // Every request has ended but the scrape itself.
-    assert_eq!(metric(&text, "llm_router_requests_in_flight", &[]), 1.0);
-    // One retry that failed over, and one on the request that failed on both keys.
-    assert_eq!(metric(&text, "llm_router_retries_total", &[]), 2.0);
-    assert_eq!(metric(&text, "llm_router_failovers_total", &[]), 1.0);
-    // Tokens by key fingerprint, exactly what the upstream reported.
-    let tokens = metric(&text, "llm_router_tokens_total", &[]);
-    assert_eq!(tokens as u64, mock.tokens_reported());
-    let usage = server.router.usage();
-    for u in &usage {
-        let key = &u.key_fingerprint[..8];
-        assert_eq!(
-            metric(
-                &text,
-                "llm_router_tokens_total",
-                &[("key", key), ("kind", "prompt")]
-            ) as u64,
-            u.prompt_tokens
-        );
-    }
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_upstream_failures_total",
-            &[("class", "upstream")]
-        ),
-        3.0
-    );
-    assert_eq!(metric(&text, "llm_router_breaker_state", &[]), 0.0);
-    assert_eq!(metric(&text, "llm_router_config_generation", &[]), 1.0);
-    assert_eq!(
-        metric(
-            &text,
-            "llm_router_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))]
-        ),
-        1.0
-    );
+    assert_request_metrics(&text, &ok);
+    assert_upstream_metrics(&text, &server, &mock);
     // A refused reload (this router has no file) is counted as a failure.
     let reload = call(
         Method::POST,

@@ -1,16 +1,22 @@
 //! Selection: which (model, key) pair of a group serves a request, by the group's strategy,
-//! among the pairs that are healthy; exact under concurrency.
+//! among the pairs that are healthy; exact under concurrency. [`Selection`] is the pair picked,
+//! settled when its call ends.
 
-use crate::config::ResilienceConfig;
-use crate::health::{Availability, Failure};
-use crate::snapshot::{Group, Pair, Provider, Snapshot};
+use crate::health::Availability;
+use crate::snapshot::{Group, Pair, Snapshot};
 use crate::state::groups::Cursors;
-use crate::usage::{PairStats, TokenUsage};
-use crate::Secret;
 use serde::Deserialize;
-use std::sync::{Arc, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::Duration;
 use tokio::time::Instant;
+
+mod selection;
+
+pub use selection::Selection;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// How a group picks among its (model, key) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -49,134 +55,6 @@ pub enum Unavailable {
     },
     /// No pair is left: all were tried by this request or are disabled after 401/403.
     NoPair,
-}
-
-/// A picked (provider, model, key) with its reservation held. Settle it with
-/// [`Selection::succeed`], [`Selection::fail`] or [`Selection::release`]; dropping it unsettled
-/// releases the reservation without charging anything (a cancelled request).
-#[derive(Debug)]
-pub struct Selection {
-    provider: Arc<Provider>,
-    model: Arc<str>,
-    key: Secret,
-    key_id: String,
-    pair_index: usize,
-    stats: Arc<PairStats>,
-    siblings: Arc<[Arc<PairStats>]>,
-    reservation: u64,
-    error_penalty: u64,
-    generation: u64,
-    epoch: u64,
-    resilience: Arc<ResilienceConfig>,
-    settled: bool,
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Selection {
-    /// The provider picked.
-    pub fn provider(&self) -> &Arc<Provider> {
-        &self.provider
-    }
-    /// The upstream model name.
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-    /// The provider key to send upstream.
-    pub fn key(&self) -> &Secret {
-        &self.key
-    }
-    /// `provider#index` of the key, safe to show.
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-    /// Index of the pair within its group.
-    pub fn pair_index(&self) -> usize {
-        self.pair_index
-    }
-
-    /// The answer ended well: replace the reservation by the real usage; the pair is healthy.
-    pub fn succeed(mut self, usage: TokenUsage) {
-        // Tokens first, then the reservation: a concurrent pick never sees too little usage.
-        self.stats.record_tokens(usage);
-        self.stats.release(self.reservation);
-        let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
-        self.stats.with_health(self.generation, |h| {
-            h.on_success(Instant::now(), breaker, epoch)
-        });
-        self.settled = true;
-    }
-
-    /// The upstream proved healthy before the call ended (a stream's first event arrived): the
-    /// breaker closes now rather than when a long stream ends. Usage is still settled later.
-    pub fn confirm_healthy(&self) {
-        let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
-        self.stats.with_health(self.generation, |h| {
-            h.on_success(Instant::now(), breaker, epoch)
-        });
-    }
-
-    /// The upstream call failed: release the reservation, count an error, charge the error
-    /// penalty, and update the pair's health (cooldown, disabling or breaker) by `failure`.
-    pub fn fail(self, failure: Failure) {
-        self.fail_after(failure, None);
-    }
-
-    /// Like [`Selection::fail`], for a call that failed after the upstream had already
-    /// reported usage (a stream broken after its usage chunk): those tokens are charged too.
-    pub fn fail_after(mut self, failure: Failure, usage: Option<TokenUsage>) {
-        if let Some(usage) = usage {
-            self.stats.record_tokens(usage);
-        }
-        // The penalty before the reservation goes: a concurrent pick never sees too little.
-        self.stats.record_error(failure, self.error_penalty);
-        self.stats.release(self.reservation);
-        let now = Instant::now();
-        let r = &self.resilience;
-        let (epoch, generation) = (self.epoch, self.generation);
-        self.stats.with_health(generation, |h| {
-            h.on_failure(
-                failure,
-                epoch,
-                now,
-                generation,
-                &r.breaker,
-                r.rate_limit_cooldown,
-                r.model_cooldown,
-            )
-        });
-        if failure == Failure::ModelUnavailable {
-            for sibling in self.siblings.iter() {
-                if !Arc::ptr_eq(sibling, &self.stats) {
-                    sibling.with_health(generation, |h| h.model_down(now, r.model_cooldown));
-                }
-            }
-        }
-        self.settled = true;
-    }
-
-    /// The call ended without usage and without the pair being at fault (a request the upstream
-    /// rejected as malformed, or a cancelled one): release the reservation only.
-    pub fn release(mut self) {
-        self.stats.release(self.reservation);
-        let epoch = self.epoch;
-        self.stats
-            .with_health(self.generation, |h| h.on_neutral(epoch));
-        self.settled = true;
-    }
-}
-
-impl Drop for Selection {
-    fn drop(&mut self) {
-        if !self.settled {
-            self.stats.release(self.reservation);
-            let epoch = self.epoch;
-            self.stats
-                .with_health(self.generation, |h| h.on_neutral(epoch));
-        }
-    }
 }
 
 /// The least-used pair of `candidates` (raw usage, then config order).

@@ -1,0 +1,291 @@
+//! The report's parts: requests, time to first byte, memory, many streams, reloads, soak.
+
+use crate::{load::*, proxies::*, streams::*, system::*, Args};
+use mock_upstream::MockUpstream;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Saturation and fixed rate, for each target and body size.
+pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, proxies: &[Proxy]) {
+    let _ = writeln!(report, "## Non-streamed requests\n");
+    let _ = writeln!(
+        report,
+        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s |",
+        args.rate, args.rate
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|");
+    let sizes: &[usize] = if args.quick {
+        &[1024]
+    } else {
+        &[1024, 32 * 1024]
+    };
+    for &size in sizes {
+        let body = chat_body(size, false);
+        let mut targets: Vec<(&str, String, Option<u32>)> =
+            vec![("direct to mock", direct.to_string(), None)];
+        for p in proxies {
+            targets.push((p.name, p.url.clone(), Some(p.pid)));
+        }
+        for (name, url, pid) in targets {
+            // Warm up connections and caches.
+            let _ = saturate(&url, &body, args.concurrency, 1).await;
+            let cpu0 = pid.map(cpu_time);
+            let mut sat = saturate(&url, &body, args.concurrency, args.seconds).await;
+            let cpu = match (pid, cpu0) {
+                (Some(pid), Some(c0)) => {
+                    let per = (cpu_time(pid).saturating_sub(c0)).as_secs_f64() * 1e6
+                        / (sat.ok + sat.errors).max(1) as f64;
+                    format!("{per:.1} µs")
+                }
+                _ => "–".into(),
+            };
+            let mut fixed = fixed_rate(&url, &body, args.rate, args.seconds.min(5)).await;
+            let _ = writeln!(
+                report,
+                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs |",
+                size / 1024,
+                sat.rps(),
+                us(sat.percentile(0.5)),
+                us(sat.percentile(0.99)),
+                sat.errors + fixed.errors,
+                us(fixed.percentile(0.5)),
+                us(fixed.percentile(0.99)),
+            );
+            eprintln!("done: {name} {size}");
+        }
+    }
+}
+
+/// Streams: time to first byte, added by each proxy.
+pub(crate) async fn ttfb(report: &mut String, direct: &str, proxies: &[Proxy]) {
+    let _ = writeln!(report, "\n## Streams\n");
+    let direct_ttfb = stream_ttfb(direct, 500).await;
+    let _ = writeln!(
+        report,
+        "| target | time to first byte, p50 | added to direct |\n|---|---|---|"
+    );
+    let _ = writeln!(
+        report,
+        "| direct to mock | {} µs | – |",
+        us(median(&direct_ttfb))
+    );
+    for p in proxies {
+        let ttfb = stream_ttfb(&p.url, 500).await;
+        let added = median(&ttfb).saturating_sub(median(&direct_ttfb));
+        let _ = writeln!(
+            report,
+            "| {} | {} µs | {} µs |",
+            p.name,
+            us(median(&ttfb)),
+            us(added)
+        );
+    }
+}
+
+/// Memory: idle, and with 1,000 open HTTP/1.1 streams (one connection each).
+pub(crate) async fn memory(
+    report: &mut String,
+    mock: &MockUpstream,
+    proxies: &[Proxy],
+    router_pid: u32,
+    idle_rss: u64,
+) {
+    let _ = writeln!(report, "\n## Memory\n");
+    let _ = writeln!(
+        report,
+        "| target | RSS idle | RSS with 1,000 open streams | per stream | TTFB p50, new connections, none open | the same with 1,000 open |\n|---|---|---|---|---|---|"
+    );
+    for p in proxies {
+        let idle = if p.pid == router_pid {
+            idle_rss
+        } else {
+            rss_kib(p.pid)
+        };
+        let url = p.url.clone();
+        let pid = p.pid;
+        // Each of these streams is left after its first byte, so each takes new connections:
+        // measured the same way with no streams open, for comparison.
+        let (_, ttfb_alone) =
+            hold_streams(mock, &url, 0, &[client(1)], || first_bytes(&url, 200)).await;
+        let (held_streams, measured) = hold_streams(mock, &url, 1000, &[client(1000)], || async {
+            let held = rss_kib(pid);
+            (held, first_bytes(&url, 200).await)
+        })
+        .await;
+        let (held, ttfb) = measured;
+        let _ = writeln!(
+            report,
+            "| {} | {:.1} MiB{} | {:.1} MiB | {:.1} KiB ({}/1000 completed) | {} µs | {} µs |",
+            p.name,
+            idle as f64 / 1024.0,
+            if p.pid == router_pid {
+                " (at start)"
+            } else {
+                " (after the runs above)"
+            },
+            held as f64 / 1024.0,
+            held.saturating_sub(idle) as f64 / 1000.0,
+            held_streams.completed,
+            us(median(&ttfb_alone)),
+            us(median(&ttfb)),
+        );
+        if held_streams.completed < 1000 {
+            let _ = writeln!(report, "\n{}: {}\n", p.name, held_streams.failures());
+        }
+    }
+}
+
+/// Many streams at once through the router. Clients arrive over h2c, 100 streams per
+/// connection, so that the router's own sockets (one per client connection, one per upstream
+/// stream) fit under this machine's open-file limit; upstream, each stream has its own
+/// HTTP/1.1 connection.
+pub(crate) async fn many_streams(
+    report: &mut String,
+    mock: &MockUpstream,
+    router_url: &str,
+    router_pid: u32,
+    n: usize,
+) {
+    let before = rss_kib(router_pid);
+    let clients: Vec<HttpClient> = (0..n.div_ceil(100)).map(|_| h2_client()).collect();
+    let (held, (peak, fds)) = hold_streams(mock, router_url, n, &clients, || async {
+        (rss_kib(router_pid), open_files(router_pid))
+    })
+    .await;
+    // Memory the allocator keeps after a burst: wait, then read again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(router_pid);
+    let _ = writeln!(
+        report,
+        "\n{n} concurrent streams through llm-router ({} h2c client connections, one HTTP/1.1 upstream connection per stream; {fds} files open in the router with all streams open): {} completed ({}); RSS {:.1} MiB before, {:.1} MiB with all open, {:.1} MiB after they ended.",
+        clients.len(),
+        held.completed,
+        held.failures(),
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        after as f64 / 1024.0,
+    );
+}
+
+/// Throughput while the config is reloaded every second.
+pub(crate) async fn reload(args: &Args, report: &mut String, router_url: &str, config: &Path) {
+    let body = chat_body(1024, false);
+    let base = saturate(router_url, &body, args.concurrency, args.seconds).await;
+    let config = config.to_path_buf();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut i = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            i += 1;
+            if let Ok(text) = std::fs::read_to_string(&config) {
+                let text = text
+                    .lines()
+                    .filter(|l| !l.starts_with("# reload"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let _ = std::fs::write(&config, format!("{text}\n# reload {i}\n"));
+            }
+        }
+        i
+    });
+    let run = saturate(router_url, &body, args.concurrency, args.seconds).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reloads = writer.await.unwrap_or(0);
+    let _ = writeln!(
+        report,
+        "\nReload every second under load (1 KB requests, {} s): {:.0} req/s without reloads, {:.0} req/s with {reloads} reloads ({:+.1}%), {} errors.",
+        args.seconds,
+        base.rps(),
+        run.rps(),
+        (run.rps() / base.rps() - 1.0) * 100.0,
+        base.errors + run.errors,
+    );
+}
+
+/// A steady rate for `soak_seconds` (every other request streamed) through a freshly started
+/// router, sampling its RSS every 10 seconds; reports it after the first minute (the warm-up:
+/// pools, buffers and the allocator's arenas fill) against its range over the rest of the run,
+/// and by minute.
+pub(crate) async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u32) {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let client = client(256);
+    let plain = chat_body(1024, false);
+    let streamed = chat_body(1024, true);
+    let started = Instant::now();
+    let total = args.soak_rate * args.soak_seconds;
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut samples: Vec<(u64, u64)> = Vec::new();
+    let mut next_sample = started;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / args.soak_rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        if Instant::now() >= next_sample {
+            samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
+            next_sample += Duration::from_secs(10);
+        }
+        let body = if i % 2 == 0 {
+            plain.clone()
+        } else {
+            streamed.clone()
+        };
+        let (client, url, ok, errors) = (
+            client.clone(),
+            router_url.to_string(),
+            ok.clone(),
+            errors.clone(),
+        );
+        tasks.spawn(async move {
+            let counter = if one(&client, &url, &body).await {
+                ok
+            } else {
+                errors
+            };
+            counter.fetch_add(1, Relaxed);
+        });
+        // Reap as we go rather than keep every finished task in the set.
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
+    let mib = |k: u64| k as f64 / 1024.0;
+    let warm: Vec<u64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= 60)
+        .map(|(_, r)| *r)
+        .collect();
+    let first = warm.first().copied().unwrap_or(0);
+    let last = warm.last().copied().unwrap_or(0);
+    let (lo, hi) = (
+        warm.iter().copied().min().unwrap_or(0),
+        warm.iter().copied().max().unwrap_or(0),
+    );
+    let pct = |k: u64| (k as f64 / first.max(1) as f64 - 1.0) * 100.0;
+    let _ = writeln!(
+        report,
+        "\nSteady load for {} s ({} req/s, 1 KB, every other one streamed): {} ok, {} errors. Router RSS at 1 min {:.1} MiB, at the end {:.1} MiB ({:+.1}%); lowest {:.1} MiB ({:+.1}%), highest {:.1} MiB ({:+.1}%) after the first minute; at start {:.1} MiB.",
+        args.soak_seconds,
+        args.soak_rate,
+        ok.load(Relaxed),
+        errors.load(Relaxed),
+        mib(first),
+        mib(last),
+        pct(last),
+        mib(lo),
+        pct(lo),
+        mib(hi),
+        pct(hi),
+        mib(samples.first().map_or(0, |s| s.1)),
+    );
+    let by_minute: Vec<String> = samples
+        .iter()
+        .filter(|(t, _)| t % 60 < 10)
+        .map(|(t, r)| format!("{} min {:.1}", t / 60, mib(*r)))
+        .collect();
+    let _ = writeln!(report, "\nRSS by minute (MiB): {}.", by_minute.join(", "));
+}

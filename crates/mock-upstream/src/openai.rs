@@ -1,0 +1,165 @@
+//! The mock's chat completions (`/v1/chat/completions`, and Azure's deployments): the reply is
+//! `mock says: ` + the last user message, a tool call when the request offers tools and asks to
+//! "use a tool", reasoning when `reasoning_effort` is set; complete or streamed.
+
+use crate::{error, full, stream, text_of, Body, State};
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
+
+/// What the mock answers to one request.
+struct Turn {
+    model: String,
+    reply: String,
+    /// The tool to call, with its arguments.
+    tool: Option<(String, String)>,
+    reasoning: Option<String>,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+}
+
+impl Turn {
+    fn of(request: &Value, messages: &[Value], model: String) -> Self {
+        let last_user = messages
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .map(|m| text_of(&m["content"]))
+            .unwrap_or_default();
+        let reply = format!("mock says: {last_user}");
+        // Tools offered and asked for: answer with a call of the first tool.
+        let tool = request["tools"][0]["function"]["name"]
+            .as_str()
+            .filter(|_| last_user.contains("use a tool"))
+            .map(|name| (name.to_string(), json!({"query": last_user}).to_string()));
+        // Asked to reason: the reasoning comes first, as OpenAI-compatible reasoners send it.
+        let reasoning = request["reasoning_effort"]
+            .as_str()
+            .map(|effort| format!("reasoning at {effort} effort"));
+        let prompt_bytes: usize = messages.iter().map(|m| text_of(&m["content"]).len()).sum();
+        Self {
+            model,
+            completion_tokens: reply.split_whitespace().count() as u64,
+            reply,
+            tool,
+            reasoning,
+            prompt_tokens: 1 + prompt_bytes as u64 / 4,
+        }
+    }
+
+    fn usage(&self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.usage_total(),
+            "prompt_tokens_details": {"cached_tokens": 0},
+        })
+    }
+
+    fn usage_total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Answers a chat request for `model`.
+pub(crate) fn answer(
+    state: Arc<State>,
+    request: &Value,
+    model: String,
+    cut_stream: Option<usize>,
+) -> Response<Body> {
+    let Some(messages) = request["messages"].as_array() else {
+        return error(400, "messages must be an array");
+    };
+    let turn = Turn::of(request, messages, model);
+    if request["stream"] != Value::Bool(true) {
+        state.tokens_reported.fetch_add(turn.usage_total(), SeqCst);
+        let answer = completion(&turn, request);
+        return full(StatusCode::OK, "application/json", answer.to_string());
+    }
+    let include_usage = request["stream_options"]["include_usage"] == Value::Bool(true);
+    let chunks = chunks(&turn, include_usage);
+    // The usage chunk, when asked for, comes just before `[DONE]`.
+    let usage_at = include_usage.then(|| chunks.len() - 2);
+    stream(state, chunks, usage_at, turn.usage_total(), cut_stream)
+}
+
+/// The complete answer, with unknown request fields echoed back.
+fn completion(turn: &Turn, request: &Value) -> Value {
+    let message = match (&turn.tool, &turn.reasoning) {
+        (Some((name, args)), _) => json!({"role": "assistant", "content": null, "refusal": null,
+            "tool_calls": [{"id": "call_mock", "type": "function",
+                            "function": {"name": name, "arguments": args}}]}),
+        (None, Some(r)) => json!({"role": "assistant", "content": turn.reply, "refusal": null,
+                                  "reasoning_content": r}),
+        (None, None) => json!({"role": "assistant", "content": turn.reply, "refusal": null}),
+    };
+    json!({
+        "id": "chatcmpl-mock",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": turn.model,
+        "system_fingerprint": "fp_mock",
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": if turn.tool.is_some() { "tool_calls" } else { "stop" },
+        }],
+        "usage": turn.usage(),
+        "x_mock_extra": {"echo_unknown": request.get("x_client_extra").cloned()},
+    })
+}
+
+/// The answer as a stream: a role chunk, the reasoning and the reply (or the tool call) word by
+/// word, a finish chunk, the usage chunk when asked for, `[DONE]`.
+fn chunks(turn: &Turn, include_usage: bool) -> Vec<Bytes> {
+    let chunk = |delta: Value, finish: Value| {
+        let c = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": turn.model, "system_fingerprint": "fp_mock",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        Bytes::from(format!("data: {c}\n\n"))
+    };
+    let mut chunks = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    if let Some(reasoning) = &turn.reasoning {
+        for word in reasoning.split_inclusive(' ') {
+            chunks.push(chunk(json!({"reasoning_content": word}), Value::Null));
+        }
+    }
+    if let Some((name, args)) = &turn.tool {
+        chunks.push(chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_mock", "type": "function",
+                                   "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+        let (a, b) = args.split_at(args.len() / 2);
+        for part in [a, b] {
+            chunks.push(chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}),
+                Value::Null,
+            ));
+        }
+        chunks.push(chunk(json!({}), json!("tool_calls")));
+    } else {
+        for word in turn.reply.split_inclusive(' ') {
+            chunks.push(chunk(json!({"content": word}), Value::Null));
+        }
+        chunks.push(chunk(json!({}), json!("stop")));
+    }
+    if include_usage {
+        let c = json!({
+            "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": turn.model, "choices": [], "usage": turn.usage(),
+        });
+        chunks.push(Bytes::from(format!("data: {c}\n\n")));
+    }
+    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    chunks
+}
