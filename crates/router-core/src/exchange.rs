@@ -14,6 +14,13 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+/// Whether the client's dialect speaks the provider kind's own wire format.
+fn speaks(dialect: &dyn ClientDialect, kind: &dyn Kind) -> bool {
+    dialect
+        .wire()
+        .is_some_and(|wire| wire.name() == kind.wire().name())
+}
+
 /// One client request meeting one provider.
 pub(crate) struct Exchange<'a> {
     request: &'a ChatRequest<'a>,
@@ -41,7 +48,7 @@ impl<'a> Exchange<'a> {
             dialect,
             kind,
             op,
-            passthrough: op == request.endpoint() && dialect.wire() == kind.wire().wire(),
+            passthrough: op == request.endpoint() && speaks(dialect, kind),
         })
     }
 

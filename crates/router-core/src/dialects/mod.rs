@@ -2,7 +2,7 @@
 //!
 //! A room decodes the client's request into the common form (OpenAI's chat completions format)
 //! and encodes answers, stream events and errors back into the client's format. When the
-//! upstream speaks the client's own format ([`Wire`]), the client's bytes pass through instead,
+//! upstream speaks the client's own format (its [`WireFormat`]), the client's bytes pass through instead,
 //! with only `model` replaced; the request is then never parsed beyond its first validation.
 
 pub(crate) mod anthropic;
@@ -12,6 +12,7 @@ mod request;
 pub use request::ChatRequest;
 
 use crate::codec::StreamEncoder;
+use crate::providers::WireFormat;
 use crate::RouterError;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -68,18 +69,6 @@ impl Dialect {
     }
 }
 
-/// A wire format: the shape of request bodies, answers and stream events. A client and an
-/// upstream that speak the same one exchange bytes as they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wire {
-    /// OpenAI chat completions (and the other OpenAI operations).
-    OpenAiChat,
-    /// Anthropic Messages.
-    AnthropicMessages,
-    /// Google Gemini.
-    Gemini,
-}
-
 /// A client's request as it arrived: what it asks, in which format, and its headers.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientRequest<'a> {
@@ -127,8 +116,9 @@ impl<'a> ClientRequest<'a> {
 
 /// What a client dialect does; one implementation per room.
 pub(crate) trait ClientDialect: Sync {
-    /// The format the client speaks.
-    fn wire(&self) -> Wire;
+    /// The wire format of the providers that speak the client's own format, if any: their
+    /// exchanges with the client pass the bytes through.
+    fn wire(&self) -> Option<&'static dyn WireFormat>;
     /// The body for an upstream that speaks the client's format: the client's bytes with
     /// `model` replaced (and what the relay needs added).
     fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8>;

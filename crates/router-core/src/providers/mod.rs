@@ -13,7 +13,7 @@ pub(crate) mod mock;
 pub(crate) mod openai;
 
 use crate::codec::{StreamDecoder, StreamReader};
-use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -79,8 +79,8 @@ pub(crate) trait Kind: Sync {
 
 /// The answers and streams of one wire format, shared by the kinds that answer in it.
 pub(crate) trait WireFormat: Sync {
-    /// Which format it is.
-    fn wire(&self) -> Wire;
+    /// Its name (the kind that defines it), telling wire formats apart.
+    fn name(&self) -> &'static str;
     /// A complete answer to operation `op` in the common form, and the tokens it used; `None`
     /// when it is not such an answer.
     fn answer(

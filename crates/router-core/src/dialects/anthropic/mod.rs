@@ -16,8 +16,9 @@ pub(crate) use response::response;
 #[cfg(test)]
 pub(crate) use stream::StreamTranslator;
 
-use super::{ChatRequest, ClientDialect, Endpoint, Wire};
+use super::{ChatRequest, ClientDialect, Endpoint};
 use crate::codec::StreamEncoder;
+use crate::providers::{anthropic, WireFormat};
 use crate::RouterError;
 use bytes::Bytes;
 use http::StatusCode;
@@ -27,8 +28,8 @@ use serde_json::{Map, Value};
 pub(crate) struct AnthropicMessages;
 
 impl ClientDialect for AnthropicMessages {
-    fn wire(&self) -> Wire {
-        Wire::AnthropicMessages
+    fn wire(&self) -> Option<&'static dyn WireFormat> {
+        Some(&anthropic::WIRE)
     }
     fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8> {
         request.upstream_body(model)

@@ -7,8 +7,9 @@ pub(crate) mod completions;
 mod error;
 mod stream;
 
-use super::{ChatRequest, ClientDialect, Endpoint, Wire};
+use super::{ChatRequest, ClientDialect, Endpoint};
 use crate::codec::StreamEncoder;
+use crate::providers::{openai, WireFormat};
 use crate::RouterError;
 use bytes::Bytes;
 use http::StatusCode;
@@ -23,8 +24,8 @@ fn through_chat(request: &ChatRequest<'_>, op: Endpoint) -> bool {
 }
 
 impl ClientDialect for OpenAiChat {
-    fn wire(&self) -> Wire {
-        Wire::OpenAiChat
+    fn wire(&self) -> Option<&'static dyn WireFormat> {
+        Some(&openai::WIRE)
     }
     /// The client's bytes, `model` replaced, and for a stream `stream_options.include_usage`
     /// set so the usage is counted (the usage chunk is dropped again for a client that did not

@@ -17,7 +17,7 @@ pub(crate) use usage::Usage;
 
 use super::{put_key, Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
-use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -28,9 +28,10 @@ use serde_json::{Map, Value};
 pub(crate) struct Anthropic;
 
 /// Anthropic's wire format.
-struct AnthropicWire;
+pub(crate) struct AnthropicWire;
 
-static WIRE: AnthropicWire = AnthropicWire;
+/// The format Anthropic answers in (and Anthropic clients speak).
+pub(crate) static WIRE: AnthropicWire = AnthropicWire;
 
 impl Kind for Anthropic {
     fn name(&self) -> &'static str {
@@ -81,8 +82,8 @@ impl Kind for Anthropic {
 }
 
 impl WireFormat for AnthropicWire {
-    fn wire(&self) -> Wire {
-        Wire::AnthropicMessages
+    fn name(&self) -> &'static str {
+        "anthropic"
     }
     fn answer(
         &self,

@@ -18,7 +18,7 @@ pub(crate) use stream::StreamTranslator;
 
 use super::{path_segment, put_key, Kind, WireFormat};
 use crate::codec::{DecodedReader, StreamDecoder, StreamReader};
-use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -83,8 +83,8 @@ impl Kind for Gemini {
 }
 
 impl WireFormat for GeminiWire {
-    fn wire(&self) -> Wire {
-        Wire::Gemini
+    fn name(&self) -> &'static str {
+        "gemini"
     }
     fn answer(
         &self,

@@ -6,7 +6,7 @@ mod stream;
 
 use super::{put_key, Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
-use crate::dialects::{ChatRequest, Endpoint, Wire};
+use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -114,8 +114,8 @@ pub(crate) fn usage_of(value: &Value) -> Option<TokenUsage> {
 }
 
 impl WireFormat for OpenAiWire {
-    fn wire(&self) -> Wire {
-        Wire::OpenAiChat
+    fn name(&self) -> &'static str {
+        "openai"
     }
     fn answer(
         &self,
