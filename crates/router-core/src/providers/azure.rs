@@ -1,12 +1,11 @@
 //! `azure`: Azure OpenAI. Requests go to a deployment (a model entry's `name`) with the
 //! `api-version` query parameter and the `api-key` header; answers are OpenAI's.
 
-use super::{openai, path_segment, put_key, Kind, WireFormat};
+use super::{path_segment, put_key, Kind};
 use crate::dialects::Endpoint;
 use crate::snapshot::Provider;
-use crate::{RouterError, Secret};
+use crate::Secret;
 use http::HeaderMap;
-use serde_json::{Map, Value};
 
 /// The `azure` kind.
 pub(crate) struct Azure;
@@ -14,12 +13,6 @@ pub(crate) struct Azure;
 impl Kind for Azure {
     fn name(&self) -> &'static str {
         "azure"
-    }
-    fn wire(&self) -> &'static dyn WireFormat {
-        &openai::WIRE
-    }
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        Some(endpoint)
     }
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, _stream: bool) -> String {
         format!(
@@ -38,14 +31,5 @@ impl Kind for Azure {
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
         put_key(headers, "api-key", key.expose())
-    }
-    fn request(
-        &self,
-        _op: Endpoint,
-        common: Map<String, Value>,
-        provider: &Provider,
-        _model: &str,
-    ) -> Result<Value, RouterError> {
-        Ok(openai::request(common, provider))
     }
 }

@@ -3,17 +3,16 @@
 //! message, counts one token per whitespace-separated word (at least one per message), and
 //! streams one chunk per word when asked.
 
-use super::{openai, put_key, Kind, UpstreamBody, WireFormat};
+use super::{chat_only, Kind, UpstreamBody};
 use crate::dialects::Endpoint;
 use crate::forward::BoxError;
 use crate::json::text_of;
 use crate::snapshot::Provider;
-use crate::{RouterError, Secret};
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -25,43 +24,14 @@ impl Kind for Mock {
     fn name(&self) -> &'static str {
         "mock"
     }
-    fn wire(&self) -> &'static dyn WireFormat {
-        &openai::WIRE
-    }
-    /// Chat, and the prompt API through chat.
     fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        match endpoint {
-            Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
-            Endpoint::Embeddings => None,
-        }
+        chat_only(endpoint)
     }
     fn is_local(&self) -> bool {
         true
     }
     fn url(&self, _provider: &Provider, _op: Endpoint, _model: &str, _stream: bool) -> String {
         "mock://chat/completions".to_string()
-    }
-    fn authorize(
-        &self,
-        _provider: &Provider,
-        key: &Secret,
-        _client: Option<&HeaderMap>,
-        headers: &mut HeaderMap,
-    ) -> Result<(), &'static str> {
-        put_key(
-            headers,
-            "authorization",
-            &format!("Bearer {}", key.expose()),
-        )
-    }
-    fn request(
-        &self,
-        _op: Endpoint,
-        common: Map<String, Value>,
-        provider: &Provider,
-        _model: &str,
-    ) -> Result<Value, RouterError> {
-        Ok(openai::request(common, provider))
     }
     fn answer_locally(&self, body: &[u8], request_id: u64) -> Option<http::Response<UpstreamBody>> {
         let answer = answer(body, request_id);

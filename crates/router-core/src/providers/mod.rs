@@ -35,15 +35,22 @@ const KINDS: &[&dyn Kind] = &[
 pub(crate) type UpstreamBody =
     http_body_util::combinators::UnsyncBoxBody<Bytes, crate::forward::BoxError>;
 
-/// What a provider kind does; one implementation per room.
+/// What a provider kind does; one implementation per room. The defaults are those of an
+/// OpenAI-compatible API: OpenAI's wire format, every operation, a bearer key, the common form
+/// as it is.
 pub(crate) trait Kind: Sync {
     /// The `type` that names the kind in the config.
     fn name(&self) -> &'static str;
     /// The format its answers and streams are in.
-    fn wire(&self) -> &'static dyn WireFormat;
+    fn wire(&self) -> &'static dyn WireFormat {
+        &openai::WIRE
+    }
     /// The operation the upstream performs for a client's `endpoint` (chat-only kinds answer
-    /// the prompt API through chat); `None` when the kind offers no such operation.
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint>;
+    /// the prompt API through chat, see [`chat_only`]); `None` when the kind offers no such
+    /// operation.
+    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+        Some(endpoint)
+    }
     /// Whether it answers in process: no base URL, no keys, no network.
     fn is_local(&self) -> bool {
         false
@@ -54,19 +61,27 @@ pub(crate) trait Kind: Sync {
     /// the client's headers when the client speaks the kind's own format.
     fn authorize(
         &self,
-        provider: &Provider,
+        _provider: &Provider,
         key: &Secret,
-        client: Option<&HeaderMap>,
+        _client: Option<&HeaderMap>,
         headers: &mut HeaderMap,
-    ) -> Result<(), &'static str>;
+    ) -> Result<(), &'static str> {
+        put_key(
+            headers,
+            "authorization",
+            &format!("Bearer {}", key.expose()),
+        )
+    }
     /// A request of operation `op` in the common form, in the kind's format, for `model`.
     fn request(
         &self,
-        op: Endpoint,
+        _op: Endpoint,
         common: Map<String, Value>,
         provider: &Provider,
-        model: &str,
-    ) -> Result<Value, RouterError>;
+        _model: &str,
+    ) -> Result<Value, RouterError> {
+        Ok(openai::request(common, provider))
+    }
     /// The answer of a kind that [`Kind::is_local`], to a request body in its format.
     fn answer_locally(
         &self,
@@ -74,6 +89,14 @@ pub(crate) trait Kind: Sync {
         _request_id: u64,
     ) -> Option<http::Response<UpstreamBody>> {
         None
+    }
+}
+
+/// The operation of a kind that only chats: chat, and the prompt API through chat.
+pub(crate) fn chat_only(endpoint: Endpoint) -> Option<Endpoint> {
+    match endpoint {
+        Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
+        Endpoint::Embeddings => None,
     }
 }
 

@@ -40,12 +40,8 @@ impl Kind for Anthropic {
     fn wire(&self) -> &'static dyn WireFormat {
         &WIRE
     }
-    /// Chat, and the prompt API through chat.
     fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        match endpoint {
-            Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
-            Endpoint::Embeddings => None,
-        }
+        super::chat_only(endpoint)
     }
     fn url(&self, provider: &Provider, _op: Endpoint, _model: &str, _stream: bool) -> String {
         format!("{}/messages", provider.base_url())

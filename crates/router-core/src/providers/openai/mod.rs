@@ -4,13 +4,11 @@
 
 mod stream;
 
-use super::{put_key, Kind, WireFormat};
+use super::{Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
-use crate::{RouterError, Secret};
-use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -27,36 +25,8 @@ impl Kind for OpenAi {
     fn name(&self) -> &'static str {
         "openai"
     }
-    fn wire(&self) -> &'static dyn WireFormat {
-        &WIRE
-    }
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        Some(endpoint)
-    }
     fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
         format!("{}/{}", provider.base_url(), op.path())
-    }
-    fn authorize(
-        &self,
-        _provider: &Provider,
-        key: &Secret,
-        _client: Option<&HeaderMap>,
-        headers: &mut HeaderMap,
-    ) -> Result<(), &'static str> {
-        put_key(
-            headers,
-            "authorization",
-            &format!("Bearer {}", key.expose()),
-        )
-    }
-    fn request(
-        &self,
-        _op: Endpoint,
-        common: Map<String, Value>,
-        provider: &Provider,
-        _model: &str,
-    ) -> Result<Value, RouterError> {
-        Ok(request(common, provider))
     }
 }
 
