@@ -305,3 +305,38 @@ fn key_lists_accept_one_string_and_never_echo_a_bad_value() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_binary_gets_compiled_settings() {
+    let yaml = GOOD.replace(
+        "error_penalty: 0\n",
+        "error_penalty: 0\nserver:\n  admin_listen: \"127.0.0.1:9090\"\n  cors_origins: [\"https://app.example\", \"bad\\u0001origin\"]\nledger: {path: data/usage.db}\n",
+    );
+    let router = load(&yaml).unwrap();
+    let snapshot = router.snapshot();
+    let server = snapshot.server();
+    assert_eq!(server.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
+    assert_eq!(
+        server.cors_origins,
+        router_core::CorsOrigins::Only(vec!["https://app.example".parse().unwrap()])
+    );
+    // An origin no request can carry is left out, and said so.
+    assert!(
+        snapshot
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("server.cors_origins[1]")),
+        "{:?}",
+        snapshot.warnings()
+    );
+    // The ledger's file is resolved against the config file's folder.
+    assert_eq!(
+        snapshot.ledger().path.as_deref(),
+        Some(std::path::Path::new("./data/usage.db"))
+    );
+    let any = load(GOOD).unwrap();
+    assert_eq!(
+        any.snapshot().server().cors_origins,
+        router_core::CorsOrigins::Any
+    );
+}
