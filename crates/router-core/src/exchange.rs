@@ -6,6 +6,7 @@
 
 use crate::codec::Codec;
 use crate::dialects::{ChatRequest, ClientDialect, Endpoint};
+use crate::fields::Fields;
 use crate::providers::Kind;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
@@ -80,15 +81,29 @@ impl<'a> Exchange<'a> {
         self.kind.authorize(provider, key, client, headers)
     }
 
-    /// The upstream request body for `model`. An error is a request this provider cannot be
-    /// told (a field it has no place for), not the provider's fault.
-    pub(crate) fn body(&self, provider: &Provider, model: &str) -> Result<Vec<u8>, RouterError> {
+    /// The upstream request body for `model`, and the fields it left out (by the field policy,
+    /// `crate::fields`). An error is a request this provider cannot be told (a field it has no
+    /// place for), not the provider's fault.
+    pub(crate) fn body(
+        &self,
+        provider: &Provider,
+        model: &str,
+    ) -> Result<(Vec<u8>, Vec<String>), RouterError> {
         if self.passthrough {
-            return Ok(self.dialect.passthrough_body(self.request, model));
+            return Ok((
+                self.dialect.passthrough_body(self.request, model),
+                Vec::new(),
+            ));
         }
-        let common = self.dialect.decode(self.request, self.op, model)?;
-        let body = self.kind.request(self.op, common, provider, model)?;
-        serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))
+        let mut fields = Fields::new(provider.unknown_fields());
+        let common = self
+            .dialect
+            .decode(self.request, self.op, model, &mut fields)?;
+        let body = self
+            .kind
+            .request(self.op, common, provider, model, &mut fields)?;
+        let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;
+        Ok((bytes, fields.dropped().to_vec()))
     }
 
     /// A complete answer as the client reads it, and the tokens it used (none for an error

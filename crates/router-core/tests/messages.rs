@@ -271,3 +271,91 @@ async fn the_completion_limit_goes_in_the_field_the_provider_takes() {
         assert_eq!(seen["reasoning_effort"], "low");
     }
 }
+
+/// What Claude Code 2.1 sends: system blocks and tools with `cache_control`, a system message
+/// inside the conversation, adaptive thinking not to be shown, context management, an effort.
+const CLAUDE_CODE: &str = r#"{"model":"claude","max_tokens":32000,"stream":true,
+  "system":[{"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral"}}],
+  "messages":[
+    {"role":"user","content":[{"type":"text","text":"hello router","cache_control":{"type":"ephemeral"}}]},
+    {"role":"system","content":"Mind the repository's rules."}],
+  "tools":[{"name":"Bash","description":"Runs a command","input_schema":{"type":"object","properties":{"command":{"type":"string"}},"required":["command"]},"cache_control":{"type":"ephemeral"}}],
+  "metadata":{"user_id":"user_abc"},
+  "thinking":{"type":"adaptive","display":"omitted"},
+  "context_management":{"edits":[{"type":"clear_thinking_20251015","keep":"all"}]},
+  "output_config":{"effort":"high"}}"#;
+
+#[tokio::test]
+async fn claude_codes_requests_reach_an_openai_provider_with_hints_dropped_and_named() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("openai", &mock);
+    let answer = messages(&r, CLAUDE_CODE.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 200);
+    let dropped = answer.headers[router_core::DROPPED_HEADER]
+        .to_str()
+        .unwrap();
+    let mut names: Vec<&str> = dropped.split(',').collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["cache_control", "context_management", "thinking.display"]
+    );
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    let said: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|e| e["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(said, "mock says: hello router");
+    let sent = mock.requests()[0].json();
+    // The effort is OpenAI's; the system prompts stay where they were.
+    assert_eq!(sent["reasoning_effort"], "high");
+    assert_eq!(sent["user"], "user_abc");
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "system", "content": "You are Claude Code."},
+            {"role": "user", "content": "hello router"},
+            {"role": "system", "content": "Mind the repository's rules."},
+        ])
+    );
+    assert_eq!(sent["tools"][0]["function"]["name"], "Bash");
+    for hint in [
+        "context_management",
+        "thinking",
+        "metadata",
+        "output_config",
+    ] {
+        assert!(sent.get(hint).is_none(), "{hint} sent: {sent}");
+    }
+    assert!(!sent.to_string().contains("cache_control"));
+}
+
+#[tokio::test]
+async fn unknown_fields_are_dropped_and_named_or_refused_by_the_providers_policy() {
+    let mock = MockUpstream::start().await.unwrap();
+    let body = br#"{"model":"claude","max_tokens":5,"x_future_field":{"a":1},"messages":[{"role":"user","content":"x"}]}"#;
+    let r = router("openai", &mock);
+    let answer = messages(&r, body).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers[router_core::DROPPED_HEADER],
+        "x_future_field"
+    );
+    assert!(mock.requests()[0].json().get("x_future_field").is_none());
+    // The same request, to a provider that refuses what it does not know.
+    let yaml = format!(
+        "groups:\n  - name: claude\n    models: [{{provider: p, name: upstream-model}}]\nproviders:\n  - {{name: p, base_url: \"{}\", api_key: \"sk-key-00000001\", unknown_fields: refuse}}\n",
+        mock.base_url()
+    );
+    let strict = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+    let err = messages(&strict, body).await.unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(
+        err.reply(Dialect::Anthropic).body["error"]["type"],
+        "invalid_request_error"
+    );
+    assert!(err.to_string().contains("'x_future_field'"), "{err}");
+    assert_eq!(mock.requests().len(), 1, "nothing sent for the refused one");
+}

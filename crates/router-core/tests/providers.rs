@@ -475,3 +475,45 @@ async fn a_request_one_provider_cannot_take_goes_to_another_of_the_group() {
     );
     assert_eq!(mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn openai_hints_are_dropped_and_named_for_other_formats_and_meaning_is_refused() {
+    let mock = MockUpstream::start().await.unwrap();
+    for kind in ["anthropic", "gemini"] {
+        let r = match kind {
+            "gemini" => gemini(&mock),
+            _ => router(&provider(kind, &mock, "")),
+        };
+        let body = json!({"model": "g", "messages": [{"role": "user", "content": "hi"}],
+            "store": false, "prompt_cache_key": "repo-1", "service_tier": "auto",
+            "metadata": {"run": "7"}, "x_new_field": true});
+        let answer = chat(&r, body.to_string().as_bytes()).await.unwrap();
+        assert_eq!(answer.status, 200, "{kind}");
+        let dropped = answer.headers[router_core::DROPPED_HEADER]
+            .to_str()
+            .unwrap();
+        let mut names: Vec<&str> = dropped.split(',').collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "metadata",
+                "prompt_cache_key",
+                "service_tier",
+                "store",
+                "x_new_field"
+            ],
+            "{kind}"
+        );
+        // Asking the upstream to keep the exchange changes what happens: refused, named.
+        let kept =
+            json!({"model": "g", "messages": [{"role": "user", "content": "hi"}], "store": true});
+        let err = chat(&r, kept.to_string().as_bytes()).await.unwrap_err();
+        assert_eq!(err.status(), 400, "{kind}");
+        assert_eq!(
+            err.reply(Dialect::OpenAi).body["error"]["param"],
+            "store",
+            "{kind}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use super::de::{duration, one_or_many, opt_duration, port};
 pub use super::de::{EnvString, Weight};
+use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
 use crate::select::Strategy;
 use crate::snapshot::LogFormat;
@@ -290,6 +291,11 @@ pub struct ProviderConfig {
     /// (default `max_tokens`; o-series and gpt-5 models want `max_completion_tokens`).
     #[serde(default)]
     pub max_tokens_field: MaxTokensField,
+    /// What a request translated for this provider does with a field that neither its format
+    /// nor the router knows: `drop` it and name it in `x-llm-router-dropped` (the default), or
+    /// `refuse` it with a 400.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
 }
 
 /// Where an OpenAI-format request carries its completion limit.

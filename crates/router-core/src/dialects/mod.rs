@@ -12,6 +12,7 @@ mod request;
 pub use request::ChatRequest;
 
 use crate::codec::StreamEncoder;
+use crate::fields::Fields;
 use crate::providers::WireFormat;
 use crate::RouterError;
 use bytes::Bytes;
@@ -122,12 +123,14 @@ pub(crate) trait ClientDialect: Sync {
     /// The body for an upstream that speaks the client's format: the client's bytes with
     /// `model` replaced (and what the relay needs added).
     fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8>;
-    /// The request in the common form for an upstream that performs `op`, for `model`.
+    /// The request in the common form for an upstream that performs `op`, for `model`; what it
+    /// leaves out goes by the field policy in `fields`.
     fn decode(
         &self,
         request: &ChatRequest<'_>,
         op: Endpoint,
         model: &str,
+        fields: &mut Fields,
     ) -> Result<Map<String, Value>, RouterError>;
     /// A complete answer to `op` in the common form, as the client reads it.
     fn encode_answer(&self, answer: Value, request: &ChatRequest<'_>, op: Endpoint) -> Value;

@@ -47,7 +47,7 @@ pub(crate) async fn forward(
             tries.exclude_provider(group, selection.provider());
             continue;
         };
-        let body = match exchange.body(selection.provider(), selection.model()) {
+        let (body, dropped) = match exchange.body(selection.provider(), selection.model()) {
             Ok(b) => b,
             Err(e) => {
                 // The request cannot be said to this provider (a field it has no place for):
@@ -71,7 +71,7 @@ pub(crate) async fn forward(
         )
         .await
         {
-            Ok(response) => return Ok(response),
+            Ok(response) => return Ok(response.with_dropped(&dropped)),
             Err((served, e)) => {
                 // A failed attempt is time spent on the upstream.
                 tries.waited += started.elapsed();

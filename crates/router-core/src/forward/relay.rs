@@ -53,6 +53,19 @@ pub struct ChatResponse {
     pub served: Served,
 }
 
+impl ChatResponse {
+    /// Names the fields the translated request left out, in `x-llm-router-dropped`.
+    pub(super) fn with_dropped(mut self, dropped: &[String]) -> Self {
+        if dropped.is_empty() {
+            return self;
+        }
+        if let Ok(value) = HeaderValue::from_str(&dropped.join(",")) {
+            self.headers.insert(crate::fields::DROPPED_HEADER, value);
+        }
+        self
+    }
+}
+
 /// The body of a [`ChatResponse`]: complete bytes, or a stream relayed as it arrives.
 #[derive(Debug)]
 pub struct ChatBody(BodyInner);

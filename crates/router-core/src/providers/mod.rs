@@ -14,6 +14,7 @@ pub(crate) mod openai;
 
 use crate::codec::{StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
+use crate::fields::Fields;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -72,13 +73,15 @@ pub(crate) trait Kind: Sync {
             &format!("Bearer {}", key.expose()),
         )
     }
-    /// A request of operation `op` in the common form, in the kind's format, for `model`.
+    /// A request of operation `op` in the common form, in the kind's format, for `model`;
+    /// what it leaves out goes by the field policy in `fields`.
     fn request(
         &self,
         _op: Endpoint,
         common: Map<String, Value>,
         provider: &Provider,
         _model: &str,
+        _fields: &mut Fields,
     ) -> Result<Value, RouterError> {
         Ok(openai::request(common, provider))
     }

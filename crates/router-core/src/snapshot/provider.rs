@@ -3,6 +3,7 @@
 use super::compile::Problems;
 use crate::config::{ProviderConfig, ServerConfig};
 use crate::dialects::Endpoint;
+use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
 use crate::state::State;
 use crate::upstream::{read_ca_file, HttpClient};
@@ -31,6 +32,7 @@ pub struct Provider {
     anthropic_version: String,
     default_max_tokens: u64,
     max_tokens_field: &'static str,
+    unknown_fields: UnknownFields,
     pub(crate) keys: Vec<Secret>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -94,6 +96,10 @@ impl Provider {
     /// The field a translated OpenAI-format request carries its completion limit in.
     pub fn max_tokens_field(&self) -> &'static str {
         self.max_tokens_field
+    }
+    /// What a request translated for it does with a field that neither side knows.
+    pub fn unknown_fields(&self) -> UnknownFields {
+        self.unknown_fields
     }
     /// Extra headers sent upstream.
     pub fn headers(&self) -> &HeaderMap {
@@ -249,6 +255,7 @@ fn compile(
             .to_string(),
         default_max_tokens: p.default_max_tokens.unwrap_or(4096),
         max_tokens_field: p.max_tokens_field.name(),
+        unknown_fields: p.unknown_fields,
         keys,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),

@@ -4,6 +4,7 @@
 //! each must produce.
 
 use crate::dialects::anthropic as anthropic_in;
+use crate::fields::Fields;
 use crate::providers::{anthropic, gemini, openai, WireFormat};
 use crate::sse::{event_data, SseScanner};
 use serde_json::{json, Value};
@@ -248,7 +249,7 @@ fn openai_request_to_anthropic_and_gemini() {
     let request = fixture(include_str!("fixtures/openai_request.json"));
     let request = request.as_object().unwrap();
     assert_eq!(
-        anthropic::request(request, "claude-test", 4096).unwrap(),
+        anthropic::request(request, "claude-test", 4096, &mut Fields::default()).unwrap(),
         json!({
             "model": "claude-test",
             "system": "You are terse.",
@@ -275,7 +276,7 @@ fn openai_request_to_anthropic_and_gemini() {
         })
     );
     assert_eq!(
-        gemini::request(request).unwrap(),
+        gemini::request(request, &mut Fields::default()).unwrap(),
         json!({
             "systemInstruction": {"parts": [{"text": "You are terse."}]},
             "contents": [

@@ -4,6 +4,7 @@
 use crate::dialects::anthropic as anthropic_in;
 use crate::dialects::openai::completions;
 use crate::dialects::Dialect;
+use crate::fields::Fields;
 use crate::providers::gemini::embeddings;
 use crate::providers::{anthropic, gemini};
 use crate::sse::SseScanner;
@@ -97,15 +98,15 @@ proptest! {
 
     #[test]
     fn translators_never_panic(v in any_json()) {
-        let _ = anthropic::request(&object(&v), "m", 10);
+        let _ = anthropic::request(&object(&v), "m", 10, &mut Fields::default());
         let _ = anthropic::response(&v);
         let _ = anthropic::error_body(v.to_string().as_bytes());
-        let _ = anthropic_in::request(&object(&v), "m");
+        let _ = anthropic_in::request(&object(&v), "m", &mut Fields::default());
         let _ = anthropic_in::response(&v);
         let _ = Dialect::Anthropic
             .room()
             .encode_error(http::StatusCode::INTERNAL_SERVER_ERROR, &v);
-        let _ = gemini::request(&object(&v));
+        let _ = gemini::request(&object(&v), &mut Fields::default());
         let _ = gemini::response(&v, "m");
         let _ = gemini::error_body(v.to_string().as_bytes());
         let mut from_gemini = gemini::StreamTranslator::new("m", true);
@@ -125,7 +126,7 @@ proptest! {
         let _ = completions::response(&v);
         let _ = completions::chunk(&v);
         let _ = completions::chunk(&json!({"choices": [{"delta": v.clone()}], "usage": v.clone()}));
-        let _ = embeddings::request(&object(&v), "m");
+        let _ = embeddings::request(&object(&v), "m", &mut Fields::default());
         let _ = embeddings::response(&v, &object(&v), "m");
         let _ = embeddings::response(&json!({"embeddings": [{"values": v.clone()}]}), &object(&v), "m");
         let mut meter = crate::meter::StreamMeter::default();
@@ -203,8 +204,8 @@ proptest! {
         if let Some(s) = &stop { request["stop"] = json!(s); }
         if let Some(m) = max_tokens { request["max_tokens"] = json!(m); }
 
-        let there = anthropic::request(&object(&request), "claude", 4096).unwrap();
-        let back = anthropic_in::request(&object(&there), "g").unwrap();
+        let there = anthropic::request(&object(&request), "claude", 4096, &mut Fields::default()).unwrap();
+        let back = anthropic_in::request(&object(&there), "g", &mut Fields::default()).unwrap();
 
         for field in ["temperature", "top_p", "stop", "tool_choice", "tools"] {
             prop_assert_eq!(back.get(field), request.get(field), "{}", field);

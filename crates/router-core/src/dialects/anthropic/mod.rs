@@ -18,6 +18,7 @@ pub(crate) use stream::StreamTranslator;
 
 use super::{ChatRequest, ClientDialect, Endpoint};
 use crate::codec::StreamEncoder;
+use crate::fields::Fields;
 use crate::providers::{anthropic, WireFormat};
 use crate::RouterError;
 use bytes::Bytes;
@@ -39,8 +40,9 @@ impl ClientDialect for AnthropicMessages {
         request: &ChatRequest<'_>,
         _op: Endpoint,
         model: &str,
+        fields: &mut Fields,
     ) -> Result<Map<String, Value>, RouterError> {
-        match request::request(&request.to_object()?, model)? {
+        match request::request(&request.to_object()?, model, fields)? {
             Value::Object(chat) => Ok(chat),
             _ => Err(RouterError::Internal(
                 "chat request is not an object".into(),

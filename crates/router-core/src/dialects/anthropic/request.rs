@@ -1,6 +1,8 @@
-//! An Anthropic Messages request in the common form (an OpenAI chat request). As the other
-//! way, a field without a counterpart is refused with a 400 that names it.
+//! An Anthropic Messages request in the common form (an OpenAI chat request). A field without a
+//! counterpart follows the field policy (`crate::fields`): refused with a 400 that names it when
+//! it changes the answer's meaning, left out and reported when it is a hint.
 
+use crate::fields::Fields;
 use crate::json::text_of;
 use crate::providers::bad;
 use crate::RouterError;
@@ -27,8 +29,14 @@ fn image_part(block: &Value, path: &str) -> Result<Value, RouterError> {
 
 /// Anthropic's `thinking` as OpenAI's `reasoning_effort`: a budget under 4,096 tokens is
 /// `low`, under 16,384 `medium`, else `high`; `adaptive` leaves the effort to the model and
-/// `disabled` asks for nothing.
-fn reasoning_effort(thinking: &Value) -> Result<Option<&'static str>, RouterError> {
+/// `disabled` asks for nothing. Whether the thinking is shown (`display`) is a hint.
+fn reasoning_effort(
+    thinking: &Value,
+    fields: &mut Fields,
+) -> Result<Option<&'static str>, RouterError> {
+    if thinking.get("display").is_some() {
+        fields.hint("thinking.display");
+    }
     match thinking["type"].as_str() {
         Some("disabled") | Some("adaptive") => Ok(None),
         Some("enabled") => {
@@ -51,17 +59,37 @@ fn reasoning_effort(thinking: &Value) -> Result<Option<&'static str>, RouterErro
     }
 }
 
+/// `output_config.effort` as OpenAI's `reasoning_effort` (`max` is OpenAI's `high`).
+fn effort(value: &Value) -> Result<&'static str, RouterError> {
+    match value.as_str() {
+        Some("low") => Ok("low"),
+        Some("medium") => Ok("medium"),
+        Some("high") | Some("max") => Ok("high"),
+        _ => Err(bad(
+            format!("output_config.effort {value} is not understood"),
+            "output_config",
+        )),
+    }
+}
+
+/// Fields that change what the answer is, with no place in OpenAI's format.
+const CHANGES_MEANING: &[&str] = &["top_k", "mcp_servers", "container"];
+
 /// Translates an Anthropic Messages request into an OpenAI chat request for `model`.
-pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+pub(crate) fn request(
+    anthropic: &Map<String, Value>,
+    model: &str,
+    fields: &mut Fields,
+) -> Result<Value, RouterError> {
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
-    if let Some(p) = top_level(anthropic, &mut out)? {
+    if let Some(p) = top_level(anthropic, &mut out, fields)? {
         out.insert("parallel_tool_calls".into(), json!(p));
     }
     let mut messages: Vec<Value> = Vec::new();
     match anthropic.get("system") {
         None | Some(Value::Null) => {}
-        Some(system) => messages.push(json!({"role": "system", "content": text_of(system, "\n")})),
+        Some(system) => messages.push(system_message(system, fields)),
     }
     let Some(list) = anthropic.get("messages").and_then(Value::as_array) else {
         return Err(bad("'messages' must be an array".into(), "messages"));
@@ -78,9 +106,15 @@ pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Val
                 ))
             }
         };
+        fields.note_cache_control(m);
+        for block in &blocks {
+            fields.note_cache_control(block);
+        }
         match m["role"].as_str() {
             Some("user") => user_turn(&blocks, &path, &mut messages)?,
             Some("assistant") => messages.push(assistant_turn(&blocks, &path)?),
+            // A system message inside the conversation (Claude Code sends them) stays in place.
+            Some("system") => messages.push(system_message(&m["content"], fields)),
             other => {
                 return Err(bad(
                     format!("{path}.role {other:?} is not supported"),
@@ -93,11 +127,21 @@ pub(crate) fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
+/// A system prompt (a string or text blocks) as an OpenAI system message.
+fn system_message(system: &Value, fields: &mut Fields) -> Value {
+    fields.note_cache_control(system);
+    for block in system.as_array().into_iter().flatten() {
+        fields.note_cache_control(block);
+    }
+    json!({"role": "system", "content": text_of(system, "\n")})
+}
+
 /// The top-level fields but `messages` and `system`, set in `out`; returns whether parallel
 /// tool use was switched off.
 fn top_level(
     anthropic: &Map<String, Value>,
     out: &mut Map<String, Value>,
+    fields: &mut Fields,
 ) -> Result<Option<bool>, RouterError> {
     let mut parallel: Option<bool> = None;
     for (key, value) in anthropic {
@@ -113,20 +157,28 @@ fn top_level(
                 }
             }
             "thinking" => {
-                if let Some(effort) = reasoning_effort(value)? {
-                    out.insert("reasoning_effort".into(), json!(effort));
+                // An explicit `output_config.effort` wins over a budget.
+                if let Some(effort) = reasoning_effort(value, fields)? {
+                    out.entry("reasoning_effort").or_insert(json!(effort));
                 }
             }
+            "output_config" => output_config(value, out, fields)?,
+            "context_management" | "service_tier" => fields.hint(key),
             "stop_sequences" => {
                 out.insert("stop".into(), value.clone());
             }
             "metadata" => {
-                if let Some(user) = value.get("user_id") {
-                    out.insert("user".into(), user.clone());
+                for (k, v) in value.as_object().into_iter().flatten() {
+                    match k.as_str() {
+                        "user_id" => {
+                            out.insert("user".into(), v.clone());
+                        }
+                        _ => fields.hint(&format!("metadata.{k}")),
+                    }
                 }
             }
             "tools" => {
-                out.insert("tools".into(), tools(value)?);
+                out.insert("tools".into(), tools(value, fields)?);
             }
             "tool_choice" => {
                 if value["disable_parallel_tool_use"] == json!(true) {
@@ -135,20 +187,52 @@ fn top_level(
                 out.insert("tool_choice".into(), tool_choice(value)?);
             }
             other => {
-                return Err(bad(
-                    format!("the field '{other}' cannot be translated for an OpenAI-compatible provider; remove it or route to an Anthropic one"),
-                    other,
-                ))
+                let refusal = || {
+                    bad(
+                        format!("the field '{other}' cannot be translated for an OpenAI-compatible provider; remove it or route to an Anthropic one"),
+                        other,
+                    )
+                };
+                if CHANGES_MEANING.contains(&other) {
+                    return Err(refusal());
+                }
+                fields.unknown(other, refusal)?;
             }
         }
     }
     Ok(parallel)
 }
 
+/// `output_config`: its `effort` is OpenAI's `reasoning_effort`; anything else is unknown.
+fn output_config(
+    value: &Value,
+    out: &mut Map<String, Value>,
+    fields: &mut Fields,
+) -> Result<(), RouterError> {
+    for (k, v) in value.as_object().into_iter().flatten() {
+        match k.as_str() {
+            "effort" => {
+                out.insert("reasoning_effort".into(), json!(effort(v)?));
+            }
+            _ => {
+                let field = format!("output_config.{k}");
+                fields.unknown(&field, || {
+                    bad(
+                        format!("the field '{field}' cannot be translated for an OpenAI-compatible provider"),
+                        "output_config",
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Anthropic custom tools as OpenAI function tools.
-fn tools(value: &Value) -> Result<Value, RouterError> {
+fn tools(value: &Value, fields: &mut Fields) -> Result<Value, RouterError> {
     let mut tools = Vec::new();
     for (i, t) in value.as_array().into_iter().flatten().enumerate() {
+        fields.note_cache_control(t);
         if t.get("input_schema").is_none() {
             return Err(bad(
                 format!("tools[{i}]: only custom tools (with input_schema) can be sent to an OpenAI-compatible provider"),

@@ -1,9 +1,15 @@
 //! Unit tests of the Anthropic dialect: requests, answers, streams, errors.
 
 use super::*;
+use crate::fields::Fields;
 use crate::providers::openai;
 use crate::providers::WireFormat;
 use serde_json::json;
+
+/// The translation under the default field policy.
+fn request(anthropic: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+    super::request(anthropic, model, &mut Fields::default())
+}
 
 #[test]
 fn translates_a_messages_request() {

@@ -9,6 +9,7 @@ mod stream;
 
 use super::{ChatRequest, ClientDialect, Endpoint};
 use crate::codec::StreamEncoder;
+use crate::fields::Fields;
 use crate::providers::{openai, WireFormat};
 use crate::RouterError;
 use bytes::Bytes;
@@ -38,6 +39,7 @@ impl ClientDialect for OpenAiChat {
         request: &ChatRequest<'_>,
         op: Endpoint,
         model: &str,
+        _fields: &mut Fields,
     ) -> Result<Map<String, Value>, RouterError> {
         let object = request.to_object()?;
         if !through_chat(request, op) {

@@ -18,6 +18,7 @@ pub(crate) use usage::Usage;
 use super::{put_key, Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
+use crate::fields::Fields;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -72,8 +73,9 @@ impl Kind for Anthropic {
         common: Map<String, Value>,
         provider: &Provider,
         model: &str,
+        fields: &mut Fields,
     ) -> Result<Value, RouterError> {
-        request(&common, model, provider.default_max_tokens())
+        request(&common, model, provider.default_max_tokens(), fields)
     }
 }
 

@@ -1,7 +1,9 @@
 //! An OpenAI chat request (the common form) as an Anthropic Messages request. Every field is
-//! translated or, when Anthropic has no counterpart, refused with a 400 that names it: nothing
-//! is dropped silently.
+//! translated or, when Anthropic has no counterpart, follows the field policy
+//! (`crate::fields`): refused with a 400 that names it, or left out and reported. Nothing is
+//! dropped silently.
 
+use crate::fields::{untranslatable, Fields};
 use crate::providers::{bad, check_detail, check_message_fields};
 use crate::RouterError;
 use serde_json::{json, Map, Value};
@@ -131,10 +133,11 @@ pub(crate) fn request(
     openai: &Map<String, Value>,
     model: &str,
     default_max_tokens: u64,
+    fields: &mut Fields,
 ) -> Result<Value, RouterError> {
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
-    let asked = top_level(openai, &mut out)?;
+    let asked = top_level(openai, &mut out, fields)?;
     let has_tools = out
         .get("tools")
         .and_then(Value::as_array)
@@ -177,6 +180,7 @@ pub(crate) fn request(
 fn top_level(
     openai: &Map<String, Value>,
     out: &mut Map<String, Value>,
+    fields: &mut Fields,
 ) -> Result<Asked, RouterError> {
     let mut asked = Asked::default();
     for (key, value) in openai {
@@ -218,12 +222,7 @@ fn top_level(
                 out.insert("tools".into(), tools(value)?);
             }
             "tool_choice" => asked.tool_choice = Some(tool_choice(value)?),
-            other => {
-                return Err(bad(
-                    format!("the field '{other}' cannot be translated for an Anthropic provider; remove it or route to an OpenAI-compatible one"),
-                    other,
-                ))
-            }
+            other => untranslatable(fields, other, value, "an Anthropic provider")?,
         }
     }
     Ok(asked)

@@ -1,10 +1,16 @@
 //! Unit tests of the Anthropic room: requests, answers, streams.
 
 use super::*;
+use crate::fields::Fields;
 use serde_json::{json, Value};
 
 fn req(v: Value) -> Result<Value, RouterError> {
-    request(v.as_object().unwrap(), "claude-x", 4096)
+    request(
+        v.as_object().unwrap(),
+        "claude-x",
+        4096,
+        &mut Fields::default(),
+    )
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! usage is estimated at one token per four bytes of input (at least one per input), the rule
 //! the router reserves by; asking `countTokens` would cost a second call per request.
 
+use crate::fields::Fields;
 use crate::providers::bad;
 use crate::usage::TokenUsage;
 use crate::RouterError;
@@ -60,7 +61,11 @@ fn base64_wanted(request: &Map<String, Value>) -> Result<bool, RouterError> {
 }
 
 /// Translates an OpenAI embeddings request into a Gemini `batchEmbedContents` request.
-pub(crate) fn request(openai: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+pub(crate) fn request(
+    openai: &Map<String, Value>,
+    model: &str,
+    fields: &mut Fields,
+) -> Result<Value, RouterError> {
     let mut dimensions = None;
     for (key, value) in openai {
         if value.is_null() {
@@ -80,12 +85,12 @@ pub(crate) fn request(openai: &Map<String, Value>, model: &str) -> Result<Value,
                 }
                 dimensions = Some(value.clone());
             }
-            other => {
-                return Err(bad(
+            other => fields.unknown(other, || {
+                bad(
                     format!("'{other}' cannot be sent to a Gemini provider"),
                     other,
-                ))
-            }
+                )
+            })?,
         }
     }
     let texts = inputs(openai.get("input").unwrap_or(&Value::Null))?;
@@ -168,6 +173,11 @@ pub(crate) fn response(
 mod tests {
     use super::*;
 
+    /// The translation under the default field policy.
+    fn request(openai: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+        super::request(openai, model, &mut Fields::default())
+    }
+
     fn object(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
     }
@@ -201,7 +211,19 @@ mod tests {
             param(json!({"input": "a", "encoding_format": "hex"})).0,
             "encoding_format"
         );
-        assert_eq!(param(json!({"input": "a", "task": 1})).0, "task");
+        // A field neither side knows: refused under `unknown_fields: refuse`, else left out
+        // and reported.
+        let task = object(json!({"input": "a", "task": 1}));
+        let mut refusing = Fields::new(crate::fields::UnknownFields::Refuse);
+        match super::request(&task, "m", &mut refusing) {
+            Err(RouterError::BadRequest { param, .. }) => {
+                assert_eq!(param.as_deref(), Some("task"))
+            }
+            other => panic!("expected 400, got {other:?}"),
+        }
+        let mut dropping = Fields::default();
+        assert!(super::request(&task, "m", &mut dropping).is_ok());
+        assert_eq!(dropping.dropped(), ["task"]);
     }
 
     #[test]

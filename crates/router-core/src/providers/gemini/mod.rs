@@ -19,6 +19,7 @@ pub(crate) use stream::StreamTranslator;
 use super::{path_segment, put_key, Kind, WireFormat};
 use crate::codec::{DecodedReader, StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
+use crate::fields::Fields;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -74,10 +75,11 @@ impl Kind for Gemini {
         common: Map<String, Value>,
         _provider: &Provider,
         model: &str,
+        fields: &mut Fields,
     ) -> Result<Value, RouterError> {
         match op {
-            Endpoint::Embeddings => embeddings::request(&common, model),
-            Endpoint::Chat | Endpoint::Completions => request_for(&common, model),
+            Endpoint::Embeddings => embeddings::request(&common, model, fields),
+            Endpoint::Chat | Endpoint::Completions => request_for(&common, model, fields),
         }
     }
 }

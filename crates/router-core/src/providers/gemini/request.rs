@@ -1,8 +1,9 @@
 //! An OpenAI chat request (the common form) as a Gemini `generateContent` request. As for
-//! Anthropic, every field is translated or refused with a 400 naming it; the one exception is
-//! `user`, an end-user id for the provider's abuse monitoring that Gemini has no place for and
-//! that changes nothing in the answer.
+//! Anthropic, every field is translated or follows the field policy (`crate::fields`); `user`,
+//! an end-user id for the provider's abuse monitoring that Gemini has no place for and that
+//! changes nothing in the answer, is left out without a word, as before the policy existed.
 
+use crate::fields::{untranslatable, Fields};
 use crate::json::text_of;
 use crate::providers::{bad, check_detail, check_message_fields};
 use crate::RouterError;
@@ -110,8 +111,12 @@ fn thinking_budget(effort: &Value) -> Result<u64, RouterError> {
 /// Gemini 3 models refuse a function call in the history without its thought signature; a
 /// call they did not sign (made by another provider, or whose signature was lost) goes with
 /// the placeholder Gemini documents for that case.
-pub(crate) fn request_for(openai: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
-    let mut out = request(openai)?;
+pub(crate) fn request_for(
+    openai: &Map<String, Value>,
+    model: &str,
+    fields: &mut Fields,
+) -> Result<Value, RouterError> {
+    let mut out = request(openai, fields)?;
     if model.starts_with("gemini-3") {
         for content in out["contents"].as_array_mut().into_iter().flatten() {
             for part in content["parts"].as_array_mut().into_iter().flatten() {
@@ -125,9 +130,12 @@ pub(crate) fn request_for(openai: &Map<String, Value>, model: &str) -> Result<Va
 }
 
 /// Translates an OpenAI chat request into a Gemini `generateContent` request.
-pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError> {
+pub(crate) fn request(
+    openai: &Map<String, Value>,
+    fields: &mut Fields,
+) -> Result<Value, RouterError> {
     let mut out = Map::new();
-    let config = top_level(openai, &mut out)?;
+    let config = top_level(openai, &mut out, fields)?;
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
@@ -147,6 +155,7 @@ pub(crate) fn request(openai: &Map<String, Value>) -> Result<Value, RouterError>
 fn top_level(
     openai: &Map<String, Value>,
     out: &mut Map<String, Value>,
+    fields: &mut Fields,
 ) -> Result<Map<String, Value>, RouterError> {
     let mut config = Map::new();
     for (key, value) in openai {
@@ -203,12 +212,7 @@ fn top_level(
             "tool_choice" => {
                 out.insert("toolConfig".into(), tool_choice(value)?);
             }
-            other => {
-                return Err(bad(
-                    format!("the field '{other}' cannot be translated for a Gemini provider; remove it or route to an OpenAI-compatible one"),
-                    other,
-                ))
-            }
+            other => untranslatable(fields, other, value, "a Gemini provider")?,
         }
     }
     Ok(config)

@@ -1,7 +1,18 @@
 //! Unit tests of the Gemini room: requests, answers, streams.
 
 use super::*;
-use serde_json::{json, Value};
+use crate::fields::Fields;
+use serde_json::{json, Map, Value};
+
+/// The translation under the default field policy.
+fn request(openai: &Map<String, Value>) -> Result<Value, RouterError> {
+    super::request(openai, &mut Fields::default())
+}
+
+/// The translation for `model` under the default field policy.
+fn request_for(openai: &Map<String, Value>, model: &str) -> Result<Value, RouterError> {
+    super::request_for(openai, model, &mut Fields::default())
+}
 
 #[test]
 fn translates_a_request() {
