@@ -46,10 +46,12 @@ struct Turn {
     tool: Option<String>,
     input_tokens: u64,
     output_tokens: u64,
+    /// Prompt tokens read from and written to the prompt cache (besides `input_tokens`).
+    cache: (u64, u64),
 }
 
 impl Turn {
-    fn of(request: &Value, messages: &[Value]) -> Self {
+    fn of(request: &Value, messages: &[Value], cache: (u64, u64)) -> Self {
         let last_user = messages
             .iter()
             .rev()
@@ -78,6 +80,7 @@ impl Turn {
             tool,
             input_tokens: 1 + prompt_bytes as u64 / 4,
             output_tokens,
+            cache,
         }
     }
 
@@ -90,7 +93,14 @@ impl Turn {
     }
 
     fn usage_total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens + self.cache.0 + self.cache.1 + self.output_tokens
+    }
+
+    /// The prompt's counts, as `message_start` and a complete answer report them.
+    fn input_usage(&self, output_tokens: u64) -> Value {
+        json!({"input_tokens": self.input_tokens, "output_tokens": output_tokens,
+               "cache_read_input_tokens": self.cache.0,
+               "cache_creation_input_tokens": self.cache.1})
     }
 }
 
@@ -118,7 +128,8 @@ pub(crate) fn answer(
     let Some(messages) = request["messages"].as_array() else {
         return error(400, "invalid_request_error", "messages: Field required");
     };
-    let turn = Turn::of(request, messages);
+    let cache = *state.cache_tokens.lock().unwrap();
+    let turn = Turn::of(request, messages, cache);
     if request["stream"] != Value::Bool(true) {
         state.tokens_reported.fetch_add(turn.usage_total(), SeqCst);
         return full(
@@ -151,8 +162,7 @@ fn message(turn: &Turn) -> Value {
     json!({
         "id": ID, "type": "message", "role": "assistant", "model": turn.model,
         "content": content, "stop_reason": turn.stop_reason(), "stop_sequence": null,
-        "usage": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
-                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": turn.input_usage(turn.output_tokens),
     })
 }
 
@@ -164,7 +174,7 @@ fn events(turn: &Turn) -> Vec<Bytes> {
             json!({"type": "message_start", "message": {
             "id": ID, "type": "message", "role": "assistant", "model": turn.model, "content": [],
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": turn.input_tokens, "output_tokens": 1}}}),
+            "usage": turn.input_usage(1)}}),
         ),
         sse(
             "content_block_start",

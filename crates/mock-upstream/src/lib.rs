@@ -156,6 +156,8 @@ pub(crate) struct State {
     release: Notify,
     streams_finished: AtomicUsize,
     streams_cancelled: AtomicUsize,
+    /// Prompt tokens reported as read from and written to the prompt cache.
+    cache_tokens: Mutex<(u64, u64)>,
 }
 
 /// A running mock upstream; stops when dropped.
@@ -313,6 +315,14 @@ impl MockUpstream {
     /// Lets held streams send their last chunk.
     pub fn release(&self) {
         self.state.release.notify_waiters();
+    }
+
+    /// Reports `read` prompt tokens as read from the prompt cache and `write` as written to it
+    /// (OpenAI: `prompt_tokens_details.cached_tokens`, and `cache_creation_input_tokens` as
+    /// OpenAI-compatible gateways do; Anthropic: `cache_read_input_tokens` and
+    /// `cache_creation_input_tokens`), out of the prompt's tokens.
+    pub fn set_cache_tokens(&self, read: u64, write: u64) {
+        *self.state.cache_tokens.lock().unwrap() = (read, write);
     }
 
     /// Streams that sent everything, `[DONE]` included.

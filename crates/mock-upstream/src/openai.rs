@@ -18,10 +18,12 @@ struct Turn {
     reasoning: Option<String>,
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// Of the prompt's tokens, those read from and written to the prompt cache.
+    cache: (u64, u64),
 }
 
 impl Turn {
-    fn of(request: &Value, messages: &[Value], model: String) -> Self {
+    fn of(request: &Value, messages: &[Value], model: String, cache: (u64, u64)) -> Self {
         let last_user = messages
             .iter()
             .rev()
@@ -45,17 +47,22 @@ impl Turn {
             reply,
             tool,
             reasoning,
-            prompt_tokens: 1 + prompt_bytes as u64 / 4,
+            prompt_tokens: 1 + prompt_bytes as u64 / 4 + cache.0 + cache.1,
+            cache,
         }
     }
 
     fn usage(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.usage_total(),
-            "prompt_tokens_details": {"cached_tokens": 0},
-        })
+            "prompt_tokens_details": {"cached_tokens": self.cache.0},
+        });
+        if self.cache.1 > 0 {
+            usage["cache_creation_input_tokens"] = json!(self.cache.1);
+        }
+        usage
     }
 
     fn usage_total(&self) -> u64 {
@@ -73,7 +80,8 @@ pub(crate) fn answer(
     let Some(messages) = request["messages"].as_array() else {
         return error(400, "messages must be an array");
     };
-    let turn = Turn::of(request, messages, model);
+    let cache = *state.cache_tokens.lock().unwrap();
+    let turn = Turn::of(request, messages, model, cache);
     if request["stream"] != Value::Bool(true) {
         state.tokens_reported.fetch_add(turn.usage_total(), SeqCst);
         let answer = completion(&turn, request);

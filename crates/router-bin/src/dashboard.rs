@@ -113,6 +113,8 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
                 "usage": p.usage(),
                 "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
                 "completion_tokens": record.map_or(0, |r| r.completion_tokens),
+                "cache_read_tokens": record.map_or(0, |r| r.cache_read_tokens),
+                "cache_write_tokens": record.map_or(0, |r| r.cache_write_tokens),
                 "total_tokens": record.map_or(0, |r| r.total_tokens),
                 "requests": record.map_or(0, |r| r.requests),
                 "errors": record.map_or(0, |r| r.errors),

@@ -43,6 +43,13 @@ const MIGRATIONS: &[M<'static>] = &[
     );
     CREATE INDEX requests_at ON requests (at_ms);",
     ),
+    // 2: prompt tokens read from and written to the providers' caches, billed apart.
+    M::up(
+        "ALTER TABLE usage ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -67,6 +74,10 @@ pub struct RequestRow {
     pub prompt_tokens: u64,
     /// Tokens charged.
     pub completion_tokens: u64,
+    /// Prompt tokens read from the provider's cache.
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write_tokens: u64,
     /// Status sent.
     pub status: u16,
     /// Time to the end of the response.
@@ -110,7 +121,8 @@ fn load(conn: &Connection, path: &Path) -> Result<Vec<UsageRecord>, String> {
     let mut stmt = conn
         .prepare(
             "SELECT provider, key_fingerprint, key_id, model, prompt_tokens, completion_tokens,
-                    total_tokens, requests, errors FROM usage ORDER BY provider, model, key_id",
+                    total_tokens, requests, errors, cache_read_tokens, cache_write_tokens
+             FROM usage ORDER BY provider, model, key_id",
         )
         .map_err(|e| db_error(path, e))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -126,6 +138,8 @@ fn load(conn: &Connection, path: &Path) -> Result<Vec<UsageRecord>, String> {
                 total_tokens: n(r.get(6)?),
                 requests: n(r.get(7)?),
                 errors: n(r.get(8)?),
+                cache_read_tokens: n(r.get(9)?),
+                cache_write_tokens: n(r.get(10)?),
                 live: None,
             })
         })
@@ -193,13 +207,16 @@ impl Ledger {
             {
                 let mut upsert = tx.prepare_cached(
                     "INSERT INTO usage (provider, key_fingerprint, model, key_id, prompt_tokens,
-                        completion_tokens, total_tokens, requests, errors, updated_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                        completion_tokens, total_tokens, requests, errors, updated_at_ms,
+                        cache_read_tokens, cache_write_tokens)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                      ON CONFLICT (provider, key_fingerprint, model) DO UPDATE SET
                         key_id = excluded.key_id, prompt_tokens = excluded.prompt_tokens,
                         completion_tokens = excluded.completion_tokens,
                         total_tokens = excluded.total_tokens, requests = excluded.requests,
-                        errors = excluded.errors, updated_at_ms = excluded.updated_at_ms
+                        errors = excluded.errors, updated_at_ms = excluded.updated_at_ms,
+                        cache_read_tokens = excluded.cache_read_tokens,
+                        cache_write_tokens = excluded.cache_write_tokens
                      WHERE usage.requests != excluded.requests
                         OR usage.total_tokens != excluded.total_tokens
                         OR usage.errors != excluded.errors
@@ -217,12 +234,15 @@ impl Ledger {
                         as_i64(u.requests),
                         as_i64(u.errors),
                         now_ms,
+                        as_i64(u.cache_read_tokens),
+                        as_i64(u.cache_write_tokens),
                     ])?;
                 }
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO requests (at_ms, request_id, grp, provider, model, key_id,
-                        prompt_tokens, completion_tokens, status, latency_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        prompt_tokens, completion_tokens, status, latency_ms, cache_read_tokens,
+                        cache_write_tokens)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?;
                 for r in &rows {
                     insert.execute(params![
@@ -236,6 +256,8 @@ impl Ledger {
                         as_i64(r.completion_tokens),
                         r.status,
                         r.latency_ms,
+                        as_i64(r.cache_read_tokens),
+                        as_i64(r.cache_write_tokens),
                     ])?;
                 }
                 let oldest = now_ms.saturating_sub(self.retention.as_millis() as i64);
@@ -288,6 +310,8 @@ mod tests {
             key_id: Some("p#0".into()),
             prompt_tokens: 3,
             completion_tokens: 4,
+            cache_read_tokens: 1,
+            cache_write_tokens: 0,
             status: 200,
             latency_ms: 1.5,
         }
@@ -322,6 +346,30 @@ mod tests {
     }
 
     #[test]
+    fn a_ledger_of_the_first_schema_is_upgraded_with_its_counters() {
+        let path = temp("upgrade");
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::from_slice(&MIGRATIONS[..1])
+            .to_latest(&mut conn)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO usage VALUES ('p', '0123456789abcdef', 'm', 'sk-…abcd', 10, 5, 15, 2, 1, 0)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let (_, saved) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            (
+                saved[0].total_tokens,
+                saved[0].requests,
+                saved[0].cache_read_tokens
+            ),
+            (15, 2, 0)
+        );
+    }
+
+    #[test]
     fn counters_round_trip_and_a_newer_schema_is_refused() {
         let path = temp("counters");
         let (ledger, _) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
@@ -333,6 +381,8 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 5,
             total_tokens: 15,
+            cache_read_tokens: 4,
+            cache_write_tokens: 2,
             requests: 2,
             errors: 1,
             live: None,

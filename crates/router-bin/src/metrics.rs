@@ -287,6 +287,13 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
         ),
         &["provider", "key", "model", "kind"],
     )?;
+    let cache_tokens = IntCounterVec::new(
+        Opts::new(
+            "llm_router_cache_tokens_total",
+            "Prompt tokens read from (kind read) or written to (kind write) a provider's prompt cache, by provider, key fingerprint and model; part of the prompt tokens, billed apart.",
+        ),
+        &["provider", "key", "model", "kind"],
+    )?;
     let pair_requests = IntCounterVec::new(
         Opts::new(
             "llm_router_upstream_requests_total",
@@ -333,6 +340,12 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
         tokens
             .with_label_values(&with("completion"))
             .inc_by(r.completion_tokens);
+        cache_tokens
+            .with_label_values(&with("read"))
+            .inc_by(r.cache_read_tokens);
+        cache_tokens
+            .with_label_values(&with("write"))
+            .inc_by(r.cache_write_tokens);
         pair_requests.with_label_values(&labels).inc_by(r.requests);
         let Some(live) = &r.live else { continue };
         let f = live.failures;
@@ -359,6 +372,7 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
     generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
     build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     registry.register(Box::new(tokens))?;
+    registry.register(Box::new(cache_tokens))?;
     registry.register(Box::new(pair_requests))?;
     registry.register(Box::new(failures))?;
     registry.register(Box::new(breaker))?;

@@ -209,6 +209,8 @@ impl RequestLog {
                 key_id: self.served.as_ref().map(|s| s.key_id.clone()),
                 prompt_tokens: prompt,
                 completion_tokens: completion,
+                cache_read_tokens: usage.map_or(0, |u| u.cache_read_tokens),
+                cache_write_tokens: usage.map_or(0, |u| u.cache_write_tokens),
                 status: self.status,
                 latency_ms: ms(latency),
             });

@@ -474,3 +474,32 @@ async fn a_request_whose_client_leaves_before_the_answer_is_counted_and_ends() {
         .all(|u| u.live_state().reserved == 0));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn prompt_cache_tokens_show_apart_in_usage_and_metrics() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_cache_tokens(5, 2);
+    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    assert_eq!(post_chat(&server, CHAT).await.status, 200);
+    let usage = admin_get(&server, "/admin/usage", ADMIN).await.json();
+    let rows = usage["usage"].as_array().unwrap();
+    let read: u64 = rows
+        .iter()
+        .map(|r| r["cache_read_tokens"].as_u64().unwrap())
+        .sum();
+    let write: u64 = rows
+        .iter()
+        .map(|r| r["cache_write_tokens"].as_u64().unwrap())
+        .sum();
+    assert_eq!((read, write), (5, 2));
+    let text = admin_get(&server, "/metrics", ADMIN).await.text();
+    assert_eq!(
+        metric(&text, "llm_router_cache_tokens_total", &[("kind", "read")]),
+        5.0
+    );
+    assert_eq!(
+        metric(&text, "llm_router_cache_tokens_total", &[("kind", "write")]),
+        2.0
+    );
+    server.shutdown().await;
+}

@@ -204,6 +204,7 @@ mod tests {
             prompt_tokens: p,
             completion_tokens: c,
             total_tokens: p + c,
+            ..TokenUsage::default()
         }
     }
 
@@ -221,6 +222,7 @@ mod tests {
             prompt_tokens: 12,
             completion_tokens: 3,
             total_tokens: 99,
+            ..TokenUsage::default()
         };
         assert_eq!(m.charge(Some(reported), 40), reported);
     }

@@ -517,3 +517,52 @@ async fn openai_hints_are_dropped_and_named_for_other_formats_and_meaning_is_ref
         );
     }
 }
+
+#[tokio::test]
+async fn prompt_cache_tokens_survive_translation_and_are_counted_apart() {
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_cache_tokens(30, 10);
+    // Anthropic's reads and writes, told to an OpenAI client.
+    let r = router(&provider("anthropic", &mock, ""));
+    let body = json!({"model": "g", "messages": [{"role": "user", "content": "hi"}]});
+    let (_, answer) = complete(&r, &body).await;
+    assert_eq!(
+        answer["usage"]["prompt_tokens_details"]["cached_tokens"],
+        30
+    );
+    assert_eq!(answer["usage"]["cache_creation_input_tokens"], 10);
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let chunks = stream(&r, &streamed).await;
+    let usage = &chunks.last().unwrap()["usage"];
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 30);
+    assert_eq!(usage["cache_creation_input_tokens"], 10);
+    let row = &r.usage()[0];
+    assert_eq!((row.cache_read_tokens, row.cache_write_tokens), (60, 20));
+    assert_eq!(row.total_tokens, mock.tokens_reported());
+
+    // OpenAI's cached tokens, told to an Anthropic client, complete and streamed.
+    let mock = MockUpstream::start().await.unwrap();
+    mock.set_cache_tokens(20, 0);
+    let r = router(&provider("openai", &mock, ""));
+    let body =
+        json!({"model": "g", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
+    let answer = messages(&r, body.to_string().as_bytes()).await.unwrap();
+    let v: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
+    assert_eq!(v["usage"]["cache_read_input_tokens"], 20);
+    assert_eq!(v["usage"]["cache_creation_input_tokens"], 0);
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let answer = messages(&r, streamed.to_string().as_bytes()).await.unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    let delta: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["usage"]["cache_read_input_tokens"], 20);
+    let row = &r.usage()[0];
+    assert_eq!((row.cache_read_tokens, row.cache_write_tokens), (40, 0));
+}

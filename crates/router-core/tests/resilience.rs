@@ -21,6 +21,7 @@ fn tokens(n: u64) -> TokenUsage {
         prompt_tokens: n,
         completion_tokens: 0,
         total_tokens: n,
+        ..TokenUsage::default()
     }
 }
 

@@ -18,6 +18,7 @@ fn tokens(n: u64) -> TokenUsage {
         prompt_tokens: n / 2,
         completion_tokens: n - n / 2,
         total_tokens: n,
+        ..TokenUsage::default()
     }
 }
 

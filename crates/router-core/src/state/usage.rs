@@ -18,6 +18,14 @@ pub struct TokenUsage {
     pub completion_tokens: u64,
     /// Total tokens, as reported (or prompt + completion when the upstream left it out).
     pub total_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache (part of `prompt_tokens`, billed
+    /// apart).
+    #[serde(default)]
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (part of `prompt_tokens`, billed
+    /// apart).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 /// What selection reads of a pair: 16 bytes. The router keeps these of all its pairs side by
@@ -142,6 +150,8 @@ pub struct PairStats {
     reserved: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
+    cache_read_tokens: AtomicU64,
+    cache_write_tokens: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
     /// Failed upstream calls by class, in [`FailureCounts`] order.
@@ -159,6 +169,8 @@ impl PairStats {
             reserved: AtomicU64::default(),
             prompt_tokens: AtomicU64::default(),
             completion_tokens: AtomicU64::default(),
+            cache_read_tokens: AtomicU64::default(),
+            cache_write_tokens: AtomicU64::default(),
             requests: AtomicU64::default(),
             errors: AtomicU64::default(),
             failures: Default::default(),
@@ -207,6 +219,8 @@ impl PairStats {
     pub(crate) fn record_tokens(&self, usage: TokenUsage) {
         add(&self.prompt_tokens, usage.prompt_tokens);
         add(&self.completion_tokens, usage.completion_tokens);
+        add(&self.cache_read_tokens, usage.cache_read_tokens);
+        add(&self.cache_write_tokens, usage.cache_write_tokens);
         add(&self.total_tokens, usage.total_tokens);
         add(&self.hot.get().usage, usage.total_tokens);
     }
@@ -270,6 +284,10 @@ pub struct UsageRecord {
     pub completion_tokens: u64,
     /// Total tokens counted.
     pub total_tokens: u64,
+    /// Prompt tokens read from the provider's cache (part of `prompt_tokens`).
+    pub cache_read_tokens: u64,
+    /// Prompt tokens written to the provider's cache (part of `prompt_tokens`).
+    pub cache_write_tokens: u64,
     /// Requests sent to this pair (including failed ones).
     pub requests: u64,
     /// Failed upstream calls.
@@ -356,6 +374,8 @@ impl UsageLedger {
                 prompt_tokens: s.prompt_tokens,
                 completion_tokens: s.completion_tokens,
                 total_tokens: s.total_tokens,
+                cache_read_tokens: s.cache_read_tokens,
+                cache_write_tokens: s.cache_write_tokens,
             });
             stats.requests.fetch_add(s.requests, Relaxed);
             stats.errors.fetch_add(s.errors, Relaxed);
@@ -390,6 +410,8 @@ impl UsageLedger {
                     prompt_tokens: e.stats.prompt_tokens.load(Relaxed),
                     completion_tokens: e.stats.completion_tokens.load(Relaxed),
                     total_tokens: e.stats.total_tokens.load(Relaxed),
+                    cache_read_tokens: e.stats.cache_read_tokens.load(Relaxed),
+                    cache_write_tokens: e.stats.cache_write_tokens.load(Relaxed),
                     requests: e.stats.requests.load(Relaxed),
                     errors: e.stats.errors.load(Relaxed),
                     live: Some(PairState {

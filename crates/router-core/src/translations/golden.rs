@@ -60,7 +60,8 @@ fn anthropic_tool_stream_to_openai_chunks() {
         ),
         base(json!({}), json!("tool_calls")),
         json!({"id": "msg_golden", "object": "chat.completion.chunk", "created": 0, "model": "claude-test", "choices": [],
-               "usage": {"prompt_tokens": 160, "completion_tokens": 41, "total_tokens": 201, "prompt_tokens_details": {"cached_tokens": 30}}}),
+               "usage": {"prompt_tokens": 160, "completion_tokens": 41, "total_tokens": 201, "prompt_tokens_details": {"cached_tokens": 30},
+                         "cache_creation_input_tokens": 10}}),
     ];
     assert_eq!(chunks, expected);
     assert!(t.done && !t.failed);
@@ -160,7 +161,7 @@ fn anthropic_complete_answer_to_openai() {
             }],
             // Prompt: input 2095 + cache creation 100 + cache reads 1024.
             "usage": {"prompt_tokens": 3219, "completion_tokens": 503, "total_tokens": 3722,
-                      "prompt_tokens_details": {"cached_tokens": 1024}},
+                      "prompt_tokens_details": {"cached_tokens": 1024}, "cache_creation_input_tokens": 100},
         })
     );
     assert_eq!(usage.total_tokens, 3722);

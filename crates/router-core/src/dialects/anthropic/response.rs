@@ -19,18 +19,23 @@ pub(super) fn stop_reason(finish: &Value) -> Value {
     }
 }
 
-/// OpenAI usage in Anthropic's terms: cached prompt tokens are reads, not input.
+/// OpenAI usage in Anthropic's terms: cached prompt tokens are reads and those written to
+/// the cache (`cache_creation_input_tokens`) are writes, neither of them input.
 pub(super) fn anthropic_usage(u: &Value) -> Value {
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
     let cached = u["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
         .unwrap_or(0)
         .min(prompt);
+    let written = u["cache_creation_input_tokens"]
+        .as_u64()
+        .unwrap_or(0)
+        .min(prompt - cached);
     json!({
-        "input_tokens": prompt - cached,
+        "input_tokens": prompt - cached - written,
         "output_tokens": u["completion_tokens"].as_u64().unwrap_or(0),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,
+        "cache_creation_input_tokens": written,
     })
 }
 

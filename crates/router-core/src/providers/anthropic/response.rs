@@ -15,13 +15,20 @@ pub(super) fn finish_reason(stop_reason: &Value) -> Value {
     }
 }
 
-pub(super) fn openai_usage(u: TokenUsage, cached: u64) -> Value {
-    json!({
+/// Usage in OpenAI's terms: cache reads as `prompt_tokens_details.cached_tokens`, and cache
+/// writes, which OpenAI's format has no field for, as `cache_creation_input_tokens` (the name
+/// OpenAI-compatible gateways use) when there are any.
+pub(super) fn openai_usage(u: TokenUsage) -> Value {
+    let mut usage = json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    })
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+    });
+    if u.cache_write_tokens > 0 {
+        usage["cache_creation_input_tokens"] = json!(u.cache_write_tokens);
+    }
+    usage
 }
 
 /// Translates a complete Anthropic answer into an OpenAI `chat.completion`.
@@ -45,8 +52,7 @@ pub(crate) fn response(answer: &Value) -> (Value, TokenUsage) {
             _ => {}
         }
     }
-    let reported = Usage::of(answer);
-    let usage = reported.tokens();
+    let usage = Usage::of(answer).tokens();
     let mut message = json!({
         "role": "assistant",
         "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { json!(text) },
@@ -68,7 +74,7 @@ pub(crate) fn response(answer: &Value) -> (Value, TokenUsage) {
             "logprobs": null,
             "finish_reason": finish_reason(&answer["stop_reason"]),
         }],
-        "usage": openai_usage(usage, reported.cache_read()),
+        "usage": openai_usage(usage),
     });
     (out, usage)
 }

@@ -194,10 +194,9 @@ impl StreamTranslator {
                 self.done = true;
                 if self.include_usage {
                     let usage = self.usage.tokens();
-                    let cached = self.usage.cache_read();
                     vec![json!({
                         "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                        "model": self.model, "choices": [], "usage": openai_usage(usage, cached),
+                        "model": self.model, "choices": [], "usage": openai_usage(usage),
                     })]
                 } else {
                     Vec::new()

@@ -168,7 +168,9 @@ fn translates_answers_and_errors() {
         TokenUsage {
             prompt_tokens: 15,
             completion_tokens: 5,
-            total_tokens: 20
+            total_tokens: 20,
+            cache_read_tokens: 3,
+            cache_write_tokens: 2,
         }
     );
     assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 3);

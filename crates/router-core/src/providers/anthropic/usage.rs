@@ -55,11 +55,8 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
+            cache_read_tokens: n(self.cache_read),
+            cache_write_tokens: n(self.cache_creation),
         }
-    }
-
-    /// Prompt tokens read from the cache.
-    pub(crate) fn cache_read(&self) -> u64 {
-        self.cache_read.unwrap_or(0)
     }
 }

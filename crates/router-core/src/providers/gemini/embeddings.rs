@@ -159,6 +159,7 @@ pub(crate) fn response(
         prompt_tokens,
         completion_tokens: 0,
         total_tokens: prompt_tokens,
+        ..TokenUsage::default()
     };
     let body = json!({
         "object": "list",

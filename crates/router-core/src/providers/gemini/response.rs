@@ -30,6 +30,8 @@ pub(crate) fn usage_of(meta: &Value) -> TokenUsage {
         total_tokens: meta["totalTokenCount"]
             .as_u64()
             .unwrap_or(prompt + completion),
+        cache_read_tokens: n("cachedContentTokenCount"),
+        cache_write_tokens: 0,
     }
 }
 

@@ -39,7 +39,9 @@ pub(crate) fn request(mut common: Map<String, Value>, provider: &Provider) -> Va
     Value::Object(common)
 }
 
-/// OpenAI's `usage` object.
+/// OpenAI's `usage` object: the prompt's cached tokens in `prompt_tokens_details`, and the
+/// ones written to the cache in `cache_creation_input_tokens` where an OpenAI-compatible
+/// server reports them (the router does too, for answers translated from Anthropic's).
 #[derive(Deserialize)]
 pub(crate) struct RawUsage {
     #[serde(default)]
@@ -48,6 +50,16 @@ pub(crate) struct RawUsage {
     completion_tokens: u64,
     #[serde(default)]
     total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 impl From<RawUsage> for TokenUsage {
@@ -58,6 +70,11 @@ impl From<RawUsage> for TokenUsage {
             total_tokens: u
                 .total_tokens
                 .unwrap_or(u.prompt_tokens.saturating_add(u.completion_tokens)),
+            cache_read_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: u.cache_creation_input_tokens.unwrap_or(0),
         }
     }
 }
