@@ -106,6 +106,23 @@ impl Turn {
 
 const ID: &str = "msg_mock";
 
+/// `POST /v1/messages/count_tokens`: the input tokens an answer would report.
+pub(crate) fn count_tokens(request: &Value, headers: &HeaderMap) -> Response<Body> {
+    if !headers.contains_key("x-api-key") || !headers.contains_key("anthropic-version") {
+        return error(
+            400,
+            "invalid_request_error",
+            "x-api-key and anthropic-version are required",
+        );
+    }
+    let Some(messages) = request["messages"].as_array() else {
+        return error(400, "invalid_request_error", "messages: Field required");
+    };
+    let turn = Turn::of(request, messages, (0, 0));
+    let body = json!({"input_tokens": turn.input_tokens});
+    full(StatusCode::OK, "application/json", body.to_string())
+}
+
 pub(crate) fn answer(
     state: Arc<State>,
     request: &Value,

@@ -426,6 +426,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         "/v1/messages" if path == "/v1/messages" => {
             anthropic::answer(state, &request, &seen.headers, cut_stream)
         }
+        "/v1/messages/count_tokens" if path == operation => {
+            anthropic::count_tokens(&request, &seen.headers)
+        }
         "/v1/chat/completions" => openai::answer(state, &request, model, cut_stream),
         _ => error(404, "unknown path"),
     }

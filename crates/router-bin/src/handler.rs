@@ -159,7 +159,7 @@ async fn serve_route(
         Action::Forward(dialect, endpoint) => {
             forward(app, snapshot, request, dialect, endpoint, log).await
         }
-        local => local_endpoint(app, snapshot, local).map(complete),
+        local => local_endpoint(app, snapshot, local, request.headers()).map(complete),
     }
 }
 
@@ -196,6 +196,7 @@ fn local_endpoint(
     app: &App,
     snapshot: &Snapshot,
     action: Action,
+    headers: &http::HeaderMap,
 ) -> Result<Response<ResBody>, RouterError> {
     let router = &app.router;
     Ok(match action {
@@ -203,14 +204,7 @@ fn local_endpoint(
             StatusCode::OK,
             &json!({"status": "ok", "generation": snapshot.generation()}),
         ),
-        Action::Models => {
-            let data: Vec<_> = snapshot
-                .groups()
-                .iter()
-                .map(|g| json!({"id": g.name(), "object": "model", "created": 0, "owned_by": "llm-router"}))
-                .collect();
-            json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
-        }
+        Action::Models => json_response(StatusCode::OK, &models(snapshot, headers)),
         Action::Usage => json_response(
             StatusCode::OK,
             &json!({"generation": snapshot.generation(), "usage": router.usage()}),
@@ -248,4 +242,22 @@ fn local_endpoint(
             ))
         }
     })
+}
+
+/// The groups as a model list: Anthropic's shape for a client that sends `anthropic-version`
+/// (Claude Code and the Anthropic SDKs), else OpenAI's.
+fn models(snapshot: &Snapshot, headers: &http::HeaderMap) -> serde_json::Value {
+    let names: Vec<&str> = snapshot.groups().iter().map(|g| g.name()).collect();
+    if headers.contains_key("anthropic-version") {
+        let data: Vec<_> = names
+            .iter()
+            .map(|n| json!({"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}))
+            .collect();
+        return json!({"data": data, "has_more": false, "first_id": names.first(), "last_id": names.last()});
+    }
+    let data: Vec<_> = names
+        .iter()
+        .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "llm-router"}))
+        .collect();
+    json!({"object": "list", "data": data})
 }

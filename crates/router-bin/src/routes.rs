@@ -23,7 +23,7 @@ pub(crate) enum Action {
     Forward(Dialect, Endpoint),
     /// `{"status":"ok"}` and the config generation.
     Health,
-    /// The groups, as OpenAI's model list.
+    /// The groups, as OpenAI's model list (Anthropic's, for a request with `anthropic-version`).
     Models,
     /// The usage counters.
     Usage,
@@ -97,6 +97,13 @@ const ROUTES: &[Route] = &[
         Access::Client,
         Action::Forward(Dialect::Anthropic, Endpoint::Chat),
         "messages",
+    ),
+    route(
+        "/v1/messages/count_tokens",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::Anthropic, Endpoint::CountTokens),
+        "count_tokens",
     ),
     route(
         "/v1/completions",

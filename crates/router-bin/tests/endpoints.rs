@@ -315,3 +315,37 @@ async fn embeddings_reach_gemini_as_floats_or_base64() {
     assert_eq!(mock.requests().len(), 2);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn anthropic_clients_get_their_model_list_and_a_token_count() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
+    let models = call(
+        Method::GET,
+        &server.url("/v1/models"),
+        &[("x-api-key", KEY), ("anthropic-version", "2023-06-01")],
+        "",
+    )
+    .await;
+    assert_eq!(models.status, 200);
+    let v = models.json();
+    assert_eq!(v["data"][0]["type"], "model");
+    assert_eq!(v["data"][0]["id"], "g");
+    assert_eq!(
+        (v["has_more"].clone(), v["first_id"].clone()),
+        (json!(false), json!("g"))
+    );
+    // Claude Code's path carries `?beta=true`; the group's provider is OpenAI-format, so the
+    // router counts.
+    let counted = call(
+        Method::POST,
+        &server.url("/v1/messages/count_tokens?beta=true"),
+        &[("x-api-key", KEY), ("anthropic-version", "2023-06-01")],
+        json!({"model": "g", "messages": [{"role": "user", "content": "hello"}]}).to_string(),
+    )
+    .await;
+    assert_eq!(counted.status, 200, "{}", counted.text());
+    assert!(counted.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert!(mock.requests().is_empty());
+    server.shutdown().await;
+}

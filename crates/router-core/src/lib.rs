@@ -36,6 +36,7 @@ mod select;
 mod snapshot;
 pub mod sse;
 mod state;
+mod tokens;
 #[cfg(test)]
 mod translations;
 mod upstream;

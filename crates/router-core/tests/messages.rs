@@ -359,3 +359,38 @@ async fn unknown_fields_are_dropped_and_named_or_refused_by_the_providers_policy
     assert!(err.to_string().contains("'x_future_field'"), "{err}");
     assert_eq!(mock.requests().len(), 1, "nothing sent for the refused one");
 }
+
+#[tokio::test]
+async fn count_tokens_is_asked_of_anthropic_and_counted_here_for_others() {
+    async fn count(r: &Router) -> Value {
+        let body = br#"{"model":"claude","system":"terse","messages":[{"role":"user","content":"hello world"}]}"#;
+        let request =
+            ClientRequest::new(Dialect::Anthropic, router_core::Endpoint::CountTokens, body);
+        let answer = r.forward(&r.snapshot(), request).await.unwrap();
+        assert_eq!(answer.status, 200);
+        serde_json::from_slice::<Value>(&answer.body.collect_bytes().await).unwrap()
+    }
+    // An Anthropic provider counts them itself.
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("anthropic", &mock);
+    let v = count(&r).await;
+    let seen = &mock.requests()[0];
+    assert_eq!(seen.path, "/v1/messages/count_tokens");
+    assert_eq!(seen.json()["model"], "upstream-model");
+    // The mock's count: 1 + bytes of the texts / 4.
+    assert_eq!(
+        v,
+        json!({"input_tokens": 1 + ("terse".len() + "hello world".len()) / 4})
+    );
+    assert_eq!(r.usage()[0].total_tokens, 0, "counting is not charged");
+    // Any other: counted here with o200k_base (system and user messages, 3 tokens each around
+    // them, 3 to prime the reply), and no upstream is asked.
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router("openai", &mock);
+    let v = count(&r).await;
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let n = |text: &str| bpe.encode_ordinary(text).len();
+    let expected = (3 + n("system") + n("terse")) + (3 + n("user") + n("hello world")) + 3;
+    assert_eq!(v, json!({"input_tokens": expected}));
+    assert!(mock.requests().is_empty());
+}

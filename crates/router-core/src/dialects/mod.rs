@@ -9,7 +9,7 @@ pub(crate) mod anthropic;
 pub(crate) mod openai;
 mod request;
 
-pub use request::ChatRequest;
+pub use request::{ChatRequest, INLINE_DATA_TOKENS};
 
 use crate::codec::StreamEncoder;
 use crate::fields::Fields;
@@ -19,7 +19,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
 
-/// The OpenAI operation a request asks for.
+/// The operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Endpoint {
     /// `/v1/chat/completions` (and `/v1/messages`).
@@ -29,21 +29,25 @@ pub enum Endpoint {
     Completions,
     /// `/v1/embeddings`.
     Embeddings,
+    /// `/v1/messages/count_tokens`, Anthropic's count of a request's input tokens.
+    CountTokens,
 }
 
 impl Endpoint {
-    /// The path below an OpenAI base URL (`chat/completions`, `completions`, `embeddings`).
+    /// The path below the provider's base URL (`chat/completions`, `completions`,
+    /// `embeddings`, `messages/count_tokens`).
     pub fn path(self) -> &'static str {
         match self {
             Self::Chat => "chat/completions",
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
+            Self::CountTokens => "messages/count_tokens",
         }
     }
 
     pub(crate) fn required(self) -> &'static str {
         match self {
-            Self::Chat => "messages",
+            Self::Chat | Self::CountTokens => "messages",
             Self::Completions => "prompt",
             Self::Embeddings => "input",
         }

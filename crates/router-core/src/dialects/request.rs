@@ -114,7 +114,7 @@ impl<'a> ChatRequest<'a> {
                     })?;
                     model = Some((name, span_of(body, raw)));
                 }
-                "messages" if endpoint == Endpoint::Chat => {
+                "messages" if endpoint.required() == "messages" => {
                     if !raw.get().starts_with('[') {
                         return Err(RouterError::bad_request(
                             "'messages' must be an array",

@@ -9,7 +9,7 @@ mod stream;
 
 pub use relay::{BoxError, ChatBody, ChatResponse, Served};
 
-use crate::dialects::{ChatRequest, ClientRequest};
+use crate::dialects::{ChatRequest, ClientRequest, Endpoint};
 use crate::error::FailedAttempt;
 use crate::exchange::Exchange;
 use crate::health::Failure;
@@ -34,6 +34,9 @@ pub(crate) async fn forward(
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
     let mut tries = Tries::new(group, &request, resilience.request_timeout);
+    if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
+        return crate::tokens::answer(&request, group.name());
+    }
     while tries.failures.len() < resilience.max_attempts {
         let selection = match group.pick(snapshot, &tries.excluded, pinned, estimate) {
             Ok(s) => s,

@@ -76,6 +76,11 @@ impl ChatBody {
         Self(BodyInner::Full(Some(bytes), charged))
     }
 
+    /// An answer the router made itself, charging nothing.
+    pub(crate) fn counted(bytes: Bytes) -> Self {
+        Self(BodyInner::Full(Some(bytes), None))
+    }
+
     /// A stream.
     pub(super) fn stream(stream: ChatStream) -> Self {
         Self(BodyInner::Stream(Box::new(stream)))

@@ -48,9 +48,12 @@ pub(crate) trait Kind: Sync {
     }
     /// The operation the upstream performs for a client's `endpoint` (chat-only kinds answer
     /// the prompt API through chat, see [`chat_only`]); `None` when the kind offers no such
-    /// operation.
+    /// operation. By default, OpenAI's operations.
     fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        Some(endpoint)
+        match endpoint {
+            Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings => Some(endpoint),
+            Endpoint::CountTokens => None,
+        }
     }
     /// Whether it answers in process: no base URL, no keys, no network.
     fn is_local(&self) -> bool {
@@ -99,7 +102,7 @@ pub(crate) trait Kind: Sync {
 pub(crate) fn chat_only(endpoint: Endpoint) -> Option<Endpoint> {
     match endpoint {
         Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
-        Endpoint::Embeddings => None,
+        Endpoint::Embeddings | Endpoint::CountTokens => None,
     }
 }
 

@@ -41,11 +41,18 @@ impl Kind for Anthropic {
     fn wire(&self) -> &'static dyn WireFormat {
         &WIRE
     }
+    /// Chat (and the prompt API through it), and counting a request's tokens.
     fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
-        super::chat_only(endpoint)
+        match endpoint {
+            Endpoint::CountTokens => Some(Endpoint::CountTokens),
+            other => super::chat_only(other),
+        }
     }
-    fn url(&self, provider: &Provider, _op: Endpoint, _model: &str, _stream: bool) -> String {
-        format!("{}/messages", provider.base_url())
+    fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
+        match op {
+            Endpoint::CountTokens => format!("{}/messages/count_tokens", provider.base_url()),
+            _ => format!("{}/messages", provider.base_url()),
+        }
     }
     /// The client's own `anthropic-version` and `anthropic-beta` win over the provider's: its
     /// body was written for them.

@@ -46,6 +46,7 @@ impl Kind for Gemini {
         match endpoint {
             Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
             Endpoint::Embeddings => Some(Endpoint::Embeddings),
+            Endpoint::CountTokens => None,
         }
     }
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, stream: bool) -> String {
@@ -79,7 +80,7 @@ impl Kind for Gemini {
     ) -> Result<Value, RouterError> {
         match op {
             Endpoint::Embeddings => embeddings::request(&common, model, fields),
-            Endpoint::Chat | Endpoint::Completions => request_for(&common, model, fields),
+            _ => request_for(&common, model, fields),
         }
     }
 }
@@ -100,7 +101,7 @@ impl WireFormat for GeminiWire {
                 let asked = request.to_object().unwrap_or_default();
                 embeddings::response(&answer, &asked, model)
             }
-            Endpoint::Chat | Endpoint::Completions => Some(response(&answer, model)),
+            _ => Some(response(&answer, model)),
         }
     }
     fn error(&self, body: &[u8]) -> Value {
