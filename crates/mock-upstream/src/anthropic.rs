@@ -2,7 +2,7 @@
 //! (complete, or the full event stream with `ping`), with usage, and a `tool_use` block when
 //! the request offers tools and the last user text asks to "use a tool".
 
-use crate::{full, stream, text_of, Body, State};
+use crate::{full, stream, text_of, tools, Body, State};
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
@@ -41,9 +41,9 @@ fn sse(kind: &str, data: Value) -> Bytes {
 /// What the mock answers to one request.
 struct Turn {
     model: String,
-    last_user: String,
     reply: String,
-    tool: Option<String>,
+    /// The tool to call, with its input.
+    tool: Option<(String, Value)>,
     input_tokens: u64,
     output_tokens: u64,
     /// Prompt tokens read from and written to the prompt cache (besides `input_tokens`).
@@ -63,10 +63,12 @@ impl Turn {
             .map(|m| content_text(&m["content"]).len())
             .sum::<usize>()
             + request["system"].as_str().map_or(0, str::len);
-        let tool = request["tools"][0]["name"]
-            .as_str()
-            .filter(|_| last_user.contains("use a tool"))
-            .map(str::to_string);
+        let offered = request["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((t["name"].as_str()?, &t["input_schema"])));
+        let tool = tools::call(offered, &last_user);
         let reply = format!("mock says: {last_user}");
         let output_tokens = if tool.is_some() {
             5
@@ -75,7 +77,6 @@ impl Turn {
         };
         Self {
             model: request["model"].as_str().unwrap_or("").to_string(),
-            last_user,
             reply,
             tool,
             input_tokens: 1 + prompt_bytes as u64 / 4,
@@ -170,9 +171,9 @@ pub(crate) fn answer(
 /// The complete answer.
 fn message(turn: &Turn) -> Value {
     let content = match &turn.tool {
-        Some(name) => json!([
+        Some((name, input)) => json!([
             {"type": "text", "text": "Using a tool."},
-            {"type": "tool_use", "id": "toolu_mock", "name": name, "input": {"query": turn.last_user}},
+            {"type": "tool_use", "id": "toolu_mock", "name": name, "input": input},
         ]),
         None => json!([{"type": "text", "text": turn.reply}]),
     };
@@ -216,8 +217,8 @@ fn events(turn: &Turn) -> Vec<Bytes> {
         "content_block_stop",
         json!({"type": "content_block_stop", "index": 0}),
     ));
-    if let Some(name) = &turn.tool {
-        tool_use_events(name, &turn.last_user, &mut chunks);
+    if let Some((name, input)) = &turn.tool {
+        tool_use_events(name, input, &mut chunks);
     }
     chunks.push(sse(
         "message_delta",
@@ -230,8 +231,8 @@ fn events(turn: &Turn) -> Vec<Bytes> {
 }
 
 /// A `tool_use` block at index 1, its input in two `input_json_delta`s.
-fn tool_use_events(name: &str, query: &str, chunks: &mut Vec<Bytes>) {
-    let input = json!({"query": query}).to_string();
+fn tool_use_events(name: &str, input: &Value, chunks: &mut Vec<Bytes>) {
+    let input = input.to_string();
     let (a, b) = input.split_at(input.len() / 2);
     chunks.push(sse(
         "content_block_start",

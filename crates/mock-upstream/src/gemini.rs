@@ -4,7 +4,7 @@
 //! last user text asks to "use a tool"; `:batchEmbedContents` (three numbers per text, derived
 //! from its length, and no token count, as Gemini reports none).
 
-use crate::{full, stream, Body, State};
+use crate::{full, stream, tools, Body, State};
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::{json, Value};
@@ -27,7 +27,11 @@ fn parts_text(parts: &Value) -> String {
         .flatten()
         .map(|p| {
             if let Some(r) = p.get("functionResponse") {
-                format!("tool said: {}", r["response"])
+                // A text result comes as `{"content": text}`.
+                match r["response"]["content"].as_str() {
+                    Some(text) => format!("tool said: {text}"),
+                    None => format!("tool said: {}", r["response"]),
+                }
             } else {
                 p["text"].as_str().unwrap_or("").to_string()
             }
@@ -68,10 +72,13 @@ pub(crate) fn answer(
         .unwrap_or_default();
     let prompt_bytes: usize = contents.iter().map(|c| parts_text(&c["parts"]).len()).sum();
     let prompt = 1 + prompt_bytes as u64 / 4;
-    let tool = request["tools"][0]["functionDeclarations"][0]["name"]
-        .as_str()
-        .filter(|_| last_user.contains("use a tool"))
-        .map(str::to_string);
+    let offered = request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["functionDeclarations"].as_array().into_iter().flatten())
+        .filter_map(|f| Some((f["name"].as_str()?, &f["parameters"])));
+    let tool = tools::call(offered, &last_user);
     let reply = format!("mock says: {last_user}");
     let completion = if tool.is_some() {
         3
@@ -80,7 +87,7 @@ pub(crate) fn answer(
     };
     let usage = json!({"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion});
     let final_parts = match &tool {
-        Some(name) => json!([{"functionCall": {"name": name, "args": {"query": last_user}}}]),
+        Some((name, args)) => json!([{"functionCall": {"name": name, "args": args}}]),
         None => Value::Null,
     };
     match method {

@@ -1,6 +1,10 @@
-//! An in-process, OpenAI-speaking upstream for tests, benchmarks and demos. It serves
-//! `POST /v1/chat/completions` on a loopback port (plain HTTP, or TLS with a generated
-//! certificate), records every request it sees, reports token usage, and misbehaves on command.
+//! An in-process upstream for tests, benchmarks and demos. It serves OpenAI's
+//! `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/responses`
+//! (and Azure's paths for them), Anthropic's `/v1/messages` and Gemini's `generateContent`, each
+//! in its provider's wire format, on a loopback port (plain HTTP, or TLS with a generated
+//! certificate); it records every request it sees, reports token usage, and misbehaves on
+//! command. Asked to "use a tool", it calls one (see `tools`), and answers a tool's result with
+//! text that repeats it.
 //!
 //! Its answers: the reply is `mock says: ` + the last user message; prompt tokens are
 //! `1 + (bytes of all message texts) / 4`, completion tokens one per reply word. A stream sends a
@@ -16,8 +20,10 @@ mod faults;
 mod gemini;
 mod openai;
 mod other;
+mod responses;
 mod stream;
 mod tls;
+mod tools;
 
 pub(crate) use stream::stream;
 
@@ -430,6 +436,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             anthropic::count_tokens(&request, &seen.headers)
         }
         "/v1/chat/completions" => openai::answer(state, &request, model, cut_stream),
+        "/v1/responses" | "/openai/v1/responses" => {
+            responses::answer(state, &request, model, cut_stream)
+        }
         _ => error(404, "unknown path"),
     }
 }

@@ -2,7 +2,7 @@
 //! `mock says: ` + the last user message, a tool call when the request offers tools and asks to
 //! "use a tool", reasoning when `reasoning_effort` is set; complete or streamed.
 
-use crate::{error, full, stream, text_of, Body, State};
+use crate::{error, full, stream, text_of, tools, Body, State};
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
@@ -24,18 +24,28 @@ struct Turn {
 
 impl Turn {
     fn of(request: &Value, messages: &[Value], model: String, cache: (u64, u64)) -> Self {
-        let last_user = messages
-            .iter()
-            .rev()
-            .find(|m| m["role"] == "user")
-            .map(|m| text_of(&m["content"]))
-            .unwrap_or_default();
+        // A tool's result, when the conversation ends with one; else the last user text.
+        let last_user = match messages.last() {
+            Some(m) if m["role"] == "tool" => format!("tool said: {}", text_of(&m["content"])),
+            _ => messages
+                .iter()
+                .rev()
+                .find(|m| m["role"] == "user")
+                .map(|m| text_of(&m["content"]))
+                .unwrap_or_default(),
+        };
         let reply = format!("mock says: {last_user}");
-        // Tools offered and asked for: answer with a call of the first tool.
-        let tool = request["tools"][0]["function"]["name"]
-            .as_str()
-            .filter(|_| last_user.contains("use a tool"))
-            .map(|name| (name.to_string(), json!({"query": last_user}).to_string()));
+        let offered = request["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    t["function"]["name"].as_str()?,
+                    &t["function"]["parameters"],
+                ))
+            });
+        let tool = tools::call(offered, &last_user).map(|(name, input)| (name, input.to_string()));
         // Asked to reason: the reasoning comes first, as OpenAI-compatible reasoners send it.
         let reasoning = request["reasoning_effort"]
             .as_str()

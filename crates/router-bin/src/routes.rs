@@ -106,6 +106,13 @@ const ROUTES: &[Route] = &[
         "count_tokens",
     ),
     route(
+        "/v1/responses",
+        Method::POST,
+        Access::Client,
+        Action::Forward(Dialect::Responses, Endpoint::Responses),
+        "responses",
+    ),
+    route(
         "/v1/completions",
         Method::POST,
         Access::Client,

@@ -165,6 +165,36 @@ async fn openai_python_sdk() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The official `openai` Python SDK's `responses.create` and `responses.stream` on
+/// `/v1/responses`: passed through to a provider that speaks Responses, translated for a
+/// chat-completions one, for Anthropic and for the in-process mock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the openai Python SDK: run through scripts/test"]
+async fn responses_python_sdk() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("cli-responses-sdk");
+    let config = format!(
+        "api_key: demo-key\ngroups:\n  - name: native\n    models: [{{provider: native, name: gpt-mock}}]\n  - name: chat\n    models: [{{provider: chat, name: gpt-mock}}]\n  - name: claude\n    models: [{{provider: claude, name: claude-mock}}]\n  - name: demo\n    models: [{{provider: echo, name: echo}}]\nproviders:\n  - {{name: native, base_url: \"{url}\", api_key: sk-oai, responses: native}}\n  - {{name: chat, base_url: \"{url}\", api_key: sk-oai}}\n  - {{name: claude, type: anthropic, base_url: \"{url}\", api_key: sk-ant}}\n  - {{name: echo, type: mock}}\n",
+        url = mock.base_url(),
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let router = Running::start(&dir, &[]);
+    run_python(
+        "responses_sdk.py",
+        format!("http://{}/v1", router.addr),
+        "responses sdk: all checks passed",
+    )
+    .await;
+    let paths: std::collections::BTreeSet<String> =
+        mock.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths.into_iter().collect::<Vec<_>>(),
+        ["/v1/chat/completions", "/v1/messages", "/v1/responses"]
+    );
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The official `anthropic` Python SDK on `/v1/messages` routed to an OpenAI-format upstream,
 /// and the `openai` SDK routed to an Anthropic-format one: text, tools, streaming, errors, the
 /// legacy prompt API through chat, and embeddings on Gemini.

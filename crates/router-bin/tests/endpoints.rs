@@ -1,5 +1,6 @@
-//! `/v1/completions` and `/v1/embeddings` through the server: forwarded to providers that offer
-//! them (OpenAI, Azure), usage counted, a clear 400 when no provider of the group offers them.
+//! The endpoints beyond chat through the server: `/v1/completions`, `/v1/embeddings`,
+//! `/v1/responses`, and Anthropic's model list and token count; forwarded to providers that
+//! offer them, usage counted, a clear 400 when no provider of the group offers them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -347,5 +348,58 @@ async fn anthropic_clients_get_their_model_list_and_a_token_count() {
     assert_eq!(counted.status, 200, "{}", counted.text());
     assert!(counted.json()["input_tokens"].as_u64().unwrap() > 0);
     assert!(mock.requests().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn responses_are_served_translated_and_refused_in_openai_shape() {
+    let mock = MockUpstream::start().await.unwrap();
+    let base = mock.base_url();
+    let yaml = format!(
+        "api_key: \"{KEY}\"\ngroups:\n  - name: codex\n    models: [{{provider: claude, name: c}}]\nproviders:\n  - {{name: claude, type: anthropic, base_url: \"{base}\", api_key: k}}\n"
+    );
+    let server = TestServer::start(&yaml).await;
+    let body = json!({"model": "codex", "input": "hello", "store": false, "stream": true});
+    let r = post(&server, "/v1/responses", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers["content-type"], "text/event-stream");
+    assert_eq!(r.headers["x-llm-router-dropped"], "store");
+    let text = r.text();
+    assert!(
+        text.starts_with("event: response.created\ndata: {"),
+        "{text}"
+    );
+    assert!(text.contains("event: response.completed\n"), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_eq!(mock.requests()[0].path, "/v1/messages");
+
+    // Refused before anything is sent, in OpenAI's shape, naming the field and the provider.
+    let r = post(
+        &server,
+        "/v1/responses",
+        &json!({"model": "codex", "input": "x", "previous_response_id": "resp_1"}),
+    )
+    .await;
+    assert_openai_error(&r, 400, "invalid_request_error");
+    let v = r.json();
+    assert_eq!(v["error"]["param"], "previous_response_id");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(provider 'claude')"),
+        "{v}"
+    );
+    let r = post(
+        &server,
+        "/v1/responses",
+        &json!({"model": "codex", "input": 1}),
+    )
+    .await;
+    assert_openai_error(&r, 400, "invalid_request_error");
+    assert_eq!(r.json()["error"]["param"], "input");
+    assert_eq!(mock.requests().len(), 1);
+    let counted: u64 = server.router.usage().iter().map(|u| u.total_tokens).sum();
+    assert_eq!(counted, mock.tokens_reported());
     server.shutdown().await;
 }

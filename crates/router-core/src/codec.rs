@@ -55,6 +55,12 @@ pub(crate) trait StreamEncoder: Send {
     fn encode(&mut self, item: StreamItem, out: &mut Vec<Bytes>);
     /// Whether the client got the answer's end.
     fn done(&self) -> bool;
+    /// The stream broke (`error` is the client's error body for it): the events that end it
+    /// in the client's format, when the encoder has its own; `false` leaves it to the dialect's
+    /// error event.
+    fn interrupt(&mut self, _error: &Value, _out: &mut Vec<Bytes>) -> bool {
+        false
+    }
 }
 
 /// A [`StreamReader`] over a [`StreamDecoder`], for a format with no reader of its own: every
@@ -177,6 +183,14 @@ impl Codec {
         match self {
             Self::Pass(reader) => reader.failed(),
             Self::Translate { decoder, .. } => decoder.failed(),
+        }
+    }
+
+    /// The stream broke: the events that end it, when the client's encoder has its own.
+    pub(crate) fn interrupt(&mut self, error: &Value, out: &mut Vec<Bytes>) -> bool {
+        match self {
+            Self::Pass(_) => false,
+            Self::Translate { encoder, .. } => encoder.interrupt(error, out),
         }
     }
 

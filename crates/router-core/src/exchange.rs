@@ -7,7 +7,7 @@
 use crate::codec::Codec;
 use crate::dialects::{ChatRequest, ClientDialect, Endpoint};
 use crate::fields::Fields;
-use crate::providers::Kind;
+use crate::providers::{Kind, WireFormat};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
@@ -15,11 +15,20 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-/// Whether the client's dialect speaks the provider kind's own wire format.
-fn speaks(dialect: &dyn ClientDialect, kind: &dyn Kind) -> bool {
-    dialect
-        .wire()
-        .is_some_and(|wire| wire.name() == kind.wire().name())
+/// Whether the client's dialect speaks the wire format the provider answers in.
+fn speaks(dialect: &dyn ClientDialect, wire: &dyn WireFormat) -> bool {
+    dialect.wire().is_some_and(|own| own.name() == wire.name())
+}
+
+/// A refusal of the request by a translation, naming the provider it was for.
+fn named(error: RouterError, provider: &Provider) -> RouterError {
+    match error {
+        RouterError::BadRequest { message, param } => RouterError::BadRequest {
+            message: format!("{message} (provider '{}')", provider.name()),
+            param,
+        },
+        other => other,
+    }
 }
 
 /// One client request meeting one provider.
@@ -28,6 +37,7 @@ pub(crate) struct Exchange<'a> {
     client_headers: Option<&'a HeaderMap>,
     dialect: &'static dyn ClientDialect,
     kind: &'static dyn Kind,
+    wire: &'static dyn WireFormat,
     op: Endpoint,
     passthrough: bool,
 }
@@ -41,15 +51,17 @@ impl<'a> Exchange<'a> {
         provider: &Provider,
     ) -> Option<Self> {
         let kind = provider.kind().room();
-        let op = kind.operation(request.endpoint())?;
+        let op = kind.operation(provider, request.endpoint())?;
+        let wire = kind.wire(op);
         let dialect = request.dialect().room();
         Some(Self {
             request,
             client_headers,
             dialect,
             kind,
+            wire,
             op,
-            passthrough: op == request.endpoint() && speaks(dialect, kind),
+            passthrough: op == request.endpoint() && speaks(dialect, wire),
         })
     }
 
@@ -98,10 +110,12 @@ impl<'a> Exchange<'a> {
         let mut fields = Fields::new(provider.unknown_fields());
         let common = self
             .dialect
-            .decode(self.request, self.op, model, &mut fields)?;
+            .decode(self.request, self.op, model, &mut fields)
+            .map_err(|e| named(e, provider))?;
         let body = self
             .kind
-            .request(self.op, common, provider, model, &mut fields)?;
+            .request(self.op, common, provider, model, &mut fields)
+            .map_err(|e| named(e, provider))?;
         let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;
         Ok((bytes, fields.dropped().to_vec()))
     }
@@ -114,7 +128,7 @@ impl<'a> Exchange<'a> {
         bytes: Bytes,
         model: &str,
     ) -> Option<(Bytes, TokenUsage)> {
-        let wire = self.kind.wire();
+        let wire = self.wire;
         if self.passthrough {
             let usage = if status.is_success() {
                 wire.passthrough_usage(&bytes)
@@ -142,12 +156,12 @@ impl<'a> Exchange<'a> {
 
     /// Whether a stream's first bytes are an error event.
     pub(crate) fn opens_with_error(&self, first: &[u8]) -> bool {
-        self.kind.wire().opens_with_error(first)
+        self.wire.opens_with_error(first)
     }
 
     /// How the stream of `model` goes to the client.
     pub(crate) fn stream(&self, model: &str) -> Codec {
-        let wire = self.kind.wire();
+        let wire = self.wire;
         if self.passthrough {
             return Codec::Pass(wire.stream_reader(!self.request.client_wants_usage()));
         }

@@ -8,7 +8,7 @@ mod raw;
 
 pub use raw::{
     BreakerConfig, Config, EnvString, GroupConfig, LedgerConfig, MaxTokensField, ModelConfig,
-    ProviderConfig, ProviderTimeouts, ResilienceConfig, ServerConfig, Weight,
+    ProviderConfig, ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, Weight,
 };
 
 use std::collections::HashMap;

@@ -296,6 +296,22 @@ pub struct ProviderConfig {
     /// `refuse` it with a 400.
     #[serde(default)]
     pub unknown_fields: UnknownFields,
+    /// `openai`, `azure`: how `/v1/responses` reaches this provider. `native` passes the
+    /// Responses API through; `chat` translates it to chat completions. Default: `native` for
+    /// `azure` and for OpenAI's own base URL (`api.openai.com`), `chat` for any other
+    /// OpenAI-compatible server, since many only have chat completions.
+    #[serde(default)]
+    pub responses: Option<ResponsesMode>,
+}
+
+/// How a provider answers the Responses API (`/v1/responses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponsesMode {
+    /// It speaks the Responses API: requests pass through.
+    Native,
+    /// It only has chat completions: requests are translated.
+    Chat,
 }
 
 /// Where an OpenAI-format request carries its completion limit.

@@ -8,6 +8,7 @@
 pub(crate) mod anthropic;
 pub(crate) mod openai;
 mod request;
+pub(crate) mod responses;
 
 pub use request::{ChatRequest, INLINE_DATA_TOKENS};
 
@@ -31,6 +32,8 @@ pub enum Endpoint {
     Embeddings,
     /// `/v1/messages/count_tokens`, Anthropic's count of a request's input tokens.
     CountTokens,
+    /// `/v1/responses`, OpenAI's Responses API.
+    Responses,
 }
 
 impl Endpoint {
@@ -42,6 +45,7 @@ impl Endpoint {
             Self::Completions => "completions",
             Self::Embeddings => "embeddings",
             Self::CountTokens => "messages/count_tokens",
+            Self::Responses => "responses",
         }
     }
 
@@ -49,7 +53,7 @@ impl Endpoint {
         match self {
             Self::Chat | Self::CountTokens => "messages",
             Self::Completions => "prompt",
-            Self::Embeddings => "input",
+            Self::Embeddings | Self::Responses => "input",
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum Dialect {
     OpenAi,
     /// Anthropic Messages (`/v1/messages`).
     Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
 }
 
 impl Dialect {
@@ -70,6 +76,7 @@ impl Dialect {
         match self {
             Self::OpenAi => &openai::OpenAiChat,
             Self::Anthropic => &anthropic::AnthropicMessages,
+            Self::Responses => &responses::Responses,
         }
     }
 }
@@ -108,6 +115,11 @@ impl<'a> ClientRequest<'a> {
     /// An Anthropic Messages request (`/v1/messages`).
     pub fn messages(body: &'a [u8]) -> Self {
         Self::new(Dialect::Anthropic, Endpoint::Chat, body)
+    }
+
+    /// A Responses API request (`/v1/responses`).
+    pub fn responses(body: &'a [u8]) -> Self {
+        Self::new(Dialect::Responses, Endpoint::Responses, body)
     }
 
     /// The same request with the client's headers.

@@ -114,13 +114,8 @@ impl<'a> ChatRequest<'a> {
                     })?;
                     model = Some((name, span_of(body, raw)));
                 }
-                "messages" if endpoint.required() == "messages" => {
-                    if !raw.get().starts_with('[') {
-                        return Err(RouterError::bad_request(
-                            "'messages' must be an array",
-                            Some("messages"),
-                        ));
-                    }
+                k if k == endpoint.required() => {
+                    required_shape(endpoint, raw)?;
                     messages = true;
                 }
                 "stream" => {
@@ -145,8 +140,7 @@ impl<'a> ChatRequest<'a> {
                         })?;
                     stream_options = Some((span_of(body, raw), parsed));
                 }
-                "prompt" | "input" if key.as_ref() == endpoint.required() => messages = true,
-                "max_tokens" | "max_completion_tokens" => {
+                "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                     if let Ok(n) = raw.get().parse::<u64>() {
                         max_tokens = max_tokens.max(n);
                     }
@@ -278,6 +272,27 @@ impl<'a> ChatRequest<'a> {
         }
         out.extend_from_slice(&self.body.as_bytes()[pos..]);
         out
+    }
+}
+
+/// Checks the shape of the field `endpoint` requires, where the router reads it: `messages`
+/// an array, Responses' `input` a string or an array of items.
+fn required_shape(endpoint: Endpoint, raw: &RawValue) -> Result<(), RouterError> {
+    let text = raw.get();
+    let (ok, message) = match endpoint {
+        Endpoint::Chat | Endpoint::CountTokens => {
+            (text.starts_with('['), "'messages' must be an array")
+        }
+        Endpoint::Responses => (
+            text.starts_with('[') || text.starts_with('"'),
+            "'input' must be a string or an array of items",
+        ),
+        Endpoint::Completions | Endpoint::Embeddings => (true, ""),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RouterError::bad_request(message, Some(endpoint.required())))
     }
 }
 

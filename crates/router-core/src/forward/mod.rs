@@ -172,7 +172,7 @@ impl Tries {
     /// The provider of `selection` cannot be told the request: none of its pairs is tried.
     fn refused(&mut self, group: &Group, selection: Selection, error: RouterError) {
         let provider = selection.provider().clone();
-        selection.release();
+        selection.withdraw();
         self.exclude_provider(group, &provider);
         self.refusal.get_or_insert(error);
     }

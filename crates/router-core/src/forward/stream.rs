@@ -159,11 +159,15 @@ impl ChatStream {
             return;
         }
         tracing::warn!(error = %message, "upstream stream failed mid-way");
-        let error = RouterError::StreamInterrupted(message);
-        let event = self
-            .dialect
-            .room()
-            .stream_error_event(&error.reply(self.dialect).body);
+        let body = RouterError::StreamInterrupted(message)
+            .reply(self.dialect)
+            .body;
+        let mut events = Vec::new();
+        let event = if self.codec.interrupt(&body, &mut events) {
+            join(events).unwrap_or_default()
+        } else {
+            self.dialect.room().stream_error_event(&body)
+        };
         let charge = self.charge();
         if let Some(selection) = self.selection.take() {
             self.charged = Some(charge);

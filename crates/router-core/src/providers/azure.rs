@@ -14,7 +14,15 @@ impl Kind for Azure {
     fn name(&self) -> &'static str {
         "azure"
     }
+    fn speaks_responses(&self, _base_url: &str) -> Option<bool> {
+        Some(true)
+    }
+    /// A deployment's URL; Responses at the v1 API's `/openai/v1/responses`, where the
+    /// deployment is the body's `model`.
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, _stream: bool) -> String {
+        if op == Endpoint::Responses {
+            return format!("{}/openai/v1/responses", provider.base_url());
+        }
         format!(
             "{}/openai/deployments/{}/{}?api-version={}",
             provider.base_url(),

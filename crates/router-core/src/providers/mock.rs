@@ -24,7 +24,10 @@ impl Kind for Mock {
     fn name(&self) -> &'static str {
         "mock"
     }
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+    fn speaks_responses(&self, _base_url: &str) -> Option<bool> {
+        None
+    }
+    fn operation(&self, _provider: &Provider, endpoint: Endpoint) -> Option<Endpoint> {
         chat_only(endpoint)
     }
     fn is_local(&self) -> bool {

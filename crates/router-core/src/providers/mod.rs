@@ -42,18 +42,34 @@ pub(crate) type UpstreamBody =
 pub(crate) trait Kind: Sync {
     /// The `type` that names the kind in the config.
     fn name(&self) -> &'static str;
-    /// The format its answers and streams are in.
-    fn wire(&self) -> &'static dyn WireFormat {
-        &openai::WIRE
+    /// The format its answers and streams to operation `op` are in.
+    fn wire(&self, op: Endpoint) -> &'static dyn WireFormat {
+        match op {
+            Endpoint::Responses => &openai::RESPONSES_WIRE,
+            _ => &openai::WIRE,
+        }
     }
-    /// The operation the upstream performs for a client's `endpoint` (chat-only kinds answer
-    /// the prompt API through chat, see [`chat_only`]); `None` when the kind offers no such
-    /// operation. By default, OpenAI's operations.
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+    /// The operation `provider` performs for a client's `endpoint` (chat-only kinds answer the
+    /// prompt API and Responses through chat, see [`chat_only`]); `None` when it offers no such
+    /// operation. By default, OpenAI's operations, and Responses natively when the provider
+    /// speaks it (its `responses`).
+    fn operation(&self, provider: &Provider, endpoint: Endpoint) -> Option<Endpoint> {
         match endpoint {
             Endpoint::Chat | Endpoint::Completions | Endpoint::Embeddings => Some(endpoint),
+            Endpoint::Responses if provider.responses_native() => Some(endpoint),
+            Endpoint::Responses => Some(Endpoint::Chat),
             Endpoint::CountTokens => None,
         }
+    }
+    /// Whether a provider of this kind at `base_url` speaks the Responses API when its config
+    /// does not say (`responses`); `None` when the kind never does. By default, OpenAI's own
+    /// API does and other OpenAI-compatible servers are taken to have chat completions only.
+    fn speaks_responses(&self, base_url: &str) -> Option<bool> {
+        let host = base_url
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_ascii_lowercase));
+        Some(host.as_deref() == Some("api.openai.com"))
     }
     /// Whether it answers in process: no base URL, no keys, no network.
     fn is_local(&self) -> bool {
@@ -98,10 +114,11 @@ pub(crate) trait Kind: Sync {
     }
 }
 
-/// The operation of a kind that only chats: chat, and the prompt API through chat.
+/// The operation of a kind that only chats: chat, and the prompt API and Responses through
+/// chat.
 pub(crate) fn chat_only(endpoint: Endpoint) -> Option<Endpoint> {
     match endpoint {
-        Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
+        Endpoint::Chat | Endpoint::Completions | Endpoint::Responses => Some(Endpoint::Chat),
         Endpoint::Embeddings | Endpoint::CountTokens => None,
     }
 }

@@ -337,6 +337,7 @@ impl Group {
             stats: pair.stats.clone(),
             siblings: pair.siblings.clone(),
             reservation: estimate,
+            request_penalty: snapshot.request_penalty(),
             error_penalty: snapshot.error_penalty(),
             generation,
             epoch,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 /// A picked (provider, model, key) with its reservation held. Settle it with
-/// [`Selection::succeed`], [`Selection::fail`] or [`Selection::release`]; dropping it unsettled
+/// [`Selection::succeed`], [`Selection::fail`], [`Selection::release`] or
+/// [`Selection::withdraw`]; dropping it unsettled
 /// releases the reservation without charging anything (a cancelled request).
 #[derive(Debug)]
 pub struct Selection {
@@ -22,6 +23,7 @@ pub struct Selection {
     pub(super) stats: Arc<PairStats>,
     pub(super) siblings: Arc<[Arc<PairStats>]>,
     pub(super) reservation: u64,
+    pub(super) request_penalty: u64,
     pub(super) error_penalty: u64,
     pub(super) generation: u64,
     pub(super) epoch: u64,
@@ -119,6 +121,13 @@ impl Selection {
         self.stats
             .with_health(self.generation, |h| h.on_neutral(epoch));
         self.settled = true;
+    }
+
+    /// Nothing was sent (the request cannot be said to this provider): as if the pair had not
+    /// been picked, its request count and penalty undone too.
+    pub fn withdraw(self) {
+        self.stats.withdraw(self.request_penalty);
+        self.release();
     }
 }
 

@@ -1,7 +1,7 @@
 //! A provider as compiled: its kind, where to send, what to add, how to connect.
 
 use super::compile::Problems;
-use crate::config::{ProviderConfig, ServerConfig};
+use crate::config::{ProviderConfig, ResponsesMode, ServerConfig};
 use crate::dialects::Endpoint;
 use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
@@ -33,6 +33,7 @@ pub struct Provider {
     default_max_tokens: u64,
     max_tokens_field: &'static str,
     unknown_fields: UnknownFields,
+    responses_native: bool,
     pub(crate) keys: Vec<Secret>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
@@ -72,13 +73,13 @@ impl Provider {
     /// Whether this provider answers requests for `endpoint` (chat-only kinds answer
     /// `/v1/completions` through chat).
     pub fn offers(&self, endpoint: Endpoint) -> bool {
-        self.kind.room().operation(endpoint).is_some()
+        self.kind.room().operation(self, endpoint).is_some()
     }
     /// URL a request for `endpoint` and `model` goes to; `None` when this provider does not
     /// offer that endpoint (embeddings on Anthropic and the mock).
     pub fn url(&self, endpoint: Endpoint, model: &str) -> Option<String> {
         let kind = self.kind.room();
-        let op = kind.operation(endpoint)?;
+        let op = kind.operation(self, endpoint)?;
         Some(kind.url(self, op, model, false))
     }
     /// `api-version` sent to an `azure` provider.
@@ -100,6 +101,10 @@ impl Provider {
     /// What a request translated for it does with a field that neither side knows.
     pub fn unknown_fields(&self) -> UnknownFields {
         self.unknown_fields
+    }
+    /// Whether `/v1/responses` passes through to it (its `responses`, or the kind's default).
+    pub fn responses_native(&self) -> bool {
+        self.responses_native
     }
     /// Extra headers sent upstream.
     pub fn headers(&self) -> &HeaderMap {
@@ -211,6 +216,20 @@ fn compile(
         }
     }
     let headers = headers(pi, p, problems, warnings);
+    let responses_native = match (p.kind.room().speaks_responses(&base_url), p.responses) {
+        (None, None) => false,
+        (None, Some(_)) => {
+            problems.push(
+                format!("providers[{pi}].responses"),
+                format!(
+                    "a '{}' provider does not speak the Responses API; only 'openai' and 'azure' providers take this option",
+                    p.kind
+                ),
+            );
+            false
+        }
+        (Some(default), mode) => mode.map_or(default, |m| m == ResponsesMode::Native),
+    };
     let keys = if local {
         vec![Secret::new("mock")]
     } else {
@@ -256,6 +275,7 @@ fn compile(
         default_max_tokens: p.default_max_tokens.unwrap_or(4096),
         max_tokens_field: p.max_tokens_field.name(),
         unknown_fields: p.unknown_fields,
+        responses_native,
         keys,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),

@@ -193,6 +193,13 @@ impl PairStats {
         );
     }
 
+    /// Undoes [`PairStats::begin`]'s request count and penalty, for a request never sent.
+    pub(crate) fn withdraw(&self, request_penalty: u64) {
+        sub(&self.requests, 1);
+        sub(&self.penalty, request_penalty);
+        sub(&self.hot.get().usage, request_penalty);
+    }
+
     pub(crate) fn release(&self, reservation: u64) {
         sub(&self.reserved, reservation);
         sub(&self.hot.get().usage, reservation);

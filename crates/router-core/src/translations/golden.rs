@@ -4,6 +4,7 @@
 //! each must produce.
 
 use crate::dialects::anthropic as anthropic_in;
+use crate::dialects::responses;
 use crate::fields::Fields;
 use crate::providers::{anthropic, gemini, openai, WireFormat};
 use crate::sse::{event_data, SseScanner};
@@ -296,4 +297,202 @@ fn openai_request_to_anthropic_and_gemini() {
             "generationConfig": {"temperature": 0, "topP": 0.9, "stopSequences": ["END"], "maxOutputTokens": 256},
         })
     );
+}
+
+/// The events of a Responses stream, as (type, data), checked to carry their `event:` line.
+fn responses_events(bytes: &[bytes::Bytes]) -> Vec<(String, Value)> {
+    bytes
+        .iter()
+        .map(|b| {
+            let text = std::str::from_utf8(b).unwrap();
+            let (event, data) = text.split_once('\n').unwrap();
+            let data: Value =
+                serde_json::from_str(data.trim_start_matches("data: ").trim()).unwrap();
+            assert_eq!(data["type"], event.trim_start_matches("event: "));
+            (event.trim_start_matches("event: ").to_string(), data)
+        })
+        .collect()
+}
+
+#[test]
+fn openai_parallel_tool_stream_to_responses_events() {
+    use crate::codec::{StreamEncoder, StreamItem};
+    let mut decoder = openai::WIRE.stream_decoder("gpt-test");
+    let mut items: Vec<StreamItem> = Vec::new();
+    for e in events(include_str!("fixtures/openai_parallel_tools_stream.sse")) {
+        decoder.event(&e, &mut items);
+    }
+    decoder.end(&mut items).unwrap();
+    let mut encoder = responses::Encoder::default();
+    let mut out = Vec::new();
+    for item in items {
+        encoder.encode(item, &mut out);
+    }
+    let events = responses_events(&out);
+    let seq: Vec<(&str, u64)> = events
+        .iter()
+        .map(|(k, d)| (k.as_str(), d["sequence_number"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            ("response.created", 0),
+            ("response.in_progress", 1),
+            ("response.output_item.added", 2),
+            ("response.function_call_arguments.delta", 3),
+            ("response.output_item.added", 4),
+            ("response.function_call_arguments.delta", 5),
+            ("response.function_call_arguments.done", 6),
+            ("response.output_item.done", 7),
+            ("response.function_call_arguments.done", 8),
+            ("response.output_item.done", 9),
+            ("response.completed", 10),
+        ]
+    );
+    assert_eq!(
+        events[2].1["item"],
+        json!({"id": "fc_chatcmpl-golden_0", "type": "function_call", "status": "in_progress",
+               "arguments": "", "call_id": "call_a", "name": "get_weather"})
+    );
+    assert_eq!(
+        events[8].1,
+        json!({"type": "response.function_call_arguments.done", "sequence_number": 8,
+               "item_id": "fc_chatcmpl-golden_1", "output_index": 1, "arguments": "{\"city\": \"Rome\"}"})
+    );
+    let mut completed = events[10].1["response"].clone();
+    completed["created_at"] = json!(0);
+    assert_eq!(
+        completed,
+        json!({
+            "id": "resp_chatcmpl-golden", "object": "response", "created_at": 0, "status": "completed",
+            "model": "gpt-test", "error": null, "incomplete_details": null, "parallel_tool_calls": true,
+            "tool_choice": "auto", "tools": [], "metadata": {},
+            "output": [
+                {"id": "fc_chatcmpl-golden_0", "type": "function_call", "status": "completed",
+                 "arguments": "{\"city\": \"Paris\"}", "call_id": "call_a", "name": "get_weather"},
+                {"id": "fc_chatcmpl-golden_1", "type": "function_call", "status": "completed",
+                 "arguments": "{\"city\": \"Rome\"}", "call_id": "call_b", "name": "get_weather"},
+            ],
+            "usage": {"input_tokens": 82, "input_tokens_details": {"cached_tokens": 64}, "output_tokens": 36,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 118},
+        })
+    );
+}
+
+#[test]
+fn responses_stream_relayed_is_read_for_its_usage() {
+    let fixture = include_str!("fixtures/openai_responses_stream.sse");
+    let mut reader = openai::RESPONSES_WIRE.stream_reader(true);
+    for e in events(fixture) {
+        // Every event reaches the client as it came.
+        assert!(reader.keep(&e));
+        assert!(!reader.failed());
+    }
+    assert!(reader.done());
+    assert_eq!(reader.end().unwrap(), None);
+    let usage = reader.usage().unwrap();
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens,
+            usage.cache_read_tokens
+        ),
+        (81, 148, 229, 64)
+    );
+    assert!(openai::RESPONSES_WIRE.opens_with_error(b"event: error\ndata: {}\n\n"));
+    assert!(!openai::RESPONSES_WIRE.opens_with_error(fixture.as_bytes()));
+    // Cut before its terminal event, the stream is incomplete.
+    let mut cut = openai::RESPONSES_WIRE.stream_reader(true);
+    for e in events(fixture).iter().take(6) {
+        cut.keep(e);
+    }
+    assert!(cut.end().is_err());
+}
+
+#[test]
+fn responses_stream_decodes_to_chat_chunks() {
+    use crate::codec::StreamItem;
+    let mut decoder = openai::RESPONSES_WIRE.stream_decoder("configured");
+    let mut items = Vec::new();
+    for e in events(include_str!("fixtures/openai_responses_stream.sse")) {
+        decoder.event(&e, &mut items);
+    }
+    decoder.end(&mut items).unwrap();
+    let chunk = |delta: Value, finish: Value| {
+        StreamItem::Chunk(
+            json!({"id": "resp_golden", "object": "chat.completion.chunk", "created": 1759064126,
+            "model": "configured", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}),
+        )
+    };
+    let mut usage = json!({"id": "resp_golden", "object": "chat.completion.chunk", "created": 1759064126,
+        "model": "configured", "choices": [], "usage": {"prompt_tokens": 81, "completion_tokens": 148, "total_tokens": 229,
+        "prompt_tokens_details": {"cached_tokens": 64}, "completion_tokens_details": {"reasoning_tokens": 128}}});
+    usage["choices"] = json!([]);
+    assert_eq!(
+        items,
+        vec![
+            chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+            chunk(json!({"content": "Checking \"error\" cases."}), Value::Null),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_golden", "type": "function",
+                                        "function": {"name": "get_weather", "arguments": ""}}]}),
+                Value::Null
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
+                Value::Null
+            ),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
+                Value::Null
+            ),
+            chunk(json!({}), json!("tool_calls")),
+            StreamItem::Chunk(usage),
+            StreamItem::Done,
+        ]
+    );
+    assert_eq!(decoder.usage().map(|u| u.total_tokens), Some(229));
+}
+
+#[test]
+fn responses_complete_answer_to_chat_and_back() {
+    let fixture = include_str!("fixtures/openai_responses_stream.sse");
+    let completed = events(fixture).pop().unwrap();
+    let response = serde_json::from_slice::<Value>(&completed).unwrap()["response"].clone();
+    let usage = openai::RESPONSES_WIRE.passthrough_usage(response.to_string().as_bytes());
+    assert_eq!((usage.total_tokens, usage.cache_read_tokens), (229, 64));
+    let request = crate::dialects::ChatRequest::parse_for(
+        br#"{"model":"g","input":"x"}"#,
+        crate::dialects::Dialect::Responses,
+        crate::dialects::Endpoint::Responses,
+    )
+    .unwrap();
+    let (chat, usage) = openai::RESPONSES_WIRE
+        .answer(
+            crate::dialects::Endpoint::Responses,
+            response,
+            &request,
+            "configured",
+        )
+        .unwrap();
+    assert_eq!(usage.prompt_tokens, 81);
+    assert_eq!(chat["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        chat["choices"][0]["message"]["content"],
+        "Checking \"error\" cases."
+    );
+    assert_eq!(
+        chat["choices"][0]["message"]["tool_calls"],
+        json!([{"id": "call_golden", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+    );
+    // Back through the dialect: the same items.
+    let back = responses::response(&chat);
+    assert_eq!(
+        back["output"][0]["content"][0]["text"],
+        "Checking \"error\" cases."
+    );
+    assert_eq!(back["output"][1]["call_id"], "call_golden");
+    assert_eq!(back["usage"]["total_tokens"], 229);
 }

@@ -1,12 +1,14 @@
 //! Properties of the translators and the SSE scanner over generated input: they never panic,
 //! the scanner loses no byte, and OpenAI → Anthropic → OpenAI keeps every translatable field.
 
+use crate::codec::{StreamEncoder, StreamItem};
 use crate::dialects::anthropic as anthropic_in;
 use crate::dialects::openai::completions;
+use crate::dialects::responses;
 use crate::dialects::Dialect;
 use crate::fields::Fields;
 use crate::providers::gemini::embeddings;
-use crate::providers::{anthropic, gemini};
+use crate::providers::{anthropic, gemini, openai, WireFormat};
 use crate::sse::SseScanner;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -122,6 +124,10 @@ proptest! {
         }
         let _ = to_anthropic.event(b"[DONE]");
         let _ = to_openai.usage();
+        let _ = responses::request(&object(&v), "m", &mut Fields::default());
+        let _ = responses::request(&json!({"input": [v.clone()]}).as_object().unwrap().clone(), "m", &mut Fields::default());
+        let _ = responses::response(&v);
+        openai::RESPONSES_WIRE.stream_decoder("m").event(v.to_string().as_bytes(), &mut Vec::new());
         let _ = completions::request(&object(&v), "m");
         let _ = completions::response(&v);
         let _ = completions::chunk(&v);
@@ -142,6 +148,67 @@ proptest! {
         let _ = anthropic_in::StreamTranslator::default().event(&bytes);
         let _ = gemini::StreamTranslator::new("m", false).event(&bytes);
         crate::meter::StreamMeter::default().observe(&bytes);
+    }
+
+    /// Whatever chat chunks come, the Responses events a client gets are the documented
+    /// sequence: numbered densely from 0, opened by `response.created`, every item's events
+    /// after its `output_item.added` (at the next output index), and one terminal event last.
+    #[test]
+    fn responses_events_keep_their_order(
+        deltas in prop::collection::vec((0u8..5, "[a-z ]{0,6}", 0u64..3), 0..12),
+        finish in prop::sample::select(vec!["stop", "length", "tool_calls"]),
+        fail in any::<bool>(),
+    ) {
+        let mut encoder = responses::Encoder::default();
+        let mut out = Vec::new();
+        for (kind, text, index) in &deltas {
+            let delta = match kind {
+                0 => json!({"content": text}),
+                1 => json!({"reasoning_content": text}),
+                2 => json!({"tool_calls": [{"index": index, "id": format!("call_{index}"), "type": "function",
+                                             "function": {"name": "f", "arguments": text}}]}),
+                3 => json!({"tool_calls": [{"index": index, "function": {"arguments": text}}]}),
+                _ => json!({"refusal": text}),
+            };
+            encoder.encode(StreamItem::Chunk(json!({"id": "c", "choices": [{"delta": delta}]})), &mut out);
+        }
+        if fail {
+            encoder.encode(StreamItem::Error(json!({"error": {"message": "x", "type": "server_error"}})), &mut out);
+        } else {
+            encoder.encode(StreamItem::Chunk(json!({"id": "c", "choices": [{"delta": {}, "finish_reason": finish}]})), &mut out);
+            encoder.encode(StreamItem::Done, &mut out);
+        }
+        let events: Vec<Value> = out
+            .iter()
+            .map(|b| {
+                let text = std::str::from_utf8(b).unwrap();
+                serde_json::from_str(text.split_once("data: ").unwrap().1.trim()).unwrap()
+            })
+            .collect();
+        prop_assert_eq!(&events[0]["type"], "response.created");
+        let mut added = 0u64;
+        let mut closed = std::collections::HashSet::new();
+        for (i, e) in events.iter().enumerate() {
+            prop_assert_eq!(e["sequence_number"].as_u64(), Some(i as u64));
+            let kind = e["type"].as_str().unwrap();
+            if kind == "response.output_item.added" {
+                prop_assert_eq!(e["output_index"].as_u64(), Some(added));
+                added += 1;
+            } else if let Some(index) = e["output_index"].as_u64() {
+                prop_assert!(index < added && !closed.contains(&index), "{} after its item closed", kind);
+                if kind == "response.output_item.done" {
+                    closed.insert(index);
+                }
+            }
+        }
+        let last = events.last().unwrap();
+        let terminal = ["response.completed", "response.incomplete", "response.failed"];
+        prop_assert!(terminal.contains(&last["type"].as_str().unwrap()));
+        prop_assert_eq!(events.iter().filter(|e| terminal.contains(&e["type"].as_str().unwrap())).count(), 1);
+        prop_assert_eq!(last["response"]["output"].as_array().unwrap().len() as u64, added);
+        if !fail {
+            prop_assert_eq!(closed.len() as u64, added);
+        }
     }
 
     #[test]

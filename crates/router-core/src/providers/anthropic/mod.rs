@@ -38,11 +38,14 @@ impl Kind for Anthropic {
     fn name(&self) -> &'static str {
         "anthropic"
     }
-    fn wire(&self) -> &'static dyn WireFormat {
+    fn wire(&self, _op: Endpoint) -> &'static dyn WireFormat {
         &WIRE
     }
     /// Chat (and the prompt API through it), and counting a request's tokens.
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+    fn speaks_responses(&self, _base_url: &str) -> Option<bool> {
+        None
+    }
+    fn operation(&self, _provider: &Provider, endpoint: Endpoint) -> Option<Endpoint> {
         match endpoint {
             Endpoint::CountTokens => Some(Endpoint::CountTokens),
             other => super::chat_only(other),

@@ -38,15 +38,17 @@ impl Kind for Gemini {
     fn name(&self) -> &'static str {
         "gemini"
     }
-    fn wire(&self) -> &'static dyn WireFormat {
+    fn wire(&self, _op: Endpoint) -> &'static dyn WireFormat {
         &WIRE
     }
-    /// Chat (and the prompt API through it), and embeddings.
-    fn operation(&self, endpoint: Endpoint) -> Option<Endpoint> {
+    /// Chat (and the prompt API and Responses through it), and embeddings.
+    fn speaks_responses(&self, _base_url: &str) -> Option<bool> {
+        None
+    }
+    fn operation(&self, _provider: &Provider, endpoint: Endpoint) -> Option<Endpoint> {
         match endpoint {
-            Endpoint::Chat | Endpoint::Completions => Some(Endpoint::Chat),
             Endpoint::Embeddings => Some(Endpoint::Embeddings),
-            Endpoint::CountTokens => None,
+            other => super::chat_only(other),
         }
     }
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, stream: bool) -> String {

@@ -2,7 +2,10 @@
 //! requests, answers and streams pass as they are; what this room adds is reading the usage
 //! report, the end of a stream and in-band errors. `azure` and `mock` answer in this format.
 
+mod responses;
 mod stream;
+
+pub(crate) use responses::RESPONSES_WIRE;
 
 use super::{Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
@@ -25,6 +28,7 @@ impl Kind for OpenAi {
     fn name(&self) -> &'static str {
         "openai"
     }
+    /// Responses at `{base_url}/responses`, as the other operations.
     fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
         format!("{}/{}", provider.base_url(), op.path())
     }
