@@ -29,13 +29,17 @@ struct Turn {
 
 impl Turn {
     fn usage(&self) -> Value {
-        json!({
+        let mut usage = json!({
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cache.0},
             "output_tokens": self.output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": self.total(),
-        })
+        });
+        if self.cache.1 > 0 {
+            usage["input_tokens_details"]["cache_write_tokens"] = json!(self.cache.1);
+        }
+        usage
     }
 
     fn total(&self) -> u64 {

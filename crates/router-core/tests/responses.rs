@@ -467,3 +467,45 @@ async fn a_stream_cut_midway_ends_in_the_responses_way() {
     assert_eq!(data["type"], "error");
     assert!(data["message"].as_str().is_some(), "{data}");
 }
+
+#[tokio::test]
+async fn cache_tokens_and_reasoning_cross_both_ways() {
+    let body = json!({"model": "codex", "input": "think", "reasoning": {"effort": "low"}});
+    for extra in [", responses: native", ""] {
+        let mock = MockUpstream::start().await.unwrap();
+        mock.set_cache_tokens(8, 3);
+        let r = openai_router(extra, &mock);
+        let (_, _, v) = complete(&r, &body).await;
+        assert_eq!(v["output"][0]["type"], "reasoning", "{extra}: {v}");
+        assert_eq!(
+            v["output"][0]["summary"][0]["text"],
+            "reasoning at low effort"
+        );
+        assert_eq!(
+            v["usage"]["input_tokens_details"],
+            json!({"cached_tokens": 8, "cache_write_tokens": 3}),
+            "{extra}"
+        );
+        let row = &r.usage()[0];
+        assert_eq!(
+            (row.cache_read_tokens, row.cache_write_tokens),
+            (8, 3),
+            "{extra}"
+        );
+        assert_eq!(row.total_tokens, mock.tokens_reported());
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        let ev = events(&r, &streamed).await;
+        let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            kinds.contains(&"response.reasoning_summary_text.delta"),
+            "{extra}: {kinds:?}"
+        );
+        let usage = &ev.last().unwrap().1["response"]["usage"];
+        assert_eq!(
+            usage["input_tokens_details"]["cache_write_tokens"], 3,
+            "{extra}"
+        );
+        assert_eq!(r.usage()[0].cache_read_tokens, 16, "{extra}");
+    }
+}

@@ -12,13 +12,19 @@ pub(super) fn usage(u: &Value) -> Value {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     let input = n(&u["prompt_tokens"]);
     let output = n(&u["completion_tokens"]);
-    json!({
+    let mut usage = json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": n(&u["prompt_tokens_details"]["cached_tokens"])},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": n(&u["completion_tokens_details"]["reasoning_tokens"])},
         "total_tokens": u["total_tokens"].as_u64().unwrap_or(input + output),
-    })
+    });
+    // Prompt-cache writes, which the common form carries as `cache_creation_input_tokens`.
+    let written = n(&u["cache_creation_input_tokens"]);
+    if written > 0 {
+        usage["input_tokens_details"]["cache_write_tokens"] = json!(written);
+    }
+    usage
 }
 
 /// The status a chat finish reason means, and why a response is incomplete.

@@ -23,6 +23,7 @@ pub(crate) static RESPONSES_WIRE: ResponsesWire = ResponsesWire;
 fn tokens(u: &Value) -> Option<TokenUsage> {
     let u = u.as_object()?;
     let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+    let details = u.get("input_tokens_details");
     let input = n(u.get("input_tokens"));
     let output = n(u.get("output_tokens"));
     Some(TokenUsage {
@@ -32,22 +33,25 @@ fn tokens(u: &Value) -> Option<TokenUsage> {
             .get("total_tokens")
             .and_then(Value::as_u64)
             .unwrap_or(input + output),
-        cache_read_tokens: n(u
-            .get("input_tokens_details")
-            .and_then(|d| d.get("cached_tokens"))),
-        cache_write_tokens: 0,
+        cache_read_tokens: n(details.and_then(|d| d.get("cached_tokens"))),
+        cache_write_tokens: n(details.and_then(|d| d.get("cache_write_tokens"))),
     })
 }
 
-/// A Responses `usage` in chat's terms.
+/// A Responses `usage` in chat's terms (cache writes as OpenAI-compatible gateways report
+/// them, `cache_creation_input_tokens`).
 fn chat_usage(u: &Value) -> Value {
     let t = tokens(u).unwrap_or_default();
-    json!({
+    let mut usage = json!({
         "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
         "total_tokens": t.total_tokens,
         "prompt_tokens_details": {"cached_tokens": t.cache_read_tokens},
         "completion_tokens_details": {"reasoning_tokens": u["output_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)},
-    })
+    });
+    if t.cache_write_tokens > 0 {
+        usage["cache_creation_input_tokens"] = json!(t.cache_write_tokens);
+    }
+    usage
 }
 
 /// Chat's finish reason for a response's status and output.
