@@ -2,11 +2,12 @@
 //! (cut by the upstream, timed out, or left by the client) is still charged: the provider bills
 //! the prompt and every token it sent.
 //!
-//! Text is measured in each upstream event of any of the three formats (OpenAI chunks,
-//! Anthropic events, Gemini partial answers) and estimated at one token per four bytes. A usage
-//! report that carries a completion count (OpenAI's `usage`, Anthropic's `message_delta`,
-//! Gemini's `usageMetadata.candidatesTokenCount`) covers everything streamed before it; only
-//! text after the last such report is estimated.
+//! Text is measured in each upstream event of any of the four formats (OpenAI chunks, Responses
+//! events, Anthropic events, Gemini partial answers) and estimated at one token per four bytes.
+//! A usage report that carries a completion count (OpenAI's `usage`, the Responses terminal
+//! event's `response.usage`, Anthropic's `message_delta`, Gemini's
+//! `usageMetadata.candidatesTokenCount`) covers everything streamed before it; only text after
+//! the last such report is estimated.
 
 use crate::usage::TokenUsage;
 use serde::Deserialize;
@@ -24,11 +25,14 @@ fn text_len(raw: Option<&RawValue>) -> u64 {
 struct Event<'a> {
     #[serde(borrow)]
     choices: Option<Vec<Choice<'a>>>,
+    /// An Anthropic delta (an object), or a Responses delta (the text itself).
     #[serde(borrow)]
-    delta: Option<Delta<'a>>,
+    delta: Option<&'a RawValue>,
     #[serde(borrow)]
     candidates: Option<Vec<Candidate<'a>>>,
     usage: Option<Counts>,
+    /// The response a Responses terminal event carries, with its usage.
+    response: Option<Terminal>,
     #[serde(rename = "usageMetadata")]
     usage_metadata: Option<Counts>,
 }
@@ -97,6 +101,13 @@ struct Part<'a> {
     function_call: Option<&'a RawValue>,
 }
 
+/// The `response` of a Responses event, read for its usage.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Terminal {
+    usage: Option<Counts>,
+}
+
 /// A usage object, read only for whether it counts completion tokens.
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -144,7 +155,11 @@ impl StreamMeter {
         let Ok(event) = serde_json::from_slice::<Event<'_>>(data) else {
             return;
         };
-        let mut len = event.delta.as_ref().map_or(0, Delta::len);
+        let mut len = match event.delta {
+            Some(raw) if raw.get().starts_with('"') => text_len(Some(raw)),
+            Some(raw) => serde_json::from_str::<Delta<'_>>(raw.get()).map_or(0, |d| d.len()),
+            None => 0,
+        };
         for choice in event.choices.iter().flatten() {
             len += choice.delta.as_ref().map_or(0, Delta::len);
         }
@@ -162,8 +177,10 @@ impl StreamMeter {
                 || c.output_tokens.is_some()
                 || c.candidates_token_count.is_some()
         };
+        let terminal = event.response.as_ref().and_then(|r| r.usage.as_ref());
         if event.usage.as_ref().is_some_and(counted)
             || event.usage_metadata.as_ref().is_some_and(counted)
+            || terminal.is_some_and(counted)
         {
             self.reported = true;
             self.since_report = 0;
@@ -249,5 +266,17 @@ mod tests {
         m.observe(b"[DONE]");
         m.observe(br#"{"type":"ping"}"#);
         assert_eq!(m.charge(Some(usage(7, 1)), 40), usage(7, 3));
+    }
+
+    #[test]
+    fn responses_deltas_are_text_and_the_terminal_event_counts() {
+        let mut m = StreamMeter::default();
+        m.observe(br#"{"type":"response.created","sequence_number":0,"response":{"id":"r","output":[],"usage":null}}"#);
+        m.observe(br#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"m","output_index":0,"content_index":0,"delta":"Hello there","logprobs":[]}"#);
+        m.observe(br#"{"type":"response.function_call_arguments.delta","sequence_number":5,"item_id":"f","output_index":1,"delta":"{\"a\":1}"}"#);
+        // Cut here: 11 + 9 bytes of text, 5 tokens; the prompt is estimated.
+        assert_eq!(m.charge(None, 40), usage(40, 5));
+        m.observe(br#"{"type":"response.completed","sequence_number":9,"response":{"id":"r","usage":{"input_tokens":12,"output_tokens":30,"total_tokens":42}}}"#);
+        assert_eq!(m.charge(Some(usage(12, 30)), 40), usage(12, 30));
     }
 }

@@ -70,7 +70,34 @@ pub(crate) fn request(
         }
     }
     out.insert("messages".into(), Value::Array(messages));
+    without_empty_tools(&mut out)?;
     Ok(Value::Object(out))
+}
+
+/// When every tool was one chat cannot run (hosted tools), no `tools` are sent (an empty list
+/// is refused by OpenAI-compatible servers); a `tool_choice` that still asks for a call cannot
+/// be met.
+fn without_empty_tools(out: &mut Map<String, Value>) -> Result<(), RouterError> {
+    if out
+        .get("tools")
+        .is_some_and(|t| t.as_array().is_some_and(Vec::is_empty))
+    {
+        out.remove("tools");
+    }
+    if out.contains_key("tools") {
+        return Ok(());
+    }
+    match out.get("tool_choice") {
+        None => Ok(()),
+        Some(Value::String(mode)) if mode == "auto" || mode == "none" => {
+            out.remove("tool_choice");
+            Ok(())
+        }
+        Some(choice) => Err(bad(
+            format!("tool_choice {choice} asks for a call, but no function tool is left for a provider that does not speak the Responses API"),
+            "tool_choice",
+        )),
+    }
 }
 
 /// One top-level field but `instructions` and `input`, set in `out`.
@@ -96,6 +123,8 @@ fn top_level(
             out.insert("max_tokens".into(), value.clone());
         }
         "store" if value == &json!(false) => fields.hint("store"),
+        // The default: a response in the foreground, which is what chat gives.
+        "background" if value == &json!(false) => {}
         "truncation" if value == &json!("disabled") => {}
         "truncation" => fields.hint("truncation"),
         "top_logprobs" if value == &json!(0) => {}
@@ -237,7 +266,7 @@ fn input_items(
                 ""
             });
         match kind {
-            "message" => messages.push(message(item, &path)?),
+            "message" => push_message(messages, message(item, &path)?),
             "function_call" => {
                 let call_id = required_str(item, "call_id", &path)?;
                 calls.insert(call_id.to_string());
@@ -257,7 +286,8 @@ fn input_items(
                 }
                 let output = match &item["output"] {
                     Value::String(s) => s.clone(),
-                    other => text_of(other, "\n"),
+                    Value::Array(parts) => output_text(parts, &path)?,
+                    _ => return Err(bad(format!("{path}.output must be a string or an array of parts"), "input")),
                 };
                 messages.push(json!({"role": "tool", "tool_call_id": call_id, "content": output}));
             }
@@ -274,11 +304,48 @@ fn input_items(
     Ok(())
 }
 
+/// The text parts of a tool's output; chat's tool results are text only, so any other part
+/// (an image the tool looked at) is refused by name rather than lost.
+fn output_text(parts: &[Value], path: &str) -> Result<String, RouterError> {
+    let mut texts = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        match p["type"].as_str() {
+            Some("input_text" | "output_text") => texts.push(p["text"].as_str().unwrap_or("")),
+            other => {
+                return Err(bad(
+                    format!("{path}.output[{j}]: part type {other:?} cannot be translated: chat tool results are text only"),
+                    "input",
+                ))
+            }
+        }
+    }
+    Ok(texts.join("\n"))
+}
+
 fn required_str<'v>(item: &'v Value, key: &str, path: &str) -> Result<&'v str, RouterError> {
     item[key]
         .as_str()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| bad(format!("{path}.{key} is missing"), "input"))
+}
+
+/// A message; an assistant's text after its own tool calls (before their results) joins that
+/// turn, as chat wants the results right after the calls.
+fn push_message(messages: &mut Vec<Value>, message: Value) {
+    if message["role"] == "assistant" {
+        if let Some(last) = messages
+            .last_mut()
+            .filter(|m| m["role"] == "assistant" && m["tool_calls"].is_array())
+        {
+            let text = match (&last["content"], &message["content"]) {
+                (Value::String(a), Value::String(b)) => format!("{a}{b}"),
+                (_, b) => b.as_str().unwrap_or("").to_string(),
+            };
+            last["content"] = json!(text);
+            return;
+        }
+    }
+    messages.push(message);
 }
 
 /// A tool call joins the assistant turn just before it, or starts one.
@@ -321,6 +388,8 @@ fn message(item: &Value, path: &str) -> Result<Value, RouterError> {
             ))
         }
     };
+    // `developer` is the Responses name of the system role, which every chat API knows.
+    let role = if role == "developer" { "system" } else { role };
     Ok(json!({"role": role, "content": content}))
 }
 

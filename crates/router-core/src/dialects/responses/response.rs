@@ -116,7 +116,10 @@ pub(crate) fn response(chat: &Value) -> Value {
             &format!("fc_{id}_{i}"),
             &call["id"],
             &f["name"],
-            f["arguments"].as_str().unwrap_or("{}"),
+            f["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+                .unwrap_or("{}"),
             "completed",
         ));
     }

@@ -190,6 +190,18 @@ impl Encoder {
                 }
                 Kind::Call => {
                     let at = json!({"item_id": id, "output_index": index});
+                    // A call without arguments (a tool that takes none) still sends JSON.
+                    let text = if text.is_empty() {
+                        self.items[index].text.push_str("{}");
+                        self.event(
+                            "response.function_call_arguments.delta",
+                            with(&at, "delta", &json!("{}")),
+                            out,
+                        );
+                        "{}".to_string()
+                    } else {
+                        text
+                    };
                     self.event(
                         "response.function_call_arguments.done",
                         with(&at, "arguments", &json!(text)),
@@ -244,16 +256,23 @@ impl Encoder {
     }
 
     fn chunk(&mut self, chunk: &Value, out: &mut Vec<Bytes>) {
+        // Nothing follows the terminal event.
+        if self.done {
+            return;
+        }
         self.start(chunk, out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }
         let choice = &chunk["choices"][0];
         let delta = &choice["delta"];
-        for key in ["reasoning_content", "reasoning"] {
-            if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
-                self.delta(Kind::Reasoning, None, text, out);
-            }
+        // Some servers send the same reasoning under both names: the first one counts.
+        let reasoning = ["reasoning_content", "reasoning"]
+            .iter()
+            .find_map(|k| delta[*k].as_str())
+            .filter(|t| !t.is_empty());
+        if let Some(text) = reasoning {
+            self.delta(Kind::Reasoning, None, text, out);
         }
         for key in ["content", "refusal"] {
             if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {

@@ -62,7 +62,7 @@ fn translates_a_codex_turn() {
         out["messages"],
         json!([
             {"role": "system", "content": "You are a coding agent."},
-            {"role": "developer", "content": [{"type": "text", "text": "sandbox: none"}]},
+            {"role": "system", "content": [{"type": "text", "text": "sandbox: none"}]},
             {"role": "user", "content": [{"type": "text", "text": "list files"}]},
             {"role": "assistant", "content": null, "tool_calls": [
                 {"id": "call_1", "type": "function", "function": {"name": "exec_command", "arguments": "{\"cmd\":\"ls\"}"}},
@@ -380,4 +380,94 @@ fn errors_have_the_openai_shape() {
     let event = Responses.stream_error_event(&body);
     let text = std::str::from_utf8(&event).unwrap();
     assert!(text.starts_with("event: error\ndata: {"), "{text}");
+}
+
+#[test]
+fn what_chat_cannot_run_leaves_no_empty_tools() {
+    let hosted = json!([{"type": "web_search"}]);
+    let (out, dropped) =
+        translate(json!({"model": "g", "input": "x", "tools": hosted, "tool_choice": "auto"}))
+            .unwrap();
+    assert!(
+        out.get("tools").is_none() && out.get("tool_choice").is_none(),
+        "{out}"
+    );
+    assert_eq!(dropped, ["tools.web_search"]);
+    let (m, p) =
+        refused(json!({"model": "g", "input": "x", "tools": hosted, "tool_choice": "required"}));
+    assert!(m.contains("no function tool is left"), "{m}");
+    assert_eq!(p.as_deref(), Some("tool_choice"));
+    // `background: false` is the default, and asks for nothing.
+    assert!(translate(json!({"model": "g", "input": "x", "background": false})).is_ok());
+}
+
+#[test]
+fn an_assistant_text_after_its_calls_joins_that_turn() {
+    let (out, _) = translate(json!({"model": "g", "input": [
+        {"role": "user", "content": "go"},
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Running it."}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]}))
+    .unwrap();
+    assert_eq!(
+        out["messages"],
+        json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "Running it.", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ])
+    );
+}
+
+#[test]
+fn a_tool_output_with_an_image_is_refused_not_lost() {
+    let (m, p) = refused(json!({"model": "g", "input": [
+        {"type": "function_call", "call_id": "c1", "name": "view_image", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": [
+            {"type": "input_text", "text": "here"},
+            {"type": "input_image", "image_url": "data:image/png;base64,AA"}]},
+    ]}));
+    assert!(
+        m.contains("input[1].output[1]") && m.contains("input_image"),
+        "{m}"
+    );
+    assert_eq!(p.as_deref(), Some("input"));
+}
+
+#[test]
+fn a_call_without_arguments_sends_an_empty_object_and_nothing_follows_the_end() {
+    let events = encode(vec![
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function",
+            "function": {"name": "now", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        StreamItem::Done,
+        chunk(json!({"content": "late"}), Value::Null),
+    ]);
+    let args: String = events
+        .iter()
+        .filter(|(k, _)| k == "response.function_call_arguments.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(args, "{}");
+    let (last, data) = events.last().unwrap();
+    assert_eq!(last, "response.completed");
+    assert_eq!(data["response"]["output"][0]["arguments"], "{}");
+    let chat = json!({"id": "c", "choices": [{"finish_reason": "tool_calls", "message": {"tool_calls": [
+        {"id": "call_a", "type": "function", "function": {"name": "now", "arguments": ""}}]}}]});
+    assert_eq!(response::response(&chat)["output"][0]["arguments"], "{}");
+    // Reasoning sent under both names is one text.
+    let events = encode(vec![
+        chunk(
+            json!({"reasoning_content": "hm", "reasoning": "hm"}),
+            Value::Null,
+        ),
+        StreamItem::Done,
+    ]);
+    let summary = &events.last().unwrap().1["response"]["output"][0]["summary"][0]["text"];
+    assert_eq!(summary, "hm");
 }
