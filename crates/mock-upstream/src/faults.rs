@@ -66,6 +66,13 @@ pub(crate) async fn apply(
                 .unwrap());
         }
         Some(Fault::CutStreamAfter(n)) => cut_stream = Some(n),
+        Some(Fault::EchoKey(code)) => {
+            let key = seen.key().unwrap_or_default();
+            return Err(error(
+                code,
+                &format!("invalid request; you sent auth Bearer {key}"),
+            ));
+        }
         Some(Fault::EventStream(text)) => {
             return Err(full(StatusCode::OK, "text/event-stream", text))
         }

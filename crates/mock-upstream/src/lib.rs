@@ -100,6 +100,9 @@ pub enum Fault {
     CutStreamAfter(usize),
     /// Answer 200 with this text as an event stream (an error event, say).
     EventStream(String),
+    /// Answer with this status and an OpenAI error body whose message repeats the key the
+    /// request carried, as a careless upstream does (`you sent auth Bearer sk-…`).
+    EchoKey(u16),
 }
 
 /// A fault applied to the requests that match a key and/or a model.

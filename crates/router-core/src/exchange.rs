@@ -10,10 +10,11 @@ use crate::fields::Fields;
 use crate::providers::{Kind, WireFormat};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
-use crate::{RouterError, Secret};
+use crate::{Redactor, RouterError, Secret};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Whether the client's dialect speaks the wire format the provider answers in.
 fn speaks(dialect: &dyn ClientDialect, wire: &dyn WireFormat) -> bool {
@@ -34,6 +35,7 @@ fn named(error: RouterError, provider: &Provider) -> RouterError {
 /// One client request meeting one provider.
 pub(crate) struct Exchange<'a> {
     request: &'a ChatRequest<'a>,
+    redactor: &'a Arc<Redactor>,
     client_headers: Option<&'a HeaderMap>,
     dialect: &'static dyn ClientDialect,
     kind: &'static dyn Kind,
@@ -49,6 +51,7 @@ impl<'a> Exchange<'a> {
         request: &'a ChatRequest<'a>,
         client_headers: Option<&'a HeaderMap>,
         provider: &Provider,
+        redactor: &'a Arc<Redactor>,
     ) -> Option<Self> {
         let kind = provider.kind().room();
         let op = kind.operation(provider, request.endpoint())?;
@@ -56,6 +59,7 @@ impl<'a> Exchange<'a> {
         let dialect = request.dialect().room();
         Some(Self {
             request,
+            redactor,
             client_headers,
             dialect,
             kind,
@@ -68,6 +72,11 @@ impl<'a> Exchange<'a> {
     /// The client's request.
     pub(crate) fn request(&self) -> &ChatRequest<'a> {
         self.request
+    }
+
+    /// What masks the config's secrets in the upstream's words.
+    pub(crate) fn redactor(&self) -> &Arc<Redactor> {
+        self.redactor
     }
 
     /// Whether the client's bytes pass through.
@@ -121,7 +130,8 @@ impl<'a> Exchange<'a> {
     }
 
     /// A complete answer as the client reads it, and the tokens it used (none for an error
-    /// answer); `None` when a translated answer cannot be read.
+    /// answer, whose configured secrets are masked: an upstream may echo the key it got);
+    /// `None` when a translated answer cannot be read.
     pub(crate) fn answer(
         &self,
         status: StatusCode,
@@ -129,6 +139,11 @@ impl<'a> Exchange<'a> {
         model: &str,
     ) -> Option<(Bytes, TokenUsage)> {
         let wire = self.wire;
+        let bytes = if status.is_success() {
+            bytes
+        } else {
+            self.redactor.redact_bytes(bytes)
+        };
         if self.passthrough {
             let usage = if status.is_success() {
                 wire.passthrough_usage(&bytes)

@@ -172,7 +172,8 @@ impl Attempt<'_> {
             self.exchange.request().dialect(),
             self.provider.idle_timeout(),
             self.exchange.request().prompt_estimate(),
-        );
+        )
+        .redacting(self.exchange.redactor().clone());
         Ok(ChatResponse {
             status,
             headers: client_headers(headers, true),

@@ -45,7 +45,12 @@ pub(crate) async fn forward(
         if !tries.back_off(&selection, resilience.retry_backoff).await {
             break;
         }
-        let Some(exchange) = Exchange::new(&request, client.headers, selection.provider()) else {
+        let Some(exchange) = Exchange::new(
+            &request,
+            client.headers,
+            selection.provider(),
+            snapshot.redactor(),
+        ) else {
             // Excluded up front; never picked.
             tries.exclude_provider(group, selection.provider());
             continue;

@@ -11,12 +11,13 @@ use crate::providers::UpstreamBody;
 use crate::select::Selection;
 use crate::sse::{event_data, SseScanner};
 use crate::usage::TokenUsage;
-use crate::RouterError;
+use crate::{Redactor, RouterError};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
@@ -42,6 +43,8 @@ pub(crate) struct ChatStream {
     prompt_estimate: u64,
     /// What was charged when the stream was settled.
     charged: Option<TokenUsage>,
+    /// Masks the config's secrets in the upstream's error events.
+    redactor: Arc<Redactor>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -79,7 +82,14 @@ impl ChatStream {
             meter: StreamMeter::default(),
             prompt_estimate,
             charged: None,
+            redactor: Arc::default(),
         }
+    }
+
+    /// The stream with its upstream's error events passed through `redactor`.
+    pub(crate) fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     /// The bytes to send for one upstream frame, if any.
@@ -91,6 +101,12 @@ impl ChatStream {
     fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
         let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
         for event in events {
+            // An upstream may echo the key it got in an error; no other event could know it.
+            let event = if memchr::memmem::find(&event, b"error").is_some() {
+                self.redactor.redact_bytes(event)
+            } else {
+                event
+            };
             let data = event_data(&event);
             if let Some(data) = &data {
                 self.meter.observe(data);

@@ -6,7 +6,7 @@ use super::{settings, Group, Pair, Snapshot};
 use crate::config::{Config, ConfigError, GroupConfig, Problem, Source};
 use crate::state::usage::PairStats;
 use crate::state::State;
-use crate::Secret;
+use crate::{Redactor, Secret};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -91,8 +91,16 @@ pub(crate) fn compile(
             problems: problems.list,
         });
     }
+    // Every secret this config holds, for the redaction of upstream words.
+    let secrets: Vec<Secret> = providers
+        .values()
+        .flat_map(|p| p.secrets())
+        .chain(client_keys.iter().cloned())
+        .chain(admin_keys.iter().cloned())
+        .collect();
     Ok(Snapshot {
         generation,
+        redactor: Arc::new(Redactor::new(&secrets)),
         listen,
         client_keys,
         admin_keys,

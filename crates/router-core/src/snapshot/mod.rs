@@ -15,7 +15,7 @@ use crate::config::ResilienceConfig;
 use crate::select::Strategy;
 use crate::state::groups::GroupState;
 use crate::state::usage::{HotSlot, PairStats};
-use crate::Secret;
+use crate::{Redactor, Secret};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -112,6 +112,7 @@ impl Group {
 #[derive(Debug)]
 pub struct Snapshot {
     generation: u64,
+    redactor: Arc<Redactor>,
     listen: SocketAddr,
     client_keys: Vec<Secret>,
     admin_keys: Vec<Secret>,
@@ -129,6 +130,10 @@ impl Snapshot {
     /// Reload generation: 1 for the first config, +1 per successful reload.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+    /// Masks this config's secrets in upstream words (see [`Redactor`]).
+    pub fn redactor(&self) -> &Arc<Redactor> {
+        &self.redactor
     }
     /// Address to listen on.
     pub fn listen(&self) -> SocketAddr {

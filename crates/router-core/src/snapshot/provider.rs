@@ -110,6 +110,16 @@ impl Provider {
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
+    /// Its secrets: the keys, and the extra header values long enough to be one (an upstream
+    /// auth header set by hand), for [`crate::Redactor`].
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = Secret> + '_ {
+        let headers = self
+            .headers
+            .values()
+            .filter_map(|v| v.to_str().ok())
+            .map(Secret::new);
+        self.keys.iter().cloned().chain(headers)
+    }
     /// Usable keys, in config order.
     pub fn keys(&self) -> &[Secret] {
         &self.keys
