@@ -121,7 +121,10 @@ impl Router {
 
     /// Re-reads the config file and swaps it in. On error the running config keeps serving.
     pub fn reload(&self) -> Result<ReloadOutcome, ConfigError> {
-        let result = self.reload_file();
+        // Errors never show a secret of the config in force (nor one that looks like a key).
+        let result = self
+            .reload_file()
+            .map_err(|e| e.redacted(self.snapshot().redactor()));
         let mut stats = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -340,3 +340,77 @@ fn the_binary_gets_compiled_settings() {
         router_core::CorsOrigins::Any
     );
 }
+
+#[test]
+fn config_errors_never_print_a_key() {
+    let provider = |extra: &str| {
+        format!(
+            "groups:\n  - name: g\n    models: [{{provider: p, name: m}}]\nproviders:\n  - name: p\n    base_url: \"https://example.com/v1\"\n{extra}"
+        )
+    };
+    let key = "sk-live-0123456789abcdefQRST";
+    // A key pasted as a map key: masked in the path and in the message.
+    let (msg, _) = err(&provider(&format!("    {key}: 1\n")));
+    assert!(!msg.contains(key), "{msg}");
+    assert!(
+        msg.contains("providers[0].sk-…QRST: unknown field `sk-…QRST`"),
+        "{msg}"
+    );
+    // A long key-like word without a known prefix is masked too; a field name is not.
+    let odd = "a1b2c3d4e5f6g7h8i9j0kk";
+    let (msg, _) = err(&provider(&format!("    {odd}: 1\n")));
+    assert!(!msg.contains(odd), "{msg}");
+    let (msg, _) = err(&provider("    wieght: 1\n"));
+    assert!(msg.contains("unknown field `wieght`"), "{msg}");
+    // Keys are text: a number in a list of keys is a type error, and so is a bare number.
+    let (msg, _) = err(&provider("    api_keys: [\"sk-fine-key\", 5]\n"));
+    assert!(
+        msg.contains("providers[0].api_keys[1]: a key must be a string, found a number"),
+        "{msg}"
+    );
+    let (msg, _) = err(&provider("    api_key: 12345678\n"));
+    assert!(
+        msg.contains("providers[0].api_key: a key must be a string"),
+        "{msg}"
+    );
+    assert!(!msg.contains("12345678"), "{msg}");
+    // A control character is a load error that shows no part of the key.
+    let (msg, _) = err(&provider("    api_keys: [\"sk-line-one\\nline-two\"]\n"));
+    assert!(
+        msg.contains("providers[0].api_keys[0]: the key has a control character at position 12"),
+        "{msg}"
+    );
+    assert!(!msg.contains("line-one"), "{msg}");
+    let (msg, _) = err(&format!(
+        "api_key: \"client\\tkey\"\n{}",
+        provider("    api_key: k\n")
+    ));
+    assert!(
+        msg.contains("api_key: the key has a control character"),
+        "{msg}"
+    );
+    // `api_key: null` is no key.
+    assert!(load(&provider(
+        "    api_key: null\n    api_keys: [\"sk-fine-key\"]\n"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn a_reload_error_masks_the_running_keys() {
+    let dir = std::env::temp_dir().join(format!("cfg-reload-mask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    // A key that looks like nothing in particular: only the running config says it is one.
+    let key = "plainwordsecretvalue";
+    let good = format!(
+        "groups:\n  - name: g\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"https://example.com/v1\", api_key: {key}}}\n"
+    );
+    std::fs::write(&path, &good).unwrap();
+    let r = Router::from_file(&path).unwrap();
+    std::fs::write(&path, good.replace("api_key: ", "")).unwrap();
+    let msg = r.reload().unwrap_err().to_string();
+    assert!(!msg.contains(key), "{msg}");
+    assert!(msg.contains("pla…alue"), "{msg}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -152,7 +152,7 @@ pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvStri
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(s) = seq.next_element::<EnvString>()? {
+            while let Some(KeyText(s)) = seq.next_element::<KeyText>()? {
                 out.push(s);
             }
             Ok(out)
@@ -164,6 +164,51 @@ pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvStri
         }
     }
     d.deserialize_any(V)
+}
+
+/// One key of a list: text only, so a number or a map in a list of keys is a type error rather
+/// than a key made of its digits. The value is never shown.
+struct KeyText(EnvString);
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key as a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                EnvString::deserialize(de::value::StrDeserializer::<E>::new(v)).map(KeyText)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<KeyText, E> {
+                Err(E::custom(
+                    "a key must be a string, found a number (quote it)",
+                ))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<KeyText, E> {
+                Err(E::custom(
+                    "a key must be a string, found a number (quote it)",
+                ))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<KeyText, E> {
+                Err(E::custom(
+                    "a key must be a string, found a number (quote it)",
+                ))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<KeyText, E> {
+                Err(E::custom(
+                    "a key must be a string, found a boolean (quote it)",
+                ))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One key, as text only (see [`KeyText`]).
+pub(super) fn one_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EnvString>, D::Error> {
+    Option::<KeyText>::deserialize(d).map(|k| k.map(|k| k.0))
 }
 
 pub(super) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -93,6 +93,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// The same error with every secret `redactor` knows masked in its paths and messages (a
+    /// key of the running config pasted where a name goes, say).
+    pub fn redacted(mut self, redactor: &crate::Redactor) -> Self {
+        for p in &mut self.problems {
+            p.path = redactor.redact_str(&p.path).into_owned();
+            p.message = redactor.redact_str(&p.message).into_owned();
+        }
+        self
+    }
+}
+
 /// A config's text with where it came from, kept so later checks can point at lines.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -134,11 +146,15 @@ impl Source {
                 match serde_path_to_error::deserialize::<_, Config>(de) {
                     Ok(c) => return Ok(c),
                     Err(e) => {
-                        let path = clean_path(&e.path().to_string());
+                        let written = e.path().to_string();
+                        let path = clean_path(&written);
                         let inner = e.into_inner();
                         let line = inner.location().map(|l| l.line());
                         Problem {
-                            message: strip_yaml_decorations(&inner.to_string(), &path),
+                            message: mask_secret_words(
+                                &strip_yaml_decorations(&inner.to_string(), &written),
+                                ' ',
+                            ),
                             path,
                             line,
                         }
@@ -160,7 +176,7 @@ impl Source {
                         Problem {
                             path,
                             line: Some(inner.line()),
-                            message,
+                            message: mask_secret_words(&message, ' '),
                         }
                     }
                 }
@@ -185,8 +201,70 @@ fn clean_path(path: &str) -> String {
     if path == "." {
         String::new()
     } else {
-        path.to_string()
+        mask_secret_words(path, '.')
     }
+}
+
+/// Prefixes of the API keys of common providers.
+const KEY_PREFIXES: &[&str] = &[
+    "sk-",
+    "sk_",
+    "pk-",
+    "rk-",
+    "AIza",
+    "gsk_",
+    "xai-",
+    "hf_",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "AKIA",
+    "Bearer ",
+];
+
+/// Whether a word in a config error (a map key where a key was pasted by mistake, say) may be
+/// a secret: it starts as common API keys do, or it is a long run of key characters with digits
+/// and letters mixed.
+fn looks_secret(word: &str) -> bool {
+    if KEY_PREFIXES.iter().any(|p| word.starts_with(p)) && word.len() > 8 {
+        return true;
+    }
+    let key_chars = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.+/=".contains(c));
+    let digits = word.chars().filter(char::is_ascii_digit).count();
+    let letters = word.chars().filter(char::is_ascii_alphabetic).count();
+    word.len() >= 20 && key_chars && digits >= 4 && letters >= 4
+}
+
+/// `text` with each of its words (split at `sep`, and inside backticks) that
+/// [`looks_secret`] replaced by its masked form.
+fn mask_secret_words(text: &str, sep: char) -> String {
+    let mask = |w: &str| -> String {
+        // A path segment may end in an index: `api_keys[1]`.
+        let (word, rest) = w.split_at(w.find('[').unwrap_or(w.len()));
+        if looks_secret(word) {
+            format!("{}{rest}", crate::Secret::new(word).masked())
+        } else {
+            w.to_string()
+        }
+    };
+    let masked: Vec<String> = text.split(sep).map(mask).collect();
+    let text = masked.join(&sep.to_string());
+    // serde names an unknown field in backticks.
+    let parts: Vec<&str> = text.split('`').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i % 2 == 1 {
+                mask(p)
+            } else {
+                (*p).to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 /// serde_yaml decorates messages with the path and the position, which [`Problem`] carries apart.

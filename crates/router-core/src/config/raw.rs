@@ -1,7 +1,7 @@
 //! The configuration as written in the file: plain serde structs, unknown keys rejected.
 //! [`crate::Snapshot`] is the compiled, validated runtime form.
 
-use super::de::{duration, one_or_many, opt_duration, port};
+use super::de::{duration, one_key, one_or_many, opt_duration, port};
 pub use super::de::{EnvString, Weight};
 use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
@@ -22,14 +22,14 @@ pub struct Config {
     #[serde(default)]
     pub listen: Option<EnvString>,
     /// The bearer key clients must send.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_key")]
     pub api_key: Option<EnvString>,
     /// Several accepted client keys (in addition to `api_key`).
     #[serde(default, deserialize_with = "one_or_many")]
     pub api_keys: Vec<EnvString>,
     /// The key of the admin endpoints (`/admin/*`, `/metrics`, the dashboard's data). Without
     /// it, the client keys open them too.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_key")]
     pub admin_key: Option<EnvString>,
     /// The persistent usage ledger (SQLite).
     #[serde(default)]
@@ -263,7 +263,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub base_url: Option<EnvString>,
     /// One API key.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "one_key")]
     pub api_key: Option<EnvString>,
     /// API keys; usage is balanced over them.
     #[serde(default, deserialize_with = "one_or_many")]

@@ -153,7 +153,7 @@ fn client_keys(
     for (path, k) in written {
         if k.as_str().is_empty() {
             warnings.push(format!("{path}: client key is empty; skipped"));
-        } else {
+        } else if key_text_ok(&path, k.as_str(), problems) {
             client_keys.push(Secret::new(k.as_str()));
         }
     }
@@ -173,10 +173,26 @@ fn client_keys(
             );
             Vec::new()
         }
-        Some(k) => vec![Secret::new(k.as_str())],
+        Some(k) if key_text_ok("admin_key", k.as_str(), problems) => vec![Secret::new(k.as_str())],
+        Some(_) => Vec::new(),
         None => client_keys.clone(),
     };
     (client_keys, admin_keys)
+}
+
+/// Whether a key is one line of text: a control character (a newline copied with it, say)
+/// could never be sent in a header, so it is a load error, told without the key.
+pub(super) fn key_text_ok(path: &str, key: &str, problems: &mut Problems<'_>) -> bool {
+    match key.chars().position(char::is_control) {
+        None => true,
+        Some(at) => {
+            problems.push(
+                path.to_string(),
+                format!("the key has a control character at position {} (a line break?); a key is one line of text (the key is not shown)", at + 1),
+            );
+            false
+        }
+    }
 }
 
 /// The providers a group's models may name.

@@ -243,7 +243,7 @@ fn compile(
     let keys = if local {
         vec![Secret::new("mock")]
     } else {
-        keys(pi, p, warnings)
+        keys(pi, p, problems, warnings)
     };
     let transport = if local {
         Transport::Local
@@ -329,7 +329,12 @@ fn headers(
 }
 
 /// The keys that are not empty (an unset variable), in config order.
-fn keys(pi: usize, p: &ProviderConfig, warnings: &mut Vec<String>) -> Vec<Secret> {
+fn keys(
+    pi: usize,
+    p: &ProviderConfig,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> Vec<Secret> {
     let written = p
         .api_key
         .iter()
@@ -345,7 +350,7 @@ fn keys(pi: usize, p: &ProviderConfig, warnings: &mut Vec<String>) -> Vec<Secret
         if k.as_str().is_empty() {
             let what = k.template().unwrap_or("the key");
             warnings.push(format!("{path}: {what} is empty; key skipped"));
-        } else {
+        } else if super::compile::key_text_ok(&path, k.as_str(), problems) {
             keys.push(Secret::new(k.as_str()));
         }
     }
