@@ -66,6 +66,30 @@ pub(crate) async fn apply(
                 .unwrap());
         }
         Some(Fault::CutStreamAfter(n)) => cut_stream = Some(n),
+        Some(Fault::Flood { head, bytes }) => {
+            let (tx, rx) = mpsc::channel(2);
+            tokio::spawn(async move {
+                let mut first = head.into_bytes();
+                first.extend_from_slice(b"data: ");
+                if tx.send(Ok(Bytes::from(first))).await.is_err() {
+                    return;
+                }
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                let mut left = bytes;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if tx.send(Ok(chunk.slice(..n))).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+            return Err(Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(UnsyncBoxBody::new(ChannelBody(rx)))
+                .unwrap());
+        }
         Some(Fault::EchoKey(code)) => {
             let key = seen.key().unwrap_or_default();
             return Err(error(

@@ -100,6 +100,14 @@ pub enum Fault {
     CutStreamAfter(usize),
     /// Answer 200 with this text as an event stream (an error event, say).
     EventStream(String),
+    /// Answer 200 as an event stream: `head` (whole events, or nothing), then `bytes` bytes of
+    /// one line that never ends, in 64 KiB chunks, sent as fast as the client reads them.
+    Flood {
+        /// What comes first.
+        head: String,
+        /// How much of the endless line to send.
+        bytes: usize,
+    },
     /// Answer with this status and an OpenAI error body whose message repeats the key the
     /// request carried, as a careless upstream does (`you sent auth Bearer sk-…`).
     EchoKey(u16),

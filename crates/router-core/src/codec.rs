@@ -18,6 +18,15 @@ pub(crate) enum StreamItem {
     Done,
 }
 
+/// The error body for an upstream event that is not JSON: a translated stream never drops an
+/// event it cannot read without a word, it fails with this instead.
+pub(crate) fn unreadable(data: &[u8]) -> Value {
+    serde_json::json!({"error": {
+        "message": format!("the upstream sent a stream event that is not JSON ({} bytes)", data.len()),
+        "type": "upstream_error", "param": null, "code": "unreadable_event",
+    }})
+}
+
 /// The upstream ended its stream before the answer was complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Incomplete;

@@ -1,5 +1,7 @@
 //! An incremental scanner for server-sent events that hands out each complete event as the
 //! exact bytes received (zero-copy slices), so events that need no change are forwarded as is.
+//! A scanner made [`SseScanner::with_limit`] holds no event larger than its limit: an upstream
+//! that sends an endless line costs that much memory at most.
 
 use bytes::{Bytes, BytesMut};
 
@@ -11,6 +13,10 @@ pub struct SseScanner {
     pos: usize,
     /// Whether the byte before `pos` ended a line (so an immediate line end is a blank line).
     at_line_start: bool,
+    /// The largest event held (0: no limit).
+    limit: usize,
+    /// Whether an event went over the limit; nothing is scanned after it.
+    too_large: bool,
 }
 
 impl SseScanner {
@@ -22,9 +28,46 @@ impl SseScanner {
         }
     }
 
+    /// A scanner that stops at the first event over `limit` bytes (see
+    /// [`SseScanner::too_large`]).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::new()
+        }
+    }
+
+    /// Whether an event went over the limit. The events before it were handed out; the rest
+    /// of the stream is not scanned, and what was held of it is let go.
+    pub fn too_large(&self) -> bool {
+        self.too_large
+    }
+
     /// Adds bytes and returns every event completed by them, each with its terminating blank line.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        if self.too_large {
+            return Vec::new();
+        }
         self.buf.extend_from_slice(chunk);
+        let mut events = self.scan();
+        if self.limit > 0 {
+            if let Some(at) = events.iter().position(|e| e.len() > self.limit) {
+                events.truncate(at);
+                self.overflow();
+            } else if self.buf.len() > self.limit {
+                self.overflow();
+            }
+        }
+        events
+    }
+
+    fn overflow(&mut self) {
+        self.too_large = true;
+        self.buf = BytesMut::new();
+        self.pos = 0;
+    }
+
+    fn scan(&mut self) -> Vec<Bytes> {
         let mut events = Vec::new();
         let mut i = self.pos;
         while i < self.buf.len() {
@@ -60,6 +103,9 @@ impl SseScanner {
 
     /// At end of stream: whatever is left (an event without its blank line), if any.
     pub fn finish(&mut self) -> Option<Bytes> {
+        if self.too_large {
+            return None;
+        }
         self.pos = 0;
         self.at_line_start = true;
         if self.buf.iter().all(|b| b.is_ascii_whitespace()) {
@@ -125,6 +171,34 @@ mod tests {
             );
             assert_eq!(events.concat(), input.to_vec());
         }
+    }
+
+    #[test]
+    fn an_event_over_the_limit_stops_the_scan_and_lets_its_bytes_go() {
+        // A line that never ends.
+        let mut s = SseScanner::with_limit(64);
+        assert_eq!(
+            s.push(b"data: a\n\ndata: "),
+            vec![Bytes::from_static(b"data: a\n\n")]
+        );
+        for _ in 0..10 {
+            assert!(s.push(&[b'x'; 16]).is_empty());
+        }
+        assert!(s.too_large());
+        assert!(s.buf.capacity() == 0 && s.finish().is_none());
+        assert!(s.push(b"\n\ndata: b\n\n").is_empty(), "nothing after it");
+        // A complete event over the limit in one piece: the ones before it come out.
+        let mut s = SseScanner::with_limit(16);
+        let big = format!("data: ok\n\ndata: {}\n\ndata: z\n\n", "y".repeat(40));
+        assert_eq!(
+            s.push(big.as_bytes()),
+            vec![Bytes::from_static(b"data: ok\n\n")]
+        );
+        assert!(s.too_large());
+        // Without a limit, any size.
+        let mut s = SseScanner::new();
+        assert_eq!(s.push(big.as_bytes()).len(), 3);
+        assert!(!s.too_large());
     }
 
     #[test]

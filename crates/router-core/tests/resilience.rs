@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{chat, LiveRecord};
+use common::{chat, messages, LiveRecord};
 use mock_upstream::{Fault, MockUpstream, Rule};
 use router_core::{Dialect, Failure, Format, Router, RouterError, Source, TokenUsage};
 use serde_json::Value;
@@ -810,4 +810,86 @@ async fn per_provider_total_timeout() {
     );
     let (served, _) = ok_body(&router(&yaml), CHAT).await;
     assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+}
+
+/// A stream whose events never end is cut at `server.max_event_bytes`: before the client got
+/// anything, another provider answers; after, the client's stream ends with an error event in
+/// its own format, what came before it intact.
+#[tokio::test]
+async fn an_endless_stream_line_fails_the_attempt_at_the_limit() {
+    let (flood, good) = (
+        MockUpstream::start().await.unwrap(),
+        MockUpstream::start().await.unwrap(),
+    );
+    flood.add_rule(Rule::new(Fault::Flood {
+        head: String::new(),
+        bytes: 8 * 1024 * 1024,
+    }));
+    let yaml = format!(
+        "server: {{max_event_bytes: 65536}}\ngroups:\n  - name: g\n    strategy: fallback\n    models: [{{provider: a, name: m}}, {{provider: b, name: m}}]\nproviders:\n  - {{name: a, base_url: \"{}\", api_key: k1}}\n  - {{name: b, base_url: \"{}\", api_key: k2}}\n",
+        flood.base_url(),
+        good.base_url()
+    );
+    let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+    let body = br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let answer = chat(&r, body).await.unwrap();
+    assert_eq!(answer.served.provider, "b");
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(
+        text.contains("\"says: \"") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
+
+    // After the first event: the stream ends with an error event, in the client's format.
+    flood.clear_rules();
+    let first = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n";
+    flood.add_rule(Rule::new(Fault::Flood {
+        head: first.to_string(),
+        bytes: 8 * 1024 * 1024,
+    }));
+    let answer = chat(&r, body).await.unwrap();
+    assert_eq!(answer.served.provider, "a");
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(text.starts_with(first), "{text}");
+    assert!(
+        text.contains("server.max_event_bytes") && !text.contains("xxxx"),
+        "{}",
+        &text[..text.len().min(600)]
+    );
+    let answer = messages(
+        &r,
+        br#"{"model":"g","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(text.starts_with("event: message_start"), "{text}");
+    assert!(
+        text.contains("event: error") && text.contains("server.max_event_bytes"),
+        "{text}"
+    );
+}
+
+/// A translated stream never drops an event it cannot read: it ends with an error instead.
+#[tokio::test]
+async fn an_unreadable_event_in_a_translated_stream_is_an_error() {
+    let mock = MockUpstream::start().await.unwrap();
+    let stream = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"a\"}}]}\n\ndata: {not json\n\ndata: [DONE]\n\n";
+    mock.add_rule(Rule::new(Fault::EventStream(stream.into())));
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: a, name: m}}]\nproviders:\n  - {{name: a, base_url: \"{}\", api_key: k1}}\n",
+        mock.base_url()
+    );
+    let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+    let answer = messages(
+        &r,
+        br#"{"model":"g","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
+    assert!(
+        text.contains("event: error") && text.contains("not JSON"),
+        "{text}"
+    );
 }

@@ -60,6 +60,9 @@ pub struct Config {
 pub struct ServerConfig {
     /// Largest accepted request body, in bytes (default 10 MiB).
     pub max_body_bytes: usize,
+    /// Largest event (or line) of an upstream's stream, in bytes (default 4 MiB): an upstream
+    /// that sends more without ending it fails the attempt.
+    pub max_event_bytes: usize,
     /// Time allowed to open a connection to an upstream (default 10s).
     #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
@@ -124,6 +127,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 10 * 1024 * 1024,
+            max_event_bytes: 4 * 1024 * 1024,
             connect_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(300),
             idle_timeout: Duration::from_secs(120),

@@ -8,7 +8,8 @@ use crate::exchange::Exchange;
 use crate::providers::UpstreamBody;
 use crate::select::Selection;
 use crate::snapshot::{Provider, Transport};
-use bytes::Bytes;
+use crate::sse::SseScanner;
+use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use std::sync::Arc;
@@ -124,6 +125,41 @@ async fn send(
     }
 }
 
+/// The stream's bytes up to its first complete event (or its end, if it ends first); an event
+/// over `limit` bytes fails the attempt.
+async fn first_event(body: &mut UpstreamBody, limit: usize) -> Result<Bytes, AttemptError> {
+    let mut probe = SseScanner::with_limit(limit);
+    let mut head = BytesMut::new();
+    loop {
+        match body.frame().await {
+            None if head.is_empty() => {
+                return Err(AttemptError::upstream("stream ended before any event"))
+            }
+            None => return Ok(head.freeze()),
+            Some(Err(e)) => return Err(AttemptError::upstream(format!("stream failed ({e})"))),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                let complete = !probe.push(&data).is_empty();
+                if probe.too_large() {
+                    return Err(AttemptError::upstream(format!(
+                        "the stream's first event is over {limit} bytes (server.max_event_bytes)"
+                    )));
+                }
+                if head.is_empty() && complete {
+                    // The usual case: the first frame holds an event; no copy.
+                    return Ok(data);
+                }
+                head.extend_from_slice(&data);
+                if complete {
+                    return Ok(head.freeze());
+                }
+            }
+        }
+    }
+}
+
 impl Attempt<'_> {
     /// The attempt failed: the pair's health learns why.
     fn fail(self, e: AttemptError) -> Failed {
@@ -131,8 +167,8 @@ impl Attempt<'_> {
         (self.served, e)
     }
 
-    /// A stream: wait for its first event before committing, so an upstream that fails before
-    /// sending anything can still be replaced.
+    /// A stream: wait for its first complete event before committing, so an upstream that
+    /// fails (or sends an endless line) before the client got anything can still be replaced.
     async fn stream(
         mut self,
         status: http::StatusCode,
@@ -142,14 +178,17 @@ impl Attempt<'_> {
         let until = self
             .deadline
             .min(crate::health::later(Instant::now(), self.first_byte));
-        let first = match tokio::time::timeout_at(until, body.frame()).await {
+        let first = match tokio::time::timeout_at(
+            until,
+            first_event(&mut body, self.provider.max_event_bytes()),
+        )
+        .await
+        {
             Err(_) => Err(AttemptError::timeout(format!(
-                "no stream data within {:?}",
+                "no stream event within {:?}",
                 self.first_byte
             ))),
-            Ok(None) => Err(AttemptError::upstream("stream ended before any event")),
-            Ok(Some(Err(e))) => Err(AttemptError::upstream(format!("stream failed ({e})"))),
-            Ok(Some(Ok(frame))) => Ok(frame.into_data().unwrap_or_default()),
+            Ok(first) => first,
         };
         let first = match first {
             Ok(f) => f,
@@ -173,7 +212,8 @@ impl Attempt<'_> {
             self.provider.idle_timeout(),
             self.exchange.request().prompt_estimate(),
         )
-        .redacting(self.exchange.redactor().clone());
+        .redacting(self.exchange.redactor().clone())
+        .limited(self.provider.max_event_bytes());
         Ok(ChatResponse {
             status,
             headers: client_headers(headers, true),

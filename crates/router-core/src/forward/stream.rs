@@ -86,6 +86,12 @@ impl ChatStream {
         }
     }
 
+    /// The stream with no upstream event over `limit` bytes: a longer one breaks it.
+    pub(crate) fn limited(mut self, limit: usize) -> Self {
+        self.scanner = SseScanner::with_limit(limit);
+        self
+    }
+
     /// The stream with its upstream's error events passed through `redactor`.
     pub(crate) fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
         self.redactor = redactor;
@@ -95,7 +101,15 @@ impl ChatStream {
     /// The bytes to send for one upstream frame, if any.
     fn process(&mut self, data: &[u8]) -> Option<Bytes> {
         let events = self.scanner.push(data);
-        self.collect(events)
+        let out = self.collect(events);
+        if self.scanner.too_large() && !self.finished {
+            // What came before it goes out; the stream ends with the client's error event.
+            self.fail(
+                "the upstream sent a stream event over the size limit (server.max_event_bytes)"
+                    .into(),
+            );
+        }
+        out
     }
 
     fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {

@@ -38,6 +38,7 @@ pub struct Provider {
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     total_timeout: Option<Duration>,
+    max_event_bytes: usize,
     pub(crate) transport: Transport,
 }
 
@@ -135,6 +136,10 @@ impl Provider {
     /// Longest time for a whole non-streamed answer, when set for this provider.
     pub fn total_timeout(&self) -> Option<Duration> {
         self.total_timeout
+    }
+    /// Largest event of its streams (`server.max_event_bytes`).
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 }
 
@@ -290,6 +295,7 @@ fn compile(
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
         total_timeout: p.timeouts.total,
+        max_event_bytes: server.max_event_bytes,
         transport,
     })
 }

@@ -88,6 +88,9 @@ pub(super) fn check(config: &Config, problems: &mut Problems<'_>) {
     if server.max_body_bytes == 0 {
         problems.push("server.max_body_bytes".into(), "must be greater than 0");
     }
+    if server.max_event_bytes == 0 {
+        problems.push("server.max_event_bytes".into(), "must be greater than 0");
+    }
     check_resilience(server, &config.resilience, problems);
 }
 

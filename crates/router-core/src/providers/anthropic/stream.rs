@@ -134,7 +134,8 @@ impl StreamTranslator {
     /// The OpenAI events (as JSON) for one Anthropic event's data.
     pub(crate) fn event(&mut self, data: &[u8]) -> Vec<Value> {
         let Ok(event) = serde_json::from_slice::<Value>(data) else {
-            return Vec::new();
+            self.failed = true;
+            return vec![crate::codec::unreadable(data)];
         };
         match event["type"].as_str() {
             Some("message_start") => {

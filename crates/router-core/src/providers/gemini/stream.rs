@@ -86,7 +86,7 @@ impl StreamTranslator {
     /// OpenAI chunks for one Gemini event; an `{"error":...}` event comes back as one error.
     pub(crate) fn event(&mut self, data: &[u8]) -> Result<Vec<Value>, Value> {
         let Ok(event) = serde_json::from_slice::<Value>(data) else {
-            return Ok(Vec::new());
+            return Err(crate::codec::unreadable(data));
         };
         if event.get("error").is_some() {
             return Err(error_body(data));

@@ -255,6 +255,8 @@ impl Decoder {
 impl StreamDecoder for Decoder {
     fn event(&mut self, data: &[u8], out: &mut Vec<StreamItem>) {
         let Ok(event) = serde_json::from_slice::<Value>(data) else {
+            self.failed = true;
+            out.push(StreamItem::Error(crate::codec::unreadable(data)));
             return;
         };
         match event["type"].as_str().unwrap_or("") {

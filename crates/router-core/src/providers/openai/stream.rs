@@ -101,6 +101,8 @@ impl StreamDecoder for Decoder {
             return;
         }
         let Ok(chunk) = serde_json::from_slice::<Value>(data) else {
+            self.failed = true;
+            out.push(StreamItem::Error(crate::codec::unreadable(data)));
             return;
         };
         if chunk.get("error").is_some() {
