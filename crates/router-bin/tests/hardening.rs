@@ -93,3 +93,167 @@ async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T
     }
     out
 }
+
+/// The config generation the binary at `addr` serves (from `/health`).
+fn generation(addr: &str) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "2", &format!("http://{addr}/health")])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["generation"].as_u64().unwrap_or(0)
+}
+
+/// Waits up to `limit` for the served generation to reach `at_least`.
+fn reaches(addr: &str, at_least: u64, limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if generation(addr) >= at_least {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+const DEMO: &str = "groups:\n  - name: demo\n    models: [{provider: echo, name: e}]\nproviders:\n  - {name: echo, type: mock}\n";
+
+/// A busy file next to the config (a log, say) does not hold reloads back, and edits through
+/// a symlink swap (as Kubernetes mounts a config) and a delete-then-write are seen.
+#[test]
+fn edits_apply_within_a_second_whatever_else_is_written() {
+    let dir = temp_dir("hardening-watch");
+    // config.yaml -> ..data/config.yaml, ..data -> v1 (a Kubernetes ConfigMap volume).
+    std::fs::create_dir_all(dir.join("v1")).unwrap();
+    std::fs::write(dir.join("v1/config.yaml"), DEMO).unwrap();
+    std::os::unix::fs::symlink("v1", dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.yaml", dir.join("config.yaml")).unwrap();
+    let router = Running::start(&dir, &[]);
+    let addr = router.addr.clone();
+    assert_eq!(generation(&addr), 1);
+    // A file in the same folder written every 50 ms for the whole test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (stop, path) = (stop.clone(), dir.join("busy.log"));
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(path).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                writeln!(f, "a line").unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = std::time::Duration::from_secs(1);
+    // A symlink swap: the new version in its own folder, `..data` replaced, the old one gone.
+    std::fs::create_dir_all(dir.join("v2")).unwrap();
+    std::fs::write(
+        dir.join("v2/config.yaml"),
+        DEMO.replace("name: demo", "name: demo2"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("v1")).unwrap();
+    assert!(
+        reaches(&addr, 2, second),
+        "the swap was not applied within a second"
+    );
+    // Deleted, then written again a little later.
+    std::fs::remove_file(dir.join("v2/config.yaml")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::fs::write(
+        dir.join("v2/config.yaml"),
+        DEMO.replace("name: demo", "name: demo3"),
+    )
+    .unwrap();
+    assert!(
+        reaches(&addr, 3, second),
+        "the rewrite was not applied within a second"
+    );
+    // An edit in place.
+    std::fs::write(
+        dir.join("v2/config.yaml"),
+        DEMO.replace("name: demo", "name: demo4"),
+    )
+    .unwrap();
+    assert!(
+        reaches(&addr, 4, second),
+        "the edit was not applied within a second"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Logging everything to a file next to its config, the router stays quiet when idle and
+/// exits on SIGTERM within its shutdown timeout.
+#[test]
+fn a_trace_log_next_to_the_config_neither_feeds_itself_nor_blocks_shutdown() {
+    let dir = temp_dir("hardening-trace");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("server: {{shutdown_timeout: 2s}}\n{DEMO}"),
+    )
+    .unwrap();
+    let log = dir.join("router.log");
+    let mut child = Reaped(
+        std::process::Command::new(common::BIN)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(&dir)
+            .env("RUST_LOG", "trace")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("watching")
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let at_start = std::fs::metadata(&log).unwrap().len();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let grown = std::fs::metadata(&log).unwrap().len() - at_start;
+    assert!(
+        grown < 64 * 1024,
+        "the idle router wrote {grown} bytes of log in 2 s"
+    );
+    let sent = std::time::Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            sent.elapsed() < std::time::Duration::from_secs(3),
+            "still running 3 s after SIGTERM (shutdown_timeout 2s)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A child process killed if the test ends before it does.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

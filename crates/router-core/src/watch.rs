@@ -1,17 +1,24 @@
-//! Reloading when the config file changes: a `notify` watcher on the file's folder (so editors
-//! that replace the file, and symlink swaps, are seen), debounced, reloading only when the
-//! content really changed.
+//! Reloading when the config file changes: a `notify` watcher on the file itself (through its
+//! symlinks, to the file they name), debounced, reloading only when the content really changed.
+//!
+//! Only the file is watched, not its folder, so nothing else written there (a log file next to
+//! the config, say) wakes the watcher. An editor that replaces the file, or a symlink swap (as
+//! Kubernetes mounts do), leaves the watch on the old file: after every change the watch is set
+//! again on whatever the path names now, and while the path names nothing (deleted, about to be
+//! written again) it is looked for every [`REARM_POLL`].
 //!
 //! The debounce is the few lines below rather than a debouncer crate, as neither does this
 //! job: `notify-debouncer-full` releases each event a fixed time after that event, not after a
 //! quiet period, so a write that takes longer than the delay would be read half done (a failed
 //! reload, then a good one); `notify-debouncer-mini` waits for quiet but drops the events'
 //! kinds, so the router's own reads of the file (inotify reports opens) would wake it again,
-//! and again, for as long as it runs.
+//! and again, for as long as it runs. The quiet period has a ceiling ([`MAX_DELAY`]): a file
+//! written without pause is still read within it.
 
 use crate::Router;
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -19,6 +26,10 @@ use tokio::task::JoinHandle;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Longest wait from a change to its reload, however busy the file.
+const MAX_DELAY: Duration = Duration::from_secs(1);
+/// How often a config path that names no file is looked for again.
+const REARM_POLL: Duration = Duration::from_millis(250);
 
 /// Watches the router's config file and reloads it on change until `shutdown` completes.
 /// A file that fails to load is logged with its location; the running config keeps serving.
@@ -27,18 +38,13 @@ pub fn watch_config(
     router: Arc<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, notify::Error> {
-    use notify::{RecursiveMode, Watcher};
-    let Some(path) = router.config_path() else {
+    let Some(path) = router.config_path().map(Path::to_path_buf) else {
         return Err(notify::Error::generic(
             "the router has no config file to watch",
         ));
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => Path::new(".").to_path_buf(),
-    };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Opening or reading a file (our own reads included) is no change.
         if let Ok(e) = event {
             if !matches!(e.kind, notify::EventKind::Access(_)) {
@@ -46,39 +52,74 @@ pub fn watch_config(
             }
         }
     })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut file = WatchedFile { watcher, path };
+    file.arm()?;
     Ok(tokio::spawn(async move {
-        let _watcher = watcher;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                change = next_change(&mut rx, DEBOUNCE) => if change.is_none() { return },
+                change = next_change(&mut rx, DEBOUNCE, MAX_DELAY) => if change.is_none() { return },
             }
-            if !router.config_file_changed() {
-                continue;
+            // The path may name another file now (replaced, or a symlink swapped).
+            while file.arm().is_err() {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(REARM_POLL) => {}
+                }
             }
-            match router.reload() {
-                Ok(outcome) => tracing::info!(
-                    generation = outcome.generation,
-                    "config file changed; reloaded"
-                ),
-                Err(e) => tracing::error!(
-                    generation = router.snapshot().generation(),
-                    "config file changed but cannot be used; still serving the previous config:\n{e}"
-                ),
-            }
+            reload(&router);
         }
     }))
 }
 
+/// The config file and the watch on it.
+struct WatchedFile {
+    watcher: RecommendedWatcher,
+    path: PathBuf,
+}
+
+impl WatchedFile {
+    /// Watches the file the path names now (following its symlinks).
+    fn arm(&mut self) -> Result<(), notify::Error> {
+        // The old watch may be gone with its file; that is no error.
+        let _ = self.watcher.unwatch(&self.path);
+        self.watcher.watch(&self.path, RecursiveMode::NonRecursive)
+    }
+}
+
+/// Reloads the file if its content changed, and says how that went.
+fn reload(router: &Router) {
+    if !router.config_file_changed() {
+        return;
+    }
+    match router.reload() {
+        Ok(outcome) => tracing::info!(
+            generation = outcome.generation,
+            "config file changed; reloaded"
+        ),
+        Err(e) => tracing::error!(
+            generation = router.snapshot().generation(),
+            "config file changed but cannot be used; still serving the previous config:\n{e}"
+        ),
+    }
+}
+
 /// Waits for the next change: a file event, then `quiet` without another (a file being written
-/// keeps it waiting). `None` once the watcher is gone.
-async fn next_change(events: &mut UnboundedReceiver<()>, quiet: Duration) -> Option<()> {
+/// keeps it waiting), or `max` after the first event at the latest. `None` once the watcher is
+/// gone.
+async fn next_change(
+    events: &mut UnboundedReceiver<()>,
+    quiet: Duration,
+    max: Duration,
+) -> Option<()> {
     events.recv().await?;
+    let ceiling = tokio::time::sleep(max);
+    tokio::pin!(ceiling);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(quiet) => return Some(()),
+            _ = &mut ceiling => return Some(()),
             event = events.recv() => event?,
         }
     }
@@ -93,7 +134,8 @@ mod tests {
     async fn a_change_is_seen_once_the_file_is_quiet() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let quiet = Duration::from_millis(150);
-        let mut change = Box::pin(next_change(&mut rx, quiet));
+        let max = Duration::from_secs(1);
+        let mut change = Box::pin(next_change(&mut rx, quiet, max));
         let mut poll = || futures_poll(change.as_mut());
         assert_eq!(poll(), Poll::Pending);
         // A write in three parts, 100 ms apart: longer in all than the quiet period, but
@@ -108,7 +150,28 @@ mod tests {
         assert_eq!(poll(), Poll::Ready(Some(())));
         drop(change);
         drop(tx);
-        assert_eq!(next_change(&mut rx, quiet).await, None);
+        assert_eq!(next_change(&mut rx, quiet, max).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_written_without_pause_is_read_within_the_ceiling() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (quiet, max) = (Duration::from_millis(150), Duration::from_secs(1));
+        let mut change = Box::pin(next_change(&mut rx, quiet, max));
+        let mut poll = || futures_poll(change.as_mut());
+        // A write every 50 ms, never quiet: the change is seen at the ceiling.
+        for _ in 0..19 {
+            tx.send(()).unwrap();
+            assert_eq!(poll(), Poll::Pending);
+            tokio::time::advance(Duration::from_millis(50)).await;
+        }
+        tx.send(()).unwrap();
+        assert_eq!(poll(), Poll::Pending);
+        // 950 ms after the first event, 0 after the last: waiting still.
+        tokio::time::advance(Duration::from_millis(49)).await;
+        assert_eq!(poll(), Poll::Pending);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(poll(), Poll::Ready(Some(())));
     }
 
     /// Polls a future once.
