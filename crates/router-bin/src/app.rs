@@ -57,6 +57,8 @@ pub struct App {
     ledger: Option<Arc<Ledger>>,
     ledger_state: Mutex<LedgerState>,
     recent: Mutex<VecDeque<RecentError>>,
+    /// Set once the shutdown deadline has passed: streams still open end then.
+    cut: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -86,7 +88,29 @@ impl App {
             ledger,
             ledger_state: Mutex::new(state),
             recent: Mutex::new(VecDeque::new()),
+            cut: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Ends every stream still open: each client gets an error event in its dialect saying
+    /// the router is shutting down, and what was streamed is charged. For the shutdown
+    /// deadline.
+    pub fn cut_streams(&self) {
+        self.cut.send_replace(true);
+    }
+
+    /// What ends the stream of request `request_id` at the shutdown deadline.
+    pub(crate) fn stream_cut(
+        &self,
+        request_id: String,
+    ) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut cut = self.cut.subscribe();
+        async move {
+            let _ = cut.wait_for(|cut| *cut).await;
+            tracing::warn!(%request_id, "stream cut: server.shutdown_timeout reached");
+            "the router is shutting down (server.shutdown_timeout reached); send the request again"
+                .to_string()
+        }
     }
 
     /// Queues a request row for the ledger's request log.

@@ -178,12 +178,17 @@ async fn forward(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let body = body::read_limited(incoming, declared, snapshot.server().max_body_bytes).await?;
+    let limits = body::BodyLimits::of(snapshot.server());
+    let body = body::read_limited(incoming, declared, limits).await?;
     let client = ClientRequest::new(dialect, endpoint, &body).with_headers(&parts.headers);
     let answer = app.router.forward(snapshot, client).await?;
     log.served = Some(answer.served);
     let known_len = answer.body.len();
-    let (body, slot) = settling(answer.body);
+    let mut answer_body = answer.body;
+    if answer_body.is_stream() {
+        answer_body.cut_when(app.stream_cut(log.request_id.clone()));
+    }
+    let (body, slot) = settling(answer_body);
     log.usage = Some(slot);
     let mut response = Response::new(body.boxed_unsync());
     *response.status_mut() = answer.status;

@@ -8,6 +8,7 @@ mod auth;
 mod body;
 pub mod cli;
 mod compress;
+mod conns;
 mod cors;
 mod dashboard;
 mod handler;

@@ -26,6 +26,9 @@ pub struct Metrics {
     in_flight: IntGauge,
     retries: IntCounter,
     failovers: IntCounter,
+    connections: IntGauge,
+    connections_closed: IntCounterVec,
+    connections_shed: IntCounter,
 }
 
 /// How one request ended, for the metrics.
@@ -97,6 +100,34 @@ impl Metrics {
             "llm_router_failovers_total",
             "Requests answered by another pair after a failed attempt.",
         )?;
+        let connections = IntGauge::new(
+            "llm_router_connections_open",
+            "Client connections open, on every listener.",
+        )?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "llm_router_connections_closed_total",
+                "Client connections the router closed, by reason: handshake_timeout, \
+                 keepalive_timeout, evicted (idle the longest, to make room at \
+                 server.max_connections), shutdown.",
+            ),
+            &["reason"],
+        )?;
+        let connections_shed = IntCounter::new(
+            "llm_router_connections_shed_total",
+            "New client connections refused at server.max_connections, none being idle.",
+        )?;
+        for reason in [
+            "handshake_timeout",
+            "keepalive_timeout",
+            "evicted",
+            "shutdown",
+        ] {
+            connections_closed.with_label_values(&[reason]);
+        }
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(connections_closed.clone()))?;
+        registry.register(Box::new(connections_shed.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(ttft.clone()))?;
@@ -113,7 +144,28 @@ impl Metrics {
             in_flight,
             retries,
             failovers,
+            connections,
+            connections_closed,
+            connections_shed,
         })
+    }
+
+    /// A client connection opened.
+    pub(crate) fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A client connection ended; `reason` when the router closed it.
+    pub(crate) fn connection_closed(&self, reason: Option<&str>) {
+        self.connections.dec();
+        if let Some(reason) = reason {
+            self.connections_closed.with_label_values(&[reason]).inc();
+        }
+    }
+
+    /// A new client connection was refused.
+    pub(crate) fn connection_shed(&self) {
+        self.connections_shed.inc();
     }
 
     /// A request began.

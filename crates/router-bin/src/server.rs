@@ -1,15 +1,27 @@
-//! The accept loop and graceful shutdown.
+//! The accept loop and graceful shutdown. Each connection is registered with the listener's
+//! [`Connections`], which closes those that make no progress and makes room at
+//! `server.max_connections` (see `conns.rs`).
 
+use crate::conns::{BusyBody, Connections, Limits, GRACE};
 use crate::{handle, App};
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How often an h2 connection with streams open pings its client, and how long it waits for
+/// the answer before closing (a client gone without a word).
+const H2_KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// What a connection refused at `server.max_connections` is told before it is closed.
+const SHED_BODY: &str = "{\"error\":{\"message\":\"the router is at server.max_connections; try again\",\"type\":\"server_error\",\"code\":\"too_many_connections\"}}\n";
 
 /// Serves `app` on `listener` (HTTP/1.1 and h2c) until `shutdown` completes, then stops
 /// accepting and lets in-flight requests and streams finish, up to the configured
@@ -43,55 +55,108 @@ async fn serve_as(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
-    let graceful = GracefulShutdown::new();
-    let mut connections = tokio::task::JoinSet::new();
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEPALIVE)
+        .keep_alive_timeout(H2_KEEPALIVE);
+    // Before the first connection, as the limit bounds how many there may be.
+    crate::conns::fd_limit();
+    let conns = Connections::new();
+    let mut tasks = JoinSet::new();
+    let mut warned: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             // Reap finished connection tasks as we go.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
                     Err(e) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors and the like: the connection idle the longest
+                        // makes room, and the loop backs off a moment, then keeps serving.
+                        let evicted = conns.evict_one();
+                        if warned.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
+                            tracing::warn!(evicted, "accept failed: {e}");
+                            warned = Some(Instant::now());
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                 };
+                let limits = Limits::of(app.router.snapshot().server());
+                if conns.len() >= limits.max && !conns.evict_one() {
+                    shed(&app, stream);
+                    continue;
+                }
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |request| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, request, admin_only).await) }
-                });
+                let conn = conns.open();
+                app.metrics.connection_opened();
+                let service = {
+                    let (app, conn) = (app.clone(), conn.clone());
+                    service_fn(move |request| {
+                        let busy = conn.begin();
+                        let app = app.clone();
+                        async move {
+                            let response = handle(&app, request, admin_only).await;
+                            Ok::<_, Infallible>(
+                                response.map(|body| BusyBody::new(body, busy).boxed_unsync()),
+                            )
+                        }
+                    })
+                };
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, "connection ended with an error: {e}");
+                let (app, conns) = (app.clone(), conns.clone());
+                tasks.spawn(async move {
+                    let (result, closed) = conn.drive(connection, limits).await;
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended with an error: {e}");
                     }
+                    conns.release(&conn);
+                    app.metrics.connection_closed(closed.map(|c| c.label()));
                 });
             }
-            _ = &mut shutdown => break,
+            () = &mut shutdown => break,
         }
     }
     drop(listener);
     let deadline = app.router.snapshot().server().shutdown_timeout;
     tracing::info!("shutting down: waiting up to {deadline:?} for in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(deadline) => {
-            tracing::warn!(
-                open = connections.len(),
-                "shutdown deadline reached; closing the remaining connections"
-            );
-        }
+    conns.close_all();
+    if tokio::time::timeout(deadline, drain(&mut tasks))
+        .await
+        .is_ok()
+    {
+        tracing::info!("all connections closed");
+        return Ok(());
     }
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
+    // Streams still open end with an error event their clients can read, then the rest goes.
+    tracing::warn!(
+        open = tasks.len(),
+        "shutdown deadline reached; ending open streams and closing the remaining connections"
+    );
+    app.cut_streams();
+    let _ = tokio::time::timeout(GRACE, drain(&mut tasks)).await;
+    tasks.abort_all();
+    drain(&mut tasks).await;
     Ok(())
+}
+
+async fn drain(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Refuses a connection at `server.max_connections`: a 503 if the socket takes it at once,
+/// then closed.
+fn shed(app: &App, stream: TcpStream) {
+    app.metrics.connection_shed();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{SHED_BODY}",
+        SHED_BODY.len()
+    );
+    let _ = stream.try_write(response.as_bytes());
+    tracing::debug!("connection refused: server.max_connections reached and none is idle");
 }

@@ -12,13 +12,7 @@ use mock_upstream::{Fault, MockUpstream, Rule};
 
 /// The peak resident memory of process `pid`, in bytes (`VmHWM`).
 fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb * 1024
+    vm(pid, "VmHWM")
 }
 
 /// Five upstreams at once that each send one 100 MB line: every stream is cut at the event
@@ -256,4 +250,89 @@ impl Drop for Reaped {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A size of process `pid` from `/proc/<pid>/status` (`VmRSS`, `VmSize`), in bytes.
+fn vm(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| {
+            v.trim_start_matches(':')
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    kb * 1024
+}
+
+/// Requests in flight in the binary at `addr` (from `/metrics`).
+fn in_flight(addr: &str) -> u64 {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "2",
+            "-H",
+            "authorization: Bearer demo-key",
+        ])
+        .arg(format!("http://{addr}/metrics"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("llm_router_requests_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// 200 clients that each declare a 10 MiB body and send 10 bytes of it: nothing is set aside
+/// for what has not arrived (the router's address space grew by gigabytes when it reserved the
+/// declared length up front).
+#[test]
+fn a_declared_length_reserves_nothing() {
+    use std::io::Write;
+    let dir = temp_dir("hardening-declared");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("api_key: demo-key\n{DEMO}"),
+    )
+    .unwrap();
+    let router = Running::start(&dir, &[]);
+    let pid = router.child.id();
+    let before = (vm(pid, "VmSize"), vm(pid, "VmRSS"));
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut s = std::net::TcpStream::connect(&router.addr).unwrap();
+        s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\nauthorization: Bearer demo-key\r\ncontent-length: 10485760\r\n\r\n{\"model\":")
+            .unwrap();
+        held.push(s);
+    }
+    // Wait until the router is reading all 200 bodies.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_flight(&router.addr) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the requests never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = (vm(pid, "VmSize"), vm(pid, "VmRSS"));
+    let grew = |(a, b): (u64, u64)| b.saturating_sub(a) >> 20;
+    eprintln!(
+        "VmSize grew {} MiB, VmRSS {} MiB",
+        grew((before.0, after.0)),
+        grew((before.1, after.1))
+    );
+    assert!(
+        grew((before.0, after.0)) < 512,
+        "VmSize {before:?} -> {after:?}"
+    );
+    drop(held);
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

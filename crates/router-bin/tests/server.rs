@@ -568,7 +568,7 @@ async fn graceful_shutdown_lets_streams_finish() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn shutdown_deadline_closes_what_is_left() {
+async fn shutdown_deadline_ends_open_streams_with_an_error_event() {
     let mock = MockUpstream::start().await.unwrap();
     mock.hold_last_chunk(true);
     let mut server = TestServer::start(&config(
@@ -584,20 +584,24 @@ async fn shutdown_deadline_closes_what_is_left() {
     let mut body = resp.into_body();
     body.frame().await.unwrap().unwrap();
     server.begin_shutdown();
-    // The held stream never finishes by itself: serve returns at the deadline and the
-    // connection is closed, so the client's body ends (with an error: it was cut).
-    server.shutdown().await;
-    let drained = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                break;
-            }
+    // The held stream never finishes by itself: at the deadline it ends with an error event
+    // the client can read, then serve returns and the connection is closed.
+    let rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Some(Ok(frame)) = body.frame().await {
+            rest.extend_from_slice(&frame.into_data().unwrap());
         }
-    })
-    .await;
+        String::from_utf8(rest).unwrap()
+    });
+    server.shutdown().await;
+    let rest = tokio::time::timeout(Duration::from_secs(60), rest)
+        .await
+        .expect("the connection outlived the shutdown deadline")
+        .unwrap();
     assert!(
-        drained.is_ok(),
-        "the connection outlived the shutdown deadline"
+        rest.contains("\"code\":\"stream_interrupted\"")
+            && rest.contains("the router is shutting down"),
+        "{rest}"
     );
     mock.release();
 }

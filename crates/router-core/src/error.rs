@@ -60,6 +60,9 @@ pub enum RouterError {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// The request body did not arrive in time (408): `what` says which limit it missed.
+    #[error("the request body did not arrive in time: {0}")]
+    RequestTimeout(String),
     /// Every upstream option failed (502), or the last failure was a timeout (504).
     #[error("{}", upstream_failed(group, attempts))]
     UpstreamFailed {
@@ -139,6 +142,7 @@ impl RouterError {
             Self::UnknownGroup(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UpstreamFailed { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamFailed { .. } | Self::StreamInterrupted(_) => StatusCode::BAD_GATEWAY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

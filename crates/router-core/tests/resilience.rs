@@ -893,3 +893,66 @@ async fn an_unreadable_event_in_a_translated_stream_is_an_error() {
         "{text}"
     );
 }
+
+/// A stream cut from outside (a server's shutdown deadline) ends with an error event in the
+/// client's format, charges what was streamed, and does not blame the pair.
+#[tokio::test]
+async fn a_cut_stream_ends_with_an_error_event_and_is_charged() {
+    use http_body_util::BodyExt;
+    let mock = MockUpstream::start().await.unwrap();
+    mock.hold_last_chunk(true);
+    let yaml = format!(
+        "groups:\n  - name: g\n    models: [{{provider: a, name: m}}]\nproviders:\n  - {{name: a, base_url: \"{}\", api_key: k1}}\n",
+        mock.base_url()
+    );
+    let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
+    let cases: [(Dialect, &[u8], &str); 2] = [
+        (
+            Dialect::OpenAi,
+            br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            "data: {\"error\"",
+        ),
+        (
+            Dialect::Anthropic,
+            br#"{"model":"g","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            "event: error",
+        ),
+    ];
+    for (dialect, body, error_event) in cases {
+        let mut answer = match dialect {
+            Dialect::Anthropic => messages(&r, body).await.unwrap(),
+            _ => chat(&r, body).await.unwrap(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        answer.body.cut_when(async move {
+            let _ = rx.await;
+            "the router is shutting down".to_string()
+        });
+        let mut text = Vec::new();
+        // Everything but the held last chunk arrives; then the cut ends the stream.
+        while !String::from_utf8_lossy(&text).contains("says") {
+            let frame = answer.body.frame().await.unwrap().unwrap();
+            text.extend_from_slice(&frame.into_data().unwrap());
+        }
+        tx.send(()).unwrap();
+        while let Some(frame) = answer.body.frame().await {
+            text.extend_from_slice(&frame.unwrap().into_data().unwrap());
+        }
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains(error_event) && text.contains("the router is shutting down"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("[DONE]") && !text.contains("message_stop"),
+            "{text}"
+        );
+        let charged = answer.body.settle_usage().unwrap();
+        assert!(charged.completion_tokens > 0, "{charged:?}");
+    }
+    let row = &r.usage()[0];
+    assert_eq!((row.requests, row.errors), (2, 0), "{row:?}");
+    assert!(row.completion_tokens > 0);
+    assert_eq!(row.live_state().state, "closed", "the pair is not blamed");
+    mock.release();
+}

@@ -213,7 +213,22 @@ impl Running {
 
     /// Starts the binary with `RUST_LOG` set to `filter`.
     pub fn start_with(dir: &Path, args: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(BIN)
+        Self::spawn(Command::new(BIN), dir, args, filter)
+    }
+
+    /// Starts the binary with at most `nofile` open files (soft and hard limit).
+    pub fn start_with_nofile(dir: &Path, args: &[&str], nofile: u32) -> Self {
+        let mut sh = Command::new("sh");
+        sh.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            BIN,
+        ]);
+        Self::spawn(sh, dir, args, "info")
+    }
+
+    fn spawn(mut command: Command, dir: &Path, args: &[&str], filter: &str) -> Self {
+        let mut child = command
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .current_dir(dir)

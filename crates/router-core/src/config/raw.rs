@@ -82,6 +82,23 @@ pub struct ServerConfig {
     /// How long a shutdown waits for in-flight requests and streams (default 30s).
     #[serde(deserialize_with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Most client connections open at once, per listener (default: half of the file
+    /// descriptors left after 64, as each may need an upstream connection too). At the limit
+    /// the connection idle the longest is closed to make room; with none idle a new one is
+    /// refused.
+    pub max_connections: Option<usize>,
+    /// Time a new client connection has to send its first request's headers (default 10s).
+    #[serde(deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+    /// Time a client connection may stay open with no request in flight (default 60s).
+    #[serde(deserialize_with = "duration")]
+    pub keepalive_timeout: Duration,
+    /// Time allowed to receive a whole request body (default 120s); past it, 408.
+    #[serde(deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Longest gap allowed between two chunks of a request body (default 15s); past it, 408.
+    #[serde(deserialize_with = "duration")]
+    pub body_idle_timeout: Duration,
     /// A second address serving only the admin endpoints, `/metrics` and the dashboard (read
     /// at start). They stay on the main address too.
     pub admin_listen: Option<EnvString>,
@@ -135,6 +152,11 @@ impl Default for ServerConfig {
             compression: true,
             compression_min_bytes: 1024,
             shutdown_timeout: Duration::from_secs(30),
+            max_connections: None,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(120),
+            body_idle_timeout: Duration::from_secs(15),
             admin_listen: None,
             log_format: LogFormat::Text,
         }

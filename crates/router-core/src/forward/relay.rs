@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -120,6 +121,16 @@ impl ChatBody {
         match &mut self.0 {
             BodyInner::Full(_, usage) => *usage,
             BodyInner::Stream(s) => s.settle(),
+        }
+    }
+
+    /// Ends a stream when `cut` completes (a server's shutdown deadline, say): the client gets
+    /// an error event in its dialect carrying the message `cut` gives, and what was streamed
+    /// is charged, as for a client that left; the pair is not blamed. Nothing for a complete
+    /// answer, or a stream that ends first.
+    pub fn cut_when(&mut self, cut: impl Future<Output = String> + Send + 'static) {
+        if let BodyInner::Stream(s) = &mut self.0 {
+            s.cut_when(Box::pin(cut));
         }
     }
 

@@ -45,7 +45,12 @@ pub(crate) struct ChatStream {
     charged: Option<TokenUsage>,
     /// Masks the config's secrets in the upstream's error events.
     redactor: Arc<Redactor>,
+    /// Ends the stream when it completes, with the message it gives (a server's shutdown).
+    cut: Option<Cut>,
 }
+
+/// What ends a stream from outside: it completes with the message for the client.
+pub(crate) type Cut = Pin<Box<dyn Future<Output = String> + Send>>;
 
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +88,7 @@ impl ChatStream {
             prompt_estimate,
             charged: None,
             redactor: Arc::default(),
+            cut: None,
         }
     }
 
@@ -96,6 +102,27 @@ impl ChatStream {
     pub(crate) fn redacting(mut self, redactor: Arc<Redactor>) -> Self {
         self.redactor = redactor;
         self
+    }
+
+    /// The stream, ended by `cut` when it completes (see [`ChatStream::cut_now`]).
+    pub(crate) fn cut_when(&mut self, cut: Cut) {
+        self.cut = Some(cut);
+    }
+
+    /// Ends the stream now, not by the upstream's fault: the client gets its dialect's error
+    /// event with `message`, and what was streamed is charged as a client that left would be.
+    fn cut_now(&mut self, message: String) {
+        if self.finished {
+            return;
+        }
+        if self.codec.done() {
+            self.end();
+            return;
+        }
+        let event = self.error_event(message);
+        self.settle();
+        self.finished = true;
+        self.trailer = Some(event);
     }
 
     /// The bytes to send for one upstream frame, if any.
@@ -189,15 +216,7 @@ impl ChatStream {
             return;
         }
         tracing::warn!(error = %message, "upstream stream failed mid-way");
-        let body = RouterError::StreamInterrupted(message)
-            .reply(self.dialect)
-            .body;
-        let mut events = Vec::new();
-        let event = if self.codec.interrupt(&body, &mut events) {
-            join(events).unwrap_or_default()
-        } else {
-            self.dialect.room().stream_error_event(&body)
-        };
+        let event = self.error_event(message);
         let charge = self.charge();
         if let Some(selection) = self.selection.take() {
             self.charged = Some(charge);
@@ -205,6 +224,19 @@ impl ChatStream {
         }
         self.finished = true;
         self.trailer = Some(event);
+    }
+
+    /// The last event of a stream broken by `message`, in the client's dialect.
+    fn error_event(&mut self, message: String) -> Bytes {
+        let body = RouterError::StreamInterrupted(message)
+            .reply(self.dialect)
+            .body;
+        let mut events = Vec::new();
+        if self.codec.interrupt(&body, &mut events) {
+            join(events).unwrap_or_default()
+        } else {
+            self.dialect.room().stream_error_event(&body)
+        }
     }
 
     pub(crate) fn poll_frame(
@@ -234,6 +266,13 @@ impl ChatStream {
                 Poll::Ready(Some(Err(e))) => this.fail(format!("upstream stream failed: {e}")),
                 Poll::Ready(None) => this.end(),
                 Poll::Pending => {
+                    if let Some(Poll::Ready(message)) =
+                        this.cut.as_mut().map(|cut| cut.as_mut().poll(cx))
+                    {
+                        this.cut = None;
+                        this.cut_now(message);
+                        continue;
+                    }
                     if this.timer.as_mut().poll(cx).is_ready() {
                         let idle = this.idle;
                         this.fail(format!("upstream sent nothing for {idle:?}"));

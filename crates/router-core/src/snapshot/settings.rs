@@ -43,6 +43,17 @@ pub struct ServerSettings {
     pub compression_min_bytes: usize,
     /// How long a shutdown waits for in-flight requests and streams.
     pub shutdown_timeout: Duration,
+    /// Most client connections open at once per listener; `None`: derived from the file
+    /// descriptor limit by the server.
+    pub max_connections: Option<usize>,
+    /// Time a new connection has to send its first request's headers.
+    pub handshake_timeout: Duration,
+    /// Time a connection may stay open with no request in flight.
+    pub keepalive_timeout: Duration,
+    /// Time allowed to receive a whole request body.
+    pub body_timeout: Duration,
+    /// Longest gap allowed between two chunks of a request body.
+    pub body_idle_timeout: Duration,
     /// A second address serving only the admin endpoints (read at start).
     pub admin_listen: Option<SocketAddr>,
     /// Log format when none is given on the command line (read at start).
@@ -91,6 +102,9 @@ pub(super) fn check(config: &Config, problems: &mut Problems<'_>) {
     if server.max_event_bytes == 0 {
         problems.push("server.max_event_bytes".into(), "must be greater than 0");
     }
+    if server.max_connections == Some(0) {
+        problems.push("server.max_connections".into(), "must be greater than 0");
+    }
     check_resilience(server, &config.resilience, problems);
 }
 
@@ -108,6 +122,10 @@ fn check_resilience(server: &ServerConfig, r: &ResilienceConfig, problems: &mut 
         ("server.connect_timeout", server.connect_timeout),
         ("server.first_byte_timeout", server.first_byte_timeout),
         ("server.idle_timeout", server.idle_timeout),
+        ("server.handshake_timeout", server.handshake_timeout),
+        ("server.keepalive_timeout", server.keepalive_timeout),
+        ("server.body_timeout", server.body_timeout),
+        ("server.body_idle_timeout", server.body_idle_timeout),
         ("resilience.request_timeout", r.request_timeout),
     ];
     for (path, d) in positive {
@@ -172,6 +190,11 @@ pub(super) fn server(server: &ServerConfig, warnings: &mut Vec<String>) -> Serve
         compression: server.compression,
         compression_min_bytes: server.compression_min_bytes,
         shutdown_timeout: server.shutdown_timeout,
+        max_connections: server.max_connections,
+        handshake_timeout: server.handshake_timeout,
+        keepalive_timeout: server.keepalive_timeout,
+        body_timeout: server.body_timeout,
+        body_idle_timeout: server.body_idle_timeout,
         admin_listen: server
             .admin_listen
             .as_ref()

@@ -57,6 +57,7 @@ pub(super) fn body(e: &RouterError) -> Value {
     let kind = match e {
         RouterError::BadRequest { .. }
         | RouterError::MethodNotAllowed(_)
+        | RouterError::RequestTimeout(_)
         | RouterError::ConfigInvalid { .. } => "invalid_request_error",
         RouterError::Unauthorized => "authentication_error",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",

@@ -7,7 +7,8 @@ fn error_type(error: &RouterError) -> &'static str {
     match error {
         RouterError::BadRequest { .. }
         | RouterError::MethodNotAllowed(_)
-        | RouterError::PayloadTooLarge { .. } => "invalid_request_error",
+        | RouterError::PayloadTooLarge { .. }
+        | RouterError::RequestTimeout(_) => "invalid_request_error",
         RouterError::Unauthorized => "authentication_error",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",
         RouterError::UpstreamFailed { .. } | RouterError::StreamInterrupted(_) => "upstream_error",
@@ -25,6 +26,7 @@ fn code(error: &RouterError) -> Option<&'static str> {
         RouterError::NotFound(_) => Some("not_found"),
         RouterError::MethodNotAllowed(_) => Some("method_not_allowed"),
         RouterError::PayloadTooLarge { .. } => Some("request_too_large"),
+        RouterError::RequestTimeout(_) => Some("request_timeout"),
         RouterError::UpstreamFailed { timeout: true, .. } => Some("upstream_timeout"),
         RouterError::UpstreamFailed { .. } => Some("upstream_failed"),
         RouterError::RateLimited { .. } => Some("rate_limit_exceeded"),
