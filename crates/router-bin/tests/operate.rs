@@ -250,21 +250,23 @@ async fn requests_carry_their_id() {
     )
     .await;
     assert_eq!(r.headers["x-request-id"], "trace-me-42");
-    // None given, or not a sane one: a fresh id, also on errors.
-    let bad = "x".repeat(200);
-    let r = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[("x-request-id", bad.as_str())],
-        CHAT,
-    )
-    .await;
-    assert_eq!(r.status, 401);
-    let id = r.headers["x-request-id"].to_str().unwrap();
-    assert!(
-        id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id}"
-    );
+    // None given, or not a sane one (too long; a quote, a space or a backslash, which a log
+    // line would have to escape): a fresh id, also on errors.
+    for bad in ["x".repeat(200), "a\"b".into(), "a b".into(), "a\\b".into()] {
+        let r = call(
+            Method::POST,
+            &server.url("/v1/chat/completions"),
+            &[("x-request-id", bad.as_str())],
+            CHAT,
+        )
+        .await;
+        assert_eq!(r.status, 401);
+        let id = r.headers["x-request-id"].to_str().unwrap();
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{bad:?} -> {id}"
+        );
+    }
     server.shutdown().await;
 }
 

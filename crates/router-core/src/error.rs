@@ -123,6 +123,16 @@ impl RouterError {
         }
     }
 
+    /// No group named `model` (404); a name over 120 bytes is clipped to its start and length.
+    pub fn unknown_group(model: &str) -> Self {
+        Self::UnknownGroup(clip(model))
+    }
+
+    /// No route for `path` (404); a path over 120 bytes is clipped to its start and length.
+    pub fn not_found(path: &str) -> Self {
+        Self::NotFound(clip(path))
+    }
+
     /// Where the error came from.
     pub fn origin(&self) -> Origin {
         match self {
@@ -178,6 +188,20 @@ impl RouterError {
             body: dialect.room().error_body(self),
         }
     }
+}
+
+/// What a client sent, as an error message quotes it: whole up to 120 bytes, else its start
+/// and its length, so a 10 KB name does not come back as a 10 KB error.
+pub(crate) fn clip(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.len() <= MAX {
+        return text.to_string();
+    }
+    let mut end = 80;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 fn tried(attempts: &[FailedAttempt]) -> String {

@@ -224,7 +224,7 @@ impl Router {
         let snapshot = self.snapshot();
         let g = snapshot
             .group(group)
-            .ok_or_else(|| RouterError::UnknownGroup(group.to_string()))?;
+            .ok_or_else(|| RouterError::unknown_group(group))?;
         g.pick(&snapshot, &[], None, estimate).map_err(|e| match e {
             crate::Unavailable::RateLimited { retry_after } => RouterError::RateLimited {
                 group: group.to_string(),

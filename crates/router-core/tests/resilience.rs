@@ -536,6 +536,9 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
         ("g$0", "from 1 to 2"),
         ("g$3", "from 1 to 2"),
         ("g$x", "must be a number"),
+        // Only plain numbers pin: no sign, no leading zero.
+        ("g$+1", "must be a number"),
+        ("g$01", "must be a number"),
     ] {
         let err = chat(
             &r,
@@ -554,6 +557,15 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), 404);
+    // A huge unknown name is not echoed whole.
+    for name in ["x".repeat(10_000), format!("g${}", "9".repeat(9_998))] {
+        let err = chat(&r, CHAT.replace("\"g\"", &format!("\"{name}\"")).as_bytes())
+            .await
+            .unwrap_err();
+        let message = err.client_message();
+        assert!(message.len() < 400, "{} bytes: {message}", message.len());
+        assert!(message.contains("10000 bytes"), "{message}");
+    }
 }
 
 #[tokio::test(start_paused = true)]

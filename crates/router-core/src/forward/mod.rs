@@ -268,18 +268,24 @@ fn resolve<'s>(
         return Ok((group, None));
     }
     let Some((name, n)) = model.rsplit_once('$') else {
-        return Err(RouterError::UnknownGroup(model.to_string()));
+        return Err(RouterError::unknown_group(model));
     };
     let group = snapshot
         .group(name)
-        .ok_or_else(|| RouterError::UnknownGroup(model.to_string()))?;
+        .ok_or_else(|| RouterError::unknown_group(model))?;
     let count = group.model_count();
-    let index = n.parse::<usize>().ok().filter(|i| (1..=count).contains(i));
+    // A plain number: no sign, no leading zero, so one model has one name.
+    let plain = !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+    let index = n
+        .parse::<usize>()
+        .ok()
+        .filter(|i| plain && (1..=count).contains(i));
     let Some(index) = index else {
         return Err(RouterError::bad_request(
             format!(
-                "'{model}': the part after '$' pins one model of group '{name}' and must be a \
-                 number from 1 to {count}"
+                "'{}': the part after '$' pins one model of group '{name}' and must be a \
+                 number from 1 to {count}",
+                crate::error::clip(model)
             ),
             Some("model"),
         ));
@@ -287,8 +293,8 @@ fn resolve<'s>(
     if !group.pairs().iter().any(|p| p.model_index() == index - 1) {
         return Err(RouterError::bad_request(
             format!(
-                "'{model}': model {index} of group '{name}' is not available (its provider has \
-                 no usable key)"
+                "'{name}${index}': model {index} of group '{name}' is not available (its \
+                 provider has no usable key)"
             ),
             Some("model"),
         ));
