@@ -336,3 +336,62 @@ fn a_declared_length_reserves_nothing() {
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every request of the committed corpus of malformed HTTP (`tests/corpus/malformed-http`:
+/// smuggling, broken framing, oversized or invalid headers, bodies that are not what the
+/// endpoint reads) gets a 4xx from the real binary, each on its own connection, and the
+/// binary is still up and serving afterwards.
+#[test]
+fn malformed_requests_get_a_4xx_and_the_router_stays_up() {
+    use std::io::{Read, Write};
+    let dir = temp_dir("hardening-corpus");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("api_key: demo-key\nserver: {{body_idle_timeout: 2s}}\n{DEMO}"),
+    )
+    .unwrap();
+    let mut router = Running::start(&dir, &[]);
+    let corpus =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/malformed-http");
+    let mut files: Vec<_> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 30, "the corpus was not found");
+    for file in &files {
+        let request = std::fs::read(file).unwrap();
+        let mut s = std::net::TcpStream::connect(&router.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // The router may answer and close before it has read everything (431, 413).
+        let _ = s.write_all(&request);
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or("");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (400..500).contains(&status),
+            "{}: {line:?}",
+            file.file_name().unwrap().to_string_lossy()
+        );
+    }
+    assert!(
+        router.child.try_wait().unwrap().is_none(),
+        "the router exited"
+    );
+    assert!(reaches(&router.addr, 1, std::time::Duration::from_secs(2)));
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -197,6 +197,12 @@ impl Source {
     }
 }
 
+/// A message about the config (a check's problem or warning) with every word that looks like a
+/// key masked: a key pasted into the wrong field is quoted masked.
+pub(crate) fn mask_message(text: &str) -> String {
+    mask_secret_words(text, ' ')
+}
+
 fn clean_path(path: &str) -> String {
     if path == "." {
         String::new()
@@ -229,27 +235,38 @@ fn looks_secret(word: &str) -> bool {
     if KEY_PREFIXES.iter().any(|p| word.starts_with(p)) && word.len() > 8 {
         return true;
     }
-    let key_chars = word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_.+/=".contains(c));
+    let key_chars = word.chars().all(is_key_char);
     let digits = word.chars().filter(char::is_ascii_digit).count();
     let letters = word.chars().filter(char::is_ascii_alphabetic).count();
     word.len() >= 20 && key_chars && digits >= 4 && letters >= 4
 }
 
-/// `text` with each of its words (split at `sep`, and inside backticks) that
-/// [`looks_secret`] replaced by its masked form.
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.+/=".contains(c)
+}
+
+/// `word` with each run of key characters in it that [`looks_secret`] masked: a key glued to
+/// other text (`a:sk-…`, `api_keys[1]`) is found too.
+fn mask_runs(word: &str) -> String {
+    word.split_inclusive(|c: char| !is_key_char(c))
+        .map(|piece| {
+            let (run, sep) = match piece.char_indices().last() {
+                Some((i, c)) if !is_key_char(c) => piece.split_at(i),
+                _ => (piece, ""),
+            };
+            if looks_secret(run) {
+                format!("{}{sep}", crate::Secret::new(run).masked())
+            } else {
+                piece.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `text` with each of its words (split at `sep`, and inside backticks) masked where it
+/// [`looks_secret`] (see [`mask_runs`]).
 fn mask_secret_words(text: &str, sep: char) -> String {
-    let mask = |w: &str| -> String {
-        // A path segment may end in an index: `api_keys[1]`.
-        let (word, rest) = w.split_at(w.find('[').unwrap_or(w.len()));
-        if looks_secret(word) {
-            format!("{}{rest}", crate::Secret::new(word).masked())
-        } else {
-            w.to_string()
-        }
-    };
-    let masked: Vec<String> = text.split(sep).map(mask).collect();
+    let masked: Vec<String> = text.split(sep).map(mask_runs).collect();
     let text = masked.join(&sep.to_string());
     // serde names an unknown field in backticks.
     let parts: Vec<&str> = text.split('`').collect();
@@ -258,7 +275,7 @@ fn mask_secret_words(text: &str, sep: char) -> String {
         .enumerate()
         .map(|(i, p)| {
             if i % 2 == 1 {
-                mask(p)
+                mask_runs(p)
             } else {
                 (*p).to_string()
             }

@@ -27,7 +27,7 @@ impl Problems<'_> {
         self.list.push(Problem {
             path,
             line,
-            message: message.into(),
+            message: crate::config::mask_message(&message.into()),
         });
     }
 }
@@ -111,7 +111,10 @@ pub(crate) fn compile(
         resilience: Arc::new(config.resilience.clone()),
         groups,
         group_index,
-        warnings,
+        warnings: warnings
+            .iter()
+            .map(|w| crate::config::mask_message(w))
+            .collect(),
     })
 }
 

@@ -2,4 +2,5 @@
 //! format with the exact translation each must produce, and properties over generated input.
 
 mod golden;
+mod hostile;
 mod properties;

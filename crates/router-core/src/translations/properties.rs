@@ -13,7 +13,7 @@ use crate::sse::SseScanner;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-fn any_json() -> impl Strategy<Value = Value> {
+pub(super) fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
