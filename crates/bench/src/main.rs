@@ -4,7 +4,10 @@
 //! load generator share the other. Reported: requests/s and latency at saturation and at a fixed
 //! rate, the proxy's CPU time per request (from /proc), its RSS idle and with 1,000 open
 //! streams, the time to a stream's first byte, 10,000 concurrent streams, and throughput while
-//! the router reloads its config every second. Writes Markdown to stdout or `--out`.
+//! the router reloads its config every second; then, each through a fresh router, bursts of
+//! large request bodies (is the memory given back?) and the soak (mixed traffic, upstream faults,
+//! a reload every 10 s: nothing lost, tokens counted against the mock's, RSS by minute). Writes
+//! Markdown to stdout or `--out`.
 //!
 //! `cargo build --release -p router-bin -p bench && target/release/loadbench --out docs/benchmarks.md`
 
@@ -13,6 +16,7 @@
 mod load;
 mod parts;
 mod proxies;
+mod soak;
 mod streams;
 mod system;
 
@@ -51,10 +55,10 @@ pub(crate) struct Args {
     /// Only the non-streamed 1 KB runs (for comparing builds quickly).
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Only these parts, comma-separated: requests, ttfb, memory, many, reload, soak.
+    /// Only these parts, comma-separated: requests, ttfb, memory, many, reload, bodies, soak.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
-    /// Seconds of the steady-rate run that samples the router's RSS (0 skips it).
+    /// Seconds of the soak (steady rate, upstream faults, reloads; 0 skips it).
     #[arg(long, default_value_t = 600)]
     pub(crate) soak_seconds: u64,
     /// Requests per second during that run (half of them streamed).
@@ -141,10 +145,12 @@ async fn main() {
         reload(&args, &mut report, &router_url, &config).await;
     }
     drop(proxies);
+    // Fresh routers: their memory from start, not what the runs above left.
+    if want("bodies") {
+        soak::bodies(&args, &mut report, &dir).await;
+    }
     if want("soak") && args.soak_seconds > 0 {
-        // A fresh router: its memory from start, not what the runs above left.
-        let fresh = start_router(&args.router, &dir, &config, args.proxy_core);
-        soak(&args, &mut report, &fresh.url, fresh.pid).await;
+        soak::soak(&args, &mut report, &dir).await;
     }
 
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,11 +1,12 @@
-//! The report's parts: requests, time to first byte, memory, many streams, reloads, soak.
+//! The report's parts: requests, time to first byte, memory, many streams, reloads (the long
+//! runs are in `soak.rs`).
 
 use crate::{load::*, proxies::*, streams::*, system::*, Args};
 use mock_upstream::MockUpstream;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Saturation and fixed rate, for each target and body size.
 pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, proxies: &[Proxy]) {
@@ -204,88 +205,4 @@ pub(crate) async fn reload(args: &Args, report: &mut String, router_url: &str, c
         (run.rps() / base.rps() - 1.0) * 100.0,
         base.errors + run.errors,
     );
-}
-
-/// A steady rate for `soak_seconds` (every other request streamed) through a freshly started
-/// router, sampling its RSS every 10 seconds; reports it after the first minute (the warm-up:
-/// pools, buffers and the allocator's arenas fill) against its range over the rest of the run,
-/// and by minute.
-pub(crate) async fn soak(args: &Args, report: &mut String, router_url: &str, router_pid: u32) {
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    let client = client(256);
-    let plain = chat_body(1024, false);
-    let streamed = chat_body(1024, true);
-    let started = Instant::now();
-    let total = args.soak_rate * args.soak_seconds;
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let mut samples: Vec<(u64, u64)> = Vec::new();
-    let mut next_sample = started;
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let due = started + Duration::from_secs_f64(i as f64 / args.soak_rate as f64);
-        tokio::time::sleep_until(due.into()).await;
-        if Instant::now() >= next_sample {
-            samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
-            next_sample += Duration::from_secs(10);
-        }
-        let body = if i % 2 == 0 {
-            plain.clone()
-        } else {
-            streamed.clone()
-        };
-        let (client, url, ok, errors) = (
-            client.clone(),
-            router_url.to_string(),
-            ok.clone(),
-            errors.clone(),
-        );
-        tasks.spawn(async move {
-            let counter = if one(&client, &url, &body).await {
-                ok
-            } else {
-                errors
-            };
-            counter.fetch_add(1, Relaxed);
-        });
-        // Reap as we go rather than keep every finished task in the set.
-        while tasks.try_join_next().is_some() {}
-    }
-    while tasks.join_next().await.is_some() {}
-    samples.push((started.elapsed().as_secs(), rss_kib(router_pid)));
-    let mib = |k: u64| k as f64 / 1024.0;
-    let warm: Vec<u64> = samples
-        .iter()
-        .filter(|(t, _)| *t >= 60)
-        .map(|(_, r)| *r)
-        .collect();
-    let first = warm.first().copied().unwrap_or(0);
-    let last = warm.last().copied().unwrap_or(0);
-    let (lo, hi) = (
-        warm.iter().copied().min().unwrap_or(0),
-        warm.iter().copied().max().unwrap_or(0),
-    );
-    let pct = |k: u64| (k as f64 / first.max(1) as f64 - 1.0) * 100.0;
-    let _ = writeln!(
-        report,
-        "\nSteady load for {} s ({} req/s, 1 KB, every other one streamed): {} ok, {} errors. Router RSS at 1 min {:.1} MiB, at the end {:.1} MiB ({:+.1}%); lowest {:.1} MiB ({:+.1}%), highest {:.1} MiB ({:+.1}%) after the first minute; at start {:.1} MiB.",
-        args.soak_seconds,
-        args.soak_rate,
-        ok.load(Relaxed),
-        errors.load(Relaxed),
-        mib(first),
-        mib(last),
-        pct(last),
-        mib(lo),
-        pct(lo),
-        mib(hi),
-        pct(hi),
-        mib(samples.first().map_or(0, |s| s.1)),
-    );
-    let by_minute: Vec<String> = samples
-        .iter()
-        .filter(|(t, _)| t % 60 < 10)
-        .map(|(t, r)| format!("{} min {:.1}", t / 60, mib(*r)))
-        .collect();
-    let _ = writeln!(report, "\nRSS by minute (MiB): {}.", by_minute.join(", "));
 }

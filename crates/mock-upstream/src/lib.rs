@@ -170,6 +170,7 @@ pub(crate) struct State {
     hold_last_chunk: std::sync::atomic::AtomicBool,
     /// Keep only the last request seen (for long benchmark runs).
     keep_last_only: std::sync::atomic::AtomicBool,
+    request_count: AtomicU64,
     release: Notify,
     streams_finished: AtomicUsize,
     streams_cancelled: AtomicUsize,
@@ -263,6 +264,11 @@ impl MockUpstream {
     /// Every request received so far.
     pub fn requests(&self) -> Vec<SeenRequest> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// How many requests arrived (kept or not: see [`MockUpstream::keep_last_request_only`]).
+    pub fn request_count(&self) -> u64 {
+        self.state.request_count.load(SeqCst)
     }
 
     /// Σ `total_tokens` reported in answers (complete ones and usage chunks sent).
@@ -411,6 +417,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             requests.clear();
         }
         requests.push(seen.clone());
+        state.request_count.fetch_add(1, SeqCst);
     }
     let delay = state.response_delay_ms.load(SeqCst);
     if delay > 0 {

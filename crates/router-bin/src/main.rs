@@ -6,6 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A config-file-driven reverse proxy for LLM APIs.
 #[derive(Parser)]
 #[command(
@@ -83,8 +91,36 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// glibc's malloc raises its mmap threshold each time a large block is freed, so after a burst
+/// of large request bodies their memory stays in the heap for good. Measured with
+/// `loadbench --only bodies` (three bursts of 100 concurrent 1 MiB bodies): RSS 251 MiB five
+/// seconds after the last burst by default, 26 MiB with the threshold fixed at 128 KiB (and a
+/// lower peak, 168 MiB against 257). A fixed threshold keeps every block of 128 KiB or more in
+/// its own mapping, given back to the system when it is freed.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(any(feature = "mimalloc", feature = "jemalloc"))
+))]
+#[allow(unsafe_code)]
+fn return_large_blocks() {
+    // SAFETY: `mallopt` sets one of the allocator's parameters; it takes plain integers,
+    // touches no memory of ours and may be called at any time.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(any(feature = "mimalloc", feature = "jemalloc"))
+)))]
+fn return_large_blocks() {}
+
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
+    return_large_blocks();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     match command {

@@ -119,3 +119,28 @@ fn function_lengths_are_measured_from_fn_to_its_closing_brace() {
         [("a".to_string(), 1, 3), ("b".to_string(), 9, 3)]
     );
 }
+
+/// Unsafe code is denied everywhere but in one audited place: the allocator setting of the
+/// binary (`return_large_blocks`).
+#[test]
+fn unsafe_code_is_allowed_in_one_place_only() {
+    let allowed: Vec<PathBuf> = workspace_files()
+        .into_iter()
+        .filter(|p| !is_test_file(p))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains(concat!("allow(", "unsafe_code)"))
+        })
+        .collect();
+    let names: Vec<String> = allowed
+        .iter()
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .collect();
+    assert!(
+        names.len() == 1 && names[0].ends_with("crates/router-bin/src/main.rs"),
+        "{names:?}"
+    );
+    let main = std::fs::read_to_string(&allowed[0]).unwrap();
+    assert_eq!(main.matches("unsafe {").count(), 1, "one unsafe block");
+}
