@@ -38,12 +38,17 @@ pub(crate) fn chat_body(size: usize, stream: bool) -> Bytes {
     Bytes::from(body)
 }
 
+/// The `Accept-Encoding` every request sends, if any (`--accept-encoding`).
+pub(crate) static ACCEPT_ENCODING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 pub(crate) fn request(url: &str, body: &Bytes) -> http::Request<Full<Bytes>> {
-    http::Request::post(url)
+    let mut req = http::Request::post(url)
         .header("content-type", "application/json")
-        .header("authorization", "Bearer bench-key")
-        .body(Full::new(body.clone()))
-        .unwrap_or_default()
+        .header("authorization", "Bearer bench-key");
+    if let Some(coding) = ACCEPT_ENCODING.get() {
+        req = req.header("accept-encoding", coding);
+    }
+    req.body(Full::new(body.clone())).unwrap_or_default()
 }
 
 /// What one load run saw.

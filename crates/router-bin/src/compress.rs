@@ -26,8 +26,9 @@ impl Coding {
     }
 }
 
-/// The best coding the client accepts: highest q (> 0), brotli before gzip on a tie; `*`
-/// covers codings not named.
+/// The best coding the client accepts: highest q (> 0), gzip before brotli on a tie (on a
+/// chat answer gzip costs the router less CPU for about the same size; see
+/// `docs/benchmarks.md`); `*` covers codings not named.
 pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
     let mut q_br: Option<f32> = None;
     let mut q_gzip: Option<f32> = None;
@@ -53,56 +54,168 @@ pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
     let gz = q_gzip.or(q_any).unwrap_or(0.0);
     if br <= 0.0 && gz <= 0.0 {
         None
-    } else if br >= gz {
+    } else if br > gz {
         Some(Coding::Brotli)
     } else {
         Some(Coding::Gzip)
     }
 }
 
+/// Brotli's quality: the fastest, whose state is small (a few KiB, so each response's encoder
+/// costs no page faults), compressing a 1.2 KB chat answer in about 10 µs.
+const BROTLI_QUALITY: u32 = 1;
+/// Brotli's window: 64 KiB, more than a JSON answer or an SSE event needs.
+const BROTLI_WINDOW: u32 = 16;
+/// Deflate's level for gzip: the fastest.
+const GZIP_LEVEL: u32 = 1;
+/// Deflate states kept per thread for the next response (each is a few hundred KiB).
+const KEPT_DEFLATERS: usize = 16;
+
+thread_local! {
+    static DEFLATERS: std::cell::RefCell<Vec<flate2::Compress>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A raw deflate state, reused: making one zeroes a few hundred KiB of tables, which cost more
+/// than compressing an answer (and, above the allocator's mmap threshold, page faults).
+fn deflater() -> flate2::Compress {
+    DEFLATERS
+        .with(|kept| kept.borrow_mut().pop())
+        .unwrap_or_else(|| flate2::Compress::new(flate2::Compression::new(GZIP_LEVEL), false))
+}
+
+fn keep_deflater(mut state: flate2::Compress) {
+    state.reset();
+    DEFLATERS.with(|kept| {
+        let mut kept = kept.borrow_mut();
+        if kept.len() < KEPT_DEFLATERS {
+            kept.push(state);
+        }
+    });
+}
+
+/// gzip (RFC 1952) around a reused raw deflate state: the 10-byte header, then the deflate
+/// stream, then the CRC-32 and length of the input.
+struct Gzip {
+    deflate: Option<flate2::Compress>,
+    crc: flate2::Crc,
+    header_sent: bool,
+}
+
+/// The gzip header: deflate, no name or time, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+impl Gzip {
+    fn new() -> Self {
+        Self {
+            deflate: Some(deflater()),
+            crc: flate2::Crc::new(),
+            header_sent: false,
+        }
+    }
+
+    /// Compresses `data` with `flush` into `out`.
+    fn compress(&mut self, data: &[u8], flush: flate2::FlushCompress, out: &mut Vec<u8>) {
+        if !std::mem::replace(&mut self.header_sent, true) {
+            out.extend_from_slice(&GZIP_HEADER);
+        }
+        self.crc.update(data);
+        let Some(deflate) = self.deflate.as_mut() else {
+            return;
+        };
+        let mut input = data;
+        loop {
+            out.reserve(input.len() / 2 + 64);
+            let before = deflate.total_in();
+            let status = deflate.compress_vec(input, out, flush);
+            let read = (deflate.total_in() - before) as usize;
+            input = &input[read..];
+            let done = match status {
+                Ok(flate2::Status::StreamEnd) => true,
+                // Room ran out: go round with more. Done once the input is in and the flush
+                // left room to spare (nothing more was waiting).
+                Ok(_) => input.is_empty() && out.len() < out.capacity(),
+                Err(_) => true,
+            };
+            if done {
+                return;
+            }
+        }
+    }
+
+    fn finish(mut self, out: &mut Vec<u8>) {
+        self.compress(&[], flate2::FlushCompress::Finish, out);
+        out.extend_from_slice(&self.crc.sum().to_le_bytes());
+        out.extend_from_slice(&self.crc.amount().to_le_bytes());
+    }
+}
+
+impl Drop for Gzip {
+    fn drop(&mut self) {
+        if let Some(state) = self.deflate.take() {
+            keep_deflater(state);
+        }
+    }
+}
+
 enum Encoder {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(Gzip),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
 }
 
 impl Encoder {
     fn new(coding: Coding) -> Self {
         match coding {
-            Coding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::new(5),
-            )),
+            Coding::Gzip => Encoder::Gzip(Gzip::new()),
             Coding::Brotli => Encoder::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,
-                5,
-                22,
+                BROTLI_QUALITY,
+                BROTLI_WINDOW,
             ))),
         }
     }
 
     /// Compresses `data` and flushes, returning every byte produced so far.
     fn push(&mut self, data: &[u8]) -> Bytes {
-        // Writing into a Vec cannot fail.
-        let out = match self {
+        match self {
             Encoder::Gzip(e) => {
-                let _ = e.write_all(data);
-                let _ = e.flush();
-                e.get_mut()
+                let mut out = Vec::new();
+                e.compress(data, flate2::FlushCompress::Sync, &mut out);
+                Bytes::from(out)
             }
             Encoder::Brotli(e) => {
+                // Writing into a Vec cannot fail.
                 let _ = e.write_all(data);
                 let _ = e.flush();
-                e.get_mut()
+                Bytes::from(std::mem::take(e.get_mut()))
             }
-        };
-        Bytes::from(std::mem::take(out))
+        }
+    }
+
+    /// Compresses the whole of `data` and ends the stream.
+    fn whole(self, data: &[u8]) -> Bytes {
+        match self {
+            Encoder::Gzip(mut e) => {
+                let mut out = Vec::with_capacity(data.len() / 3 + 64);
+                e.compress(data, flate2::FlushCompress::None, &mut out);
+                e.finish(&mut out);
+                Bytes::from(out)
+            }
+            Encoder::Brotli(mut e) => {
+                let _ = e.write_all(data);
+                Bytes::from(e.into_inner())
+            }
+        }
     }
 
     /// Ends the stream, returning the remaining bytes.
     fn finish(self) -> Bytes {
         match self {
-            Encoder::Gzip(e) => Bytes::from(e.finish().unwrap_or_default()),
+            Encoder::Gzip(e) => {
+                let mut out = Vec::new();
+                e.finish(&mut out);
+                Bytes::from(out)
+            }
             Encoder::Brotli(e) => Bytes::from(e.into_inner()),
         }
     }
@@ -163,13 +276,7 @@ pub(crate) async fn apply(
             Ok(c) => c.to_bytes(),
             Err(never) => match never {},
         };
-        let mut encoder = Encoder::new(coding);
-        let head = encoder.push(&bytes);
-        let tail = encoder.finish();
-        let mut all = Vec::with_capacity(head.len() + tail.len());
-        all.extend_from_slice(&head);
-        all.extend_from_slice(&tail);
-        http_body_util::Full::new(Bytes::from(all)).boxed_unsync()
+        http_body_util::Full::new(Encoder::new(coding).whole(&bytes)).boxed_unsync()
     } else {
         Hooked::new(body, Compressing(Some(Encoder::new(coding)))).boxed_unsync()
     };
@@ -180,14 +287,49 @@ pub(crate) async fn apply(
 mod tests {
     use super::*;
 
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn gzip_with_a_reused_state_decodes_to_the_input() {
+        // Large enough to take several rounds of output room, and each state reused.
+        let text: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| format!("{} ", i % 977).into_bytes())
+            .collect();
+        for _ in 0..3 {
+            let whole = Encoder::new(Coding::Gzip).whole(&text);
+            assert!(whole.len() < text.len() / 2);
+            assert_eq!(gunzip(&whole), text);
+            let mut streamed = Vec::new();
+            let mut encoder = Encoder::new(Coding::Gzip);
+            for chunk in text.chunks(7_000) {
+                let part = encoder.push(chunk);
+                streamed.extend_from_slice(&part);
+            }
+            streamed.extend_from_slice(&encoder.finish());
+            assert_eq!(gunzip(&streamed), text);
+        }
+        assert!(DEFLATERS.with(|kept| !kept.borrow().is_empty()));
+        let empty = Encoder::new(Coding::Gzip).whole(b"");
+        assert_eq!(gunzip(&empty), b"");
+    }
+
     #[test]
     fn negotiates_by_q_value() {
-        assert_eq!(negotiate("gzip, deflate, br"), Some(Coding::Brotli));
+        assert_eq!(negotiate("gzip, deflate, br"), Some(Coding::Gzip));
+        assert_eq!(negotiate("br"), Some(Coding::Brotli));
+        assert_eq!(negotiate("gzip;q=0.9, br"), Some(Coding::Brotli));
         assert_eq!(negotiate("gzip"), Some(Coding::Gzip));
         assert_eq!(negotiate("br;q=0.5, gzip;q=0.8"), Some(Coding::Gzip));
         assert_eq!(negotiate("br;q=0, gzip;q=0"), None);
         assert_eq!(negotiate("identity"), None);
-        assert_eq!(negotiate("*"), Some(Coding::Brotli));
+        assert_eq!(negotiate("*"), Some(Coding::Gzip));
         assert_eq!(negotiate("br;q=0, *;q=0.1"), Some(Coding::Gzip));
         assert_eq!(negotiate(""), None);
     }
