@@ -106,7 +106,7 @@ async fn soak_one(client: &HttpClient, url: &str, body: &Bytes, stream: bool) ->
         Err(e) => return Outcome::Bad(format!("{status}, body cut: {e}")),
     };
     let complete = if stream {
-        bytes.ends_with(b"data: [DONE]\n\n") && memchr_error(&bytes).is_none()
+        bytes.ends_with(b"data: [DONE]\n\n") && !has_error(&bytes)
     } else {
         serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| v["choices"].is_array())
     };
@@ -118,36 +118,19 @@ async fn soak_one(client: &HttpClient, url: &str, body: &Bytes, stream: bool) ->
     }
 }
 
-fn memchr_error(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(9).position(|w| w == b"\"error\":{")
+/// Whether a stream carries an error object.
+fn has_error(bytes: &[u8]) -> bool {
+    bytes.windows(9).any(|w| w == b"\"error\":{")
 }
 
-/// The config generation the router serves, from its `/health`.
-async fn generation(base: &str) -> u64 {
-    let req = http::Request::get(format!("{base}/health"))
-        .body(http_body_util::Full::new(Bytes::new()))
-        .unwrap_or_default();
-    let Ok(resp) = client(1).request(req).await else {
-        return 0;
-    };
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    v["generation"].as_u64().unwrap_or(0)
-}
-
-/// Tokens the router counted, from its `/admin/usage`: (requests, total tokens).
-async fn router_usage(base: &str) -> (u64, u64) {
-    let req = http::Request::get(format!("{base}/admin/usage"))
+/// The JSON the router answers at `path` (with the bench key); null if it cannot be had.
+async fn router_json(base: &str, path: &str) -> serde_json::Value {
+    let req = http::Request::get(format!("{base}{path}"))
         .header("authorization", "Bearer bench-key")
         .body(http_body_util::Full::new(Bytes::new()))
         .unwrap_or_default();
     let Ok(resp) = client(1).request(req).await else {
-        return (0, 0);
+        return serde_json::Value::Null;
     };
     let bytes = resp
         .into_body()
@@ -155,7 +138,12 @@ async fn router_usage(base: &str) -> (u64, u64) {
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
+
+/// Tokens the router counted, from its `/admin/usage`: (requests, total tokens).
+async fn router_usage(base: &str) -> (u64, u64) {
+    let v = router_json(base, "/admin/usage").await;
     let rows = v["usage"].as_array().cloned().unwrap_or_default();
     let sum = |field: &str| rows.iter().map(|r| r[field].as_u64().unwrap_or(0)).sum();
     (sum("requests"), sum("total_tokens"))
@@ -221,7 +209,9 @@ pub(crate) async fn soak(args: &Args, report: &mut String, dir: &Path) {
     while tasks.join_next().await.is_some() {}
     samples.push((started.elapsed().as_secs(), rss_kib(pid)));
     let (requests, counted) = router_usage(&base).await;
-    let generation = generation(&base).await;
+    let generation = router_json(&base, "/health").await["generation"]
+        .as_u64()
+        .unwrap_or(0);
     let reported = mock.tokens_reported();
     let bad = bad.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let _ = writeln!(

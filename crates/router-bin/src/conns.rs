@@ -85,6 +85,14 @@ pub(crate) enum Closed {
 }
 
 impl Closed {
+    /// Every reason, for the metric's labels.
+    pub(crate) const ALL: [Closed; 4] = [
+        Closed::Handshake,
+        Closed::Keepalive,
+        Closed::Evicted,
+        Closed::Shutdown,
+    ];
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Closed::Handshake => "handshake_timeout",

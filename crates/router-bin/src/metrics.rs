@@ -117,13 +117,8 @@ impl Metrics {
             "llm_router_connections_shed_total",
             "New client connections refused at server.max_connections, none being idle.",
         )?;
-        for reason in [
-            "handshake_timeout",
-            "keepalive_timeout",
-            "evicted",
-            "shutdown",
-        ] {
-            connections_closed.with_label_values(&[reason]);
+        for reason in crate::conns::Closed::ALL {
+            connections_closed.with_label_values(&[reason.label()]);
         }
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(connections_closed.clone()))?;

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{temp_dir, Running};
+use common::{metric, temp_dir, Running};
 use mock_upstream::MockUpstream;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -60,20 +60,6 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
             Err(_) => return true,
         }
     }
-}
-
-/// A counter's value in the binary's `/metrics`.
-fn metric(addr: &str, line_start: &str) -> f64 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: t\r\nauthorization: Bearer demo-key\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in\n{out}"))
 }
 
 /// Under a limit of 256 open files, 400 silent connections and 50 half-sent h2 prefaces do not

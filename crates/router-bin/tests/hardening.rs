@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{call, temp_dir, Running};
+use common::{call, metric, temp_dir, Running};
 use http::Method;
 use mock_upstream::{Fault, MockUpstream, Rule};
 
@@ -270,26 +270,6 @@ fn vm(pid: u32, field: &str) -> u64 {
     kb * 1024
 }
 
-/// Requests in flight in the binary at `addr` (from `/metrics`).
-fn in_flight(addr: &str) -> u64 {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "2",
-            "-H",
-            "authorization: Bearer demo-key",
-        ])
-        .arg(format!("http://{addr}/metrics"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("llm_router_requests_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// 200 clients that each declare a 10 MiB body and send 10 bytes of it: nothing is set aside
 /// for what has not arrived (the router's address space grew by gigabytes when it reserved the
 /// declared length up front).
@@ -314,7 +294,7 @@ fn a_declared_length_reserves_nothing() {
     }
     // Wait until the router is reading all 200 bodies.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while in_flight(&router.addr) < 200 {
+    while metric(&router.addr, "llm_router_requests_in_flight ") < 200.0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the requests never started"

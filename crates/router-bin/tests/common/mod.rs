@@ -350,3 +350,19 @@ impl LiveRecord for UsageRecord {
             .expect("a running router's usage row has its state")
     }
 }
+
+/// A metric's value in the `/metrics` of the binary at `addr` (served with `demo-key`), from
+/// the line that starts with `line_start`.
+pub fn metric(addr: &str, line_start: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: t\r\nauthorization: Bearer demo-key\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line_start} in\n{out}"))
+}
