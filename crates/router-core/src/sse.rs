@@ -71,30 +71,32 @@ impl SseScanner {
         let mut events = Vec::new();
         let mut i = self.pos;
         while i < self.buf.len() {
-            match self.buf[i] {
-                b'\n' | b'\r' => {
-                    let mut end = i + 1;
-                    if self.buf[i] == b'\r' {
-                        if end == self.buf.len() {
-                            // `\r` or `\r\n`: undecided until the next byte arrives.
-                            break;
-                        }
-                        if self.buf[end] == b'\n' {
-                            end += 1;
-                        }
-                    }
-                    if self.at_line_start {
-                        events.push(self.buf.split_to(end).freeze());
-                        i = 0;
-                    } else {
-                        self.at_line_start = true;
-                        i = end;
-                    }
+            // Jump to the next line end; the bytes skipped belong to a line.
+            let Some(at) = memchr::memchr2(b'\n', b'\r', &self.buf[i..]) else {
+                self.at_line_start = false;
+                i = self.buf.len();
+                break;
+            };
+            if at > 0 {
+                self.at_line_start = false;
+            }
+            i += at;
+            let mut end = i + 1;
+            if self.buf[i] == b'\r' {
+                if end == self.buf.len() {
+                    // `\r` or `\r\n`: undecided until the next byte arrives.
+                    break;
                 }
-                _ => {
-                    self.at_line_start = false;
-                    i += 1;
+                if self.buf[end] == b'\n' {
+                    end += 1;
                 }
+            }
+            if self.at_line_start {
+                events.push(self.buf.split_to(end).freeze());
+                i = 0;
+            } else {
+                self.at_line_start = true;
+                i = end;
             }
         }
         self.pos = i;
@@ -119,24 +121,33 @@ impl SseScanner {
 /// The `data` of an event: its `data:` lines joined by `\n`; `None` for an event without data
 /// (a comment or keep-alive).
 pub fn event_data(event: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    // The usual event: one `data:` line and its blank line.
+    if let Some(end) = memchr::memchr2(b'\n', b'\r', event) {
+        if event[end..].iter().all(|&b| b == b'\n' || b == b'\r') {
+            return data_value(&event[..end]).map(std::borrow::Cow::Borrowed);
+        }
+    }
     let mut parts: Vec<&[u8]> = Vec::new();
     for line in event.split(|&b| b == b'\n' || b == b'\r') {
-        if let Some(rest) = line.strip_prefix(b"data") {
-            let value = match rest.first() {
-                None => rest,
-                Some(b':') => {
-                    let v = &rest[1..];
-                    v.strip_prefix(b" ").unwrap_or(v)
-                }
-                Some(_) => continue,
-            };
-            parts.push(value);
-        }
+        parts.extend(data_value(line));
     }
     match parts.len() {
         0 => None,
         1 => Some(std::borrow::Cow::Borrowed(parts[0])),
         _ => Some(std::borrow::Cow::Owned(parts.join(&b'\n'))),
+    }
+}
+
+/// The value of a `data` line (`data`, `data:x` or `data: x`), `None` for any other line.
+fn data_value(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b"data")?;
+    match rest.first() {
+        None => Some(rest),
+        Some(b':') => {
+            let v = &rest[1..];
+            Some(v.strip_prefix(b" ").unwrap_or(v))
+        }
+        Some(_) => None,
     }
 }
 
@@ -219,5 +230,16 @@ mod tests {
             b"1\n2"
         );
         assert!(event_data(b": keep-alive\n\n").is_none());
+        // One line, with each kind of ending, or none.
+        for event in [
+            &b"data: x\r\n\r\n"[..],
+            b"data:x\r\r",
+            b"data: x",
+            b"data: x\n",
+        ] {
+            assert_eq!(event_data(event).unwrap().as_ref(), b"x");
+        }
+        assert_eq!(event_data(b"data\n\n").unwrap().as_ref(), b"");
+        assert!(event_data(b"datum: x\n\n").is_none());
     }
 }

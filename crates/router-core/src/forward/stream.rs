@@ -13,6 +13,7 @@ use crate::sse::{event_data, SseScanner};
 use crate::usage::TokenUsage;
 use crate::{Redactor, RouterError};
 use bytes::{Bytes, BytesMut};
+
 use http_body::{Body, Frame};
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+
+/// Events that may echo a secret (errors) are redacted; the searcher is built once.
+static ERROR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"error"));
 
 /// A stream being relayed to a client.
 pub(crate) struct ChatStream {
@@ -143,7 +148,7 @@ impl ChatStream {
         let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
         for event in events {
             // An upstream may echo the key it got in an error; no other event could know it.
-            let event = if memchr::memmem::find(&event, b"error").is_some() {
+            let event = if ERROR.find(&event).is_some() {
                 self.redactor.redact_bytes(event)
             } else {
                 event

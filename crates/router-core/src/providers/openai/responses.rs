@@ -171,6 +171,18 @@ struct Terminal {
 }
 
 /// Reads a relayed Responses stream: the usage in its terminal event, its end, its errors.
+/// What marks an event worth parsing: the terminal events and errors (searchers built once).
+static TERMINAL: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 4]> =
+    std::sync::LazyLock::new(|| {
+        [
+            &b"\"response.completed\""[..],
+            b"\"response.incomplete\"",
+            b"\"response.failed\"",
+            b"\"error\"",
+        ]
+        .map(memchr::memmem::Finder::new)
+    });
+
 #[derive(Default)]
 struct Reader {
     usage: Option<TokenUsage>,
@@ -181,10 +193,7 @@ struct Reader {
 impl StreamReader for Reader {
     fn keep(&mut self, data: &[u8]) -> bool {
         // Only the terminal events and errors are parsed: the deltas pass unread.
-        let terminal = memchr::memmem::find(data, b"\"response.completed\"").is_some()
-            || memchr::memmem::find(data, b"\"response.incomplete\"").is_some()
-            || memchr::memmem::find(data, b"\"response.failed\"").is_some()
-            || memchr::memmem::find(data, b"\"error\"").is_some();
+        let terminal = TERMINAL.iter().any(|f| f.find(data).is_some());
         if !terminal {
             return true;
         }

@@ -17,6 +17,10 @@ struct WithUsage {
     usage: Option<RawUsage>,
 }
 
+/// Built once: a searcher costs more to build than a short event costs to search.
+static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+
 fn is_done(data: &[u8]) -> bool {
     data.trim_ascii() == b"[DONE]"
 }
@@ -48,7 +52,7 @@ impl StreamReader for Reader {
             self.done = true;
             return first;
         }
-        if memchr::memmem::find(data, b"\"usage\"").is_some() {
+        if USAGE_KEY.find(data).is_some() {
             if let Ok(chunk) = serde_json::from_slice::<WithUsage>(data) {
                 if let Some(u) = chunk.usage {
                     self.usage = Some(u.into());

@@ -1,0 +1,349 @@
+//! What is counted: requests through the router under callgrind, and selection in process.
+
+use crate::callgrind::{run_to_end, Counted};
+use crate::{Args, Count};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use mock_upstream::MockUpstream;
+use router_core::{Format, Router, Source, TokenUsage};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// One request as a client sends it.
+#[derive(Clone)]
+struct Ask {
+    path: &'static str,
+    body: Bytes,
+    accept_encoding: Option<&'static str>,
+}
+
+/// Requests sent before the counters are zeroed (callgrind translates code on first use).
+const WARM_UP: u64 = 20;
+/// Selections counted in process: the difference between these two runs.
+const PICKS: (u64, u64) = (200, 2200);
+
+/// Every figure, in the order of the baseline file.
+pub(crate) async fn count_all(args: &Args) -> Result<Vec<Count>, String> {
+    let mock = MockUpstream::start()
+        .await
+        .map_err(|e| format!("mock upstream: {e}"))?;
+    mock.keep_last_request_only();
+    let dir = args.keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("instructions-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = count_in(args, &mock, &dir).await;
+    if args.keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Count>, String> {
+    let config = dir.join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "api_key: bench-key\nledger: {{enabled: false}}\ngroups:\n  - name: g\n    models: [{{provider: up, name: bench-model}}]\nproviders:\n  - {{name: up, base_url: \"{}\", api_key: sk-bench}}\n",
+            mock.base_url()
+        ),
+    )
+    .map_err(|e| format!("{}: {e}", config.display()))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("a free port: {e}"))?
+        .port();
+    let router = std::fs::canonicalize(&args.router)
+        .map_err(|e| format!("{}: {e} (cargo build --release)", args.router.display()))?;
+    let counted = Counted::start(
+        &router,
+        &[
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        dir,
+        &[("RUST_LOG", "info")],
+    )?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let mut session = Session {
+        client: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1)
+            .build(connector),
+        base: format!("http://127.0.0.1:{port}"),
+        counted,
+        n: args.requests,
+    };
+    session.wait_ready().await?;
+
+    let chat = Ask {
+        path: "/v1/chat/completions",
+        body: chat_body(1024),
+        accept_encoding: None,
+    };
+    let messages = Ask {
+        path: "/v1/messages",
+        body: messages_body(1024),
+        accept_encoding: None,
+    };
+    let (few, many) = (
+        stream_ask("/v1/chat/completions", 8),
+        stream_ask("/v1/chat/completions", 40),
+    );
+    let (few_translated, many_translated) = (
+        stream_ask("/v1/messages", 8),
+        stream_ask("/v1/messages", 40),
+    );
+    let count = |name, what, instructions| Count {
+        name,
+        what,
+        instructions,
+    };
+    let mut counts = vec![
+        count(
+            "chat_pass_through",
+            "per 1 KB chat completion, OpenAI in and out",
+            session.per_call(&chat).await?,
+        ),
+        count(
+            "chat_gzip",
+            "the same, Accept-Encoding: gzip",
+            session.per_call(&chat.encoded("gzip")).await?,
+        ),
+        count(
+            "chat_br",
+            "the same, Accept-Encoding: br",
+            session.per_call(&chat.encoded("br")).await?,
+        ),
+        count(
+            "messages_translated",
+            "per 1 KB Anthropic Messages request to an OpenAI provider",
+            session.per_call(&messages).await?,
+        ),
+        count(
+            "stream_pass_through",
+            "per stream of 13 events, OpenAI in and out",
+            session.per_call(&few).await?,
+        ),
+        count(
+            "stream_chunk_pass_through",
+            "per further event of an OpenAI stream",
+            session.per_chunk(&few, &many).await?,
+        ),
+        count(
+            "stream_chunk_gzip",
+            "the same, Accept-Encoding: gzip",
+            session
+                .per_chunk(&few.encoded("gzip"), &many.encoded("gzip"))
+                .await?,
+        ),
+        count(
+            "stream_chunk_translated",
+            "per further event of an Anthropic stream from an OpenAI provider",
+            session.per_chunk(&few_translated, &many_translated).await?,
+        ),
+    ];
+    drop(session);
+    counts.push(count(
+        "selection",
+        "per pick and settlement, usage strategy over 16 pairs",
+        selection()?,
+    ));
+    Ok(counts)
+}
+
+impl Ask {
+    /// The same request, accepting `coding`.
+    fn encoded(&self, coding: &'static str) -> Self {
+        Self {
+            accept_encoding: Some(coding),
+            ..self.clone()
+        }
+    }
+}
+
+/// The router under callgrind and a client on one keep-alive connection to it.
+struct Session {
+    client: HttpClient,
+    base: String,
+    counted: Counted,
+    /// Counted requests per run.
+    n: u64,
+}
+
+impl Session {
+    /// The router answers (slowly at first, under callgrind).
+    async fn wait_ready(&self) -> Result<(), String> {
+        let url: http::Uri = format!("{}/health", self.base)
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match self.client.get(url.clone()).await {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                _ if Instant::now() > deadline => return Err("the router did not start".into()),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Sends `ask`; the answer's body, checked.
+    async fn send(&self, ask: &Ask) -> Result<Bytes, String> {
+        let mut req = http::Request::post(format!("{}{}", self.base, ask.path))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer bench-key")
+            .header("anthropic-version", "2023-06-01");
+        if let Some(coding) = ask.accept_encoding {
+            req = req.header("accept-encoding", coding);
+        }
+        let req = req
+            .body(Full::new(ask.body.clone()))
+            .map_err(|e| e.to_string())?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| format!("{}: {e}", ask.path))?;
+        let (head, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if head.status != 200 {
+            return Err(format!(
+                "{}: {} {}",
+                ask.path,
+                head.status,
+                String::from_utf8_lossy(&body)
+            ));
+        }
+        let coding = head
+            .headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok());
+        if coding != ask.accept_encoding {
+            return Err(format!("{}: content-encoding {coding:?}", ask.path));
+        }
+        Ok(body)
+    }
+
+    /// Instructions for `n` requests of `ask`, after a warm-up.
+    async fn counted_run(&mut self, ask: &Ask) -> Result<u64, String> {
+        for _ in 0..WARM_UP {
+            self.send(ask).await?;
+        }
+        self.counted.zero()?;
+        for _ in 0..self.n {
+            self.send(ask).await?;
+        }
+        self.counted.dump()
+    }
+
+    /// Instructions per request of `ask`.
+    async fn per_call(&mut self, ask: &Ask) -> Result<u64, String> {
+        Ok(self.counted_run(ask).await? / self.n)
+    }
+
+    /// Instructions per event: two streams of the same bytes, one in more events.
+    async fn per_chunk(&mut self, few: &Ask, many: &Ask) -> Result<u64, String> {
+        let extra = self
+            .events(many)
+            .await?
+            .saturating_sub(self.events(few).await?);
+        if extra == 0 {
+            return Err(format!("{}: no more events in the longer stream", few.path));
+        }
+        let few = self.counted_run(few).await?;
+        let many = self.counted_run(many).await?;
+        Ok(many.saturating_sub(few) / (self.n * extra))
+    }
+
+    /// Events in the answer to `ask` (sent uncompressed).
+    async fn events(&self, ask: &Ask) -> Result<u64, String> {
+        let plain = Ask {
+            accept_encoding: None,
+            ..ask.clone()
+        };
+        let body = self.send(&plain).await?;
+        Ok(body.windows(2).filter(|w| w == b"\n\n").count() as u64)
+    }
+}
+
+/// Selections per pick and settlement, counted in a process of its own.
+fn selection() -> Result<u64, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = std::env::temp_dir();
+    let few = run_to_end(&me, &["--pick".into(), PICKS.0.to_string()], &dir)?;
+    let many = run_to_end(&me, &["--pick".into(), PICKS.1.to_string()], &dir)?;
+    Ok(many.saturating_sub(few) / (PICKS.1 - PICKS.0))
+}
+
+/// `n` picks and settlements in a group of 16 pairs (4 providers, 2 keys and 2 models each).
+pub(crate) fn pick_loop(n: u64) {
+    let mut yaml = String::from("groups:\n  - name: g\n    models:\n");
+    for p in 0..4 {
+        for m in 0..2 {
+            yaml.push_str(&format!("      - {{provider: p{p}, name: m{m}}}\n"));
+        }
+    }
+    yaml.push_str("providers:\n");
+    for p in 0..4 {
+        yaml.push_str(&format!(
+            "  - {{name: p{p}, base_url: \"http://127.0.0.1:9/v1\", api_keys: [k{p}a, k{p}b]}}\n"
+        ));
+    }
+    let router = match Router::from_source(&Source::from_text(yaml, Format::Yaml)) {
+        Ok(r) => r,
+        Err(e) => panic!("selection config: {e}"),
+    };
+    let usage = TokenUsage {
+        prompt_tokens: 90,
+        completion_tokens: 10,
+        total_tokens: 100,
+        ..TokenUsage::default()
+    };
+    for _ in 0..n {
+        match router.pick("g", 100) {
+            Ok(selection) => selection.succeed(usage),
+            Err(e) => panic!("pick: {e}"),
+        }
+    }
+}
+
+fn chat_body(size: usize) -> Bytes {
+    let head = r#"{"model":"g","temperature":0.2,"messages":[{"role":"user","content":""#;
+    let tail = r#"hi"}],"max_tokens":64}"#;
+    filled(head, tail, size)
+}
+
+fn messages_body(size: usize) -> Bytes {
+    let head = r#"{"model":"g","max_tokens":64,"messages":[{"role":"user","content":""#;
+    let tail = r#"hi"}]}"#;
+    filled(head, tail, size)
+}
+
+fn filled(head: &str, tail: &str, size: usize) -> Bytes {
+    let fill = size.saturating_sub(head.len() + tail.len());
+    let mut body = head.as_bytes().to_vec();
+    body.extend(std::iter::repeat_n(b'a', fill));
+    body.extend_from_slice(tail.as_bytes());
+    Bytes::from(body)
+}
+
+/// A streamed request whose 200-byte message is `words` words (so the answer, the message
+/// echoed, is that many events plus a fixed few).
+fn stream_ask(path: &'static str, words: usize) -> Ask {
+    let word = "w".repeat(200 / words - 1);
+    let text = vec![word; words].join(" ");
+    let body = format!(
+        r#"{{"model":"g","stream":true,"max_tokens":64,"messages":[{{"role":"user","content":"{text}"}}]}}"#
+    );
+    Ask {
+        path,
+        body: Bytes::from(body),
+        accept_encoding: None,
+    }
+}
