@@ -38,14 +38,42 @@ pub(crate) fn chat_body(size: usize, stream: bool) -> Bytes {
     Bytes::from(body)
 }
 
-/// The `Accept-Encoding` every request sends, if any (`--accept-encoding`).
-pub(crate) static ACCEPT_ENCODING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// A streamed request whose message is `words` words: the mock echoes it one word per event,
+/// so the answer is `words` + 5 events (role, finish, usage when asked, `[DONE]`).
+pub(crate) fn stream_body(words: usize) -> Bytes {
+    let text = vec!["word"; words].join(" ");
+    Bytes::from(format!(
+        r#"{{"model":"g","stream":true,"max_tokens":64,"messages":[{{"role":"user","content":"{text}"}}]}}"#
+    ))
+}
+
+/// The `Accept-Encoding` requests send, if any (`--accept-encoding`, or a part's phase).
+static ACCEPT_ENCODING: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Requests from now on send `Accept-Encoding: coding` (none: no such header).
+pub(crate) fn accept_encoding(coding: Option<&str>) {
+    if let Ok(mut current) = ACCEPT_ENCODING.write() {
+        *current = coding.map(str::to_string);
+    }
+}
+
+/// The bytes of one answer's body as sent (a compressed answer is not decompressed).
+pub(crate) async fn body_bytes(url: &str, body: &Bytes) -> usize {
+    match client(1).request(request(url, body)).await {
+        Ok(resp) => resp
+            .into_body()
+            .collect()
+            .await
+            .map_or(0, |b| b.to_bytes().len()),
+        Err(_) => 0,
+    }
+}
 
 pub(crate) fn request(url: &str, body: &Bytes) -> http::Request<Full<Bytes>> {
     let mut req = http::Request::post(url)
         .header("content-type", "application/json")
         .header("authorization", "Bearer bench-key");
-    if let Some(coding) = ACCEPT_ENCODING.get() {
+    if let Some(coding) = ACCEPT_ENCODING.read().ok().and_then(|c| c.clone()) {
         req = req.header("accept-encoding", coding);
     }
     req.body(Full::new(body.clone())).unwrap_or_default()

@@ -1,6 +1,6 @@
 //! `loadbench`: the same load, side by side, straight to the mock upstream, through nginx (a
-//! reference reverse proxy: 1 worker, upstream keepalive, buffering off) and through
-//! llm-router. The proxy under test runs alone on one pinned core; the mock upstream and the
+//! reference reverse proxy: 1 worker, upstream keepalive, buffering off), through a bare hyper
+//! proxy (`bareproxy`: the router's HTTP stack with no router logic) and through llm-router. The proxy under test runs alone on one pinned core; the mock upstream and the
 //! load generator share the other. Reported: requests/s and latency at saturation and at a fixed
 //! rate, the proxy's CPU time per request (from /proc), its RSS idle and with 1,000 open
 //! streams, the time to a stream's first byte, 10,000 concurrent streams, and throughput while
@@ -13,6 +13,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod costs;
 mod load;
 mod parts;
 mod proxies;
@@ -21,6 +22,7 @@ mod streams;
 mod system;
 
 use clap::Parser;
+use costs::*;
 use mock_upstream::MockUpstream;
 use parts::*;
 use proxies::*;
@@ -43,6 +45,9 @@ pub(crate) struct Args {
     /// The llm-router binary.
     #[arg(long, default_value = "target/release/llm-router")]
     pub(crate) router: PathBuf,
+    /// The bare hyper proxy (the router's HTTP stack without the router; skipped if missing).
+    #[arg(long, default_value = "target/release/bareproxy")]
+    pub(crate) bare: PathBuf,
     /// The core the proxy under test is pinned to (the bench takes the others).
     #[arg(long, default_value_t = 1)]
     pub(crate) proxy_core: usize,
@@ -55,7 +60,8 @@ pub(crate) struct Args {
     /// Only the non-streamed 1 KB runs (for comparing builds quickly).
     #[arg(long)]
     pub(crate) quick: bool,
-    /// Only these parts, comma-separated: requests, ttfb, memory, many, reload, bodies, soak.
+    /// Only these parts, comma-separated: requests, streams, compression, ttfb, memory, many,
+    /// reload, bodies, soak.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Seconds of the soak (steady rate, upstream faults, reloads; 0 skips it).
@@ -76,9 +82,7 @@ pub(crate) struct Args {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let args = Args::parse();
-    if let Some(coding) = &args.accept_encoding {
-        let _ = load::ACCEPT_ENCODING.set(coding.clone());
-    }
+    load::accept_encoding(args.accept_encoding.as_deref());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let bench_cores: Vec<usize> = (0..cores).filter(|c| *c != args.proxy_core).collect();
     pin_self(&bench_cores);
@@ -115,6 +119,13 @@ async fn main() {
             None => eprintln!("nginx could not be started (apt-get install nginx); skipped"),
         }
     }
+    match start_bare(&args.bare, &mock, args.proxy_core) {
+        Some(p) => proxies.push(p),
+        None => eprintln!(
+            "{} could not be started (cargo build --release -p bench); skipped",
+            args.bare.display()
+        ),
+    }
     let router = start_router(&args.router, &dir, &config, args.proxy_core);
     let router_pid = router.pid;
     let idle_rss = rss_kib(router_pid);
@@ -135,6 +146,12 @@ async fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         print!("{report}");
         return;
+    }
+    if want("streams") {
+        stream_cpu(&args, &mut report, &mock, &proxies).await;
+    }
+    if want("compression") {
+        compression_cost(&args, &mut report, &router_url, router_pid).await;
     }
     if want("ttfb") {
         ttfb(&mut report, &direct, &proxies).await;

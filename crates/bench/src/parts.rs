@@ -13,10 +13,10 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
     let _ = writeln!(report, "## Non-streamed requests\n");
     let _ = writeln!(
         report,
-        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s |",
-        args.rate, args.rate
+        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s | proxy CPU per request at {} req/s |",
+        args.rate, args.rate, args.rate
     );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
     let sizes: &[usize] = if args.quick {
         &[1024]
     } else {
@@ -34,18 +34,13 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
             let _ = saturate(&url, &body, args.concurrency, 1).await;
             let cpu0 = pid.map(cpu_time);
             let mut sat = saturate(&url, &body, args.concurrency, args.seconds).await;
-            let cpu = match (pid, cpu0) {
-                (Some(pid), Some(c0)) => {
-                    let per = (cpu_time(pid).saturating_sub(c0)).as_secs_f64() * 1e6
-                        / (sat.ok + sat.errors).max(1) as f64;
-                    format!("{per:.1} µs")
-                }
-                _ => "–".into(),
-            };
+            let cpu = cpu_per_request(pid, cpu0, sat.ok + sat.errors);
+            let cpu0 = pid.map(cpu_time);
             let mut fixed = fixed_rate(&url, &body, args.rate, args.seconds.min(5)).await;
+            let fixed_cpu = cpu_per_request(pid, cpu0, fixed.ok + fixed.errors);
             let _ = writeln!(
                 report,
-                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs |",
+                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs | {fixed_cpu} |",
                 size / 1024,
                 sat.rps(),
                 us(sat.percentile(0.5)),
@@ -56,6 +51,14 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
             );
             eprintln!("done: {name} {size}");
         }
+    }
+}
+
+/// The CPU time `pid` used since `before`, per request of `requests` ("–" for no process).
+fn cpu_per_request(pid: Option<u32>, before: Option<Duration>, requests: u64) -> String {
+    match (pid, before) {
+        (Some(pid), Some(before)) => format!("{:.1} µs", cpu_us_per(pid, before, requests)),
+        _ => "–".into(),
     }
 }
 

@@ -89,6 +89,28 @@ pub(crate) fn start_router(bin: &Path, dir: &Path, config: &Path, core: usize) -
     }
 }
 
+/// The bare hyper proxy (`bareproxy`): the router's HTTP stack without the router.
+pub(crate) fn start_bare(bin: &Path, mock: &MockUpstream, core: usize) -> Option<Proxy> {
+    let port = free_port();
+    let child = Command::new("taskset")
+        .args(["-c", &core.to_string()])
+        .arg(bin)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &format!("http://{}", mock.addr())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    let pid = child.id();
+    Some(Proxy {
+        name: "bare hyper proxy",
+        url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        child,
+        pid,
+    })
+}
+
 pub(crate) fn start_nginx(dir: &Path, mock: &MockUpstream, core: usize) -> Option<Proxy> {
     let port = free_port();
     let conf = dir.join("nginx.conf");

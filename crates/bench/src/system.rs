@@ -59,6 +59,11 @@ pub(crate) fn raise_fd_limit() -> u64 {
 }
 
 /// CPU time (user + system) of `pid`, from /proc.
+/// The CPU time `pid` used since `before` (a [`cpu_time`]), in µs per one of `n` requests.
+pub(crate) fn cpu_us_per(pid: u32, before: Duration, n: u64) -> f64 {
+    cpu_time(pid).saturating_sub(before).as_secs_f64() * 1e6 / n.max(1) as f64
+}
+
 pub(crate) fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ") ".

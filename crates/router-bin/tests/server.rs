@@ -315,14 +315,18 @@ async fn compression_by_accept_encoding() {
     .await;
     assert!(small.headers.get("content-encoding").is_none());
 
-    // A stream is compressed too, and decodes to the same events.
+    // A stream is gzipped when gzip is accepted, even if brotli is preferred, and decodes to
+    // the same events; brotli alone leaves it as is.
     let stream_body =
         r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c"}]}"#;
     let plain = post_encoded(&server, stream_body, None).await;
-    let br = post_encoded(&server, stream_body, Some("br")).await;
-    assert_eq!(br.headers["content-encoding"], "br");
-    assert_eq!(String::from_utf8(unbrotli(&br.body)).unwrap(), plain.text());
     assert!(plain.text().ends_with("data: [DONE]\n\n"));
+    let gz = post_encoded(&server, stream_body, Some("gzip;q=0.5, br")).await;
+    assert_eq!(gz.headers["content-encoding"], "gzip");
+    assert_eq!(String::from_utf8(gunzip(&gz.body)).unwrap(), plain.text());
+    let br = post_encoded(&server, stream_body, Some("br")).await;
+    assert!(br.headers.get("content-encoding").is_none());
+    assert_eq!(br.text(), plain.text());
     server.shutdown().await;
 }
 

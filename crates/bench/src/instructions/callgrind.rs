@@ -20,7 +20,10 @@ impl Counted {
         dir: &Path,
         env: &[(&str, &str)],
     ) -> Result<Self, String> {
-        let out = dir.join("callgrind.out");
+        let name = program
+            .file_name()
+            .map_or("program".into(), |n| n.to_string_lossy());
+        let out = dir.join(format!("callgrind.{name}.out"));
         let child = Command::new("valgrind")
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out.display()))

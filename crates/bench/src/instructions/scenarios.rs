@@ -48,45 +48,27 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
     std::fs::write(
         &config,
         format!(
-            "api_key: bench-key\nledger: {{enabled: false}}\ngroups:\n  - name: g\n    models: [{{provider: up, name: bench-model}}]\nproviders:\n  - {{name: up, base_url: \"{}\", api_key: sk-bench}}\n",
+            "api_key: bench-key\nledger: {{enabled: false}}\nserver: {{compression_min_bytes: 1024}}\ngroups:\n  - name: g\n    models: [{{provider: up, name: bench-model}}]\nproviders:\n  - {{name: up, base_url: \"{}\", api_key: sk-bench}}\n",
             mock.base_url()
         ),
     )
     .map_err(|e| format!("{}: {e}", config.display()))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("a free port: {e}"))?
-        .port();
     let router = std::fs::canonicalize(&args.router)
         .map_err(|e| format!("{}: {e} (cargo build --release)", args.router.display()))?;
-    let counted = Counted::start(
-        &router,
-        &[
-            "--config".into(),
-            config.display().to_string(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-        ],
-        dir,
-        &[("RUST_LOG", "info")],
-    )?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let mut session = Session {
-        client: Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1)
-            .build(connector),
-        base: format!("http://127.0.0.1:{port}"),
-        counted,
-        n: args.requests,
-    };
-    session.wait_ready().await?;
-
     let chat = Ask {
         path: "/v1/chat/completions",
         body: chat_body(1024),
         accept_encoding: None,
     };
+    let mut session = Session::start(&router, dir, args.requests, &chat, |listen| {
+        vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--listen".into(),
+            listen,
+        ]
+    })
+    .await?;
     let messages = Ask {
         path: "/v1/messages",
         body: messages_body(1024),
@@ -113,7 +95,7 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
         ),
         count(
             "chat_gzip",
-            "the same, Accept-Encoding: gzip",
+            "the same, Accept-Encoding: gzip (compression_min_bytes: 1024)",
             session.per_call(&chat.encoded("gzip")).await?,
         ),
         count(
@@ -150,6 +132,23 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
         ),
     ];
     drop(session);
+    // The same chat completion through the router's HTTP stack alone.
+    let bare = router.with_file_name("bareproxy");
+    let mut session = Session::start(&bare, dir, args.requests, &chat, |listen| {
+        vec![
+            "--listen".into(),
+            listen,
+            "--upstream".into(),
+            format!("http://{}", mock.addr()),
+        ]
+    })
+    .await?;
+    counts.push(count(
+        "bare_stack",
+        "per 1 KB chat completion through bareproxy: the HTTP stack without the router",
+        session.per_call(&chat).await?,
+    ));
+    drop(session);
     counts.push(count(
         "selection",
         "per pick and settlement, usage strategy over 16 pairs",
@@ -178,19 +177,43 @@ struct Session {
 }
 
 impl Session {
-    /// The router answers (slowly at first, under callgrind).
-    async fn wait_ready(&self) -> Result<(), String> {
-        let url: http::Uri = format!("{}/health", self.base)
-            .parse()
-            .map_err(|e| format!("{e}"))?;
+    /// Starts `program` under callgrind on a free port (`args` given the address to listen
+    /// on) and waits until it answers `ready` (slowly at first, under callgrind).
+    async fn start(
+        program: &Path,
+        dir: &Path,
+        n: u64,
+        ready: &Ask,
+        args: impl FnOnce(String) -> Vec<String>,
+    ) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("a free port: {e}"))?
+            .port();
+        let counted = Counted::start(
+            program,
+            &args(format!("127.0.0.1:{port}")),
+            dir,
+            &[("RUST_LOG", "info")],
+        )?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let session = Session {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(1)
+                .build(connector),
+            base: format!("http://127.0.0.1:{port}"),
+            counted,
+            n,
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            match self.client.get(url.clone()).await {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                _ if Instant::now() > deadline => return Err("the router did not start".into()),
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        while let Err(e) = session.send(ready).await {
+            if Instant::now() > deadline {
+                return Err(format!("{} did not start: {e}", program.display()));
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        Ok(session)
     }
 
     /// Sends `ask`; the answer's body, checked.

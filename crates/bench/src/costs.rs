@@ -1,0 +1,103 @@
+//! What a stream costs each proxy, and what compression costs the router.
+
+use crate::{load::*, proxies::*, system::*, Args};
+use bytes::Bytes;
+use mock_upstream::MockUpstream;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Words in the streamed answers: 55 events (role, 50 words, finish, usage, `[DONE]`).
+const STREAM_WORDS: usize = 50;
+
+/// Runs `url` at saturation for the run's seconds; the process `pid`'s CPU time per request
+/// in µs, and the run.
+async fn saturated_cpu(args: &Args, pid: u32, url: &str, body: &Bytes) -> (f64, Run) {
+    // Warm up connections and caches.
+    let _ = saturate(url, body, args.concurrency, 1).await;
+    let before = cpu_time(pid);
+    let run = saturate(url, body, args.concurrency, args.seconds).await;
+    (cpu_us_per(pid, before, run.ok + run.errors), run)
+}
+
+/// CPU per 50-word stream through each proxy, with no delay between the upstream's events and
+/// with 10 ms between them (as a model generates).
+pub(crate) async fn stream_cpu(
+    args: &Args,
+    report: &mut String,
+    mock: &MockUpstream,
+    proxies: &[Proxy],
+) {
+    let _ = writeln!(
+        report,
+        "\n## CPU per stream\n\n{STREAM_WORDS}-word answers streamed ({} events each), {} \
+         concurrent streams for {} s; CPU of the proxy per stream.\n",
+        STREAM_WORDS + 4,
+        args.concurrency,
+        args.seconds
+    );
+    let _ = writeln!(
+        report,
+        "| target | no delay: CPU per stream | streams/s | errors | 10 ms between events: CPU per stream | streams/s | errors |\n|---|---|---|---|---|---|---|"
+    );
+    let body = stream_body(STREAM_WORDS);
+    let mut rows: Vec<String> = proxies.iter().map(|p| format!("| {} ", p.name)).collect();
+    for delay in [Duration::ZERO, Duration::from_millis(10)] {
+        mock.set_chunk_delay(delay);
+        for (p, row) in proxies.iter().zip(rows.iter_mut()) {
+            let (per, run) = saturated_cpu(args, p.pid, &p.url, &body).await;
+            let _ = write!(row, "| {per:.1} µs | {:.0} | {} ", run.rps(), run.errors);
+            eprintln!("done: stream cpu {} {delay:?}", p.name);
+        }
+    }
+    mock.set_chunk_delay(Duration::ZERO);
+    for row in rows {
+        let _ = writeln!(report, "{row}|");
+    }
+}
+
+/// The router's CPU per request with each `Accept-Encoding`, for complete answers of two sizes
+/// and for streams (compressed and flushed event by event).
+pub(crate) async fn compression_cost(args: &Args, report: &mut String, url: &str, pid: u32) {
+    let _ = writeln!(
+        report,
+        "\n## What compression costs\n\nllm-router only (`server.compression_min_bytes` at its \
+         default); each answer echoes the request's text. CPU of the router per request at \
+         saturation ({} connections, {} s each), and the answer's bytes on the wire.\n",
+        args.concurrency, args.seconds
+    );
+    let _ = writeln!(
+        report,
+        "| answer | Accept-Encoding | CPU per request | added to identity | bytes on the wire |\n|---|---|---|---|---|"
+    );
+    let answers: [(&str, Bytes); 3] = [
+        ("complete, 1 KB", chat_body(1024, false)),
+        ("complete, 8 KB", chat_body(8 * 1024, false)),
+        ("streamed, 54 events", stream_body(STREAM_WORDS)),
+    ];
+    for (answer, body) in answers {
+        let mut identity = None;
+        for coding in [None, Some("gzip"), Some("br")] {
+            accept_encoding(coding);
+            let bytes = body_bytes(url, &body).await;
+            let (per, run) = saturated_cpu(args, pid, url, &body).await;
+            let base = *identity.get_or_insert(per);
+            let added = if coding.is_none() {
+                "–".to_string()
+            } else {
+                format!("{:+.0}%", (per / base - 1.0) * 100.0)
+            };
+            let errors = if run.errors > 0 {
+                format!(" ({} errors)", run.errors)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                report,
+                "| {answer} | {} | {per:.1} µs{errors} | {added} | {bytes} |",
+                coding.unwrap_or("identity"),
+            );
+            eprintln!("done: compression {answer} {coding:?}");
+        }
+    }
+    accept_encoding(args.accept_encoding.as_deref());
+}
