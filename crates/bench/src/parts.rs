@@ -13,10 +13,10 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
     let _ = writeln!(report, "## Non-streamed requests\n");
     let _ = writeln!(
         report,
-        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s | proxy CPU per request at {} req/s |",
-        args.rate, args.rate, args.rate
+        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s | proxy CPU per request at {} req/s | page faults, context switches per request at {} req/s |",
+        args.rate, args.rate, args.rate, args.rate
     );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
     let sizes: &[usize] = if args.quick {
         &[1024]
     } else {
@@ -36,11 +36,24 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
             let mut sat = saturate(&url, &body, args.concurrency, args.seconds).await;
             let cpu = cpu_per_request(pid, cpu0, sat.ok + sat.errors);
             let cpu0 = pid.map(cpu_time);
+            let counts0 = pid.map(faults_and_switches);
             let mut fixed = fixed_rate(&url, &body, args.rate, args.seconds.min(5)).await;
             let fixed_cpu = cpu_per_request(pid, cpu0, fixed.ok + fixed.errors);
+            let counts = match (pid, counts0) {
+                (Some(pid), Some((f0, s0))) => {
+                    let (f, s) = faults_and_switches(pid);
+                    let n = (fixed.ok + fixed.errors).max(1) as f64;
+                    format!(
+                        "{:.2}, {:.2}",
+                        f.saturating_sub(f0) as f64 / n,
+                        s.saturating_sub(s0) as f64 / n
+                    )
+                }
+                _ => "–".into(),
+            };
             let _ = writeln!(
                 report,
-                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs | {fixed_cpu} |",
+                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs | {fixed_cpu} | {counts} |",
                 size / 1024,
                 sat.rps(),
                 us(sat.percentile(0.5)),

@@ -58,12 +58,36 @@ pub(crate) fn raise_fd_limit() -> u64 {
     hard
 }
 
-/// CPU time (user + system) of `pid`, from /proc.
 /// The CPU time `pid` used since `before` (a [`cpu_time`]), in µs per one of `n` requests.
 pub(crate) fn cpu_us_per(pid: u32, before: Duration, n: u64) -> f64 {
     cpu_time(pid).saturating_sub(before).as_secs_f64() * 1e6 / n.max(1) as f64
 }
 
+/// Minor page faults of `pid`, and context switches (voluntary or not) of all its threads,
+/// so far.
+pub(crate) fn faults_and_switches(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let faults = rest
+        .split_whitespace()
+        .nth(7)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    let mut switches = 0;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            switches += status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+    }
+    (faults, switches)
+}
+
+/// CPU time (user + system) of `pid`, from /proc.
 pub(crate) fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at ") ".
