@@ -75,7 +75,8 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Origins allowed by CORS; `"*"` allows any (default `["*"]`).
     pub cors_origins: Vec<EnvString>,
-    /// Compress responses with brotli or gzip when the client accepts it (default true).
+    /// Compress responses when the client accepts it (default true): complete bodies with
+    /// brotli or gzip, streams with gzip only.
     pub compression: bool,
     /// Smallest non-streamed body worth compressing, in bytes (default 4096: below it, gzip
     /// costs more CPU than it saves in wire time on a 1 Gbit/s link; see docs/benchmarks.md).
