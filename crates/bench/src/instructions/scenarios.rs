@@ -152,7 +152,7 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
     counts.push(count(
         "selection",
         "per pick and settlement, usage strategy over 16 pairs",
-        selection()?,
+        selection(dir)?,
     ));
     Ok(counts)
 }
@@ -296,11 +296,10 @@ impl Session {
 }
 
 /// Selections per pick and settlement, counted in a process of its own.
-fn selection() -> Result<u64, String> {
+fn selection(dir: &Path) -> Result<u64, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = std::env::temp_dir();
-    let few = run_to_end(&me, &["--pick".into(), PICKS.0.to_string()], &dir)?;
-    let many = run_to_end(&me, &["--pick".into(), PICKS.1.to_string()], &dir)?;
+    let few = run_to_end(&me, &["--pick".into(), PICKS.0.to_string()], dir)?;
+    let many = run_to_end(&me, &["--pick".into(), PICKS.1.to_string()], dir)?;
     Ok(many.saturating_sub(few) / (PICKS.1 - PICKS.0))
 }
 
