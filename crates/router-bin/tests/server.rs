@@ -273,6 +273,26 @@ fn unbrotli(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The default minimum (4 KB): a typical chat answer goes as it is, a larger one is gzipped.
+#[tokio::test]
+async fn by_default_only_answers_from_4_kb_are_compressed() {
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&config(&mock.base_url(), &["sk-1"], "")).await;
+    let ask = |words: usize| {
+        let text = "word ".repeat(words);
+        format!(r#"{{"model":"g","messages":[{{"role":"user","content":"{text}"}}]}}"#)
+    };
+    // About 1.5 KB of answer.
+    let typical = post_encoded(&server, &ask(250), Some("gzip, deflate, br")).await;
+    assert!(typical.body.len() > 1024 && typical.body.len() < 4096);
+    assert!(typical.headers.get("content-encoding").is_none());
+    // About 5.5 KB of answer.
+    let large = post_encoded(&server, &ask(1000), Some("gzip, deflate, br")).await;
+    assert_eq!(large.headers["content-encoding"], "gzip");
+    assert!(gunzip(&large.body).len() > 4096);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn compression_by_accept_encoding() {
     let mock = MockUpstream::start().await.unwrap();
