@@ -1,14 +1,14 @@
 //! `loadbench`: the same load, side by side, straight to the mock upstream, through nginx (a
 //! reference reverse proxy: 1 worker, upstream keepalive, buffering off), through a bare hyper
-//! proxy (`bareproxy`: the router's HTTP stack with no router logic) and through llm-router. The proxy under test runs alone on one pinned core; the mock upstream and the
-//! load generator share the other. Reported: requests/s and latency at saturation and at a fixed
-//! rate, the proxy's CPU time per request (from /proc), its RSS idle and with 1,000 open
-//! streams, its CPU per stream (with and without 10 ms between events), what gzip and brotli
-//! cost the router, the time to a stream's first byte, 10,000 concurrent streams, and throughput while
-//! the router reloads its config every second; then, each through a fresh router, bursts of
-//! large request bodies (is the memory given back?) and the soak (mixed traffic, upstream faults,
-//! a reload every 10 s: nothing lost, tokens counted against the mock's, RSS by minute). Writes
-//! Markdown to stdout or `--out`.
+//! proxy (`bareproxy`: the router's HTTP stack with no router logic) and through llm-router. The
+//! proxy under test runs alone on one pinned core; the mock upstream and the load generator share
+//! the other. Reported: requests/s and latency at saturation and at a fixed rate, the proxy's CPU
+//! time per request (from /proc), its RSS idle and with 1,000 open streams, its CPU per stream
+//! (with and without 10 ms between events), what gzip and brotli cost the router, the time to a
+//! stream's first byte, 10,000 concurrent streams, and throughput while the router reloads its
+//! config every second; then, each through a fresh router, bursts of large request bodies (is the
+//! memory given back?) and the soak (mixed traffic, upstream faults, a reload every 10 s: nothing
+//! lost, tokens counted against the mock's, RSS by minute). Writes Markdown to stdout or `--out`.
 //!
 //! `cargo build --release -p router-bin -p bench && target/release/loadbench --out docs/benchmarks.md`
 
