@@ -41,6 +41,7 @@ mod tokens;
 #[cfg(test)]
 mod translations;
 mod upstream;
+mod walk;
 mod watch;
 
 use state::{health, usage};

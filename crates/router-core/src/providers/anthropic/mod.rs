@@ -106,10 +106,11 @@ impl WireFormat for AnthropicWire {
         error_body(body)
     }
     fn passthrough_usage(&self, body: &[u8]) -> TokenUsage {
-        serde_json::from_slice::<Value>(body)
-            .map(|answer| Usage::of(&answer))
-            .unwrap_or_default()
-            .tokens()
+        let mut usage = Usage::default();
+        if let Some(counts) = crate::walk::field_value(body, "usage") {
+            usage.read_counts(&counts);
+        }
+        usage.tokens()
     }
     fn stream_reader(&self, _strip_usage: bool) -> Box<dyn StreamReader> {
         Box::<stream::Reader>::default()

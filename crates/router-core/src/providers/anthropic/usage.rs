@@ -24,17 +24,21 @@ impl Usage {
 
     /// Reads the counts an answer or a stream event carries (`usage`, or `message.usage`).
     pub(crate) fn read(&mut self, value: &Value) {
-        for u in [&value["usage"], &value["message"]["usage"]] {
-            let fields = [
-                ("input_tokens", &mut self.input),
-                ("output_tokens", &mut self.output),
-                ("cache_creation_input_tokens", &mut self.cache_creation),
-                ("cache_read_input_tokens", &mut self.cache_read),
-            ];
-            for (name, field) in fields {
-                if let Some(n) = u[name].as_u64() {
-                    *field = Some(n);
-                }
+        self.read_counts(&value["usage"]);
+        self.read_counts(&value["message"]["usage"]);
+    }
+
+    /// Reads the counts of a `usage` object.
+    pub(crate) fn read_counts(&mut self, usage: &Value) {
+        let fields = [
+            ("input_tokens", &mut self.input),
+            ("output_tokens", &mut self.output),
+            ("cache_creation_input_tokens", &mut self.cache_creation),
+            ("cache_read_input_tokens", &mut self.cache_read),
+        ];
+        for (name, field) in fields {
+            if let Some(n) = usage[name].as_u64() {
+                *field = Some(n);
             }
         }
     }

@@ -110,8 +110,8 @@ impl WireFormat for GeminiWire {
         error_body(body)
     }
     fn passthrough_usage(&self, body: &[u8]) -> TokenUsage {
-        serde_json::from_slice::<Value>(body)
-            .map(|answer| usage_of(&answer["usageMetadata"]))
+        crate::walk::field_value(body, "usageMetadata")
+            .map(|meta| usage_of(&meta))
             .unwrap_or_default()
     }
     fn stream_reader(&self, _strip_usage: bool) -> Box<dyn StreamReader> {

@@ -83,18 +83,13 @@ impl From<RawUsage> for TokenUsage {
     }
 }
 
-/// A complete answer's `usage` alone: serde skips every other field without building it.
-#[derive(Deserialize)]
-struct OnlyUsage {
-    #[serde(default)]
-    usage: Option<RawUsage>,
-}
-
-/// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one.
+/// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one. Only the
+/// `usage` field is parsed; the rest of the answer is walked over (see `walk`).
 pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
-    serde_json::from_slice::<OnlyUsage>(body)
+    let usage = crate::walk::field(body, "usage")?;
+    serde_json::from_slice::<Option<RawUsage>>(usage)
         .ok()
-        .and_then(|w| w.usage)
+        .flatten()
         .map(Into::into)
 }
 

@@ -129,14 +129,8 @@ impl WireFormat for ResponsesWire {
         super::WIRE.error(body)
     }
     fn passthrough_usage(&self, body: &[u8]) -> TokenUsage {
-        #[derive(Deserialize)]
-        struct OnlyUsage {
-            #[serde(default)]
-            usage: Value,
-        }
-        serde_json::from_slice::<OnlyUsage>(body)
-            .ok()
-            .and_then(|r| tokens(&r.usage))
+        crate::walk::field_value(body, "usage")
+            .and_then(|usage| tokens(&usage))
             .unwrap_or_default()
     }
     fn stream_reader(&self, _strip_usage: bool) -> Box<dyn StreamReader> {
