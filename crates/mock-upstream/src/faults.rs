@@ -52,6 +52,9 @@ pub(crate) async fn apply(
             return Err(r);
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Gate(crate::Gate(mut open))) => {
+            let _ = open.wait_for(|open| *open).await;
+        }
         Some(Fault::ResetBody) => {
             let (tx, rx) = mpsc::channel(2);
             let _ = tx.try_send(Ok(Bytes::from_static(b"{\"id\":\"chatcmpl-mock\",")));

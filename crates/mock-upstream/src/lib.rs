@@ -94,6 +94,9 @@ pub enum Fault {
     StatusRetryAfter(u16, String),
     /// Wait this long before answering normally.
     Delay(Duration),
+    /// Wait until the gate is open (the sender sends `true`), then answer normally: a test
+    /// holds requests in flight for as long as it needs.
+    Gate(Gate),
     /// Send the headers and part of a complete answer, then reset the connection.
     ResetBody,
     /// Stream normally but reset the connection after this many chunks.
@@ -111,6 +114,16 @@ pub enum Fault {
     /// Answer with this status and an OpenAI error body whose message repeats the key the
     /// request carried, as a careless upstream does (`you sent auth Bearer sk-…`).
     EchoKey(u16),
+}
+
+/// The receiving end of a gate (see [`Fault::Gate`]); gates are equal when they are the same.
+#[derive(Debug, Clone)]
+pub struct Gate(pub tokio::sync::watch::Receiver<bool>);
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_channel(&other.0)
+    }
 }
 
 /// A fault applied to the requests that match a key and/or a model.

@@ -2,7 +2,7 @@
 
 use http::HeaderMap;
 use router_core::Secret;
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The key a client presented: `Authorization: Bearer <key>` or `x-api-key: <key>`.
 fn presented(headers: &HeaderMap) -> Option<&[u8]> {
@@ -16,15 +16,15 @@ fn presented(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Whether the request carries one of `keys`. With no keys configured, every request passes.
-/// A configured key written as `sha256:<hex>` (what `llm-router key hash` prints) matches the
-/// key whose SHA-256 that is, so the config need not hold the key itself.
 pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
-    if keys.is_empty() {
-        return true;
-    }
-    let Some(given) = presented(headers) else {
-        return false;
-    };
+    keys.is_empty() || identify(headers, keys).is_some()
+}
+
+/// Which of `keys` the request carries, by index. A configured key written as `sha256:<hex>`
+/// (what `llm-router key hash` prints) matches the key whose SHA-256 that is, so the config
+/// need not hold the key itself. Every key is compared, in constant time, whichever matches.
+pub(crate) fn identify(headers: &HeaderMap, keys: &[Secret]) -> Option<usize> {
+    let given = presented(headers)?;
     // The presented key's SHA-256 in lowercase hex, for keys written as `sha256:<hex>`
     // (computed only when there are such keys).
     let mut digest = [0u8; 64];
@@ -33,11 +33,12 @@ pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
         // 32 bytes always fit 64 hex digits.
         let _ = hex::encode_to_slice(sha2::Sha256::digest(given), &mut digest);
     }
-    // Compare against every key without stopping early.
-    let mut ok = subtle::Choice::from(0u8);
-    for key in keys {
+    // Compare against every key without stopping early; the index of a match is kept by
+    // constant-time selection.
+    let (mut found, mut index) = (subtle::Choice::from(0u8), 0u64);
+    for (i, key) in keys.iter().enumerate() {
         let key = key.expose();
-        ok |= match key.strip_prefix("sha256:") {
+        let matched = match key.strip_prefix("sha256:") {
             Some(hex) if hex.len() == 64 => {
                 let mut lower = [0u8; 64];
                 for (l, h) in lower.iter_mut().zip(hex.bytes()) {
@@ -49,8 +50,10 @@ pub(crate) fn authorized(headers: &HeaderMap, keys: &[Secret]) -> bool {
             Some(_) => subtle::Choice::from(0u8),
             None => key.as_bytes().ct_eq(given),
         };
+        index = u64::conditional_select(&index, &(i as u64), matched);
+        found |= matched;
     }
-    ok.into()
+    bool::from(found).then_some(index as usize)
 }
 
 #[cfg(test)]

@@ -149,20 +149,60 @@ async fn serve_route(
     if request.method() != route.method {
         return Err(RouterError::MethodNotAllowed(request.method().to_string()));
     }
-    let keys = match route.access {
+    let client = match route.access {
         Access::Open => None,
-        Access::Client => Some(snapshot.client_keys()),
-        Access::Admin => Some(snapshot.admin_keys()),
+        Access::Client => client(snapshot, request.headers())?,
+        Access::Admin if snapshot.admin_closed() => {
+            return Err(RouterError::KeyRefused(
+                "the admin endpoints are closed: clients are named and there is no admin_key; set admin_key in the config".into(),
+            ))
+        }
+        Access::Admin => {
+            if !auth::authorized(request.headers(), snapshot.admin_keys()) {
+                return Err(RouterError::Unauthorized);
+            }
+            None
+        }
     };
-    if keys.is_some_and(|keys| !auth::authorized(request.headers(), keys)) {
-        return Err(RouterError::Unauthorized);
-    }
+    log.client = client.as_ref().map(|c| c.name().to_string());
     match route.action {
         Action::Forward(dialect, endpoint) => {
-            forward(app, snapshot, request, dialect, endpoint, log).await
+            forward(
+                app,
+                snapshot,
+                request,
+                dialect,
+                endpoint,
+                client.as_ref(),
+                log,
+            )
+            .await
         }
-        local => local_endpoint(app, snapshot, local, request.headers()).map(complete),
+        local => {
+            local_endpoint(app, snapshot, local, request.headers(), client.as_ref()).map(complete)
+        }
     }
+}
+
+/// The named client whose key the request carries (`None` for an unnamed key, or when no key
+/// is configured), or why the request is refused: an unknown key, or a client's key that is
+/// disabled or expired.
+fn client(
+    snapshot: &Snapshot,
+    headers: &http::HeaderMap,
+) -> Result<Option<Arc<router_core::tenants::Client>>, RouterError> {
+    let keys = snapshot.client_keys();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let index = auth::identify(headers, keys).ok_or(RouterError::Unauthorized)?;
+    let Some(client) = snapshot.key_owner(index) else {
+        return Ok(None);
+    };
+    if let Some(reason) = client.refused_because(time::OffsetDateTime::now_utc()) {
+        return Err(RouterError::KeyRefused(reason));
+    }
+    Ok(Some(client.clone()))
 }
 
 /// A client's request, forwarded: read under the body limit, then to the group it names.
@@ -172,6 +212,7 @@ async fn forward(
     request: Request<Incoming>,
     dialect: Dialect,
     endpoint: Endpoint,
+    named: Option<&Arc<router_core::tenants::Client>>,
     log: &mut RequestLog,
 ) -> Result<Routed, RouterError> {
     let (parts, incoming) = request.into_parts();
@@ -182,7 +223,9 @@ async fn forward(
         .and_then(|v| v.parse::<u64>().ok());
     let limits = body::BodyLimits::of(snapshot.server());
     let body = body::read_limited(incoming, declared, limits).await?;
-    let client = ClientRequest::new(dialect, endpoint, &body).with_headers(&parts.headers);
+    let client = ClientRequest::new(dialect, endpoint, &body)
+        .with_headers(&parts.headers)
+        .with_client(named);
     let answer = app.router.forward(snapshot, client).await?;
     log.served = Some(answer.served);
     let known_len = answer.body.len();
@@ -204,6 +247,7 @@ fn local_endpoint(
     snapshot: &Snapshot,
     action: Action,
     headers: &http::HeaderMap,
+    client: Option<&Arc<router_core::tenants::Client>>,
 ) -> Result<Response<ResBody>, RouterError> {
     let router = &app.router;
     Ok(match action {
@@ -211,11 +255,12 @@ fn local_endpoint(
             StatusCode::OK,
             &json!({"status": "ok", "generation": snapshot.generation()}),
         ),
-        Action::Models => json_response(StatusCode::OK, &models(snapshot, headers)),
+        Action::Models => json_response(StatusCode::OK, &models(snapshot, headers, client)),
         Action::Usage => json_response(
             StatusCode::OK,
             &json!({"generation": snapshot.generation(), "usage": router.usage()}),
         ),
+        Action::Clients => json_response(StatusCode::OK, &crate::clients::report(snapshot)),
         Action::DashboardData => json_response(StatusCode::OK, &dashboard::data(app, snapshot)),
         Action::DashboardPage => dashboard::page(),
         Action::Metrics => {
@@ -251,10 +296,16 @@ fn local_endpoint(
     })
 }
 
-/// The groups as a model list: Anthropic's shape for a client that sends `anthropic-version`
-/// (Claude Code and the Anthropic SDKs), else OpenAI's.
-fn models(snapshot: &Snapshot, headers: &http::HeaderMap) -> serde_json::Value {
-    let names: Vec<&str> = snapshot.groups().iter().map(|g| g.name()).collect();
+/// The groups as a model list (a named client's: those it may use): Anthropic's shape for a
+/// client that sends `anthropic-version` (Claude Code and the Anthropic SDKs), else OpenAI's.
+fn models(
+    snapshot: &Snapshot,
+    headers: &http::HeaderMap,
+    client: Option<&Arc<router_core::tenants::Client>>,
+) -> serde_json::Value {
+    let names: Vec<&str> = (snapshot.groups().iter().map(|g| g.name()))
+        .filter(|name| client.is_none_or(|c| c.may_use(name)))
+        .collect();
     if headers.contains_key("anthropic-version") {
         let data: Vec<_> = names
             .iter()

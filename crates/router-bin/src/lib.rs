@@ -7,6 +7,7 @@ mod app;
 mod auth;
 mod body;
 pub mod cli;
+mod clients;
 mod compress;
 mod conns;
 mod cors;
@@ -64,6 +65,11 @@ pub fn error_response(error: &RouterError, dialect: Dialect) -> Response<ResBody
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    for (name, value) in &reply.headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
     }
     if reply.ask_credentials {
         response

@@ -47,6 +47,8 @@ pub struct RequestLog {
     pub(crate) group: Option<String>,
     pub(crate) attempts: usize,
     pub(crate) usage: Option<UsageSlot>,
+    /// The named client whose key it came with.
+    pub(crate) client: Option<String>,
 }
 
 impl RequestLog {
@@ -78,6 +80,10 @@ impl RequestLog {
             self.path,
             self.status
         );
+        if let Some(client) = &self.client {
+            // A client's name is the operator's text: written as tracing writes a `&str`.
+            let _ = write!(line, " client={client:?}");
+        }
         match &self.served {
             Some(s) => {
                 let _ = write!(
@@ -128,6 +134,7 @@ impl RequestLog {
             status: 0,
             served: None,
             group: None,
+            client: None,
             attempts: 0,
             usage: None,
         }
@@ -183,7 +190,7 @@ impl RequestLog {
                 Some(s) => tracing::info!(
                     target: "access",
                     request_id = %self.request_id, method = %self.method, path = %self.path,
-                    status = self.status, group = %s.group, provider = %s.provider,
+                    status = self.status, client = self.client.as_deref(), group = %s.group, provider = %s.provider,
                     model = %s.model, key = %s.key_id, attempts = s.attempts,
                     prompt_tokens = prompt, completion_tokens = completion,
                     latency_ms = ms(latency), ttft_ms = ttft.map(ms),
@@ -192,7 +199,7 @@ impl RequestLog {
                 None => tracing::info!(
                     target: "access",
                     request_id = %self.request_id, method = %self.method, path = %self.path,
-                    status = self.status, group = group.unwrap_or("-"), attempts,
+                    status = self.status, client = self.client.as_deref(), group = group.unwrap_or("-"), attempts,
                     latency_ms = ms(latency),
                 ),
             }

@@ -27,6 +27,8 @@ pub(crate) enum Action {
     Models,
     /// The usage counters.
     Usage,
+    /// The named clients and teams: budgets, limits and spend.
+    Clients,
     /// Reloads the config file.
     Reload,
     /// The dashboard's data.
@@ -131,6 +133,13 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Admin,
         Action::Usage,
+        "other",
+    ),
+    route(
+        "/admin/clients",
+        Method::GET,
+        Access::Admin,
+        Action::Clients,
         "other",
     ),
     route(

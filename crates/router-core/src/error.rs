@@ -45,6 +45,32 @@ pub enum RouterError {
     /// The client's key is missing or wrong (401).
     #[error("missing or invalid API key: send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'")]
     Unauthorized,
+    /// A named client's key that is disabled or expired (401); the message says which, never
+    /// the key.
+    #[error("{0}")]
+    KeyRefused(String),
+    /// A named client asked for a group it may not use (403).
+    #[error("client '{client}' may not use the model '{group}' (see its groups in the config)")]
+    Forbidden {
+        /// The client's name.
+        client: String,
+        /// The group asked for.
+        group: String,
+    },
+    /// A client's or team's budget has no room for the request (429, `insufficient_quota`).
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A client's or team's rate limit is reached (429, with `Retry-After` and OpenAI's
+    /// `x-ratelimit-*` headers).
+    #[error("{message}")]
+    ClientRateLimited {
+        /// Which limit, and when to retry.
+        message: String,
+        /// Time until a request may come.
+        retry_after: std::time::Duration,
+        /// OpenAI's `x-ratelimit-*` headers.
+        headers: Vec<(&'static str, String)>,
+    },
     /// No group with this name (404).
     #[error("the model '{0}' does not exist on this router")]
     UnknownGroup(String),
@@ -110,6 +136,8 @@ pub struct ErrorReply {
     pub retry_after: Option<u64>,
     /// Whether to ask for credentials (`WWW-Authenticate: Bearer`).
     pub ask_credentials: bool,
+    /// More headers (OpenAI's `x-ratelimit-*` for a client's rate limit).
+    pub headers: Vec<(&'static str, String)>,
     /// The body: an error object in the client's dialect.
     pub body: Value,
 }
@@ -148,7 +176,11 @@ impl RouterError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::KeyRefused(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::QuotaExceeded(_) | Self::ClientRateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::UnknownGroup(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -172,7 +204,9 @@ impl RouterError {
     /// Seconds for a `Retry-After` header, when the error has one.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            Self::RateLimited { retry_after, .. } | Self::ClientRateLimited { retry_after, .. } => {
+                Some(retry_after_secs(*retry_after))
+            }
             _ => None,
         }
     }
@@ -184,7 +218,11 @@ impl RouterError {
         ErrorReply {
             status: self.status(),
             retry_after: self.retry_after_secs(),
-            ask_credentials: matches!(self, Self::Unauthorized),
+            ask_credentials: matches!(self, Self::Unauthorized | Self::KeyRefused(_)),
+            headers: match self {
+                Self::ClientRateLimited { headers, .. } => headers.clone(),
+                _ => Vec::new(),
+            },
             body: dialect.room().error_body(self),
         }
     }

@@ -37,6 +37,7 @@ mod select;
 mod snapshot;
 pub mod sse;
 mod state;
+pub mod tenants;
 mod tokens;
 #[cfg(test)]
 mod translations;

@@ -5,10 +5,12 @@ mod de;
 mod env;
 mod lines;
 mod raw;
+mod tenants;
 
 pub use raw::{
-    BreakerConfig, Config, EnvString, GroupConfig, LedgerConfig, MaxTokensField, ModelConfig,
-    ProviderConfig, ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, Weight,
+    BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, LedgerConfig,
+    LimitsConfig, MaxTokensField, ModelConfig, Period, PriceConfig, ProviderConfig,
+    ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, TeamConfig, Weight,
 };
 
 use std::collections::HashMap;

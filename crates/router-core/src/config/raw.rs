@@ -3,6 +3,9 @@
 
 use super::de::{duration, one_key, one_or_many, opt_duration, port};
 pub use super::de::{EnvString, Weight};
+pub use super::tenants::{
+    BudgetConfig, ClientConfig, LimitsConfig, Period, PriceConfig, TeamConfig,
+};
 use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
 use crate::select::Strategy;
@@ -52,6 +55,16 @@ pub struct Config {
     /// Upstream providers.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// Named clients, each with its keys, allowed groups, budget and limits.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Teams: budgets and limits shared by their clients.
+    #[serde(default)]
+    pub teams: Vec<TeamConfig>,
+    /// Prices per million tokens by upstream model (`gpt-4o`), or by provider and model
+    /// (`openai/gpt-4o`), over the built-in table.
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceConfig>,
 }
 
 /// Server settings; every field has a default.

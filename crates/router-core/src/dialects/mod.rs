@@ -15,10 +15,12 @@ pub use request::{ChatRequest, INLINE_DATA_TOKENS};
 use crate::codec::StreamEncoder;
 use crate::fields::Fields;
 use crate::providers::WireFormat;
+use crate::tenants::Client;
 use crate::RouterError;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// The operation a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +96,9 @@ pub struct ClientRequest<'a> {
     /// gets the headers that format defines (Anthropic's `anthropic-version` and
     /// `anthropic-beta`).
     pub headers: Option<&'a HeaderMap>,
+    /// The named client whose key it came with, if any: it is admitted against the client's
+    /// groups, limits and budget, and charged to it.
+    pub client: Option<&'a Arc<Client>>,
 }
 
 impl<'a> ClientRequest<'a> {
@@ -104,6 +109,7 @@ impl<'a> ClientRequest<'a> {
             endpoint,
             body,
             headers: None,
+            client: None,
         }
     }
 
@@ -128,6 +134,11 @@ impl<'a> ClientRequest<'a> {
             headers: Some(headers),
             ..self
         }
+    }
+
+    /// The same request from a named client (`None`: an unnamed key, or no authentication).
+    pub fn with_client(self, client: Option<&'a Arc<Client>>) -> Self {
+        Self { client, ..self }
     }
 }
 

@@ -220,6 +220,23 @@ impl<'a> ChatRequest<'a> {
     /// Inline data (`"data:…"` URLs, such as base64 images) is not text: each counts a flat
     /// [`INLINE_DATA_TOKENS`] instead of its bytes. Capped like [`Self::estimate_tokens`].
     pub fn prompt_estimate(&self) -> u64 {
+        let (text, inline) = self.text_and_inline();
+        text.div_ceil(4)
+            .saturating_add(inline.saturating_mul(INLINE_DATA_TOKENS))
+            .clamp(1, 1 << 24)
+    }
+
+    /// The prompt's tokens at most, for budgets: no token is shorter than a byte of text, and
+    /// each inline data (`"data:…"` URL) or image by URL counts [`INLINE_DATA_TOKENS`].
+    pub fn prompt_bound(&self) -> u64 {
+        let (text, inline) = self.text_and_inline();
+        let bytes = self.body.as_bytes();
+        let by_url = memchr::memmem::find_iter(bytes, b"\"image_url\"").count() as u64;
+        text.saturating_add((inline + by_url).saturating_mul(INLINE_DATA_TOKENS))
+    }
+
+    /// Bytes of the body that are text (not inline data), and the number of inline data.
+    fn text_and_inline(&self) -> (u64, u64) {
         let bytes = self.body.as_bytes();
         let mut text = bytes.len() as u64;
         let mut inline = 0u64;
@@ -229,9 +246,13 @@ impl<'a> ChatRequest<'a> {
             text = text.saturating_sub(len);
             inline += 1;
         }
-        text.div_ceil(4)
-            .saturating_add(inline.saturating_mul(INLINE_DATA_TOKENS))
-            .clamp(1, 1 << 24)
+        (text, inline)
+    }
+
+    /// The completion budget the client set (`max_tokens`, `max_completion_tokens` or
+    /// `max_output_tokens`), if any.
+    pub fn max_tokens(&self) -> Option<u64> {
+        (self.max_tokens > 0).then_some(self.max_tokens)
     }
 
     /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,

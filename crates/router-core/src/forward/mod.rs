@@ -31,6 +31,14 @@ pub(crate) async fn forward(
 ) -> Result<ChatResponse, RouterError> {
     let request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
+    // A named client's request is admitted (and charged to it) before anything else.
+    let tab = match client.client {
+        Some(named) => Some(Arc::new(
+            crate::tenants::admit(named, group, &request, snapshot.prices())
+                .map_err(RouterError::from)?,
+        )),
+        None => None,
+    };
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
     let mut tries = Tries::new(group, &request, resilience.request_timeout);
@@ -38,10 +46,13 @@ pub(crate) async fn forward(
         return crate::tokens::answer(&request, group.name());
     }
     while tries.failures.len() < resilience.max_attempts {
-        let selection = match group.pick(snapshot, &tries.excluded, pinned, estimate) {
+        let mut selection = match group.pick(snapshot, &tries.excluded, pinned, estimate) {
             Ok(s) => s,
             Err(Unavailable::RateLimited { .. } | Unavailable::NoPair) => break,
         };
+        if let Some(tab) = &tab {
+            selection.bill_to(tab.clone());
+        }
         if !tries.back_off(&selection, resilience.retry_backoff).await {
             break;
         }
@@ -79,7 +90,10 @@ pub(crate) async fn forward(
         )
         .await
         {
-            Ok(response) => return Ok(response.with_dropped(&dropped)),
+            Ok(response) => {
+                let headers = tab.as_deref().map_or(&[][..], |t| t.rate_headers());
+                return Ok(response.with_dropped(&dropped).with_headers(headers));
+            }
             Err((served, e)) => {
                 // A failed attempt is time spent on the upstream.
                 tries.waited += started.elapsed();

@@ -67,6 +67,18 @@ impl ChatResponse {
     }
 }
 
+impl ChatResponse {
+    /// With these headers added (a named client's `x-ratelimit-*`).
+    pub(super) fn with_headers(mut self, headers: &[(&'static str, String)]) -> Self {
+        for (name, value) in headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                self.headers.insert(*name, value);
+            }
+        }
+        self
+    }
+}
+
 /// The body of a [`ChatResponse`]: complete bytes, or a stream relayed as it arrives.
 #[derive(Debug)]
 pub struct ChatBody(BodyInner);

@@ -343,6 +343,7 @@ impl Group {
             epoch,
             resilience: snapshot.resilience().clone(),
             settled: false,
+            tab: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 use crate::config::ResilienceConfig;
 use crate::health::Failure;
 use crate::snapshot::Provider;
+use crate::tenants::Tab;
 use crate::usage::{PairStats, TokenUsage};
 use crate::Secret;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Selection {
     pub(super) epoch: u64,
     pub(super) resilience: Arc<ResilienceConfig>,
     pub(super) settled: bool,
+    /// The named client's tab, charged with the usage this call settles.
+    pub(super) tab: Option<Arc<Tab>>,
 }
 
 impl Selection {
@@ -53,8 +56,21 @@ impl Selection {
         self.pair_index
     }
 
+    /// Charges this call's usage to `tab` as well, when it is settled.
+    pub(crate) fn bill_to(&mut self, tab: Arc<Tab>) {
+        self.tab = Some(tab);
+    }
+
+    /// Charges `usage` to the named client's tab, if any.
+    fn bill(&self, usage: &TokenUsage) {
+        if let Some(tab) = &self.tab {
+            tab.charge(self.provider.name(), &self.model, usage);
+        }
+    }
+
     /// The answer ended well: replace the reservation by the real usage; the pair is healthy.
     pub fn succeed(mut self, usage: TokenUsage) {
+        self.bill(&usage);
         // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
         self.stats.release(self.reservation);
@@ -84,6 +100,7 @@ impl Selection {
     /// reported usage (a stream broken after its usage chunk): those tokens are charged too.
     pub fn fail_after(mut self, failure: Failure, usage: Option<TokenUsage>) {
         if let Some(usage) = usage {
+            self.bill(&usage);
             self.stats.record_tokens(usage);
         }
         // The penalty before the reservation goes: a concurrent pick never sees too little.

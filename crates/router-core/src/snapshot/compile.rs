@@ -46,7 +46,25 @@ pub(crate) fn compile(
     };
     let mut warnings = Vec::new();
     let listen = listen(config, &mut problems);
-    let (client_keys, admin_keys) = client_keys(config, &mut problems, &mut warnings);
+    let (mut client_keys, mut admin_keys) = client_keys(config, &mut problems, &mut warnings);
+    let mut tenant_problems = Vec::new();
+    let tenants =
+        crate::tenants::compile(config, &state.tenants, &client_keys, &mut tenant_problems);
+    for (path, message) in tenant_problems {
+        problems.push(path, message);
+    }
+    let mut key_owners = vec![None; client_keys.len()];
+    for (key, client) in &tenants.keys {
+        client_keys.push(key.clone());
+        key_owners.push(Some(client.clone()));
+    }
+    // Named clients never open the admin endpoints: without an admin_key or an unnamed key,
+    // they are closed.
+    let admin_closed = admin_keys.is_empty() && !tenants.keys.is_empty();
+    if admin_closed {
+        warnings.push("clients are named but there is no admin_key (nor api_key): the admin endpoints, /metrics and the dashboard's data are closed until admin_key is set".into());
+        admin_keys.clear();
+    }
     settings::check(config, &mut problems);
     let server = settings::server(&config.server, &mut warnings);
     let providers = provider::compile_all(
@@ -103,7 +121,11 @@ pub(crate) fn compile(
         redactor: Arc::new(Redactor::new(&secrets)),
         listen,
         client_keys,
+        key_owners,
         admin_keys,
+        admin_closed,
+        clients: tenants.clients,
+        prices: tenants.prices,
         ledger: settings::ledger(&config.ledger, source),
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,

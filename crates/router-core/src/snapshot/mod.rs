@@ -15,6 +15,7 @@ use crate::config::ResilienceConfig;
 use crate::select::Strategy;
 use crate::state::groups::GroupState;
 use crate::state::usage::{HotSlot, PairStats};
+use crate::tenants::{Client, Prices};
 use crate::{Redactor, Secret};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -115,7 +116,12 @@ pub struct Snapshot {
     redactor: Arc<Redactor>,
     listen: SocketAddr,
     client_keys: Vec<Secret>,
+    /// The named client of each of `client_keys` (`None` for `api_key` / `api_keys`).
+    key_owners: Vec<Option<Arc<Client>>>,
     admin_keys: Vec<Secret>,
+    admin_closed: bool,
+    clients: Vec<Arc<Client>>,
+    prices: Arc<Prices>,
     ledger: LedgerSettings,
     request_penalty: u64,
     error_penalty: u64,
@@ -139,13 +145,36 @@ impl Snapshot {
     pub fn listen(&self) -> SocketAddr {
         self.listen
     }
-    /// Accepted client keys; empty means no authentication.
+    /// Accepted client keys (`api_key`, `api_keys`, then every named client's); empty means
+    /// no authentication.
     pub fn client_keys(&self) -> &[Secret] {
         &self.client_keys
     }
-    /// Keys that open the admin endpoints: the `admin_key`, or without one the client keys.
+    /// The named client whose key is `client_keys()[index]` (`None` for an unnamed key).
+    pub fn key_owner(&self, index: usize) -> Option<&Arc<Client>> {
+        self.key_owners.get(index).and_then(Option::as_ref)
+    }
+    /// Keys that open the admin endpoints: the `admin_key`, or without one the unnamed client
+    /// keys (never a named client's).
     pub fn admin_keys(&self) -> &[Secret] {
         &self.admin_keys
+    }
+    /// Whether the admin endpoints are closed to everyone: clients are named, and there is
+    /// neither an `admin_key` nor an unnamed client key.
+    pub fn admin_closed(&self) -> bool {
+        self.admin_closed
+    }
+    /// The named clients, in config order.
+    pub fn clients(&self) -> &[Arc<Client>] {
+        &self.clients
+    }
+    /// A named client by name.
+    pub fn client(&self, name: &str) -> Option<&Arc<Client>> {
+        self.clients.iter().find(|c| c.name() == name)
+    }
+    /// The price table: the config's `prices:` over the built-in one.
+    pub fn prices(&self) -> &Arc<Prices> {
+        &self.prices
     }
     /// Ledger settings.
     pub fn ledger(&self) -> &LedgerSettings {

@@ -17,4 +17,6 @@ pub(crate) struct State {
     pub(crate) groups: groups::GroupStates,
     /// Upstream clients (connection pools) by TLS roots and connect timeout.
     pub(crate) clients: ClientCache,
+    /// What each named client and team used, and their limiters.
+    pub(crate) tenants: crate::tenants::Accounts,
 }

@@ -59,10 +59,13 @@ pub(super) fn body(e: &RouterError) -> Value {
         | RouterError::MethodNotAllowed(_)
         | RouterError::RequestTimeout(_)
         | RouterError::ConfigInvalid { .. } => "invalid_request_error",
-        RouterError::Unauthorized => "authentication_error",
+        RouterError::Unauthorized | RouterError::KeyRefused(_) => "authentication_error",
+        RouterError::Forbidden { .. } => "permission_error",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",
         RouterError::PayloadTooLarge { .. } => "request_too_large",
-        RouterError::RateLimited { .. } => "rate_limit_error",
+        RouterError::RateLimited { .. }
+        | RouterError::QuotaExceeded(_)
+        | RouterError::ClientRateLimited { .. } => "rate_limit_error",
         RouterError::UpstreamFailed { .. }
         | RouterError::StreamInterrupted(_)
         | RouterError::Internal(_) => "api_error",

@@ -9,7 +9,10 @@ fn error_type(error: &RouterError) -> &'static str {
         | RouterError::MethodNotAllowed(_)
         | RouterError::PayloadTooLarge { .. }
         | RouterError::RequestTimeout(_) => "invalid_request_error",
-        RouterError::Unauthorized => "authentication_error",
+        RouterError::Unauthorized | RouterError::KeyRefused(_) => "authentication_error",
+        RouterError::Forbidden { .. } => "permission_denied",
+        RouterError::QuotaExceeded(_) => "insufficient_quota",
+        RouterError::ClientRateLimited { .. } => "rate_limit_exceeded",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",
         RouterError::UpstreamFailed { .. } | RouterError::StreamInterrupted(_) => "upstream_error",
         RouterError::RateLimited { .. } => "rate_limit_error",
@@ -21,7 +24,10 @@ fn error_type(error: &RouterError) -> &'static str {
 fn code(error: &RouterError) -> Option<&'static str> {
     match error {
         RouterError::BadRequest { .. } => None,
-        RouterError::Unauthorized => Some("invalid_api_key"),
+        RouterError::Unauthorized | RouterError::KeyRefused(_) => Some("invalid_api_key"),
+        RouterError::Forbidden { .. } => Some("permission_denied"),
+        RouterError::QuotaExceeded(_) => Some("insufficient_quota"),
+        RouterError::ClientRateLimited { .. } => Some("rate_limit_exceeded"),
         RouterError::UnknownGroup(_) => Some("model_not_found"),
         RouterError::NotFound(_) => Some("not_found"),
         RouterError::MethodNotAllowed(_) => Some("method_not_allowed"),

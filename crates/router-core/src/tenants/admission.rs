@@ -1,0 +1,428 @@
+//! Admitting a named client's request: its group, then what it may cost reserved against the
+//! client's and its team's limits and budgets, all or nothing. The [`Tab`] it gets charges the
+//! real cost as each upstream call is settled and gives the reservations back when the
+//! request is over, so a budget is never overshot by requests in flight.
+
+use super::account::{Amount, Short, Span};
+use super::prices::{Picodollars, Prices, PICODOLLARS_PER_USD};
+use super::{lock, now_utc, Account, Budget, Client, Limits, Spend};
+use crate::dialects::{ChatRequest, Endpoint};
+use crate::snapshot::Group;
+use crate::usage::TokenUsage;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Completion tokens reserved for a request that sets no `max_tokens` (nor
+/// `max_completion_tokens` or `max_output_tokens`).
+pub const DEFAULT_COMPLETION_RESERVE: u64 = 4_096;
+
+/// Why a request was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client may not use the group (403).
+    Group {
+        /// The client's name.
+        client: String,
+        /// The group asked for.
+        group: String,
+    },
+    /// A budget has no room for the request (429 `insufficient_quota`).
+    Budget {
+        /// Which budget, how much is left, and when it starts again.
+        message: String,
+        /// Time until the budget starts again (`None`: a total budget).
+        reset: Option<Duration>,
+    },
+    /// A rate limit is reached (429 `rate_limit_exceeded`).
+    Limit {
+        /// Which limit.
+        message: String,
+        /// Time until a request may come.
+        retry_after: Duration,
+        /// OpenAI's `x-ratelimit-*` headers.
+        headers: Vec<(&'static str, String)>,
+    },
+}
+
+/// A reservation held in one account's window.
+#[derive(Debug)]
+struct Hold {
+    account: Arc<Account>,
+    tpm: bool,
+    amount: Amount,
+}
+
+/// An admitted request's account with its client and team. Shared by the request's upstream
+/// calls (each charges what it cost); when the last one is dropped, the reservations are
+/// given back and the request no longer counts as in flight.
+#[derive(Debug)]
+pub struct Tab {
+    client: Arc<Client>,
+    group: String,
+    prices: Arc<Prices>,
+    holds: Vec<Hold>,
+    in_flight: Vec<Arc<Account>>,
+    /// OpenAI's `x-ratelimit-*` headers for the answer: the client's own limits first.
+    rate_headers: Vec<(&'static str, String)>,
+}
+
+/// What a request may cost at most.
+fn worst_case(group: &Group, request: &ChatRequest<'_>, prices: &Prices) -> Amount {
+    let prompt = request.prompt_bound();
+    let completion = match request.endpoint() {
+        Endpoint::Embeddings | Endpoint::CountTokens => 0,
+        _ => request.max_tokens().unwrap_or(DEFAULT_COMPLETION_RESERVE),
+    };
+    let picodollars = group
+        .pairs()
+        .iter()
+        .filter_map(|p| prices.get(p.provider().name(), p.model()))
+        .map(|price| {
+            let prompt_price = price.input.max(price.cache_read).max(price.cache_write);
+            prompt
+                .saturating_mul(prompt_price)
+                .saturating_add(completion.saturating_mul(price.output))
+        })
+        .max()
+        .unwrap_or(0);
+    Amount {
+        tokens: prompt.saturating_add(completion),
+        picodollars,
+    }
+}
+
+fn usd(p: Picodollars) -> String {
+    format!("${:.6}", p as f64 / PICODOLLARS_PER_USD as f64)
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}s", d.as_millis().div_ceil(1000))
+}
+
+/// Admits `request` of `client` to `group`, or says why not.
+pub(crate) fn admit(
+    client: &Arc<Client>,
+    group: &Group,
+    request: &ChatRequest<'_>,
+    prices: &Arc<Prices>,
+) -> Result<Tab, Refusal> {
+    if !client.may_use(group.name()) {
+        return Err(Refusal::Group {
+            client: client.name.clone(),
+            group: group.name().to_string(),
+        });
+    }
+    let now = now_utc();
+    let ask = worst_case(group, request, prices);
+    let mut tab = Tab {
+        client: client.clone(),
+        group: group.name().to_string(),
+        prices: prices.clone(),
+        holds: Vec::new(),
+        in_flight: Vec::new(),
+        rate_headers: Vec::new(),
+    };
+    let parties = parties(client);
+    for (who, account, limits, _) in &parties {
+        let before = account.in_flight.fetch_add(1, Relaxed);
+        tab.in_flight.push(account.clone());
+        if let Some(max) = limits.parallel.filter(|&max| before >= max) {
+            account.refused.fetch_add(1, Relaxed);
+            return Err(Refusal::Limit {
+                message: format!("{who} has {max} requests in flight, its limit (limits.parallel); retry when one ends"),
+                retry_after: Duration::from_secs(1),
+                headers: Vec::new(),
+            });
+        }
+    }
+    reserve_tpm(&mut tab, &parties, ask, now)?;
+    reserve_budgets(&mut tab, &parties, ask, now)?;
+    check_rpm(&mut tab, &parties)?;
+    Ok(tab)
+}
+
+/// Reserves the request's tokens in each party's minute, under its `tpm`.
+fn reserve_tpm(
+    tab: &mut Tab,
+    parties: &[Party],
+    ask: Amount,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    for (who, account, limits, _) in parties {
+        if let Some(tpm) = limits.tpm {
+            let mut window = lock(&account.tpm);
+            let tokens = Amount {
+                tokens: ask.tokens,
+                picodollars: 0,
+            };
+            let cap = super::Cap {
+                tokens: Some(tpm),
+                picodollars: None,
+            };
+            let taken = window.used(Span::Minute, now).tokens + window.reserved().tokens;
+            if let Err(Short::Tokens(_, taken)) = window.reserve(Span::Minute, cap, tokens, now) {
+                drop(window);
+                account.refused.fetch_add(1, Relaxed);
+                let reset = until(Span::Minute, now).unwrap_or(Duration::from_secs(60));
+                return Err(Refusal::Limit {
+                    message: format!(
+                        "{who} is over its tokens per minute (limits.tpm {tpm}): {taken} used or reserved this minute, this request may take {}; retry after {}",
+                        ask.tokens, seconds(reset)
+                    ),
+                    retry_after: reset,
+                    headers: token_headers(tpm, tpm.saturating_sub(taken), reset),
+                });
+            }
+            drop(window);
+            if !tab.rate_headers.iter().any(|(k, _)| k.ends_with("-tokens")) {
+                let reset = until(Span::Minute, now).unwrap_or(Duration::from_secs(60));
+                let left = tpm.saturating_sub(taken.saturating_add(ask.tokens));
+                tab.rate_headers.extend(token_headers(tpm, left, reset));
+            }
+            tab.holds.push(Hold {
+                account: account.clone(),
+                tpm: true,
+                amount: tokens,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reserves the request's worst case in each party's budget.
+fn reserve_budgets(
+    tab: &mut Tab,
+    parties: &[Party],
+    ask: Amount,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
+    for (who, account, _, budget) in parties {
+        let Some(budget) = budget else { continue };
+        let reserved = lock(&account.budget).reserve(budget.span, budget.cap, ask, now);
+        if let Err(short) = reserved {
+            account.refused.fetch_add(1, Relaxed);
+            return Err(over_budget(who, budget, short, ask, now));
+        }
+        tab.holds.push(Hold {
+            account: account.clone(),
+            tpm: false,
+            amount: ask,
+        });
+    }
+    Ok(())
+}
+
+/// Lets the request through each party's RPM limiter (last: it cannot be undone).
+fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
+    for (who, account, limits, _) in parties {
+        let Some(rpm) = limits.rpm else { continue };
+        let limiter = lock(&account.rpm).clone();
+        let Some(limiter) = limiter else { continue };
+        let passed = limiter.check();
+        if let Ok(passed) = passed {
+            if !tab
+                .rate_headers
+                .iter()
+                .any(|(k, _)| k.ends_with("-requests"))
+            {
+                let reset = limiter.reset_after(passed.remaining);
+                tab.rate_headers.extend([
+                    ("x-ratelimit-limit-requests", rpm.to_string()),
+                    (
+                        "x-ratelimit-remaining-requests",
+                        passed.remaining.to_string(),
+                    ),
+                    ("x-ratelimit-reset-requests", seconds(reset)),
+                ]);
+            }
+        }
+        if let Err(wait) = passed {
+            account.refused.fetch_add(1, Relaxed);
+            return Err(Refusal::Limit {
+                message: format!(
+                    "{who} is over its requests per minute (limits.rpm {rpm}); retry after {}",
+                    seconds(wait)
+                ),
+                retry_after: wait,
+                headers: vec![
+                    ("x-ratelimit-limit-requests", rpm.to_string()),
+                    ("x-ratelimit-remaining-requests", "0".into()),
+                    ("x-ratelimit-reset-requests", seconds(wait)),
+                ],
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Who (for messages), the account, the limits and the budget of a client or a team.
+type Party = (String, Arc<Account>, Limits, Option<Budget>);
+
+/// The client, then its team.
+fn parties(client: &Arc<Client>) -> Vec<Party> {
+    let mut out = vec![(
+        format!("client '{}'", client.name),
+        client.account.clone(),
+        client.limits,
+        client.budget,
+    )];
+    if let Some(team) = &client.team {
+        out.push((
+            format!("team '{}'", team.name),
+            team.account.clone(),
+            team.limits,
+            team.budget,
+        ));
+    }
+    out
+}
+
+fn until(span: Span, now: OffsetDateTime) -> Option<Duration> {
+    let next = span.next(now)?;
+    Some(Duration::from_secs(
+        u64::try_from(next - now.unix_timestamp())
+            .unwrap_or(0)
+            .max(1),
+    ))
+}
+
+fn token_headers(limit: u64, remaining: u64, reset: Duration) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-ratelimit-limit-tokens", limit.to_string()),
+        ("x-ratelimit-remaining-tokens", remaining.to_string()),
+        ("x-ratelimit-reset-tokens", seconds(reset)),
+    ]
+}
+
+fn over_budget(
+    who: &str,
+    budget: &Budget,
+    short: Short,
+    ask: Amount,
+    now: OffsetDateTime,
+) -> Refusal {
+    let reset = until(budget.span, now);
+    let period = match budget.span {
+        Span::Period(p) => format!("{p:?}").to_lowercase(),
+        Span::Minute => "minute".into(),
+    };
+    let left = match short {
+        Short::Tokens(cap, taken) => format!(
+            "{} of {cap} tokens left this {period} (requests in flight included), and this request may use {}",
+            cap.saturating_sub(taken),
+            ask.tokens
+        ),
+        Short::Money(cap, taken) => format!(
+            "{} of {} left this {period} (requests in flight included), and this request may cost {}",
+            usd(cap.saturating_sub(taken)),
+            usd(cap),
+            usd(ask.picodollars)
+        ),
+    };
+    let when = match (reset, budget.span.next(now)) {
+        (Some(_), Some(at)) => OffsetDateTime::from_unix_timestamp(at)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .map_or_else(String::new, |t| format!("; it starts again at {t}")),
+        _ => "; it is a total budget and does not start again".into(),
+    };
+    Refusal::Budget {
+        message: format!("{who} is over its budget: {left}{when}"),
+        reset,
+    }
+}
+
+impl Tab {
+    /// The client it is for.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the answer (the client's limits, or its team's).
+    pub fn rate_headers(&self) -> &[(&'static str, String)] {
+        &self.rate_headers
+    }
+
+    /// Charges one upstream call's `usage` on `provider`'s `model`, priced from the table,
+    /// to the client and its team. Returns its cost.
+    pub(crate) fn charge(&self, provider: &str, model: &str, usage: &TokenUsage) -> Picodollars {
+        let picodollars = self
+            .prices
+            .get(provider, model)
+            .map_or(0, |p| p.cost(usage));
+        let tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        let used = Amount {
+            tokens,
+            picodollars,
+        };
+        let now = now_utc();
+        for (_, account, limits, budget) in parties(&self.client) {
+            if let Some(budget) = budget {
+                lock(&account.budget).charge(budget.span, used, now);
+            }
+            if limits.tpm.is_some() {
+                let t = Amount {
+                    tokens,
+                    picodollars: 0,
+                };
+                lock(&account.tpm).charge(Span::Minute, t, now);
+            }
+            let key = (self.group.clone(), provider.to_string(), model.to_string());
+            let mut spend = lock(&account.spend);
+            let s: &mut Spend = spend.entry(key).or_default();
+            s.requests += 1;
+            s.prompt_tokens += usage.prompt_tokens;
+            s.completion_tokens += usage.completion_tokens;
+            s.cache_read_tokens += usage.cache_read_tokens;
+            s.cache_write_tokens += usage.cache_write_tokens;
+            s.picodollars = s.picodollars.saturating_add(picodollars);
+        }
+        picodollars
+    }
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        // What was used is charged already; the reservations go now.
+        for hold in &self.holds {
+            let window = if hold.tpm {
+                &hold.account.tpm
+            } else {
+                &hold.account.budget
+            };
+            lock(window).release(hold.amount);
+        }
+        for account in &self.in_flight {
+            account.in_flight.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+impl From<Refusal> for crate::RouterError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Group { client, group } => Self::Forbidden {
+                client,
+                group: crate::error::clip(&group),
+            },
+            Refusal::Budget { message, .. } => Self::QuotaExceeded(message),
+            Refusal::Limit {
+                message,
+                retry_after,
+                headers,
+            } => Self::ClientRateLimited {
+                message,
+                retry_after,
+                headers,
+            },
+        }
+    }
+}
