@@ -148,7 +148,7 @@ impl App {
         let Some(ledger) = &self.ledger else {
             return;
         };
-        let result = ledger.flush(&self.router.usage());
+        let result = ledger.flush(&self.router.usage(), &self.router.tenant_records());
         let mut state = self.ledger_state.lock().unwrap_or_else(|p| p.into_inner());
         let path = ledger.path().display().to_string();
         match result {

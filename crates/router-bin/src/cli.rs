@@ -35,6 +35,13 @@ pub fn check(router: &Router) -> ExitCode {
         println!("warning: {w}");
     }
     print!("{}", snapshot.routing_table());
+    let unpriced = snapshot.unpriced();
+    if !unpriced.is_empty() {
+        println!(
+            "unpriced (counted at $0; add them under prices:): {}",
+            unpriced.join(", ")
+        );
+    }
     println!("config OK");
     ExitCode::SUCCESS
 }
@@ -97,8 +104,8 @@ pub fn key_hash(key: Option<String>) -> ExitCode {
 }
 
 /// `usage`: the counters in the ledger `ledger` (else the one the config names), as a table
-/// or JSON.
-pub fn usage(router: &Router, json: bool, ledger: Option<PathBuf>) -> ExitCode {
+/// or JSON; with `clients`, what each named client and team spent instead.
+pub fn usage(router: &Router, json: bool, clients: bool, ledger: Option<PathBuf>) -> ExitCode {
     let snapshot = router.snapshot();
     let Some(path) = ledger.or_else(|| snapshot.ledger().path.clone()) else {
         eprintln!(
@@ -114,28 +121,90 @@ pub fn usage(router: &Router, json: bool, ledger: Option<PathBuf>) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let rows = match crate::ledger::read(&path) {
-        Ok(rows) => rows,
+    let read = if clients {
+        crate::ledger::read_tenants(&path).map(|r| (clients_json(&r), clients_table(&r)))
+    } else {
+        crate::ledger::read(&path).map(|r| {
+            (
+                serde_json::to_value(&r).unwrap_or_default(),
+                usage_table(&r),
+            )
+        })
+    };
+    match read {
+        Ok((value, _)) if json => println!("{value}"),
+        Ok((_, table)) => print!("{table}"),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
-    };
-    if json {
-        match serde_json::to_string(&rows) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-        return ExitCode::SUCCESS;
     }
-    print!("{}", usage_table(&rows));
     ExitCode::SUCCESS
 }
 
-/// The rows as an aligned table: names left, numbers right.
+/// Picodollars as dollars.
+fn usd(picodollars: u64) -> f64 {
+    picodollars as f64 / router_core::tenants::PICODOLLARS_PER_USD as f64
+}
+
+/// Each account's spend rows as JSON.
+fn clients_json(records: &[router_core::tenants::AccountRecord]) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .flat_map(|r| {
+            r.spend.iter().map(|((group, provider, model), s)| {
+                serde_json::json!({
+                    "kind": r.kind, "name": r.name, "group": group, "provider": provider,
+                    "model": model, "requests": s.requests, "prompt_tokens": s.prompt_tokens,
+                    "completion_tokens": s.completion_tokens,
+                    "cache_read_tokens": s.cache_read_tokens,
+                    "cache_write_tokens": s.cache_write_tokens, "usd": usd(s.picodollars),
+                })
+            })
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}
+
+/// Each account's spend rows as a table.
+fn clients_table(records: &[router_core::tenants::AccountRecord]) -> String {
+    let header = [
+        "kind",
+        "name",
+        "group",
+        "provider",
+        "model",
+        "requests",
+        "prompt",
+        "completion",
+        "cache_read",
+        "cache_write",
+        "usd",
+    ];
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .flat_map(|r| {
+            r.spend.iter().map(|((group, provider, model), s)| {
+                vec![
+                    r.kind.clone(),
+                    r.name.clone(),
+                    group.clone(),
+                    provider.clone(),
+                    model.clone(),
+                    s.requests.to_string(),
+                    s.prompt_tokens.to_string(),
+                    s.completion_tokens.to_string(),
+                    s.cache_read_tokens.to_string(),
+                    s.cache_write_tokens.to_string(),
+                    format!("{:.6}", usd(s.picodollars)),
+                ]
+            })
+        })
+        .collect();
+    aligned(&header, &rows, 5, "(no client spend recorded yet)")
+}
+
+/// The counters as a table.
 fn usage_table(rows: &[router_core::UsageRecord]) -> String {
     let header = [
         "provider",
@@ -147,10 +216,10 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
         "completion",
         "total",
     ];
-    let table: Vec<[String; 8]> = rows
+    let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.provider.clone(),
                 r.key_id.clone(),
                 r.model.clone(),
@@ -162,8 +231,14 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &table {
+    aligned(&header, &table, 3, "(no usage recorded yet)")
+}
+
+/// Rows as an aligned table: the first `names` columns left, the numbers right; `empty` says
+/// there are none.
+fn aligned(header: &[&str], table: &[Vec<String>], names: usize, empty: &str) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in table {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -171,10 +246,10 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
     let line = |cells: Vec<&str>| {
         let cells: Vec<String> = cells
             .iter()
-            .zip(widths)
+            .zip(&widths)
             .enumerate()
-            .map(|(i, (c, w))| {
-                if i < 3 {
+            .map(|(i, (c, &w))| {
+                if i < names {
                     format!("{c:<w$}")
                 } else {
                     format!("{c:>w$}")
@@ -184,11 +259,12 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
         cells.join("  ") + "\n"
     };
     let mut out = line(header.to_vec());
-    for row in &table {
+    for row in table {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
     }
     if table.is_empty() {
-        out.push_str("(no usage recorded yet)\n");
+        out.push_str(empty);
+        out.push('\n');
     }
     out
 }

@@ -54,6 +54,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// What each named client and team spent, by group, provider and model.
+        #[arg(long)]
+        clients: bool,
         /// The ledger file [default: the one the config names].
         #[arg(long)]
         ledger: Option<PathBuf>,
@@ -137,7 +140,11 @@ fn main() -> ExitCode {
     };
     match command {
         Command::Check => cli::check(&router),
-        Command::Usage { json, ledger } => cli::usage(&router, json, ledger),
+        Command::Usage {
+            json,
+            clients,
+            ledger,
+        } => cli::usage(&router, json, clients, ledger),
         Command::Key(_) | Command::Serve => {
             let format = cli
                 .log_format

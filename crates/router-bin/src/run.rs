@@ -210,8 +210,18 @@ fn open_ledger(router: &Router) -> (Option<Arc<Ledger>>, LedgerState) {
     match Ledger::open(path, settings.request_log, settings.retention) {
         Ok((ledger, saved)) => {
             router.restore_usage(&saved);
+            let accounts = match ledger.tenants() {
+                Ok(accounts) => accounts,
+                Err(error) => {
+                    // Budgets would start from zero: said loudly, as the counters are kept.
+                    tracing::error!("{error}; the clients' spend starts from zero");
+                    Vec::new()
+                }
+            };
+            router.restore_tenants(&accounts);
             tracing::info!(
                 pairs = saved.len(),
+                accounts = accounts.len(),
                 "usage ledger {shown}: counters restored"
             );
             (Some(Arc::new(ledger)), LedgerState::Ok { path: shown })

@@ -46,6 +46,13 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
             && stdout.contains("config OK"),
         "{stdout}"
     );
+    // The example's models have no price: said once, each named once.
+    let unpriced: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("unpriced"))
+        .collect();
+    assert_eq!(unpriced.len(), 1, "{stdout}");
+    assert_eq!(unpriced[0].matches("mock-echo").count(), 1, "{stdout}");
 
     let dir = temp_dir("cli-check");
     let bad = dir.join("bad.yaml");
@@ -191,6 +198,41 @@ async fn responses_python_sdk() {
         paths.into_iter().collect::<Vec<_>>(),
         ["/v1/chat/completions", "/v1/messages", "/v1/responses"]
     );
+    router.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A named client's refusals through both official Python SDKs: each status raises the SDK's
+/// own exception (`AuthenticationError`, `PermissionDeniedError`, `RateLimitError`) with the
+/// router's error type and OpenAI's rate-limit headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the anthropic and openai Python SDKs: run through scripts/test"]
+async fn refusals_through_the_python_sdks() {
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("cli-refusals-sdk");
+    let config = format!(
+        "admin_key: admin\n\
+         clients:\n\
+         \x20 - {{name: good, key: key-good, limits: {{rpm: 1}}}}\n\
+         \x20 - {{name: off, key: key-off, disabled: true}}\n\
+         \x20 - {{name: narrow, key: key-narrow, groups: [other]}}\n\
+         \x20 - {{name: broke, key: key-broke, budget: {{usd: 0.000001, period: day}}}}\n\
+         prices:\n  mock-model: {{input: 1, output: 1}}\n\
+         groups:\n  - name: g\n    models: [{{provider: oai, name: mock-model}}]\n\
+         \x20 - name: other\n    models: [{{provider: oai, name: mock-model}}]\n\
+         providers:\n  - {{name: oai, base_url: \"{}\", api_key: sk-oai}}\n",
+        mock.base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), config).unwrap();
+    let router = Running::start(&dir, &[]);
+    run_python(
+        "refusals_sdk.py",
+        format!("http://{}", router.addr),
+        "refusals: all checks passed",
+    )
+    .await;
+    // Only the one admitted request reached the upstream.
+    assert_eq!(mock.request_count(), 1);
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -125,3 +125,92 @@ async fn run_serves_reloads_and_writes_the_ledger_at_shutdown() {
     assert!(saved[0].total_tokens > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One run of a config with a named client: a request, then the shutdown (which writes the
+/// ledger). The status of each of `requests`.
+async fn serve_once(config: &std::path::Path, requests: usize) -> (Vec<u16>, Arc<Router>) {
+    let router = Arc::new(Router::from_file(config).unwrap());
+    let server = Server::bind(router.clone(), None).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let mut statuses = Vec::new();
+    for _ in 0..requests {
+        let reply = call(
+            Method::POST,
+            &format!("http://{addr}/v1/chat/completions"),
+            &[("authorization", "Bearer key-budget")],
+            r#"{"model":"demo","max_tokens":5,"messages":[{"role":"user","content":"one two three"}]}"#,
+        )
+        .await;
+        statuses.push(reply.status.as_u16());
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("run did not return")
+        .unwrap()
+        .unwrap();
+    (statuses, router)
+}
+
+#[tokio::test]
+async fn a_clients_budget_and_spend_survive_a_restart() {
+    let dir = temp_dir("tenants-restart");
+    let config = dir.join("config.yaml");
+    // Each request reserves about 95 tokens and uses a few: room for a handful in all.
+    std::fs::write(
+        &config,
+        "listen: \"127.0.0.1:0\"\nadmin_key: admin\n\
+         clients:\n  - {name: saver, key: key-budget, budget: {tokens: 120, period: total}}\n\
+         groups:\n  - name: demo\n    models: [{provider: local, name: echo}]\n\
+         providers:\n  - {name: local, type: mock}\n",
+    )
+    .unwrap();
+    let (first, router) = serve_once(&config, 1).await;
+    assert_eq!(first, vec![200]);
+    let spent = router.snapshot().client("saver").unwrap().account().spend()[0].1;
+    let used = spent.prompt_tokens + spent.completion_tokens;
+    assert!(used > 0);
+    // Saved at shutdown, in the ledger `usage --clients` reads.
+    let saved = router_bin::ledger::read_tenants(&dir.join("llm-router-usage.sqlite3")).unwrap();
+    let record = saved.iter().find(|r| r.name == "saver").unwrap();
+    assert_eq!(record.budget_used.tokens, used);
+    assert_eq!(record.spend[0].1, spent);
+    let printed = std::process::Command::new(BIN)
+        .args(["usage", "--clients", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success(), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("client"))
+        .unwrap_or_default();
+    for cell in [
+        "saver",
+        "demo",
+        "local",
+        "echo",
+        &spent.prompt_tokens.to_string(),
+    ] {
+        assert!(row.contains(cell), "{cell} in {table}");
+    }
+    // After a restart the budget goes on from there: the requests that fit are those that
+    // fit beside what the first run used, not a fresh budget's.
+    let (second, router) = serve_once(&config, 10).await;
+    let account = router.snapshot().client("saver").unwrap().account().clone();
+    let total = account.spend()[0].1;
+    assert_eq!(
+        total.requests,
+        1 + second.iter().filter(|s| **s == 200).count() as u64
+    );
+    assert!(second.contains(&429), "{second:?}");
+    let budget = *router.snapshot().client("saver").unwrap().budget().unwrap();
+    let (window, _) = account.budget_use(&budget, time::OffsetDateTime::now_utc());
+    assert_eq!(window.tokens, total.prompt_tokens + total.completion_tokens);
+    assert!(window.tokens <= 120);
+}

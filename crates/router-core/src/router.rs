@@ -156,6 +156,16 @@ impl Router {
         self.state.usage.restore(saved);
     }
 
+    /// What every named client and team used (budget windows and spend), to be saved.
+    pub fn tenant_records(&self) -> Vec<crate::tenants::AccountRecord> {
+        self.state.tenants.records()
+    }
+
+    /// Puts saved client and team records back (at start, before serving).
+    pub fn restore_tenants(&self, saved: &[crate::tenants::AccountRecord]) {
+        self.state.tenants.restore(saved);
+    }
+
     fn reload_file(&self) -> Result<ReloadOutcome, ConfigError> {
         let Some(path) = &self.path else {
             return Err(ConfigError::single(

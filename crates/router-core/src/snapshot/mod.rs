@@ -176,6 +176,18 @@ impl Snapshot {
     pub fn prices(&self) -> &Arc<Prices> {
         &self.prices
     }
+    /// Every `provider/model` of the groups that has no price (it costs 0), each once.
+    pub fn unpriced(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for pair in self.groups.iter().flat_map(|g| g.pairs.iter()) {
+            let name = format!("{}/{}", pair.provider.name(), pair.model);
+            if self.prices.get(pair.provider.name(), &pair.model).is_none() && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+        out
+    }
     /// Ledger settings.
     pub fn ledger(&self) -> &LedgerSettings {
         &self.ledger

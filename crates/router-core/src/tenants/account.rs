@@ -163,6 +163,17 @@ impl Window {
     pub(crate) fn reserved(&self) -> Amount {
         self.reserved
     }
+
+    /// The window's start and what it used, to be saved.
+    pub(crate) fn saved(&self) -> (i64, Amount) {
+        (self.start, self.used)
+    }
+
+    /// The window saved before a restart; what is reserved now stays.
+    pub(crate) fn restore(&mut self, start: i64, used: Amount) {
+        self.start = start;
+        self.used = used;
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,22 @@ pub struct Spend {
     pub picodollars: Picodollars,
 }
 
+/// What a client's or a team's account holds that outlives the process: its budget window and
+/// its spend, saved by the ledger and restored at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountRecord {
+    /// `client` or `team`.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+    /// Unix seconds of the start of the budget window `budget_used` belongs to.
+    pub budget_start: i64,
+    /// What that window used.
+    pub budget_used: Amount,
+    /// What it spent, by (group, provider, upstream model).
+    pub spend: Vec<((String, String, String), Spend)>,
+}
+
 /// What one client or team has used, and its limiters: runtime state, kept across reloads
 /// under its name.
 #[derive(Debug, Default)]
@@ -99,6 +115,12 @@ impl Account {
         let w = lock(&self.tpm);
         (w.used(Span::Minute, now).tokens, w.reserved().tokens)
     }
+    /// Its budget window's start and what the window used, as saved (requests in flight are
+    /// not saved: what they use is charged when they end).
+    fn budget_saved(&self) -> (i64, Amount) {
+        lock(&self.budget).saved()
+    }
+
     /// What was spent, by (group, provider, upstream model).
     pub fn spend(&self) -> Vec<((String, String, String), Spend)> {
         let mut out: Vec<_> = lock(&self.spend)
@@ -219,6 +241,39 @@ impl Accounts {
             .entry(format!("{kind}/{name}"))
             .or_default()
             .clone()
+    }
+
+    /// Every account, to be saved.
+    pub(crate) fn records(&self) -> Vec<AccountRecord> {
+        let all: Vec<(String, Arc<Account>)> = lock(&self.by_name)
+            .iter()
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect();
+        let mut out: Vec<AccountRecord> = all
+            .into_iter()
+            .filter_map(|(key, account)| {
+                let (kind, name) = key.split_once('/')?;
+                let (budget_start, budget_used) = account.budget_saved();
+                Some(AccountRecord {
+                    kind: kind.to_string(),
+                    name: name.to_string(),
+                    budget_start,
+                    budget_used,
+                    spend: account.spend(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+        out
+    }
+
+    /// Puts saved records back (at start, before any request): budget windows and spend.
+    pub(crate) fn restore(&self, records: &[AccountRecord]) {
+        for r in records {
+            let account = self.get(&r.kind, &r.name);
+            lock(&account.budget).restore(r.budget_start, r.budget_used);
+            *lock(&account.spend) = r.spend.iter().cloned().collect();
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 //! retention period. Schema changes are numbered migrations (`rusqlite_migration`, which keeps
 //! the version in `PRAGMA user_version`).
 
+mod tenants;
+
+use router_core::tenants::AccountRecord;
 use router_core::UsageRecord;
 use rusqlite::{params, Connection, OpenFlags};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
@@ -50,6 +53,8 @@ const MIGRATIONS: &[M<'static>] = &[
     ALTER TABLE requests ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE requests ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;",
     ),
+    // 3: the named clients' and teams' budget windows and spend.
+    M::up(tenants::SCHEMA),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -193,9 +198,16 @@ impl Ledger {
         }
     }
 
-    /// Writes the counters and the queued request rows in one transaction, and drops request
-    /// rows older than the retention. Blocking: call it off the async threads.
-    pub fn flush(&self, usage: &[UsageRecord]) -> Result<(), String> {
+    /// The named clients' and teams' accounts saved in it.
+    pub fn tenants(&self) -> Result<Vec<AccountRecord>, String> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        tenants::load(&conn).map_err(|e| db_error(&self.path, e))
+    }
+
+    /// Writes the counters, the clients' and teams' accounts and the queued request rows in
+    /// one transaction, and drops request rows older than the retention. Blocking: call it
+    /// off the async threads.
+    pub fn flush(&self, usage: &[UsageRecord], accounts: &[AccountRecord]) -> Result<(), String> {
         let rows = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let path = &self.path;
@@ -260,6 +272,7 @@ impl Ledger {
                         as_i64(r.cache_write_tokens),
                     ])?;
                 }
+                tenants::write(&tx, accounts)?;
                 let oldest = now_ms.saturating_sub(self.retention.as_millis() as i64);
                 tx.execute("DELETE FROM requests WHERE at_ms < ?1", params![oldest])?;
             }
@@ -284,6 +297,20 @@ pub fn read(path: &Path) -> Result<Vec<UsageRecord>, String> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| db_error(path, e))?;
     load(&conn, path)
+}
+
+/// Reads the clients' and teams' accounts of a ledger file without changing it (for
+/// `llm-router usage --clients`); a ledger written before clients existed has none.
+pub fn read_tenants(path: &Path) -> Result<Vec<AccountRecord>, String> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| db_error(path, e))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| db_error(path, e))?;
+    if version < 3 {
+        return Ok(Vec::new());
+    }
+    tenants::load(&conn).map_err(|e| db_error(path, e))
 }
 
 #[cfg(test)]
@@ -328,7 +355,7 @@ mod tests {
             .as_millis() as i64;
         ledger.record(row(now - 2 * 3600 * 1000, "too-old"));
         ledger.record(row(now, "fresh"));
-        ledger.flush(&[]).unwrap();
+        ledger.flush(&[], &[]).unwrap();
         let conn = ledger.conn.lock().unwrap();
         let ids: Vec<String> = conn
             .prepare("SELECT request_id FROM requests")
@@ -395,7 +422,7 @@ mod tests {
             }),
             ..saved_row.clone()
         };
-        ledger.flush(std::slice::from_ref(&record)).unwrap();
+        ledger.flush(std::slice::from_ref(&record), &[]).unwrap();
         drop(ledger);
         let saved = read(&path).unwrap();
         assert_eq!(saved, [saved_row]);
