@@ -124,3 +124,71 @@ pub(crate) fn report(snapshot: &Snapshot) -> Value {
         "teams": teams.iter().map(|t| team(t, now)).collect::<Vec<_>>(),
     })
 }
+
+/// The clients' families, read at scrape time: spend, budget left, refusals, requests in
+/// flight, by client name (and the same by team).
+pub(crate) fn families(
+    snapshot: &Snapshot,
+) -> prometheus::Result<Vec<prometheus::proto::MetricFamily>> {
+    use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+    let registry = Registry::new();
+    let spend = GaugeVec::new(
+        Opts::new(
+            "llm_router_client_spend_usd",
+            "What a named client (or team) spent, in US dollars, since its ledger began.",
+        ),
+        &["kind", "name"],
+    )?;
+    let left = GaugeVec::new(
+        Opts::new("llm_router_client_budget_remaining_usd", "What a named client's (or team's) dollar budget has left this period, requests in flight included."),
+        &["kind", "name"],
+    )?;
+    let refused = IntCounterVec::new(
+        Opts::new(
+            "llm_router_client_refusals_total",
+            "Requests of a named client (or team) refused by a limit or the budget.",
+        ),
+        &["kind", "name"],
+    )?;
+    let in_flight = IntGaugeVec::new(
+        Opts::new(
+            "llm_router_client_in_flight",
+            "Requests of a named client (or team) in flight.",
+        ),
+        &["kind", "name"],
+    )?;
+    let now = OffsetDateTime::now_utc();
+    let mut teams: Vec<&std::sync::Arc<Team>> = Vec::new();
+    let mut parties: Vec<(&str, &str, &Account, Option<&Budget>)> = Vec::new();
+    for c in snapshot.clients() {
+        parties.push(("client", c.name(), c.account(), c.budget()));
+        if let Some(t) = c.team() {
+            if !teams.iter().any(|seen| seen.name() == t.name()) {
+                teams.push(t);
+            }
+        }
+    }
+    for t in &teams {
+        parties.push(("team", t.name(), t.account(), t.budget()));
+    }
+    for (kind, name, account, budget) in parties {
+        let labels = [kind, name];
+        let total: u64 = account.spend().iter().map(|(_, s)| s.picodollars).sum();
+        spend.with_label_values(&labels).set(usd(total));
+        if let Some(b) = budget.filter(|b| b.cap.picodollars.is_some()) {
+            let (used, reserved) = account.budget_use(b, now);
+            let cap = b.cap.picodollars.unwrap_or(0);
+            let rest = cap.saturating_sub(used.picodollars.saturating_add(reserved.picodollars));
+            left.with_label_values(&labels).set(usd(rest));
+        }
+        refused.with_label_values(&labels).inc_by(account.refused());
+        in_flight
+            .with_label_values(&labels)
+            .set(i64::from(account.in_flight()));
+    }
+    registry.register(Box::new(spend))?;
+    registry.register(Box::new(left))?;
+    registry.register(Box::new(refused))?;
+    registry.register(Box::new(in_flight))?;
+    Ok(registry.gather())
+}

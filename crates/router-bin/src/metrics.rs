@@ -37,6 +37,8 @@ pub struct Finished<'a> {
     pub endpoint: &'static str,
     /// The group, if the request named a configured one.
     pub group: Option<&'a str>,
+    /// The named client whose key it came with.
+    pub client: Option<&'a str>,
     /// Provider and upstream model that answered.
     pub served: Option<(&'a str, &'a str)>,
     /// HTTP status sent.
@@ -66,9 +68,9 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "llm_router_requests_total",
-                "Requests answered, by endpoint, group, provider, model and status class.",
+                "Requests answered, by endpoint, group, provider, model, status class and named client (- for none).",
             ),
-            &["endpoint", "group", "provider", "model", "status_class"],
+            &["endpoint", "group", "provider", "model", "status_class", "client"],
         )?;
         let latency = histogram_vec(
             "llm_router_request_duration_seconds",
@@ -181,7 +183,14 @@ impl Metrics {
             _ => "5xx",
         };
         self.requests
-            .with_label_values(&[f.endpoint, group, provider, model, class])
+            .with_label_values(&[
+                f.endpoint,
+                group,
+                provider,
+                model,
+                class,
+                f.client.unwrap_or("-"),
+            ])
             .inc();
         if f.endpoint != "other" {
             self.latency.with_label_values(&[group]).observe(f.latency);
@@ -310,6 +319,7 @@ impl Metrics {
     pub fn render(&self, router: &Router) -> Result<String, String> {
         let mut families = self.registry.gather();
         families.extend(router_families(router).map_err(|e| e.to_string())?);
+        families.extend(crate::clients::families(&router.snapshot()).map_err(|e| e.to_string())?);
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&families, &mut out)

@@ -166,6 +166,7 @@ impl RequestLog {
             .or(self.group.as_deref());
         let attempts = self.served.as_ref().map_or(self.attempts, |s| s.attempts);
         app.metrics.finished(&Finished {
+            client: self.client.as_deref(),
             endpoint: self.endpoint,
             group,
             served: self

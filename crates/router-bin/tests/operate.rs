@@ -332,9 +332,29 @@ async fn dashboard_data_shows_groups_usage_health_and_errors() {
 #[ignore = "needs promtool: run through scripts/test"]
 async fn metrics_pass_promtool() {
     let mock = MockUpstream::start().await.unwrap();
-    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    // A named client and its team, so the clients' families are checked too.
+    let named = format!(
+        "admin_key: \"{ADMIN}\"\nclients:\n  - {{name: c1, key: key-c1, team: t1, budget: {{usd: 5}}}}\nteams:\n  - {{name: t1}}"
+    );
+    let server = TestServer::start(&config(&mock.base_url(), &PROVIDER_KEYS, &named)).await;
     traffic(&server, &mock).await;
+    let body = CHAT.to_string();
+    let named_call = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[
+            ("authorization", "Bearer key-c1"),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(named_call.status, 200, "{}", named_call.text());
     let text = admin_get(&server, "/metrics", ADMIN).await.text();
+    assert!(
+        text.contains("llm_router_client_spend_usd{kind=\"team\",name=\"t1\"}"),
+        "{text}"
+    );
     let mut child = tokio::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

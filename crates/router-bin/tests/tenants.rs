@@ -417,6 +417,36 @@ async fn the_admin_api_shows_each_clients_budget_limits_and_spend() {
     );
     assert_eq!(v["teams"][0]["name"], "research");
     assert_eq!(v["teams"][0]["budget"]["used"]["tokens"], used);
+    // The metrics name the client too.
+    let metrics = call(
+        Method::GET,
+        &server.url("/metrics"),
+        &[("authorization", "Bearer admin-key")],
+        "",
+    )
+    .await;
+    let text = metrics.text();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("llm_router_requests_total{")
+                && l.contains("client=\"shown\"")
+                && l.ends_with(" 1")),
+        "{text}"
+    );
+    let spend_line = text
+        .lines()
+        .find(|l| l.starts_with("llm_router_client_spend_usd{kind=\"client\",name=\"shown\"}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let spend: f64 = spend_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((spend - spent).abs() < 1e-12, "{spend_line}");
+    assert!(
+        text.contains("llm_router_client_budget_remaining_usd{kind=\"client\",name=\"shown\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("llm_router_client_in_flight{kind=\"team\",name=\"research\"} 0"),
+        "{text}"
+    );
     // Not for clients.
     let denied = call(
         Method::GET,
