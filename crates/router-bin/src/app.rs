@@ -113,6 +113,11 @@ impl App {
         }
     }
 
+    /// Whether request rows are kept (a ledger with its request log on).
+    pub(crate) fn keeps_requests(&self) -> bool {
+        self.ledger.as_ref().is_some_and(|l| l.keeps_requests())
+    }
+
     /// Queues a request row for the ledger's request log.
     pub(crate) fn record_request(&self, row: RequestRow) {
         if let Some(ledger) = &self.ledger {

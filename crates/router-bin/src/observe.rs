@@ -205,7 +205,14 @@ impl RequestLog {
                 ),
             }
         }
-        if self.endpoint != "other" {
+        if self.endpoint != "other" && app.keeps_requests() {
+            // Priced as the client's tab priced it: the table of the config serving now.
+            let picodollars = match (&self.served, usage) {
+                (Some(s), Some(u)) => (app.router.snapshot().prices())
+                    .get(&s.provider, &s.model)
+                    .map_or(0, |p| p.cost(&u)),
+                _ => 0,
+            };
             app.record_request(RequestRow {
                 at_ms: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -221,6 +228,9 @@ impl RequestLog {
                 cache_write_tokens: usage.map_or(0, |u| u.cache_write_tokens),
                 status: self.status,
                 latency_ms: ms(latency),
+                client: self.client.clone(),
+                endpoint: self.endpoint,
+                picodollars,
             });
         }
     }

@@ -55,6 +55,12 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // 3: the named clients' and teams' budget windows and spend.
     M::up(tenants::SCHEMA),
+    // 4: each request row's client, endpoint and cost.
+    M::up(
+        "ALTER TABLE requests ADD COLUMN client TEXT;
+    ALTER TABLE requests ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
+    ALTER TABLE requests ADD COLUMN picodollars INTEGER NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -87,6 +93,12 @@ pub struct RequestRow {
     pub status: u16,
     /// Time to the end of the response.
     pub latency_ms: f64,
+    /// The named client whose key it came with.
+    pub client: Option<String>,
+    /// `chat`, `messages`, `completions`, `embeddings`, `responses` or `count_tokens`.
+    pub endpoint: &'static str,
+    /// Its cost, in picodollars (millionths of a millionth of a dollar), from the price table.
+    pub picodollars: u64,
 }
 
 /// An open ledger.
@@ -188,6 +200,11 @@ impl Ledger {
         &self.path
     }
 
+    /// Whether it keeps one row per request.
+    pub fn keeps_requests(&self) -> bool {
+        self.request_log
+    }
+
     /// Queues a request row (when the request log is on); written at the next flush.
     pub fn record(&self, row: RequestRow) {
         if self.request_log {
@@ -253,8 +270,8 @@ impl Ledger {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO requests (at_ms, request_id, grp, provider, model, key_id,
                         prompt_tokens, completion_tokens, status, latency_ms, cache_read_tokens,
-                        cache_write_tokens)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                        cache_write_tokens, client, endpoint, picodollars)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
                 for r in &rows {
                     insert.execute(params![
@@ -270,6 +287,9 @@ impl Ledger {
                         r.latency_ms,
                         as_i64(r.cache_read_tokens),
                         as_i64(r.cache_write_tokens),
+                        r.client,
+                        r.endpoint,
+                        as_i64(r.picodollars),
                     ])?;
                 }
                 tenants::write(&tx, accounts)?;
@@ -341,6 +361,9 @@ mod tests {
             cache_write_tokens: 0,
             status: 200,
             latency_ms: 1.5,
+            client: Some("team-a".into()),
+            endpoint: "chat",
+            picodollars: 1_250_000,
         }
     }
 
@@ -365,6 +388,18 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(ids, ["fresh"]);
+        // With its client, endpoint and cost.
+        let (client, endpoint, cost): (Option<String>, String, i64) = conn
+            .query_row(
+                "SELECT client, endpoint, picodollars FROM requests",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (client.as_deref(), endpoint.as_str(), cost),
+            (Some("team-a"), "chat", 1_250_000)
+        );
         drop(conn);
         // Without the request log, rows are not even queued.
         let (quiet, _) = Ledger::open(&temp("quiet"), false, Duration::from_secs(60)).unwrap();
