@@ -174,5 +174,6 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
         "ledger": app.ledger_state(),
         "groups": groups,
         "recent_errors": app.recent_errors(),
+        "clients": crate::clients::report(snapshot)["clients"].take(),
     })
 }

@@ -17,6 +17,30 @@ fn yaml(base_url: &str) -> String {
     config(base_url, &PROVIDER_KEYS, &format!("admin_key: \"{ADMIN}\""))
 }
 
+/// [`yaml`] with a named client `c1` (key `key-c1`, a $5 budget) in team `t1`, and a price
+/// for the upstream model ($1,000 per million tokens: a cent for ten tokens).
+fn named_yaml(base_url: &str) -> String {
+    let named = format!(
+        "admin_key: \"{ADMIN}\"\nclients:\n  - {{name: c1, key: key-c1, team: t1, budget: {{usd: 5}}}}\nteams:\n  - {{name: t1}}\nprices:\n  upstream-model: {{input: 1000, output: 1000}}"
+    );
+    config(base_url, &PROVIDER_KEYS, &named)
+}
+
+/// One chat request with the named client's key.
+async fn named_call(server: &TestServer) {
+    let reply = call(
+        Method::POST,
+        &server.url("/v1/chat/completions"),
+        &[
+            ("authorization", "Bearer key-c1"),
+            ("content-type", "application/json"),
+        ],
+        CHAT.to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
 /// The sum of the series of `name` whose labels include every pair of `labels`.
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
@@ -333,23 +357,9 @@ async fn dashboard_data_shows_groups_usage_health_and_errors() {
 async fn metrics_pass_promtool() {
     let mock = MockUpstream::start().await.unwrap();
     // A named client and its team, so the clients' families are checked too.
-    let named = format!(
-        "admin_key: \"{ADMIN}\"\nclients:\n  - {{name: c1, key: key-c1, team: t1, budget: {{usd: 5}}}}\nteams:\n  - {{name: t1}}"
-    );
-    let server = TestServer::start(&config(&mock.base_url(), &PROVIDER_KEYS, &named)).await;
+    let server = TestServer::start(&named_yaml(&mock.base_url())).await;
     traffic(&server, &mock).await;
-    let body = CHAT.to_string();
-    let named_call = call(
-        Method::POST,
-        &server.url("/v1/chat/completions"),
-        &[
-            ("authorization", "Bearer key-c1"),
-            ("content-type", "application/json"),
-        ],
-        body,
-    )
-    .await;
-    assert_eq!(named_call.status, 200, "{}", named_call.text());
+    named_call(&server).await;
     let text = admin_get(&server, "/metrics", ADMIN).await.text();
     assert!(
         text.contains("llm_router_client_spend_usd{kind=\"team\",name=\"t1\"}"),
@@ -383,8 +393,9 @@ async fn metrics_pass_promtool() {
 #[ignore = "needs chromium: run through scripts/test"]
 async fn dashboard_in_headless_chromium() {
     let mock = MockUpstream::start().await.unwrap();
-    let server = TestServer::start(&yaml(&mock.base_url())).await;
+    let server = TestServer::start(&named_yaml(&mock.base_url())).await;
     traffic(&server, &mock).await;
+    named_call(&server).await;
     let tokens = mock.tokens_reported();
     let dir = temp_dir("dashboard-chromium");
     let url = format!("{}#key={ADMIN}", server.url("/dashboard"));
@@ -424,6 +435,25 @@ async fn dashboard_in_headless_chromium() {
         .sum();
     assert_eq!(cells, tokens, "live usage on the page");
     assert!(dom.contains("upstream-model"));
+    // The clients table: the named client with what it spent.
+    let spent = server
+        .router
+        .snapshot()
+        .client("c1")
+        .unwrap()
+        .account()
+        .spend()[0]
+        .1;
+    let row = dom
+        .split(r#"<tr data-client="c1">"#)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row for c1: {dom}"));
+    let cell = row.split(r#"<td class="num spent">"#).nth(1).unwrap();
+    let shown = cell.split('<').next().unwrap();
+    let dollars = spent.picodollars as f64 / 1e12;
+    assert!(dollars > 0.0);
+    assert_eq!(shown, format!("${dollars:.4}"), "{row}");
+    assert!(row.contains("$5 / month"), "{row}");
     let shot = dir.join("dashboard.png");
     let out = tokio::time::timeout(
         Duration::from_secs(60),
