@@ -49,7 +49,7 @@ pub fn check(router: &Router) -> ExitCode {
 const KEY_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A new client key from the OS's CSPRNG (rejection sampling keeps the 62 symbols uniform).
-fn generate_key() -> Result<String, String> {
+pub(crate) fn generate_key() -> Result<String, String> {
     let mut key = String::from("sk-llmr-");
     while key.len() < 48 {
         let mut bytes = [0u8; 64];

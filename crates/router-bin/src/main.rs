@@ -64,6 +64,57 @@ enum Command {
     /// Make or hash client keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Named clients: list and show them, or edit the config file (comments and layout kept,
+    /// validated before it is written); a running router picks the change up.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// List the named clients.
+    List,
+    /// Show one client.
+    Show { name: String },
+    /// Add a client with a new key (printed once; the config keeps its sha256).
+    Add {
+        name: String,
+        /// A group it may use (repeat for several; default: all).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Budget in US dollars per period.
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// Budget in tokens per period.
+        #[arg(long)]
+        budget_tokens: Option<u64>,
+        /// The budget's period: day, week, month or total [default: month].
+        #[arg(long)]
+        period: Option<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Requests in flight at once.
+        #[arg(long)]
+        parallel: Option<u32>,
+        /// Its team (one of `teams:`).
+        #[arg(long)]
+        team: Option<String>,
+        /// When its key stops working: a day (2027-01-01) or an RFC 3339 moment.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Refuse the client's keys (401) until it is enabled.
+    Disable { name: String },
+    /// Accept the client's keys again.
+    Enable { name: String },
+    /// Remove the client.
+    Remove { name: String },
+    /// Replace the client's keys by a new one (printed once).
+    Rotate { name: String },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +189,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Client(edit) = command {
+        return client(edit, &router, cli.config.as_deref(), embedded);
+    }
     match command {
         Command::Check => cli::check(&router),
         Command::Usage {
@@ -145,7 +199,7 @@ fn main() -> ExitCode {
             clients,
             ledger,
         } => cli::usage(&router, json, clients, ledger),
-        Command::Key(_) | Command::Serve => {
+        Command::Key(_) | Command::Client(_) | Command::Serve => {
             let format = cli
                 .log_format
                 .unwrap_or(match router.snapshot().server().log_format {
@@ -182,4 +236,59 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `client …`: the listing commands read the config; the others edit the file.
+#[allow(clippy::print_stderr)]
+fn client(
+    command: ClientCommand,
+    router: &router_core::Router,
+    config: Option<&std::path::Path>,
+    embedded: bool,
+) -> ExitCode {
+    use router_bin::client_cmd;
+    use router_bin::editor::{ClientEdit, NewClient};
+    let edit = match command {
+        ClientCommand::List => return client_cmd::list(router, None),
+        ClientCommand::Show { name } => return client_cmd::list(router, Some(&name)),
+        _ if embedded => {
+            eprintln!("error: the client commands edit a config file: pass --config FILE");
+            return ExitCode::from(2);
+        }
+        ClientCommand::Add {
+            name,
+            groups,
+            budget_usd,
+            budget_tokens,
+            period,
+            rpm,
+            tpm,
+            parallel,
+            team,
+            expires,
+        } => ClientEdit::Add(
+            NewClient {
+                name,
+                groups: (!groups.is_empty()).then_some(groups),
+                budget_usd,
+                budget_tokens,
+                period,
+                rpm,
+                tpm,
+                parallel,
+                team,
+                expires,
+            },
+            String::new(),
+        ),
+        ClientCommand::Rotate { name } => ClientEdit::Rotate(name, String::new()),
+        ClientCommand::Disable { name } => ClientEdit::SetDisabled(name, true),
+        ClientCommand::Enable { name } => ClientEdit::SetDisabled(name, false),
+        ClientCommand::Remove { name } => ClientEdit::Remove(name),
+    };
+    let path = config.map_or_else(
+        || PathBuf::from("config.yaml"),
+        std::path::Path::to_path_buf,
+    );
+    client_cmd::run(&path, edit)
 }
