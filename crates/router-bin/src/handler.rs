@@ -69,7 +69,7 @@ pub async fn handle(
         }
         return response;
     }
-    let route = Route::find(&path, admin_only);
+    let route = Route::find(&path, &method, admin_only);
     let label = route.map_or("other", |r| r.label);
     // Logged when the response ends, or when this future is dropped before it has one.
     let mut log = RequestLog::new(app.clone(), id.clone(), method, path, label, started);
@@ -166,6 +166,12 @@ async fn serve_route(
     };
     log.client = client.as_ref().map(|c| c.name().to_string());
     match route.action {
+        edit @ (Action::ClientAdd | Action::ClientChange | Action::ClientRemove) => {
+            let name = route.segment(request.uri().path());
+            crate::clients_admin::serve(app, snapshot, edit, name, request)
+                .await
+                .map(complete)
+        }
         Action::Forward(dialect, endpoint) => {
             forward(
                 app,
@@ -288,9 +294,9 @@ fn local_endpoint(
                 });
             }
         },
-        Action::Forward(..) => {
+        Action::Forward(..) | Action::ClientAdd | Action::ClientChange | Action::ClientRemove => {
             return Err(RouterError::Internal(
-                "a forwarding route reached the local endpoints".into(),
+                "a forwarding or editing route reached the local endpoints".into(),
             ))
         }
     })

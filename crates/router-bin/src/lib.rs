@@ -9,6 +9,7 @@ mod body;
 pub mod cli;
 pub mod client_cmd;
 mod clients;
+mod clients_admin;
 mod compress;
 mod conns;
 mod cors;

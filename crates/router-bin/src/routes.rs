@@ -29,6 +29,12 @@ pub(crate) enum Action {
     Usage,
     /// The named clients and teams: budgets, limits and spend.
     Clients,
+    /// Adds a named client to the config file (`POST /admin/clients`).
+    ClientAdd,
+    /// Disables, enables or rotates a named client (`PATCH /admin/clients/{name}`).
+    ClientChange,
+    /// Removes a named client (`DELETE /admin/clients/{name}`).
+    ClientRemove,
     /// Reloads the config file.
     Reload,
     /// The dashboard's data.
@@ -143,6 +149,28 @@ const ROUTES: &[Route] = &[
         "other",
     ),
     route(
+        "/admin/clients",
+        Method::POST,
+        Access::Admin,
+        Action::ClientAdd,
+        "other",
+    ),
+    // A path ending in `/` takes one more segment: the client's name.
+    route(
+        "/admin/clients/",
+        Method::PATCH,
+        Access::Admin,
+        Action::ClientChange,
+        "other",
+    ),
+    route(
+        "/admin/clients/",
+        Method::DELETE,
+        Access::Admin,
+        Action::ClientRemove,
+        "other",
+    ),
+    route(
         "/admin/reload",
         Method::POST,
         Access::Admin,
@@ -180,11 +208,34 @@ const ROUTES: &[Route] = &[
 ];
 
 impl Route {
-    /// The route of `path`; the admin listener (`admin_only`) has no client routes.
-    pub(crate) fn find(path: &str, admin_only: bool) -> Option<&'static Route> {
-        ROUTES
+    /// The route of `path` and `method` (else the first of `path`, which refuses the method);
+    /// the admin listener (`admin_only`) has no client routes.
+    pub(crate) fn find(path: &str, method: &Method, admin_only: bool) -> Option<&'static Route> {
+        let mut of_path = ROUTES
             .iter()
-            .find(|r| r.path == path && !(admin_only && r.access == Access::Client))
+            .filter(|r| r.matches(path) && !(admin_only && r.access == Access::Client));
+        let first = of_path.clone().next();
+        of_path.find(|r| r.method == *method).or(first)
+    }
+
+    /// Whether `path` is this route's: the same, or for a route ending in `/`, one more
+    /// non-empty segment.
+    fn matches(&self, path: &str) -> bool {
+        match self.path.strip_suffix('/') {
+            Some(_) => path
+                .strip_prefix(self.path)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')),
+            None => self.path == path,
+        }
+    }
+
+    /// The segment a route ending in `/` takes (percent-decoded), for `path`.
+    pub(crate) fn segment(&self, path: &str) -> Option<String> {
+        let rest = path.strip_prefix(self.path)?;
+        percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
     }
 
     /// The dialect its errors are told in.
@@ -202,13 +253,47 @@ mod tests {
 
     #[test]
     fn the_admin_listener_has_no_client_routes() {
-        assert!(Route::find("/v1/chat/completions", false).is_some());
-        assert!(Route::find("/v1/chat/completions", true).is_none());
-        assert!(Route::find("/metrics", true).is_some());
+        let post = Method::POST;
+        assert!(Route::find("/v1/chat/completions", &post, false).is_some());
+        assert!(Route::find("/v1/chat/completions", &post, true).is_none());
+        assert!(Route::find("/metrics", &Method::GET, true).is_some());
         assert_eq!(
-            Route::find("/v1/messages", false).map(Route::dialect),
+            Route::find("/v1/messages", &post, false).map(Route::dialect),
             Some(Dialect::Anthropic)
         );
-        assert!(Route::find("/v1/chat", false).is_none());
+        assert!(Route::find("/v1/chat", &post, false).is_none());
+    }
+
+    #[test]
+    fn a_client_is_named_by_one_more_segment() {
+        let delete = Route::find("/admin/clients/team%20a", &Method::DELETE, false).unwrap();
+        assert_eq!(delete.action, Action::ClientRemove);
+        assert_eq!(
+            delete.segment("/admin/clients/team%20a").as_deref(),
+            Some("team a")
+        );
+        let patch = Route::find("/admin/clients/x", &Method::PATCH, false).unwrap();
+        assert_eq!(patch.action, Action::ClientChange);
+        // The list and the adding route are the bare path; a method no route takes is refused.
+        assert_eq!(
+            Route::find("/admin/clients", &Method::GET, false)
+                .unwrap()
+                .action,
+            Action::Clients
+        );
+        assert_eq!(
+            Route::find("/admin/clients", &Method::POST, false)
+                .unwrap()
+                .action,
+            Action::ClientAdd
+        );
+        assert_eq!(
+            Route::find("/admin/clients/x", &Method::GET, false)
+                .unwrap()
+                .method,
+            Method::PATCH
+        );
+        assert!(Route::find("/admin/clients/", &Method::DELETE, false).is_none());
+        assert!(Route::find("/admin/clients/a/b", &Method::DELETE, false).is_none());
     }
 }

@@ -457,3 +457,124 @@ async fn the_admin_api_shows_each_clients_budget_limits_and_spend() {
     .await;
     assert_eq!(denied.status, 401);
 }
+
+#[tokio::test]
+async fn the_admin_api_adds_changes_and_removes_clients_in_the_served_file() {
+    let mock = MockUpstream::start().await.unwrap();
+    let text = format!(
+        "# the operator's comment\n{}",
+        config(&mock, "  - {name: first, key: key-first}\n")
+    );
+    let (server, path) = common::start_with_file("admin-clients", &text).await;
+    let admin = [
+        ("authorization", "Bearer admin-key"),
+        ("content-type", "application/json"),
+    ];
+    let added = call(
+        Method::POST,
+        &server.url("/admin/clients"),
+        &admin,
+        r#"{"name":"made","groups":["g"],"rpm":10}"#,
+    )
+    .await;
+    assert_eq!(added.status, 201, "{}", added.text());
+    let key = added.json()["key"].as_str().unwrap().to_string();
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        file.starts_with("# the operator's comment\n")
+            && file.contains("name: made")
+            && !file.contains(&key),
+        "{file}"
+    );
+    // The router serves the file as edited once it reloads it (its watcher does; here, now).
+    server.router.reload().unwrap();
+    assert_eq!(chat(&server, &key, BODY).await.status, 200);
+    // Disabled, then rotated: the old key stops working.
+    let url = server.url("/admin/clients/made");
+    assert_eq!(
+        call(Method::PATCH, &url, &admin, r#"{"disabled":true}"#)
+            .await
+            .status,
+        200
+    );
+    server.router.reload().unwrap();
+    assert_openai_error(
+        &chat(&server, &key, BODY).await,
+        401,
+        "authentication_error",
+    );
+    assert_eq!(
+        call(Method::PATCH, &url, &admin, r#"{"disabled":false}"#)
+            .await
+            .status,
+        200
+    );
+    let rotated = call(Method::PATCH, &url, &admin, r#"{"rotate":true}"#).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let new_key = rotated.json()["key"].as_str().unwrap().to_string();
+    server.router.reload().unwrap();
+    assert_eq!(chat(&server, &key, BODY).await.status, 401);
+    assert_eq!(chat(&server, &new_key, BODY).await.status, 200);
+    // Refusals: the right status, the file untouched.
+    let before = std::fs::read_to_string(&path).unwrap();
+    let twice = call(
+        Method::POST,
+        &server.url("/admin/clients"),
+        &admin,
+        r#"{"name":"made"}"#,
+    )
+    .await;
+    assert_eq!(twice.status, 409, "{}", twice.text());
+    let unknown_group = call(
+        Method::POST,
+        &server.url("/admin/clients"),
+        &admin,
+        r#"{"name":"x","groups":["nope"]}"#,
+    )
+    .await;
+    assert_eq!(unknown_group.status, 422);
+    assert!(
+        unknown_group.text().contains("no group named 'nope'"),
+        "{}",
+        unknown_group.text()
+    );
+    let missing = call(
+        Method::DELETE,
+        &server.url("/admin/clients/nobody"),
+        &admin,
+        "",
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    assert_eq!(call(Method::DELETE, &url, &admin, "").await.status, 200);
+    assert!(!std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("name: made"));
+    // A read-only file: 409 saying so.
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms).unwrap();
+    let read_only = call(
+        Method::POST,
+        &server.url("/admin/clients"),
+        &admin,
+        r#"{"name":"late"}"#,
+    )
+    .await;
+    assert_eq!(read_only.status, 409);
+    assert!(
+        read_only.text().contains("read-only"),
+        "{}",
+        read_only.text()
+    );
+    // Named clients cannot edit.
+    let by_client = call(
+        Method::DELETE,
+        &server.url("/admin/clients/first"),
+        &[("authorization", "Bearer key-first")],
+        "",
+    )
+    .await;
+    assert_eq!(by_client.status, 401);
+}
