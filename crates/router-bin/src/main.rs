@@ -77,36 +77,7 @@ enum ClientCommand {
     /// Show one client.
     Show { name: String },
     /// Add a client with a new key (printed once; the config keeps its sha256).
-    Add {
-        name: String,
-        /// A group it may use (repeat for several; default: all).
-        #[arg(long = "group")]
-        groups: Vec<String>,
-        /// Budget in US dollars per period.
-        #[arg(long)]
-        budget_usd: Option<f64>,
-        /// Budget in tokens per period.
-        #[arg(long)]
-        budget_tokens: Option<u64>,
-        /// The budget's period: day, week, month or total [default: month].
-        #[arg(long)]
-        period: Option<String>,
-        /// Requests per minute.
-        #[arg(long)]
-        rpm: Option<u32>,
-        /// Tokens per minute.
-        #[arg(long)]
-        tpm: Option<u64>,
-        /// Requests in flight at once.
-        #[arg(long)]
-        parallel: Option<u32>,
-        /// Its team (one of `teams:`).
-        #[arg(long)]
-        team: Option<String>,
-        /// When its key stops working: a day (2027-01-01) or an RFC 3339 moment.
-        #[arg(long)]
-        expires: Option<String>,
-    },
+    Add(router_bin::editor::NewClient),
     /// Refuse the client's keys (401) until it is enabled.
     Disable { name: String },
     /// Accept the client's keys again.
@@ -247,7 +218,7 @@ fn client(
     embedded: bool,
 ) -> ExitCode {
     use router_bin::client_cmd;
-    use router_bin::editor::{ClientEdit, NewClient};
+    use router_bin::editor::ClientEdit;
     let edit = match command {
         ClientCommand::List => return client_cmd::list(router, None),
         ClientCommand::Show { name } => return client_cmd::list(router, Some(&name)),
@@ -255,32 +226,7 @@ fn client(
             eprintln!("error: the client commands edit a config file: pass --config FILE");
             return ExitCode::from(2);
         }
-        ClientCommand::Add {
-            name,
-            groups,
-            budget_usd,
-            budget_tokens,
-            period,
-            rpm,
-            tpm,
-            parallel,
-            team,
-            expires,
-        } => ClientEdit::Add(
-            NewClient {
-                name,
-                groups: (!groups.is_empty()).then_some(groups),
-                budget_usd,
-                budget_tokens,
-                period,
-                rpm,
-                tpm,
-                parallel,
-                team,
-                expires,
-            },
-            String::new(),
-        ),
+        ClientCommand::Add(new) => ClientEdit::Add(new, String::new()),
         ClientCommand::Rotate { name } => ClientEdit::Rotate(name, String::new()),
         ClientCommand::Disable { name } => ClientEdit::SetDisabled(name, true),
         ClientCommand::Enable { name } => ClientEdit::SetDisabled(name, false),

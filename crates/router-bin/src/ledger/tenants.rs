@@ -2,6 +2,7 @@
 //! spend by group, provider and model, written at every flush and read back at start, so a
 //! budget holds across restarts.
 
+use super::as_i64;
 use router_core::tenants::{AccountRecord, Amount, Spend};
 use rusqlite::{params, Connection, Transaction};
 
@@ -28,10 +29,6 @@ pub(super) const SCHEMA: &str = "CREATE TABLE tenant_windows (
         picodollars INTEGER NOT NULL,
         PRIMARY KEY (kind, name, grp, provider, model)
     );";
-
-fn as_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 fn as_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
