@@ -257,6 +257,12 @@ fn example_configs_load_and_agree() {
         yaml.snapshot().routing_table(),
         json.snapshot().routing_table()
     );
+    // The settings too, every one of them.
+    let settings = |r: &Router| {
+        let s = r.snapshot();
+        format!("{:?} {:?} {:?}", s.server(), s.resilience(), s.ledger())
+    };
+    assert_eq!(settings(&yaml), settings(&json));
     assert!(yaml.snapshot().group("demo").is_some());
 }
 
