@@ -1,6 +1,6 @@
 //! The config editor: one typed change applied to the config file the router serves, keeping
 //! the operator's comments, ordering and formatting everywhere outside the edited node
-//! (`yaml-edit`, a lossless YAML tree). The result is compiled as a reload would compile it
+//! (`yaml-edit`, a lossless YAML tree; a JSON config is spliced as text, see `editor_json`). The result is compiled as a reload would compile it
 //! before anything is written, the write is atomic (a temporary file in the same folder,
 //! fsynced, renamed over the file, the file's mode kept), and editors in any process take
 //! turns through a lock file beside the config. The router's watcher applies the change.
@@ -16,8 +16,7 @@ use yaml_edit::{Mapping, Sequence, YamlFile};
 pub enum EditError {
     /// The client named is not in the config (404).
     NotFound(String),
-    /// The edit cannot be made to this file: a name already taken, a read-only file, a JSON
-    /// config (409).
+    /// The edit cannot be made to this file: a name already taken, a read-only file (409).
     Conflict(String),
     /// The edited config would not load: the problems, located (422).
     Invalid(String),
@@ -94,17 +93,18 @@ pub enum ClientEdit {
 
 /// Applies `edit` to the config file at `path` and says what changed.
 pub fn edit_clients(path: &Path, edit: &ClientEdit) -> Result<String, EditError> {
-    if Format::of_path(path) == Format::Json {
-        return Err(EditError::Conflict(format!(
-            "{} is a JSON config; the client commands edit YAML configs (edit it by hand, or use YAML)",
-            path.display()
-        )));
-    }
+    let format = Format::of_path(path);
     let _turn = Turn::take(path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| EditError::Io(format!("{}: {e}", path.display())))?;
-    let (edited, said) = apply(&text, edit)?;
-    if let Err(e) = Router::from_source(&Source::from_text(&edited, Format::Yaml)) {
+    let (edited, said) = match format {
+        Format::Yaml => apply(&text, edit)?,
+        Format::Json => {
+            let index = find(&text, Format::Json, edited_name(edit))?;
+            crate::editor_json::apply(&text, edit, index)?
+        }
+    };
+    if let Err(e) = Router::from_source(&Source::from_text(&edited, format)) {
         return Err(EditError::Invalid(format!(
             "the edit would make the config unusable; {} is unchanged:\n{e}",
             path.display()
@@ -114,9 +114,17 @@ pub fn edit_clients(path: &Path, edit: &ClientEdit) -> Result<String, EditError>
     Ok(format!("{said} in {}", path.display()))
 }
 
+/// The name of the client `edit` is about.
+fn edited_name(edit: &ClientEdit) -> &str {
+    match edit {
+        ClientEdit::Add(c, _) => &c.name,
+        ClientEdit::SetDisabled(n, _) | ClientEdit::Remove(n) | ClientEdit::Rotate(n, _) => n,
+    }
+}
+
 /// The index of client `name` in `text`'s `clients:`, as the config reads it.
-fn find(text: &str, name: &str) -> Result<Option<usize>, EditError> {
-    let config = Source::from_text(text, Format::Yaml)
+fn find(text: &str, format: Format, name: &str) -> Result<Option<usize>, EditError> {
+    let config = Source::from_text(text, format)
         .parse()
         .map_err(|e| EditError::Invalid(format!("the config does not load as it is:\n{e}")))?;
     Ok(config.clients.iter().position(|c| c.name == name))
@@ -131,11 +139,8 @@ fn apply(text: &str, edit: &ClientEdit) -> Result<(String, String), EditError> {
         .document()
         .and_then(|d| d.as_mapping())
         .ok_or_else(|| EditError::Invalid("the config is not a mapping of keys".into()))?;
-    let name = match edit {
-        ClientEdit::Add(c, _) => &c.name,
-        ClientEdit::SetDisabled(n, _) | ClientEdit::Remove(n) | ClientEdit::Rotate(n, _) => n,
-    };
-    let index = find(text, name)?;
+    let name = edited_name(edit);
+    let index = find(text, Format::Yaml, name)?;
     let clients = top.get_sequence("clients");
     let client =
         |i: usize| (clients.as_ref().and_then(|s| s.get(i))).and_then(|n| n.as_mapping().cloned());

@@ -15,6 +15,7 @@ mod conns;
 mod cors;
 mod dashboard;
 pub mod editor;
+mod editor_json;
 mod handler;
 mod hooked;
 pub mod ledger;

@@ -203,3 +203,24 @@ fn a_read_only_config_is_refused_with_a_clear_message() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_json_config_is_edited_in_place_too() {
+    let dir = temp_dir("client-cmd-json");
+    let config = dir.join("config.json");
+    let example = std::fs::read_to_string(repo_root().join("config.example.json")).unwrap();
+    std::fs::write(&config, &example).unwrap();
+    let added = client(&config, &["add", "j", "--group", "demo", "--tpm", "1000"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let head = example.trim_end().trim_end_matches('}').trim_end();
+    assert!(text.starts_with(head), "{text}");
+    assert!(stdout(&client(&config, &["list"]))
+        .contains("j  active  groups: demo  budget: none  limits: 1000 tpm"));
+    assert!(client(&config, &["remove", "j"]).status.success());
+    assert!(std::fs::read_to_string(&config).unwrap().starts_with(head));
+}
