@@ -145,6 +145,10 @@ pub(crate) fn apply(
             .collect(),
         None => Vec::new(),
     };
+    let item_at = |i: usize, name: &str| {
+        let missing = || EditError::NotFound(format!("no client named '{name}'"));
+        items.get(i).cloned().ok_or_else(missing)
+    };
     let mut out = text.to_string();
     let said = match (edit, index) {
         (ClientEdit::Add(c, _), Some(_)) => {
@@ -182,10 +186,7 @@ pub(crate) fn apply(
             None,
         ) => return Err(EditError::NotFound(format!("no client named '{name}'"))),
         (ClientEdit::Remove(name), Some(i)) => {
-            let item = items
-                .get(i)
-                .cloned()
-                .ok_or_else(|| EditError::NotFound(format!("no client named '{name}'")))?;
+            let item = item_at(i, name)?;
             // With the comma and line break that join it to its neighbour.
             let cut = match (
                 i.checked_sub(1).and_then(|p| items.get(p)),
@@ -199,10 +200,7 @@ pub(crate) fn apply(
             format!("removed client '{name}'")
         }
         (ClientEdit::SetDisabled(name, disabled), Some(i)) => {
-            let item = items
-                .get(i)
-                .cloned()
-                .ok_or_else(|| EditError::NotFound(format!("no client named '{name}'")))?;
+            let item = item_at(i, name)?;
             let fields = members(text, &item)?;
             match fields.iter().find(|(k, _)| k == "disabled") {
                 Some((_, at)) => out.replace_range(at.clone(), &disabled.to_string()),
@@ -217,45 +215,49 @@ pub(crate) fn apply(
             )
         }
         (ClientEdit::Rotate(name, hash), Some(i)) => {
-            let item = items
-                .get(i)
-                .cloned()
-                .ok_or_else(|| EditError::NotFound(format!("no client named '{name}'")))?;
-            let fields = members(text, &item)?;
-            let quoted = serde_json::Value::from(hash.as_str()).to_string();
-            // From the end, so earlier spans stay right: `keys` out, `key` set.
-            let mut edits: Vec<(Range<usize>, String)> = Vec::new();
-            if let Some(pos) = fields.iter().position(|(k, _)| k == "keys") {
-                let start = member_start(text, fields[pos].1.start);
-                let cut = match pos.checked_sub(1).map(|p| &fields[p]) {
-                    Some((_, prev)) => prev.end..fields[pos].1.end,
-                    None => {
-                        start
-                            ..fields
-                                .get(pos + 1)
-                                .map_or(fields[pos].1.end, |(_, n)| member_start(text, n.start))
-                    }
-                };
-                edits.push((cut, String::new()));
-            }
-            match fields.iter().find(|(k, _)| k == "key") {
-                Some((_, at)) => edits.push((at.clone(), quoted)),
-                None => {
-                    let name_end = fields
-                        .iter()
-                        .find(|(k, _)| k == "name")
-                        .map_or(item.start + 1, |(_, s)| s.end);
-                    edits.push((name_end..name_end, format!(", \"key\": {quoted}")));
-                }
-            }
-            edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
-            for (range, with) in edits {
-                out.replace_range(range, &with);
-            }
+            let item = item_at(i, name)?;
+            rotate(text, &mut out, &item, hash)?;
             format!("rotated the key of client '{name}'")
         }
     };
     Ok((out, said))
+}
+
+/// Replaces the keys of the client spanning `item` in `text` (edited into `out`) by `hash`:
+/// its `keys` member goes, its `key` member is set (or added after its name).
+fn rotate(text: &str, out: &mut String, item: &Range<usize>, hash: &str) -> Result<(), EditError> {
+    let fields = members(text, item)?;
+    let quoted = serde_json::Value::from(hash).to_string();
+    // From the end, so earlier spans stay right: `keys` out, `key` set.
+    let mut edits: Vec<(Range<usize>, String)> = Vec::new();
+    if let Some(pos) = fields.iter().position(|(k, _)| k == "keys") {
+        let start = member_start(text, fields[pos].1.start);
+        let cut = match pos.checked_sub(1).map(|p| &fields[p]) {
+            Some((_, prev)) => prev.end..fields[pos].1.end,
+            None => {
+                start
+                    ..fields
+                        .get(pos + 1)
+                        .map_or(fields[pos].1.end, |(_, n)| member_start(text, n.start))
+            }
+        };
+        edits.push((cut, String::new()));
+    }
+    match fields.iter().find(|(k, _)| k == "key") {
+        Some((_, at)) => edits.push((at.clone(), quoted)),
+        None => {
+            let name_end = fields
+                .iter()
+                .find(|(k, _)| k == "name")
+                .map_or(item.start + 1, |(_, s)| s.end);
+            edits.push((name_end..name_end, format!(", \"key\": {quoted}")));
+        }
+    }
+    edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (range, with) in edits {
+        out.replace_range(range, &with);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
