@@ -108,20 +108,12 @@ fn team(t: &Team, now: OffsetDateTime) -> Value {
     })
 }
 
-/// The named clients and their teams, as `GET /admin/clients` shows them.
+/// The named clients and the teams, as `GET /admin/clients` shows them.
 pub(crate) fn report(snapshot: &Snapshot) -> Value {
     let now = OffsetDateTime::now_utc();
-    let mut teams: Vec<&std::sync::Arc<Team>> = Vec::new();
-    for c in snapshot.clients() {
-        if let Some(t) = c.team() {
-            if !teams.iter().any(|seen| seen.name() == t.name()) {
-                teams.push(t);
-            }
-        }
-    }
     json!({
         "clients": snapshot.clients().iter().map(|c| client(c, now)).collect::<Vec<_>>(),
-        "teams": teams.iter().map(|t| team(t, now)).collect::<Vec<_>>(),
+        "teams": snapshot.teams().iter().map(|t| team(t, now)).collect::<Vec<_>>(),
     })
 }
 
@@ -158,19 +150,11 @@ pub(crate) fn families(
         &["kind", "name"],
     )?;
     let now = OffsetDateTime::now_utc();
-    let mut teams: Vec<&std::sync::Arc<Team>> = Vec::new();
-    let mut parties: Vec<(&str, &str, &Account, Option<&Budget>)> = Vec::new();
-    for c in snapshot.clients() {
-        parties.push(("client", c.name(), c.account(), c.budget()));
-        if let Some(t) = c.team() {
-            if !teams.iter().any(|seen| seen.name() == t.name()) {
-                teams.push(t);
-            }
-        }
-    }
-    for t in &teams {
-        parties.push(("team", t.name(), t.account(), t.budget()));
-    }
+    let clients =
+        (snapshot.clients().iter()).map(|c| ("client", c.name(), c.account(), c.budget()));
+    let teams = (snapshot.teams().iter()).map(|t| ("team", t.name(), t.account(), t.budget()));
+    let parties: Vec<(&str, &str, &std::sync::Arc<Account>, Option<&Budget>)> =
+        clients.chain(teams).collect();
     for (kind, name, account, budget) in parties {
         let labels = [kind, name];
         let total: u64 = account.spend().iter().map(|(_, s)| s.picodollars).sum();

@@ -113,6 +113,15 @@ async fn keys_are_told_apart_and_groups_are_guarded() {
     )
     .await;
     assert_eq!(usage.status, 200);
+    // Every team is listed, one with no client too.
+    let listed = call(
+        Method::GET,
+        &server.url("/admin/clients"),
+        &[("authorization", "Bearer admin-key")],
+        "",
+    )
+    .await;
+    assert_eq!(listed.json()["teams"][0]["name"], "research");
     // Only the admitted requests reached the upstream.
     assert_eq!(mock.request_count(), 1);
 }

@@ -125,6 +125,7 @@ pub(crate) fn compile(
         admin_keys,
         admin_closed,
         clients: tenants.clients,
+        teams: tenants.teams,
         prices: tenants.prices,
         ledger: settings::ledger(&config.ledger, source),
         request_penalty: config.request_penalty,

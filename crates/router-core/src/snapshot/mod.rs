@@ -15,7 +15,7 @@ use crate::config::ResilienceConfig;
 use crate::select::Strategy;
 use crate::state::groups::GroupState;
 use crate::state::usage::{HotSlot, PairStats};
-use crate::tenants::{Client, Prices};
+use crate::tenants::{Client, Prices, Team};
 use crate::{Redactor, Secret};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -121,6 +121,7 @@ pub struct Snapshot {
     admin_keys: Vec<Secret>,
     admin_closed: bool,
     clients: Vec<Arc<Client>>,
+    teams: Vec<Arc<Team>>,
     prices: Arc<Prices>,
     ledger: LedgerSettings,
     request_penalty: u64,
@@ -167,6 +168,10 @@ impl Snapshot {
     /// The named clients, in config order.
     pub fn clients(&self) -> &[Arc<Client>] {
         &self.clients
+    }
+    /// The teams, in config order.
+    pub fn teams(&self) -> &[Arc<Team>] {
+        &self.teams
     }
     /// A named client by name.
     pub fn client(&self, name: &str) -> Option<&Arc<Client>> {

@@ -17,6 +17,8 @@ use time::OffsetDateTime;
 pub(crate) struct Compiled {
     /// Named clients in config order.
     pub(crate) clients: Vec<Arc<Client>>,
+    /// Teams in config order.
+    pub(crate) teams: Vec<Arc<Team>>,
     /// Every key of a named client, with its client.
     pub(crate) keys: Vec<(Secret, Arc<Client>)>,
     /// The price table.
@@ -51,7 +53,7 @@ pub(crate) fn compile(
             limits,
             account,
         });
-        if teams.insert(t.name.as_str(), team).is_some() {
+        if teams.insert(t.name.as_str(), team.clone()).is_some() {
             problems.push((
                 format!("{path}.name"),
                 format!("duplicate team name '{}'", t.name),
@@ -63,6 +65,14 @@ pub(crate) fn compile(
     let mut names = HashSet::new();
     let mut out = Compiled {
         prices,
+        teams: (config.teams.iter())
+            .filter_map(|t| teams.get(t.name.as_str()).cloned())
+            .fold(Vec::new(), |mut seen: Vec<Arc<Team>>, t| {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, &t)) {
+                    seen.push(t);
+                }
+                seen
+            }),
         ..Compiled::default()
     };
     for (i, c) in config.clients.iter().enumerate() {
