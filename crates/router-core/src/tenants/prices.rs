@@ -89,8 +89,11 @@ impl Price {
 /// Prices by model: the config's entries over the built-in table.
 #[derive(Debug, Default)]
 pub struct Prices {
-    /// The config's `prices:`, by `model` or `provider/model`.
+    /// The config's `prices:`, by the key as written (`model`, or `provider/model`).
     configured: HashMap<String, Price>,
+    /// The same entries by provider, then model (each key split at its first `/`), so a
+    /// lookup on the request path builds no string.
+    by_provider: HashMap<String, HashMap<String, Price>>,
 }
 
 impl Prices {
@@ -116,15 +119,24 @@ impl Prices {
             }
             out.insert(name.clone(), Price::of(p));
         }
-        Self { configured: out }
+        let mut by_provider: HashMap<String, HashMap<String, Price>> = HashMap::new();
+        for (name, price) in &out {
+            if let Some((provider, model)) = name.split_once('/') {
+                let models = by_provider.entry(provider.to_string()).or_default();
+                models.insert(model.to_string(), *price);
+            }
+        }
+        Self {
+            configured: out,
+            by_provider,
+        }
     }
 
     /// The price of `model` on `provider`: the config's `provider/model`, its `model`, else
     /// the built-in table's `model`. `None` for a model without a price (it costs 0).
     pub fn get(&self, provider: &str, model: &str) -> Option<Price> {
-        let qualified = format!("{provider}/{model}");
-        self.configured
-            .get(&qualified)
+        (self.by_provider.get(provider))
+            .and_then(|models| models.get(model))
             .or_else(|| self.configured.get(model))
             .copied()
             .or_else(|| BUILT_IN.models.get(model).map(Price::of))
