@@ -87,7 +87,7 @@ struct Seen {
     reported: bool,
 }
 
-impl Visit for Seen {
+impl Visit<'_> for Seen {
     type At = At;
     fn key(&self, at: At, key: &[u8]) -> At {
         at.key(key)

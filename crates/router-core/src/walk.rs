@@ -9,8 +9,8 @@
 //! (cut short, something after the value, nesting deeper than serde_json's limit) is refused
 //! as a whole, but a document it walks may still be one serde_json would refuse.
 
-/// Where values sit, and what is done with them.
-pub(crate) trait Visit {
+/// Where values sit, and what is done with them, for a document that lives for `'a`.
+pub(crate) trait Visit<'a> {
     /// A place in the document, as far as the visitor cares.
     type At: Copy;
     /// Where the value under `key` (as written, without its quotes) of an object at `at` sits.
@@ -18,7 +18,7 @@ pub(crate) trait Visit {
     /// Where the elements of an array at `at` sit.
     fn element(&self, at: Self::At) -> Self::At;
     /// A value at `at`, as written (a string with its quotes).
-    fn value(&mut self, at: Self::At, raw: &[u8]);
+    fn value(&mut self, at: Self::At, raw: &'a [u8]);
 }
 
 /// Nesting deeper than this is refused (serde_json's own limit).
@@ -26,7 +26,7 @@ const MAX_DEPTH: usize = 128;
 
 /// Walks `data`, one JSON value with only whitespace around it, from `root`. False when the
 /// text cannot be walked; the visitor may have seen part of it by then.
-pub(crate) fn walk<V: Visit>(data: &[u8], root: V::At, visitor: &mut V) -> bool {
+pub(crate) fn walk<'a, V: Visit<'a>>(data: &'a [u8], root: V::At, visitor: &mut V) -> bool {
     let mut walker = Walker { data, visitor };
     let start = walker.ws(0);
     match walker.value(start, root, 0) {
@@ -40,7 +40,6 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
     struct Field<'k, 'a> {
         key: &'k [u8],
         found: Option<&'a [u8]>,
-        data: &'a [u8],
     }
     /// The document, the field, or anything else.
     #[derive(Clone, Copy, PartialEq, Eq)]
@@ -49,7 +48,7 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
         Field,
         Other,
     }
-    impl Visit for Field<'_, '_> {
+    impl<'a> Visit<'a> for Field<'_, 'a> {
         type At = At;
         fn key(&self, at: At, key: &[u8]) -> At {
             if at == At::Top && key == self.key {
@@ -61,11 +60,9 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
         fn element(&self, _: At) -> At {
             At::Other
         }
-        fn value(&mut self, at: At, raw: &[u8]) {
+        fn value(&mut self, at: At, raw: &'a [u8]) {
             if at == At::Field {
-                // `raw` is a piece of `data`: the same piece, with `data`'s lifetime.
-                let start = raw.as_ptr() as usize - self.data.as_ptr() as usize;
-                self.found = Some(&self.data[start..start + raw.len()]);
+                self.found = Some(raw);
             }
         }
     }
@@ -75,7 +72,6 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
     let mut visitor = Field {
         key: key.as_bytes(),
         found: None,
-        data,
     };
     if walk(data, At::Top, &mut visitor) {
         visitor.found
@@ -94,7 +90,7 @@ struct Walker<'a, 'v, V> {
     visitor: &'v mut V,
 }
 
-impl<V: Visit> Walker<'_, '_, V> {
+impl<'a, V: Visit<'a>> Walker<'a, '_, V> {
     fn ws(&self, mut pos: usize) -> usize {
         while matches!(self.data.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             pos += 1;
