@@ -130,7 +130,7 @@ pub(crate) fn admit(
     let parties = parties(client);
     for (who, account, limits, _) in &parties {
         let before = account.in_flight.fetch_add(1, Relaxed);
-        tab.in_flight.push(account.clone());
+        tab.in_flight.push(Arc::clone(account));
         if let Some(max) = limits.parallel.filter(|&max| before >= max) {
             account.refused.fetch_add(1, Relaxed);
             return Err(Refusal::Limit {
@@ -185,7 +185,7 @@ fn reserve_tpm(
                 tab.rate_headers.extend(token_headers(tpm, left, reset));
             }
             tab.holds.push(Hold {
-                account: account.clone(),
+                account: Arc::clone(account),
                 tpm: true,
                 amount: tokens,
             });
@@ -209,7 +209,7 @@ fn reserve_budgets(
             return Err(over_budget(who, budget, short, ask, now));
         }
         tab.holds.push(Hold {
-            account: account.clone(),
+            account: Arc::clone(account),
             tpm: false,
             amount: ask,
         });
@@ -260,21 +260,30 @@ fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Who (for messages), the account, the limits and the budget of a client or a team.
-type Party = (String, Arc<Account>, Limits, Option<Budget>);
+/// A client or a team, as messages name it: `client 'team-a'`.
+struct Who<'a>(&'static str, &'a str);
+
+impl std::fmt::Display for Who<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} '{}'", self.0, self.1)
+    }
+}
+
+/// Who, the account, the limits and the budget of a client or a team.
+type Party<'a> = (Who<'a>, &'a Arc<Account>, Limits, Option<Budget>);
 
 /// The client, then its team.
-fn parties(client: &Arc<Client>) -> Vec<Party> {
+fn parties(client: &Client) -> Vec<Party<'_>> {
     let mut out = vec![(
-        format!("client '{}'", client.name),
-        client.account.clone(),
+        Who("client", &client.name),
+        &client.account,
         client.limits,
         client.budget,
     )];
     if let Some(team) = &client.team {
         out.push((
-            format!("team '{}'", team.name),
-            team.account.clone(),
+            Who("team", &team.name),
+            &team.account,
             team.limits,
             team.budget,
         ));
@@ -300,7 +309,7 @@ fn token_headers(limit: u64, remaining: u64, reset: Duration) -> Vec<(&'static s
 }
 
 fn over_budget(
-    who: &str,
+    who: &Who<'_>,
     budget: &Budget,
     short: Short,
     ask: Amount,
