@@ -36,44 +36,35 @@ impl std::fmt::Display for EditError {
 
 /// A new named client, as `client add` and `POST /admin/clients` describe it.
 #[derive(Debug, Clone, Default, serde::Deserialize, clap::Args)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct NewClient {
     /// Its name.
     pub name: String,
     /// A group it may use (repeat for several; default: all).
-    #[serde(default)]
     #[arg(long = "group")]
     pub groups: Option<Vec<String>>,
     /// Budget in US dollars per period.
-    #[serde(default)]
     #[arg(long)]
     pub budget_usd: Option<f64>,
     /// Budget in tokens per period.
-    #[serde(default)]
     #[arg(long)]
     pub budget_tokens: Option<u64>,
     /// The budget's period: day, week, month or total [default: month].
-    #[serde(default)]
     #[arg(long)]
     pub period: Option<String>,
     /// Requests per minute.
-    #[serde(default)]
     #[arg(long)]
     pub rpm: Option<u32>,
     /// Tokens per minute.
-    #[serde(default)]
     #[arg(long)]
     pub tpm: Option<u64>,
     /// Requests in flight at once.
-    #[serde(default)]
     #[arg(long)]
     pub parallel: Option<u32>,
     /// Its team (one of `teams:`).
-    #[serde(default)]
     #[arg(long)]
     pub team: Option<String>,
     /// When its key stops working: a day (2027-01-01) or an RFC 3339 moment.
-    #[serde(default)]
     #[arg(long)]
     pub expires: Option<String>,
 }
