@@ -587,3 +587,42 @@ async fn the_admin_api_adds_changes_and_removes_clients_in_the_served_file() {
     .await;
     assert_eq!(by_client.status, 401);
 }
+
+#[tokio::test]
+async fn every_route_that_reaches_an_upstream_is_admitted_first() {
+    let mock = MockUpstream::start().await.unwrap();
+    let clients = "  - {name: broke, key: key-broke, budget: {usd: 0.000001, period: day}}\n\
+                   \x20 - {name: narrow, key: key-narrow, groups: [other]}\n";
+    let server = TestServer::start(&config(&mock, clients)).await;
+    let routes = [
+        ("/v1/chat/completions", BODY),
+        (
+            "/v1/messages",
+            r#"{"model":"g","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "/v1/messages/count_tokens",
+            r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        ("/v1/responses", r#"{"model":"g","input":"hi"}"#),
+        ("/v1/completions", r#"{"model":"g","prompt":"hi"}"#),
+        ("/v1/embeddings", r#"{"model":"g","input":"hi"}"#),
+    ];
+    for (path, body) in routes {
+        for (key, status) in [("key-broke", 429), ("key-narrow", 403)] {
+            let reply = call(
+                Method::POST,
+                &server.url(path),
+                &[
+                    ("authorization", &format!("Bearer {key}")),
+                    ("content-type", "application/json"),
+                ],
+                body.to_string(),
+            )
+            .await;
+            assert_eq!(reply.status, status, "{path} with {key}: {}", reply.text());
+        }
+    }
+    // Nothing reached the upstream.
+    assert_eq!(mock.request_count(), 0);
+}
