@@ -1,6 +1,8 @@
 //! The mock's chat completions (`/v1/chat/completions`, and Azure's deployments): the reply is
 //! `mock says: ` + the last user message, a tool call when the request offers tools and asks to
-//! "use a tool", reasoning when `reasoning_effort` is set; complete or streamed.
+//! "use a tool", reasoning when `reasoning_effort` is set; complete or streamed. A reply longer
+//! than the request's `max_completion_tokens` (or `max_tokens`), at a token a word, is cut there
+//! and ends with `finish_reason: "length"`.
 
 use crate::{error, full, stream, text_of, tools, Body, State};
 use bytes::Bytes;
@@ -20,6 +22,8 @@ struct Turn {
     completion_tokens: u64,
     /// Of the prompt's tokens, those read from and written to the prompt cache.
     cache: (u64, u64),
+    /// The reply was cut at the request's completion limit.
+    cut: bool,
 }
 
 impl Turn {
@@ -34,7 +38,18 @@ impl Turn {
                 .map(|m| text_of(&m["content"]))
                 .unwrap_or_default(),
         };
-        let reply = format!("mock says: {last_user}");
+        let mut reply = format!("mock says: {last_user}");
+        let limit = (request["max_completion_tokens"].as_u64())
+            .or(request["max_tokens"].as_u64())
+            .and_then(|n| usize::try_from(n).ok());
+        let cut = limit.is_some_and(|n| reply.split_whitespace().count() > n);
+        if let (true, Some(n)) = (cut, limit) {
+            reply = reply
+                .split_whitespace()
+                .take(n)
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
         let offered = request["tools"]
             .as_array()
             .into_iter()
@@ -59,6 +74,16 @@ impl Turn {
             reasoning,
             prompt_tokens: 1 + prompt_bytes as u64 / 4 + cache.0 + cache.1,
             cache,
+            cut,
+        }
+    }
+
+    /// Why the answer ended.
+    fn finish_reason(&self) -> &'static str {
+        match (&self.tool, self.cut) {
+            (Some(_), _) => "tool_calls",
+            (None, true) => "length",
+            (None, false) => "stop",
         }
     }
 
@@ -124,7 +149,7 @@ fn completion(turn: &Turn, request: &Value) -> Value {
             "index": 0,
             "message": message,
             "logprobs": null,
-            "finish_reason": if turn.tool.is_some() { "tool_calls" } else { "stop" },
+            "finish_reason": turn.finish_reason(),
         }],
         "usage": turn.usage(),
         "x_mock_extra": {"echo_unknown": request.get("x_client_extra").cloned()},
@@ -164,12 +189,12 @@ fn chunks(turn: &Turn, include_usage: bool) -> Vec<Bytes> {
                 Value::Null,
             ));
         }
-        chunks.push(chunk(json!({}), json!("tool_calls")));
+        chunks.push(chunk(json!({}), json!(turn.finish_reason())));
     } else {
         for word in turn.reply.split_inclusive(' ') {
             chunks.push(chunk(json!({"content": word}), Value::Null));
         }
-        chunks.push(chunk(json!({}), json!("stop")));
+        chunks.push(chunk(json!({}), json!(turn.finish_reason())));
     }
     if include_usage {
         let c = json!({

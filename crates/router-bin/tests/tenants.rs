@@ -626,3 +626,98 @@ async fn every_route_that_reaches_an_upstream_is_admitted_first() {
     // Nothing reached the upstream.
     assert_eq!(mock.request_count(), 0);
 }
+
+/// A request that sets no completion limit, from a client whose budget reserves for it, is
+/// sent with its provider's `default_max_tokens` in the field of its own format, so what it
+/// reserved bounds what it can cost; other requests keep their bytes.
+#[tokio::test]
+async fn a_budgeted_request_without_a_limit_is_capped_at_what_it_reserved() {
+    let mock = MockUpstream::start().await.unwrap();
+    let body = r#"{"model":"g","messages":[{"role":"user","content":"one two three four five six seven eight nine ten"}]}"#;
+    // Exactly one reservation: every byte as a prompt token, and the provider's default.
+    let budget = body.len() + 5;
+    let yaml = format!(
+        "admin_key: \"admin-key\"\n\
+         clients:\n\
+         \x20 - {{name: capped, key: key-c, budget: {{tokens: {budget}, period: day}}}}\n\
+         \x20 - {{name: free, key: key-f, limits: {{rpm: 100}}}}\n\
+         \x20 - {{name: wide, key: key-w, budget: {{usd: 10}}}}\n\
+         groups:\n\
+         \x20 - {{name: g, models: [{{provider: up, name: upstream-model}}]}}\n\
+         \x20 - {{name: reasoning, models: [{{provider: o, name: o-model}}]}}\n\
+         providers:\n\
+         \x20 - {{name: up, base_url: \"{url}\", api_keys: [k], default_max_tokens: 5}}\n\
+         \x20 - {{name: o, base_url: \"{url}\", api_keys: [k], default_max_tokens: 7, max_tokens_field: max_completion_tokens, responses: native}}\n",
+        url = mock.base_url()
+    );
+    let server = TestServer::start(&yaml).await;
+    let upstream_body = |n: usize| mock.requests()[n].json();
+
+    let reply = chat(&server, "key-c", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(upstream_body(0)["max_tokens"], 5);
+    assert_eq!(reply.json()["choices"][0]["finish_reason"], "length");
+    assert_eq!(reply.json()["usage"]["completion_tokens"], 5);
+    // The budget held one reservation; the spend is within it, and the next is refused.
+    let spend = server
+        .router
+        .snapshot()
+        .client("capped")
+        .unwrap()
+        .account()
+        .spend();
+    let s = spend[0].1;
+    assert!(s.prompt_tokens + s.completion_tokens <= budget as u64);
+    assert_openai_error(
+        &chat(&server, "key-c", body).await,
+        429,
+        "insufficient_quota",
+    );
+
+    // A client without a budget or a TPM limit: its bytes pass as they are.
+    let reply = chat(&server, "key-f", body).await;
+    assert_eq!(reply.json()["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        mock.requests()[1].body.len(),
+        body.len() - 1 + "upstream-model".len()
+    );
+
+    // OpenAI's reasoning models take `max_completion_tokens`; the Responses API its own field.
+    let reasoning = body.replace("\"g\"", "\"reasoning\"");
+    assert_eq!(chat(&server, "key-w", &reasoning).await.status, 200);
+    assert_eq!(upstream_body(2)["max_completion_tokens"], 7);
+    assert!(upstream_body(2).get("max_tokens").is_none());
+    let responses = call(
+        Method::POST,
+        &server.url("/v1/responses"),
+        &[
+            ("authorization", "Bearer key-w"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"model":"reasoning","input":"hi"}"#.to_string(),
+    )
+    .await;
+    assert_eq!(responses.status, 200, "{}", responses.text());
+    assert_eq!(upstream_body(3)["max_output_tokens"], 7);
+    // Translated (the Responses API to chat completions), the limit goes where chat has it.
+    let translated = call(
+        Method::POST,
+        &server.url("/v1/responses"),
+        &[
+            ("authorization", "Bearer key-w"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"model":"g","input":"hi"}"#.to_string(),
+    )
+    .await;
+    assert_eq!(translated.status, 200, "{}", translated.text());
+    assert_eq!(upstream_body(4)["max_tokens"], 5);
+    // A limit the client set is its own.
+    let own = body.replace("\"messages\"", "\"max_tokens\":3,\"messages\"");
+    assert_eq!(chat(&server, "key-w", &own).await.status, 200);
+    assert_eq!(upstream_body(5)["max_tokens"], 3);
+    assert_eq!(
+        mock.requests()[5].body.len(),
+        own.len() - 1 + "upstream-model".len()
+    );
+}

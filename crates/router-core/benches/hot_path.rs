@@ -58,7 +58,7 @@ fn rewrite(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(name), &body, |b, body| {
             b.iter(|| {
                 let request = ChatRequest::parse(black_box(body)).unwrap();
-                black_box(request.upstream_body("upstream-model"))
+                black_box(request.upstream_body("upstream-model", None))
             })
         });
     }

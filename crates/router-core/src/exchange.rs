@@ -5,7 +5,7 @@
 //! the provider's kind encodes it, and answers, errors and streams go the other way.
 
 use crate::codec::Codec;
-use crate::dialects::{ChatRequest, ClientDialect, Endpoint};
+use crate::dialects::{ChatRequest, ClientDialect, Dialect, Endpoint};
 use crate::fields::Fields;
 use crate::providers::{Kind, WireFormat};
 use crate::snapshot::Provider;
@@ -110,23 +110,44 @@ impl<'a> Exchange<'a> {
         provider: &Provider,
         model: &str,
     ) -> Result<(Vec<u8>, Vec<String>), RouterError> {
+        let cap = self.request.completion_cap(provider.default_max_tokens());
         if self.passthrough {
-            return Ok((
-                self.dialect.passthrough_body(self.request, model),
-                Vec::new(),
-            ));
+            // The client's bytes, `model` replaced; for a stream `stream_options.include_usage`
+            // set so the usage is counted (the usage chunk is dropped again for a client that
+            // did not ask for it); a capped request's limit in the field of its own format.
+            let limit = cap.map(|tokens| (self.limit_field(provider), tokens));
+            return Ok((self.request.upstream_body(model, limit), Vec::new()));
         }
         let mut fields = Fields::new(provider.unknown_fields());
-        let common = self
+        let mut common = self
             .dialect
             .decode(self.request, self.op, model, &mut fields)
             .map_err(|e| named(e, provider))?;
+        if let Some(tokens) = cap {
+            // The common form's field; the provider's kind moves it where its format has it.
+            let field = match self.op {
+                Endpoint::Responses => "max_output_tokens",
+                _ => "max_tokens",
+            };
+            common.insert(field.into(), tokens.into());
+        }
         let body = self
             .kind
             .request(self.op, common, provider, model, &mut fields)
             .map_err(|e| named(e, provider))?;
         let bytes = serde_json::to_vec(&body).map_err(|e| RouterError::Internal(e.to_string()))?;
         Ok((bytes, fields.dropped().to_vec()))
+    }
+
+    /// Where a request passed through carries its completion limit: the Responses API's
+    /// `max_output_tokens`, the provider's `max_tokens_field` for OpenAI chat completions,
+    /// `max_tokens` for the prompt API and Anthropic's messages.
+    fn limit_field(&self, provider: &Provider) -> &'static str {
+        match (self.op, self.request.dialect()) {
+            (Endpoint::Responses, _) => "max_output_tokens",
+            (Endpoint::Chat, Dialect::OpenAi) => provider.max_tokens_field(),
+            _ => "max_tokens",
+        }
     }
 
     /// A complete answer as the client reads it, and the tokens it used (none for an error

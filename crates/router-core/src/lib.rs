@@ -48,7 +48,7 @@ mod watch;
 use state::{health, usage};
 
 pub use config::{Config, ConfigError, Format, Source};
-pub use dialects::{ChatRequest, ClientRequest, Dialect, Endpoint};
+pub use dialects::{ChatRequest, ClientRequest, CompletionLimit, Dialect, Endpoint};
 pub use error::{ErrorReply, FailedAttempt, Origin, RouterError};
 pub use fields::{UnknownFields, DROPPED_HEADER};
 pub use forward::{BoxError, ChatBody, ChatResponse, Served};

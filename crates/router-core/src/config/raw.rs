@@ -324,8 +324,9 @@ pub struct ProviderConfig {
     /// `anthropic`: the `anthropic-version` header (default `2023-06-01`).
     #[serde(default)]
     pub anthropic_version: Option<EnvString>,
-    /// `anthropic`: `max_tokens` sent when the request sets none (Anthropic requires one;
-    /// default 4096).
+    /// The completion limit sent when a request sets none (default 4096): by `anthropic`
+    /// always (Anthropic requires one), by every type for a client whose budget or TPM limit
+    /// reserved for the request, so the reservation bounds what it can cost.
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
     /// `openai`, `azure`, `mock`: the field a translated request's completion limit goes in

@@ -10,7 +10,7 @@ pub(crate) mod openai;
 mod request;
 pub(crate) mod responses;
 
-pub use request::{ChatRequest, INLINE_DATA_TOKENS};
+pub use request::{ChatRequest, CompletionLimit, INLINE_DATA_TOKENS};
 
 use crate::codec::StreamEncoder;
 use crate::fields::Fields;
@@ -147,9 +147,6 @@ pub(crate) trait ClientDialect: Sync {
     /// The wire format of the providers that speak the client's own format, if any: their
     /// exchanges with the client pass the bytes through.
     fn wire(&self) -> Option<&'static dyn WireFormat>;
-    /// The body for an upstream that speaks the client's format: the client's bytes with
-    /// `model` replaced (and what the relay needs added).
-    fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8>;
     /// The request in the common form for an upstream that performs `op`, for `model`; what it
     /// leaves out goes by the field policy in `fields`.
     fn decode(

@@ -1,5 +1,6 @@
 //! The inbound chat request: validated once, then rewritten by splicing bytes, so that every
-//! field but `model` (and, for streams, `stream_options`) reaches the upstream byte for byte.
+//! field but `model` (and, for streams, `stream_options`; for a capped request, its completion
+//! limit) reaches the upstream byte for byte.
 
 use super::{Dialect, Endpoint};
 use crate::RouterError;
@@ -28,7 +29,11 @@ pub struct ChatRequest<'a> {
     stream_options: Option<(Range<usize>, Option<JsonObject>)>,
     object_end: usize,
     max_tokens: u64,
+    capped: bool,
 }
+
+/// A completion limit to add to a request that sets none: the field it goes in, and tokens.
+pub type CompletionLimit = (&'static str, u64);
 
 struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
@@ -179,6 +184,7 @@ impl<'a> ChatRequest<'a> {
             stream_options,
             object_end,
             max_tokens,
+            capped: false,
         })
     }
 
@@ -255,6 +261,20 @@ impl<'a> ChatRequest<'a> {
         (self.max_tokens > 0).then_some(self.max_tokens)
     }
 
+    /// Marks the request to be sent with a completion limit when it sets none (see
+    /// [`Self::completion_cap`]), so what a budget reserved for it bounds what it can cost.
+    pub fn cap_completion(&mut self) {
+        self.capped = true;
+    }
+
+    /// The completion limit to add for an upstream whose default limit is `default`: for a
+    /// request marked by [`Self::cap_completion`] that sets none itself and asks for a
+    /// completion (not embeddings, not a token count).
+    pub fn completion_cap(&self, default: u64) -> Option<u64> {
+        let completes = !matches!(self.endpoint, Endpoint::Embeddings | Endpoint::CountTokens);
+        (self.capped && completes && self.max_tokens().is_none()).then_some(default)
+    }
+
     /// Tokens to reserve while the request is in flight: about a token per 4 bytes of request,
     /// plus the completion budget the client set (capped, so no request can reserve absurd
     /// amounts).
@@ -265,11 +285,15 @@ impl<'a> ChatRequest<'a> {
             .clamp(1, 2 * CAP)
     }
 
-    /// The body to send upstream: `model` replaced, and for streams `stream_options.include_usage`
-    /// set so usage can be counted. Every other byte is kept.
-    pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
+    /// The body to send upstream: `model` replaced, for streams `stream_options.include_usage`
+    /// set so usage can be counted, and `limit` added when given. Every other byte is kept.
+    pub fn upstream_body(&self, upstream_model: &str, limit: Option<CompletionLimit>) -> Vec<u8> {
         let model_json = serde_json::Value::String(upstream_model.to_string()).to_string();
         let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if let Some((field, tokens)) = limit {
+            let end = self.object_end..self.object_end;
+            edits.push((end, format!(",\"{field}\":{tokens}")));
+        }
         if self.dialect == Dialect::OpenAi && self.stream && !self.client_wants_usage {
             match &self.stream_options {
                 Some((span, options)) => {
@@ -330,22 +354,44 @@ mod tests {
         let body = r#"{ "x_unknown": {"a":[1,2.50,"é"]}, "model" : "grp", "messages":[{"role":"user","content":"hi"}], "temperature": 0 }"#;
         let r = parse(body).unwrap();
         assert_eq!(r.model(), "grp");
-        let out = String::from_utf8(r.upstream_body("gpt-\"4\"")).unwrap();
+        let out = String::from_utf8(r.upstream_body("gpt-\"4\"", None)).unwrap();
         assert_eq!(out, body.replace(r#""grp""#, r#""gpt-\"4\"""#));
+    }
+
+    #[test]
+    fn a_capped_request_without_a_limit_gets_one() {
+        let body = r#"{"model":"g","messages":[],"stream":true}"#;
+        let mut r = parse(body).unwrap();
+        assert_eq!(r.completion_cap(64), None);
+        r.cap_completion();
+        assert_eq!(r.completion_cap(64), Some(64));
+        let out = String::from_utf8(r.upstream_body("m", Some(("max_tokens", 64)))).unwrap();
+        assert_eq!(
+            out,
+            r#"{"model":"m","messages":[],"stream":true,"max_tokens":64,"stream_options":{"include_usage":true}}"#
+        );
+        let mut own = parse(r#"{"model":"g","messages":[],"max_output_tokens":9}"#).unwrap();
+        own.cap_completion();
+        assert_eq!(own.completion_cap(64), None);
+        let embed = r#"{"model":"g","input":"x"}"#;
+        let mut e = ChatRequest::parse_for(embed.as_bytes(), Dialect::OpenAi, Endpoint::Embeddings)
+            .unwrap();
+        e.cap_completion();
+        assert_eq!(e.completion_cap(64), None);
     }
 
     #[test]
     fn stream_asks_for_usage() {
         let r = parse(r#"{"model":"g","messages":[],"stream":true}"#).unwrap();
         assert!(!r.client_wants_usage());
-        let out = String::from_utf8(r.upstream_body("m")).unwrap();
+        let out = String::from_utf8(r.upstream_body("m", None)).unwrap();
         assert_eq!(
             out,
             r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
         );
         let r =
             parse(r#"{"model":"g","messages":[],"stream":true,"stream_options":{"x":1}}"#).unwrap();
-        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("m", None)).unwrap();
         assert_eq!(
             out["stream_options"],
             serde_json::json!({"x":1,"include_usage":true})
@@ -354,7 +400,7 @@ mod tests {
             r#"{"model":"g","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#;
         let r = parse(body).unwrap();
         assert!(r.client_wants_usage());
-        assert_eq!(r.upstream_body("g"), body.as_bytes());
+        assert_eq!(r.upstream_body("g", None), body.as_bytes());
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub(crate) async fn forward(
     client: ClientRequest<'_>,
     request_id: u64,
 ) -> Result<ChatResponse, RouterError> {
-    let request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
+    let mut request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
     // A named client's request is admitted (and charged to it) before anything else.
     let tab = match client.client {
@@ -39,6 +39,12 @@ pub(crate) async fn forward(
         )),
         None => None,
     };
+    if tab
+        .as_deref()
+        .is_some_and(crate::tenants::Tab::caps_completion)
+    {
+        request.cap_completion();
+    }
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
     let mut tries = Tries::new(group, &request, resilience.request_timeout);

@@ -91,11 +91,13 @@ impl Provider {
     pub fn anthropic_version(&self) -> &str {
         &self.anthropic_version
     }
-    /// `max_tokens` sent to an `anthropic` provider when the request has none.
+    /// The completion limit sent when a request sets none: to an `anthropic` provider always,
+    /// to any for a request capped by its client's reservation.
     pub fn default_max_tokens(&self) -> u64 {
         self.default_max_tokens
     }
-    /// The field a translated OpenAI-format request carries its completion limit in.
+    /// The field an OpenAI-format request carries its completion limit in when the router
+    /// writes it (a translated request, a capped one).
     pub fn max_tokens_field(&self) -> &'static str {
         self.max_tokens_field
     }

@@ -14,10 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// Completion tokens reserved for a request that sets no `max_tokens` (nor
-/// `max_completion_tokens` or `max_output_tokens`).
-pub const DEFAULT_COMPLETION_RESERVE: u64 = 4_096;
-
 /// Why a request was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -68,12 +64,20 @@ pub struct Tab {
     rate_headers: Vec<(&'static str, String)>,
 }
 
-/// What a request may cost at most.
+/// What a request may cost at most. A request that sets no completion limit is sent with its
+/// provider's `default_max_tokens` when the tab holds a reservation
+/// ([`Tab::caps_completion`]), so the largest of the group's is its bound.
 fn worst_case(group: &Group, request: &ChatRequest<'_>, prices: &Prices) -> Amount {
     let prompt = request.prompt_bound();
     let completion = match request.endpoint() {
         Endpoint::Embeddings | Endpoint::CountTokens => 0,
-        _ => request.max_tokens().unwrap_or(DEFAULT_COMPLETION_RESERVE),
+        _ => request.max_tokens().unwrap_or_else(|| {
+            let defaults = group
+                .pairs()
+                .iter()
+                .map(|p| p.provider().default_max_tokens());
+            defaults.max().unwrap_or(0)
+        }),
     };
     let picodollars = group
         .pairs()
@@ -350,6 +354,13 @@ fn over_budget(
 }
 
 impl Tab {
+    /// Whether the request holds a reservation of tokens or money (a budget, a TPM limit):
+    /// then it must not complete past what was reserved, and is sent with a completion limit
+    /// when it sets none (`ChatRequest::cap_completion`).
+    pub(crate) fn caps_completion(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
     /// The client it is for.
     pub fn client(&self) -> &Arc<Client> {
         &self.client

@@ -32,9 +32,6 @@ impl ClientDialect for AnthropicMessages {
     fn wire(&self) -> Option<&'static dyn WireFormat> {
         Some(&anthropic::WIRE)
     }
-    fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8> {
-        request.upstream_body(model)
-    }
     fn decode(
         &self,
         request: &ChatRequest<'_>,

@@ -28,12 +28,6 @@ impl ClientDialect for OpenAiChat {
     fn wire(&self) -> Option<&'static dyn WireFormat> {
         Some(&openai::WIRE)
     }
-    /// The client's bytes, `model` replaced, and for a stream `stream_options.include_usage`
-    /// set so the usage is counted (the usage chunk is dropped again for a client that did not
-    /// ask for it).
-    fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8> {
-        request.upstream_body(model)
-    }
     fn decode(
         &self,
         request: &ChatRequest<'_>,

@@ -29,9 +29,6 @@ impl ClientDialect for Responses {
     fn wire(&self) -> Option<&'static dyn WireFormat> {
         Some(&openai::RESPONSES_WIRE)
     }
-    fn passthrough_body(&self, request: &ChatRequest<'_>, model: &str) -> Vec<u8> {
-        request.upstream_body(model)
-    }
     fn decode(
         &self,
         request: &ChatRequest<'_>,
