@@ -90,6 +90,8 @@ impl Span {
 pub(crate) struct Window {
     /// Unix seconds of the current window's start.
     start: i64,
+    /// The span the window was last used with (`None`: restored, or never used).
+    span: Option<Span>,
     used: Amount,
     reserved: Amount,
 }
@@ -104,14 +106,27 @@ pub(crate) enum Short {
 }
 
 impl Window {
-    /// Starts a new window if `now` is past this one: what was used is forgotten; what is
-    /// reserved stays (those requests are still in flight).
-    fn roll(&mut self, span: Span, now: OffsetDateTime) {
+    /// Whether what the window used still counts under `span` at `now`: in the same window;
+    /// or, the span changed (a reload changed the period), in a window that has not ended by
+    /// its own span or that began within the new one. Over-counting the spend of an old,
+    /// longer window until the new one starts again errs on the side of the budget.
+    fn counts(&self, span: Span, now: OffsetDateTime) -> bool {
         let start = span.start(now);
-        if start != self.start {
-            self.start = start;
+        start == self.start
+            || self.start >= start
+            || self
+                .span
+                .is_some_and(|old| old != span && old.start(now) == self.start)
+    }
+
+    /// Starts a new window if `now` is past this one (see [`Self::counts`]): what was used is
+    /// forgotten; what is reserved stays (those requests are still in flight).
+    fn roll(&mut self, span: Span, now: OffsetDateTime) {
+        if !self.counts(span, now) {
             self.used = Amount::default();
         }
+        self.start = span.start(now);
+        self.span = Some(span);
     }
 
     /// Reserves `ask` if it fits under `cap` beside what is used and reserved.
@@ -152,7 +167,7 @@ impl Window {
 
     /// What the current window has used (nothing if `now` is past it).
     pub(crate) fn used(&self, span: Span, now: OffsetDateTime) -> Amount {
-        if span.start(now) == self.start {
+        if self.counts(span, now) {
             self.used
         } else {
             Amount::default()
@@ -256,5 +271,39 @@ mod tests {
         );
         w.release(amount(70, 960));
         assert_eq!(w.reserve(span, cap, amount(100, 1_000), day2), Ok(()));
+    }
+
+    #[test]
+    fn a_period_changed_by_a_reload_keeps_counting_what_the_window_used() {
+        let (day, month) = (Span::Period(Period::Day), Span::Period(Period::Month));
+        let cap = Cap {
+            tokens: Some(100),
+            picodollars: None,
+        };
+        let mid = datetime!(2026-12-15 12:00 UTC);
+        // A month's window that used 80 becomes a day's: the 80 still count today.
+        let mut w = Window::default();
+        w.charge(month, amount(80, 0), mid);
+        assert_eq!(w.used(day, mid), amount(80, 0));
+        assert_eq!(
+            w.reserve(day, cap, amount(30, 0), mid),
+            Err(Short::Tokens(100, 80))
+        );
+        // ... until the day starts again.
+        let next = datetime!(2026-12-16 0:00 UTC);
+        assert_eq!(w.used(day, next), Amount::default());
+        assert_eq!(w.reserve(day, cap, amount(30, 0), next), Ok(()));
+        // A day's use becomes the month's, which it is part of.
+        let mut w = Window::default();
+        w.charge(day, amount(70, 0), mid);
+        assert_eq!(w.used(month, mid), amount(70, 0));
+        assert_eq!(
+            w.reserve(month, cap, amount(40, 0), mid),
+            Err(Short::Tokens(100, 70))
+        );
+        // An old window that ended before the new one began is forgotten.
+        let mut w = Window::default();
+        w.charge(day, amount(70, 0), datetime!(2026-11-30 12:00 UTC));
+        assert_eq!(w.used(month, mid), Amount::default());
     }
 }
