@@ -7,6 +7,7 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod openai;
+mod prompt;
 mod request;
 pub(crate) mod responses;
 

@@ -2,7 +2,7 @@
 //! field but `model` (and, for streams, `stream_options`; for a capped request, its completion
 //! limit) reaches the upstream byte for byte.
 
-use super::{Dialect, Endpoint};
+use super::{prompt, Dialect, Endpoint};
 use crate::RouterError;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -15,6 +15,10 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 /// Tokens an inline data URL (an image, a document) counts in a prompt estimate: about what
 /// the providers charge for a large image.
 pub const INLINE_DATA_TOKENS: u64 = 1_000;
+
+/// Tokens a provider may add to a prompt that offers tools: the instructions it writes for
+/// them, beside their definitions.
+pub const TOOLS_PROMPT_TOKENS: u64 = 1_000;
 
 /// A validated chat completions request and the positions of what may be rewritten.
 #[derive(Debug)]
@@ -223,36 +227,35 @@ impl<'a> ChatRequest<'a> {
     /// The prompt's tokens by estimate (one per four bytes of request), charged when a stream
     /// ends before the provider reported them.
     ///
-    /// Inline data (`"data:…"` URLs, such as base64 images) is not text: each counts a flat
-    /// [`INLINE_DATA_TOKENS`] instead of its bytes. Capped like [`Self::estimate_tokens`].
+    /// Data sent inline (`"data:…"` URLs, base64 `data`, such as images) or by reference (an
+    /// image's URL, a file's id) is not text: each counts a flat [`INLINE_DATA_TOKENS`] instead
+    /// of its bytes. Capped like [`Self::estimate_tokens`].
     pub fn prompt_estimate(&self) -> u64 {
-        let (text, inline) = self.text_and_inline();
-        text.div_ceil(4)
-            .saturating_add(inline.saturating_mul(INLINE_DATA_TOKENS))
+        let parts = prompt::parts(self.body.as_bytes());
+        parts
+            .text
+            .div_ceil(4)
+            .saturating_add(Self::data_tokens(parts))
             .clamp(1, 1 << 24)
     }
 
-    /// The prompt's tokens at most, for budgets: no token is shorter than a byte of text, and
-    /// each inline data (`"data:…"` URL) or image by URL counts [`INLINE_DATA_TOKENS`].
+    /// The prompt's tokens at most, for budgets: no token is shorter than a byte of text; data
+    /// sent inline or by reference counts [`INLINE_DATA_TOKENS`] each (an estimate: providers
+    /// bill images by size and model); a request that offers `tools` counts
+    /// [`TOOLS_PROMPT_TOKENS`] more.
     pub fn prompt_bound(&self) -> u64 {
-        let (text, inline) = self.text_and_inline();
-        let bytes = self.body.as_bytes();
-        let by_url = memchr::memmem::find_iter(bytes, b"\"image_url\"").count() as u64;
-        text.saturating_add((inline + by_url).saturating_mul(INLINE_DATA_TOKENS))
+        let parts = prompt::parts(self.body.as_bytes());
+        let offers_tools = memchr::memmem::find(self.body.as_bytes(), b"\"tools\"").is_some();
+        let tools = if offers_tools { TOOLS_PROMPT_TOKENS } else { 0 };
+        (parts.text)
+            .saturating_add(Self::data_tokens(parts))
+            .saturating_add(tools)
     }
 
-    /// Bytes of the body that are text (not inline data), and the number of inline data.
-    fn text_and_inline(&self) -> (u64, u64) {
-        let bytes = self.body.as_bytes();
-        let mut text = bytes.len() as u64;
-        let mut inline = 0u64;
-        for start in memchr::memmem::find_iter(bytes, b"\"data:") {
-            let rest = &bytes[start + 1..];
-            let len = memchr::memchr(b'"', rest).unwrap_or(rest.len()) as u64;
-            text = text.saturating_sub(len);
-            inline += 1;
-        }
-        (text, inline)
+    fn data_tokens(parts: prompt::Parts) -> u64 {
+        (parts.inline)
+            .saturating_add(parts.referenced)
+            .saturating_mul(INLINE_DATA_TOKENS)
     }
 
     /// The completion budget the client set (`max_tokens`, `max_completion_tokens` or
@@ -356,6 +359,19 @@ mod tests {
         assert_eq!(r.model(), "grp");
         let out = String::from_utf8(r.upstream_body("gpt-\"4\"", None)).unwrap();
         assert_eq!(out, body.replace(r#""grp""#, r#""gpt-\"4\"""#));
+    }
+
+    #[test]
+    fn the_prompt_bound_counts_bytes_images_and_tools() {
+        let text = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+        assert_eq!(parse(text).unwrap().prompt_bound(), text.len() as u64);
+        let tools = r#"{"model":"g","messages":[],"tools":[]}"#;
+        let bound = tools.len() as u64 + TOOLS_PROMPT_TOKENS;
+        assert_eq!(parse(tools).unwrap().prompt_bound(), bound);
+        let image = r#"{"model":"g","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#;
+        let data = "data:image/png;base64,AAAA".len() as u64;
+        let bound = image.len() as u64 - data + INLINE_DATA_TOKENS;
+        assert_eq!(parse(image).unwrap().prompt_bound(), bound);
     }
 
     #[test]
