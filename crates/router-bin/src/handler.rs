@@ -261,6 +261,10 @@ fn local_endpoint(
             StatusCode::OK,
             &json!({"status": "ok", "generation": snapshot.generation()}),
         ),
+        Action::Ready => json_response(
+            StatusCode::OK,
+            &json!({"status": "ready", "state": router.shared_state().name()}),
+        ),
         Action::Models => json_response(StatusCode::OK, &models(snapshot, headers, client)),
         Action::Usage => json_response(
             StatusCode::OK,

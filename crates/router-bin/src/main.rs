@@ -19,7 +19,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[command(
     name = "llm-router",
     version,
-    about = "A config-file-driven reverse proxy for LLM APIs (OpenAI-compatible)"
+    about = "A config-file-driven reverse proxy for LLM APIs (OpenAI-compatible)",
+    after_help = "Environment: LLM_ROUTER_DATA_DIR is the folder the usage ledger goes to when the config sets no ledger.path (default: next to the config file); RUST_LOG filters the log."
 )]
 struct Cli {
     /// Config file (YAML, or JSON by the .json extension). Without it, ./config.yaml is used if

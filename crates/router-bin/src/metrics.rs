@@ -428,6 +428,15 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
     reloads.with_label_values(&["failure"]).inc_by(stats.failed);
     generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
     build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    if router.snapshot().shared().is_some() {
+        let up = IntGauge::new(
+            "llm_router_redis_up",
+            "Whether the Redis of state.redis answers (1) or not (0: state is this replica's own until it does).",
+        )?;
+        let shared = router.shared_state() == router_core::shared::SharedState::Shared;
+        up.set(i64::from(shared));
+        registry.register(Box::new(up))?;
+    }
     registry.register(Box::new(tokens))?;
     registry.register(Box::new(cache_tokens))?;
     registry.register(Box::new(pair_requests))?;

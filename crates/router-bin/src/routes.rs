@@ -23,6 +23,8 @@ pub(crate) enum Action {
     Forward(Dialect, Endpoint),
     /// `{"status":"ok"}` and the config generation.
     Health,
+    /// Readiness: `{"status":"ready"}` and where the state is (`local`, `shared`, `degraded`).
+    Ready,
     /// The groups, as OpenAI's model list (Anthropic's, for a request with `anthropic-version`).
     Models,
     /// The usage counters.
@@ -83,6 +85,13 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Open,
         Action::Health,
+        "other",
+    ),
+    route(
+        "/health/ready",
+        Method::GET,
+        Access::Open,
+        Action::Ready,
         "other",
     ),
     route(

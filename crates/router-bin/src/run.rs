@@ -123,7 +123,24 @@ impl Server {
         let (flush_stop_tx, flush_stop_rx) = watch::channel(false);
         let flusher = ledger.as_ref().map(|_| {
             let every = router.snapshot().ledger().flush_interval;
-            tokio::spawn(flush_ledger(app.clone(), every, stopped(flush_stop_rx)))
+            tokio::spawn(flush_ledger(
+                app.clone(),
+                every,
+                stopped(flush_stop_rx.clone()),
+            ))
+        });
+        // So does the exchange with the other replicas (state.redis), after the ledger's
+        // counters were restored: its last one sends what the drain counted.
+        let sharer = router.snapshot().shared().map(|s| {
+            tracing::info!(
+                "sharing state through {} every {:?}",
+                s.shown_url(),
+                s.sync_interval
+            );
+            tokio::spawn(router_core::shared::run(
+                router.clone(),
+                stopped(flush_stop_rx),
+            ))
         });
         let shutdown = async move {
             shutdown.await;
@@ -137,6 +154,9 @@ impl Server {
         let _ = flush_stop_tx.send(true);
         if let Some(f) = flusher {
             let _ = f.await;
+        }
+        if let Some(s) = sharer {
+            let _ = s.await;
         }
         // Everything served is counted: the last write.
         if ledger.is_some() {

@@ -429,3 +429,51 @@ async fn text_access_lines_look_like_every_other_text_line_and_follow_the_filter
     let log = running.stop_with_log();
     assert!(log.iter().all(|l| !l.contains(" access: ")), "{log:#?}");
 }
+
+/// The image's layout, without Docker: the config in a folder the router's user cannot write
+/// (root-owned `/etc/llm-router`; here a folder of mode 555, the router run as uid 10001 when
+/// the test runs as root), and a data folder it owns, named by `LLM_ROUTER_DATA_DIR`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_layout_keeps_the_ledger_in_the_data_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let mock = MockUpstream::start().await.unwrap();
+    let root = temp_dir("image-layout");
+    let (etc, data) = (root.join("etc"), root.join("data"));
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    write_config(&etc, &mock.base_url(), &[KEY_A], "");
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if common::is_root() {
+        std::os::unix::fs::chown(&data, Some(10001), Some(10001)).unwrap();
+    }
+    let config = etc.join("config.yaml");
+    let args = ["--config", config.to_str().unwrap()];
+    let ledger_in = |dir: &Path| dir.join("llm-router-usage.sqlite3");
+
+    // Without a data folder, the ledger would go next to the config: it cannot be written.
+    let mut running = Running::start_unprivileged(&root, &args, &[]);
+    let warning = running.logged("usage kept in memory only");
+    assert!(warning.contains("llm-router-usage.sqlite3"), "{warning}");
+    running.stop();
+    assert!(!ledger_in(&etc).exists());
+
+    // With it, usage is written there, and read back by the CLI.
+    let env = [("LLM_ROUTER_DATA_DIR", data.to_str().unwrap())];
+    let running = Running::start_unprivileged(&root, &args, &env);
+    assert!(chat(&running, &[]).contains("\"usage\""));
+    running.stop();
+    assert!(ledger_in(&data).exists());
+    let out = Command::new(BIN)
+        .args(["usage", "--json", "--config", config.to_str().unwrap()])
+        .env("LLM_ROUTER_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(total(rows.as_array().unwrap()) > 0, "{rows}");
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

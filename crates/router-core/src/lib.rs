@@ -34,6 +34,7 @@ mod redact;
 mod router;
 mod secret;
 mod select;
+pub mod shared;
 mod snapshot;
 pub mod sse;
 mod state;
@@ -60,7 +61,8 @@ pub use router::{ReloadOutcome, ReloadStats, Router};
 pub use secret::Secret;
 pub use select::{Selection, Strategy, Unavailable};
 pub use snapshot::{
-    CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, Snapshot,
+    CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,
+    Snapshot,
 };
 pub use usage::{FailureCounts, PairState, PairStats, TokenUsage, UsageRecord};
 pub use watch::watch_config;

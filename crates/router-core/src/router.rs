@@ -263,6 +263,21 @@ impl Router {
         forward::forward(snapshot, request, id).await
     }
 
+    /// Where this replica's state is: its own, shared through Redis, or its own for now
+    /// because Redis cannot be reached.
+    pub fn shared_state(&self) -> crate::shared::SharedState {
+        self.state.shared.state()
+    }
+
+    pub(crate) fn shared_link(&self) -> &crate::shared::Link {
+        &self.state.shared
+    }
+
+    /// Every pair's counters with the id replicas share them under.
+    pub(crate) fn pair_stats(&self) -> Vec<(String, Arc<crate::usage::PairStats>)> {
+        self.state.usage.pairs()
+    }
+
     /// Usage counters of every (provider, key, model) seen since start, across reloads.
     pub fn usage(&self) -> Vec<UsageRecord> {
         self.state.usage.records(self.current.load().generation())

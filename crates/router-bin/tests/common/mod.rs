@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod redis_server;
+
 pub const KEY: &str = "client-key-for-tests";
 
 pub struct TestServer {
@@ -194,6 +196,14 @@ pub fn stream_request(
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_llm-router");
 
+/// Whether the tests run as root (as on CI), where file modes bind nobody.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -214,6 +224,26 @@ impl Running {
     /// Starts the binary with `RUST_LOG` set to `filter`.
     pub fn start_with(dir: &Path, args: &[&str], filter: &str) -> Self {
         Self::spawn(Command::new(BIN), dir, args, filter)
+    }
+
+    /// Starts the binary as the image runs it: as uid 10001 when the test runs as root
+    /// (`setpriv`, from util-linux), else as the test's own user; with `env` set.
+    pub fn start_unprivileged(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = if is_root() {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=10001",
+                "--regid=10001",
+                "--clear-groups",
+                "--",
+                BIN,
+            ]);
+            c
+        } else {
+            Command::new(BIN)
+        };
+        command.envs(env.iter().copied());
+        Self::spawn(command, dir, args, "info")
     }
 
     /// Starts the binary with at most `nofile` open files (soft and hard limit).
@@ -261,6 +291,14 @@ impl Running {
             .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
             .collect();
         running
+    }
+
+    /// A log line containing `needle` already logged, else the next one (up to 20 s).
+    pub fn logged(&mut self, needle: &str) -> String {
+        match self.log.iter().find(|l| l.contains(needle)) {
+            Some(line) => line.clone(),
+            None => self.wait_for(needle),
+        }
     }
 
     /// Waits (up to 20 s) for a log line containing `needle`.

@@ -5,6 +5,7 @@ mod de;
 mod env;
 mod lines;
 mod raw;
+mod state;
 mod tenants;
 
 pub use raw::{
@@ -12,6 +13,7 @@ pub use raw::{
     LimitsConfig, MaxTokensField, ModelConfig, Period, PriceConfig, ProviderConfig,
     ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, TeamConfig, Weight,
 };
+pub use state::{RedisConfig, StateConfig};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -46,6 +46,9 @@ pub struct Config {
     /// Server settings.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Where the state replicas share lives (read at start).
+    #[serde(default)]
+    pub state: super::StateConfig,
     /// Retries, cooldowns and the circuit breaker.
     #[serde(default)]
     pub resilience: ResilienceConfig,

@@ -66,6 +66,7 @@ pub(crate) fn compile(
         admin_keys.clear();
     }
     settings::check(config, &mut problems);
+    let shared = super::shared::compile(&config.state, &mut problems);
     let server = settings::server(&config.server, &mut warnings);
     let providers = provider::compile_all(
         &config.providers,
@@ -128,6 +129,7 @@ pub(crate) fn compile(
         teams: tenants.teams,
         prices: tenants.prices,
         ledger: settings::ledger(&config.ledger, source),
+        shared,
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,
         server,

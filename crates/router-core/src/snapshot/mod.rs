@@ -1,15 +1,17 @@
 //! The compiled, validated runtime form of a config: one `Arc<Snapshot>` is swapped per reload
 //! and loaded once per request. [`compile`] builds it; [`provider`] and [`settings`] hold the
-//! compiled providers and server settings.
+//! compiled providers and server settings, [`shared`] where the replicas share state.
 
 mod compile;
 mod provider;
 mod settings;
+mod shared;
 
 pub(crate) use compile::compile;
 pub use provider::Provider;
 pub(crate) use provider::Transport;
 pub use settings::{CorsOrigins, LedgerSettings, LogFormat, ServerSettings};
+pub use shared::SharedSettings;
 
 use crate::config::ResilienceConfig;
 use crate::select::Strategy;
@@ -124,6 +126,7 @@ pub struct Snapshot {
     teams: Vec<Arc<Team>>,
     prices: Arc<Prices>,
     ledger: LedgerSettings,
+    shared: Option<SharedSettings>,
     request_penalty: u64,
     error_penalty: u64,
     server: ServerSettings,
@@ -196,6 +199,10 @@ impl Snapshot {
     /// Ledger settings.
     pub fn ledger(&self) -> &LedgerSettings {
         &self.ledger
+    }
+    /// Where the replicas share state (`state.redis`), if anywhere.
+    pub fn shared(&self) -> Option<&SharedSettings> {
+        self.shared.as_ref()
     }
     /// Usage charged per pick.
     pub fn request_penalty(&self) -> u64 {

@@ -206,10 +206,17 @@ pub(super) fn server(server: &ServerConfig, warnings: &mut Vec<String>) -> Serve
 /// The ledger settings: its `path` (relative to the config file's folder), or
 /// `llm-router-usage.sqlite3` next to the config file; no file when it is switched off or the
 /// config has no file.
+/// The environment variable naming the folder the router writes its data to (the ledger),
+/// when the config's folder is not writable (a container's read-only config mount).
+pub(crate) const DATA_DIR_ENV: &str = "LLM_ROUTER_DATA_DIR";
+
 pub(super) fn ledger(ledger: &LedgerConfig, source: Option<&Source>) -> LedgerSettings {
     let file = source.and_then(|s| s.file.as_deref());
+    let data_dir = std::env::var_os(DATA_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from);
     LedgerSettings {
-        path: ledger_path(file, ledger),
+        path: ledger_path(file, data_dir.as_deref(), ledger),
         enabled: ledger.enabled,
         flush_interval: ledger.flush_interval,
         request_log: ledger.request_log,
@@ -217,7 +224,14 @@ pub(super) fn ledger(ledger: &LedgerConfig, source: Option<&Source>) -> LedgerSe
     }
 }
 
-fn ledger_path(config_file: Option<&Path>, ledger: &LedgerConfig) -> Option<PathBuf> {
+/// The ledger's file: `ledger.path` (relative to the config file's folder), else
+/// `llm-router-usage.sqlite3` in the data folder (`LLM_ROUTER_DATA_DIR`), else next to the
+/// config file; none for a config without a file and no data folder.
+fn ledger_path(
+    config_file: Option<&Path>,
+    data_dir: Option<&Path>,
+    ledger: &LedgerConfig,
+) -> Option<PathBuf> {
     if !ledger.enabled {
         return None;
     }
@@ -226,6 +240,9 @@ fn ledger_path(config_file: Option<&Path>, ledger: &LedgerConfig) -> Option<Path
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
+    if let (None, Some(data)) = (&ledger.path, data_dir) {
+        return Some(data.join("llm-router-usage.sqlite3"));
+    }
     match (&ledger.path, folder) {
         (Some(p), folder) => {
             let p = PathBuf::from(p.as_str());
@@ -248,20 +265,25 @@ mod tests {
         let mut config = LedgerConfig::default();
         let file = Path::new("/etc/llm/config.yaml");
         assert_eq!(
-            ledger_path(Some(file), &config),
+            ledger_path(Some(file), None, &config),
             Some(PathBuf::from("/etc/llm/llm-router-usage.sqlite3"))
         );
-        assert_eq!(ledger_path(None, &config), None);
+        assert_eq!(ledger_path(None, None, &config), None);
+        // A data folder takes the default file, with or without a config file.
+        let data = Path::new("/var/lib/llm-router");
+        let in_data = Some(data.join("llm-router-usage.sqlite3"));
+        assert_eq!(ledger_path(Some(file), Some(data), &config), in_data);
+        assert_eq!(ledger_path(None, Some(data), &config), in_data);
         config.path = Some("data/u.db".into());
         assert_eq!(
-            ledger_path(Some(file), &config),
+            ledger_path(Some(file), Some(data), &config),
             Some(PathBuf::from("/etc/llm/data/u.db"))
         );
         assert_eq!(
-            ledger_path(Some(Path::new("config.yaml")), &config),
+            ledger_path(Some(Path::new("config.yaml")), None, &config),
             Some(PathBuf::from("./data/u.db"))
         );
         config.enabled = false;
-        assert_eq!(ledger_path(Some(file), &config), None);
+        assert_eq!(ledger_path(Some(file), None, &config), None);
     }
 }

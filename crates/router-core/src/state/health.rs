@@ -36,6 +36,15 @@ pub enum Failure {
     Upstream,
 }
 
+/// A cooldown replicas tell each other of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cooldown {
+    /// After a 429: the pair is not picked.
+    RateLimited = 0,
+    /// An open breaker or a model down: the pair is picked only when nothing else is left.
+    Resting = 1,
+}
+
 /// Circuit breaker state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Breaker {
@@ -135,6 +144,32 @@ impl Health {
         } else {
             Availability::Usable
         }
+    }
+
+    /// The cooldowns running at `now`, with when they end.
+    pub(crate) fn cooldowns(&self, now: Instant) -> Vec<(Cooldown, Instant)> {
+        let open = match self.breaker {
+            Breaker::Open { until } => Some(until),
+            _ => None,
+        };
+        let rest = open.max(self.model_down_until);
+        [
+            (Cooldown::RateLimited, self.rate_limited_until),
+            (Cooldown::Resting, rest),
+        ]
+        .into_iter()
+        .filter_map(|(kind, until)| Some((kind, until.filter(|u| *u > now)?)))
+        .collect()
+    }
+
+    /// Cools the pair down until `until` (as another replica did): a rest is the pair's model
+    /// down, picked only when nothing else is left, until then or until a call succeeds.
+    pub(crate) fn cool_down(&mut self, kind: Cooldown, until: Instant) {
+        let field = match kind {
+            Cooldown::RateLimited => &mut self.rate_limited_until,
+            Cooldown::Resting => &mut self.model_down_until,
+        };
+        *field = (*field).max(Some(until));
     }
 
     /// The pair was picked: an open breaker whose time is up lets this one request probe.

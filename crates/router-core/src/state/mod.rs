@@ -19,4 +19,6 @@ pub(crate) struct State {
     pub(crate) clients: ClientCache,
     /// What each named client and team used, and their limiters.
     pub(crate) tenants: crate::tenants::Accounts,
+    /// The link to the state other replicas share, if any.
+    pub(crate) shared: crate::shared::Link,
 }

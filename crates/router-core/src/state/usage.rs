@@ -1,7 +1,7 @@
 //! Per (provider, key, upstream model) token accounting. Lives outside the swapped config, keyed
 //! by provider name + key fingerprint + model, so counters survive reloads and key reordering.
 
-use crate::health::Health;
+use crate::health::{Cooldown, Health};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -158,6 +158,8 @@ pub struct PairStats {
     failures: [AtomicU64; 4],
     /// Cooldowns and circuit breaker.
     pub(crate) health: Mutex<Health>,
+    /// Tokens restored from the ledger at start (already shared by an earlier run).
+    restored: AtomicU64,
 }
 
 impl PairStats {
@@ -175,7 +177,38 @@ impl PairStats {
             errors: AtomicU64::default(),
             failures: Default::default(),
             health: Mutex::default(),
+            restored: AtomicU64::default(),
         }
+    }
+
+    /// What this replica shares of the pair: its tokens and penalties (not what is in flight).
+    pub(crate) fn score(&self) -> u64 {
+        (self.total_tokens.load(Relaxed)).saturating_add(self.penalty.load(Relaxed))
+    }
+
+    /// The part of [`Self::score`] restored from the ledger at start.
+    pub(crate) fn restored_score(&self) -> u64 {
+        self.restored.load(Relaxed)
+    }
+
+    /// Replaces the other replicas' score in what selection reads: `old` out, `new` in.
+    pub(crate) fn share_usage(&self, old: u64, new: u64) {
+        add(&self.hot.get().usage, new.saturating_sub(old));
+        sub(&self.hot.get().usage, old.saturating_sub(new));
+    }
+
+    /// The cooldowns running on the pair, with when they end.
+    pub(crate) fn cooldowns(
+        &self,
+        now: tokio::time::Instant,
+    ) -> Vec<(Cooldown, tokio::time::Instant)> {
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.cooldowns(now)
+    }
+
+    /// Cools the pair down until `until`, as another replica did.
+    pub(crate) fn cool_down(&self, kind: Cooldown, until: tokio::time::Instant, generation: u64) {
+        self.with_health(generation, |h| h.cool_down(kind, until));
     }
 
     /// The usage that selection scores: tokens + penalties + in-flight reservations.
@@ -377,6 +410,7 @@ impl UsageLedger {
                 stats: Arc::new(PairStats::with_slot(self.next_slot())),
             });
             let stats = &entry.stats;
+            add(&stats.restored, s.total_tokens);
             stats.record_tokens(TokenUsage {
                 prompt_tokens: s.prompt_tokens,
                 completion_tokens: s.completion_tokens,
@@ -387,6 +421,18 @@ impl UsageLedger {
             stats.requests.fetch_add(s.requests, Relaxed);
             stats.errors.fetch_add(s.errors, Relaxed);
         }
+    }
+
+    /// Every pair's counters, by the id replicas share them under:
+    /// `provider/key fingerprint/model`.
+    pub(crate) fn pairs(&self) -> Vec<(String, Arc<PairStats>)> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .map(|(k, e)| {
+                let id = format!("{}/{}/{}", k.provider, k.key_fingerprint, k.model);
+                (id, e.stats.clone())
+            })
+            .collect()
     }
 
     pub(crate) fn records(&self, generation: u64) -> Vec<UsageRecord> {

@@ -1,0 +1,270 @@
+//! Replicas sharing state through a real `redis-server`: selection balanced over what every
+//! replica sent, a 429 seen by one cooling the key for the other, and Redis going away in the
+//! middle of a load without a failed request, its counters coming back to the exact total.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::redis_server::RedisServer;
+use common::{call, eventually, post_chat, TestServer, KEY};
+use http::Method;
+use mock_upstream::{Fault, MockUpstream, Rule};
+use router_core::UsageRecord;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"share me"}]}"#;
+
+/// A router serving `keys` of one upstream, sharing state through `redis`.
+fn config(mock: &MockUpstream, redis: &str, keys: &[&str]) -> String {
+    let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "api_key: \"{KEY}\"\n\
+         state:\n  redis: {{url: \"{redis}\", prefix: \"test:\", sync_interval: 50ms}}\n\
+         groups:\n  - name: g\n    models: [{{provider: up, name: upstream-model}}]\n\
+         providers:\n  - {{name: up, base_url: \"{}\", api_keys: [{}]}}\n",
+        mock.base_url(),
+        keys.join(", ")
+    )
+}
+
+/// A replica: the server, and its exchange with Redis until it is dropped.
+struct Replica {
+    server: Arc<TestServer>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Replica {
+    async fn start(yaml: &str) -> Self {
+        let server = Arc::new(TestServer::start(yaml).await);
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(router_core::shared::run(server.router.clone(), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            server,
+            _stop: stop,
+        }
+    }
+
+    async fn ready(&self) -> serde_json::Value {
+        let reply = call(Method::GET, &self.server.url("/health/ready"), &[], "").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    fn usage(&self) -> Vec<UsageRecord> {
+        self.server.router.usage()
+    }
+}
+
+/// Each upstream key's share of the requests the mock received.
+fn requests_by_key(mock: &MockUpstream) -> HashMap<String, usize> {
+    let mut by_key = HashMap::new();
+    for r in mock.requests() {
+        *by_key.entry(r.key().unwrap_or_default()).or_default() += 1;
+    }
+    by_key
+}
+
+/// What Redis holds for each pair.
+async fn shared_totals(redis: &RedisServer) -> HashMap<String, u64> {
+    let mut c = redis.connection().await;
+    redis::cmd("HGETALL")
+        .arg("test:usage")
+        .query_async(&mut c)
+        .await
+        .unwrap()
+}
+
+/// What the replicas counted, by the id pairs are shared under.
+fn counted(replicas: &[&Replica]) -> HashMap<String, u64> {
+    let mut total = HashMap::new();
+    for replica in replicas {
+        for r in replica.usage() {
+            let id = format!("{}/{}/{}", r.provider, r.key_fingerprint, r.model);
+            let penalty = r.live.as_ref().map_or(0, |l| l.penalty);
+            *total.entry(id).or_default() += r.total_tokens + penalty;
+        }
+    }
+    total
+}
+
+/// Whether Redis comes to hold exactly what the replicas counted, within 10 s.
+async fn converges(redis: &RedisServer, replicas: &[&Replica]) -> bool {
+    for _ in 0..500 {
+        let counted = counted(replicas);
+        let shared = shared_totals(redis).await;
+        if !counted.is_empty() && shared == counted {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn replicas_balance_keys_over_what_all_of_them_sent() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    // Replica A has two of the four keys; B has all four. A sends first.
+    let a = Replica::start(&config(&mock, &redis.url(), &["k1", "k2"])).await;
+    let b = Replica::start(&config(&mock, &redis.url(), &["k1", "k2", "k3", "k4"])).await;
+    for _ in 0..1000 {
+        assert_eq!(post_chat(&a.server, BODY).await.status, 200);
+    }
+    assert!(
+        converges(&redis, &[&a]).await,
+        "A's usage never reached Redis"
+    );
+    // B sees what A sent on k1 and k2, and sends to k3 and k4 until they catch up: over the
+    // 2,000 requests, each key has a quarter (alone, B would have split its 1,000 evenly,
+    // leaving k1 and k2 at 37.5% each).
+    for _ in 0..1000 {
+        assert_eq!(post_chat(&b.server, BODY).await.status, 200);
+    }
+    let by_key = requests_by_key(&mock);
+    for key in ["k1", "k2", "k3", "k4"] {
+        let share = by_key.get(key).copied().unwrap_or(0) as f64 / 2000.0;
+        assert!(
+            (0.20..=0.30).contains(&share),
+            "{key}: {share} of {by_key:?}"
+        );
+    }
+    assert_eq!(a.ready().await["state"], "shared");
+}
+
+/// What `replica` shows of upstream key `key`.
+fn record(replica: &Replica, key: &str) -> Option<UsageRecord> {
+    let fingerprint = router_core::Secret::new(key).fingerprint();
+    (replica.usage().into_iter()).find(|r| r.key_fingerprint == fingerprint)
+}
+
+/// The health state `replica` shows for upstream key `key`.
+fn key_state(replica: &Replica, key: &str) -> String {
+    record(replica, key)
+        .and_then(|r| r.live.map(|l| l.state))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_429_one_replica_saw_cools_the_key_for_the_other() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "120".into())).key("k1"));
+    let yaml = config(&mock, &redis.url(), &["k1", "k2"]);
+    let a = Replica::start(&yaml).await;
+    let b = Replica::start(&yaml).await;
+    // A meets the 429 on k1 (and fails over to k2): its first request goes there.
+    assert_eq!(post_chat(&a.server, BODY).await.status, 200);
+    assert_eq!(key_state(&a, "k1"), "rate_limited");
+    let told = eventually(Duration::from_secs(10), || {
+        key_state(&b, "k1") == "rate_limited"
+    })
+    .await;
+    assert!(
+        told,
+        "B never heard of k1's cooldown: {}",
+        key_state(&b, "k1")
+    );
+    // B has never sent to k1 itself, and does not now.
+    let before = requests_by_key(&mock).get("k1").copied().unwrap_or(0);
+    for _ in 0..20 {
+        assert_eq!(post_chat(&b.server, BODY).await.status, 200);
+    }
+    assert_eq!(
+        requests_by_key(&mock).get("k1").copied().unwrap_or(0),
+        before
+    );
+    assert_eq!(record(&b, "k1").unwrap().requests, 0);
+}
+
+/// Whether `replica`'s readiness comes to report `state` within 10 s (ready all along).
+async fn becomes(replica: &Replica, state: &str) -> bool {
+    for _ in 0..500 {
+        if replica.ready().await["state"] == state {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+async fn metrics(replica: &Replica) -> String {
+    let auth = format!("Bearer {KEY}");
+    call(
+        Method::GET,
+        &replica.server.url("/metrics"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await
+    .text()
+}
+
+#[tokio::test]
+async fn requests_are_served_while_redis_is_away_and_its_counters_come_back_exact() {
+    let mut redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = config(&mock, &redis.url(), &["k1", "k2"])
+        .replace("sync_interval: 50ms", "sync_interval: 50ms, timeout: 250ms");
+    let a = Replica::start(&yaml).await;
+    let b = Replica::start(&yaml).await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await);
+    }
+    // Four clients send without pause, to both replicas, the whole time.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for i in 0..4 {
+        let server = if i % 2 == 0 {
+            a.server.clone()
+        } else {
+            b.server.clone()
+        };
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if post_chat(&server, BODY).await.status == 200 {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "degraded").await, "Redis gone unnoticed");
+        assert!(metrics(replica).await.contains("llm_router_redis_up 0"));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Back, and empty: every replica sends everything it counted again.
+    redis.restart().await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await, "Redis never found again");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for task in load {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(ok > 0);
+    assert!(
+        converges(&redis, &[&a, &b]).await,
+        "{:?} != {:?}",
+        shared_totals(&redis).await,
+        counted(&[&a, &b])
+    );
+    assert!(metrics(&a).await.contains("llm_router_redis_up 1"));
+}

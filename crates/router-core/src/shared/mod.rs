@@ -1,0 +1,81 @@
+//! State the replicas of a router share through Redis (`state.redis`): each pair's usage, so
+//! every replica's selection balances over what all of them sent, and upstream keys'
+//! cooldowns and breaker trips, so a 429 one replica saw rests the key for all.
+//!
+//! Nothing here is on a request's path. A task ([`run`]) sends what this replica counted and
+//! reads what the others did every `sync_interval`, in one script call (`sync.rs`). When Redis
+//! cannot be reached the replica goes on with its own state (one warning), keeps counting,
+//! and sends what it counted when Redis is back; a Redis that lost its data (restarted empty)
+//! is noticed by its epoch key and refilled by every replica, so the shared counters come back
+//! to the exact sum of what the replicas counted.
+
+mod sync;
+
+use crate::Router;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// Where a replica's state is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedState {
+    /// Its own: no `state.redis` configured.
+    Local,
+    /// Shared through Redis.
+    Shared,
+    /// Redis is configured but cannot be reached: the replica's own until it is back.
+    Degraded,
+}
+
+impl SharedState {
+    /// `local`, `shared` or `degraded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Shared => "shared",
+            Self::Degraded => "degraded",
+        }
+    }
+}
+
+/// The link to Redis as the rest of the router sees it.
+#[derive(Debug, Default)]
+pub(crate) struct Link(AtomicU8);
+
+impl Link {
+    pub(crate) fn state(&self) -> SharedState {
+        match self.0.load(Relaxed) {
+            1 => SharedState::Shared,
+            2 => SharedState::Degraded,
+            _ => SharedState::Local,
+        }
+    }
+
+    /// Sets the state; returns the one before.
+    fn set(&self, state: SharedState) -> SharedState {
+        let code = match state {
+            SharedState::Local => 0,
+            SharedState::Shared => 1,
+            SharedState::Degraded => 2,
+        };
+        match self.0.swap(code, Relaxed) {
+            1 => SharedState::Shared,
+            2 => SharedState::Degraded,
+            _ => SharedState::Local,
+        }
+    }
+}
+
+/// Keeps this replica's state in step with the others' through `state.redis` until `stop`
+/// resolves, then sends what is left to send; returns at once when no Redis is configured.
+/// Start it after usage was restored from the ledger, beside the server.
+pub async fn run(router: Arc<Router>, stop: impl Future<Output = ()>) {
+    let Some(settings) = router.snapshot().shared().cloned() else {
+        return;
+    };
+    match sync::Syncer::new(router.clone(), settings) {
+        Ok(syncer) => syncer.run(stop).await,
+        // Checked when the config was compiled; a URL the client refuses now is a bug.
+        Err(e) => tracing::error!("state.redis: {e}; state stays local"),
+    }
+}
