@@ -420,3 +420,33 @@ fn a_reload_error_masks_the_running_keys() {
     assert!(msg.contains("pla…alue"), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The configs that ship in `deploy/` (compose, the Kubernetes ConfigMap, the Helm chart's
+/// default values) load, with their secrets given as the pods' environment would.
+#[test]
+fn the_deploy_configs_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let configmap: serde_yaml::Value = serde_yaml::from_str(&read("k8s/configmap.yaml")).unwrap();
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&read("helm/llm-router/values.yaml")).unwrap();
+    let configs = [
+        ("compose", read("compose/config.yaml")),
+        (
+            "k8s",
+            configmap["data"]["config.yaml"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+        ("helm", serde_yaml::to_string(&values["config"]).unwrap()),
+    ];
+    for (name, text) in configs {
+        let text = text
+            .replace("${LLM_ROUTER_API_KEY}", "a-client-key")
+            .replace("${LLM_ROUTER_ADMIN_KEY}", "an-admin-key");
+        if let Err(e) = load(&text) {
+            panic!("{name}: {e}");
+        }
+    }
+}
