@@ -8,7 +8,9 @@
 //! stream's first byte, 10,000 concurrent streams, and throughput while the router reloads its
 //! config every second; then, each through a fresh router, bursts of large request bodies (is the
 //! memory given back?) and the soak (mixed traffic, upstream faults, a reload every 10 s: nothing
-//! lost, tokens counted against the mock's, RSS by minute). Writes Markdown to stdout or `--out`.
+//! lost, tokens counted against the mock's, RSS by minute); and what sharing state through Redis
+//! costs a request (fresh routers with and without `state.redis`, in turns). Writes Markdown to
+//! stdout or `--out`.
 //!
 //! `cargo build --release -p router-bin -p bench && target/release/loadbench --out docs/benchmarks.md`
 
@@ -18,6 +20,7 @@ mod costs;
 mod load;
 mod parts;
 mod proxies;
+mod shared;
 mod soak;
 mod streams;
 mod system;
@@ -63,7 +66,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) quick: bool,
     /// Only these parts, comma-separated: requests, streams, compression, ttfb, memory, many,
-    /// reload, bodies, soak.
+    /// reload, redis, bodies, soak.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Seconds of the soak (steady rate, upstream faults, reloads; 0 skips it).
@@ -176,6 +179,10 @@ async fn main() {
         reload(&args, &mut report, &router_url, &config).await;
     }
     drop(proxies);
+    // Fresh routers, with and without state.redis, in turns.
+    if want("redis") {
+        shared::redis_cost(&args, &mut report, &dir, &config).await;
+    }
     // Fresh routers: their memory from start, not what the runs above left.
     if want("bodies") {
         soak::bodies(&args, &mut report, &dir).await;

@@ -1,0 +1,91 @@
+//! What sharing state through Redis costs a request: the same router config with and without
+//! `state.redis`, each in a fresh router on the pinned core, measured in turns (three each) so
+//! the difference can be read against the run-to-run spread. The exchange with Redis is a task
+//! beside the server; no request waits for it.
+
+use crate::load::*;
+use crate::proxies::*;
+use crate::system::*;
+use crate::Args;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A `redis-server` for the run, on the bench's cores, killed when dropped.
+struct Redis(Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis(port: u16) -> Option<Redis> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some(Redis(child))
+}
+
+/// Rounds of each config.
+const ROUNDS: usize = 3;
+
+pub(crate) async fn redis_cost(args: &Args, report: &mut String, dir: &Path, plain: &Path) {
+    let _ = writeln!(report, "\n## With state shared through Redis\n");
+    let port = free_port();
+    let Some(_redis) = start_redis(port) else {
+        let _ = writeln!(
+            report,
+            "redis-server could not be started (apt-get install redis-server); skipped.\n"
+        );
+        return;
+    };
+    let shared = dir.join("config-redis.yaml");
+    let text = std::fs::read_to_string(plain).unwrap_or_default();
+    let _ = std::fs::write(
+        &shared,
+        format!("{text}state:\n  redis: {{url: \"redis://127.0.0.1:{port}\"}}\n"),
+    );
+    let _ = writeln!(
+        report,
+        "The same config with and without `state.redis` (a local `redis-server`, default \
+         `sync_interval` 200ms), each in a fresh router, in turns. CPU per 1 KB request, from \
+         /proc, at saturation ({} connections, {} s) and at {} req/s ({} s).\n",
+        args.concurrency,
+        args.seconds,
+        args.rate,
+        args.seconds.min(5)
+    );
+    let _ = writeln!(
+        report,
+        "| round | config | req/s at saturation | CPU per request | p99 at {} req/s | CPU per request at {} req/s | errors |\n|---|---|---|---|---|---|---|",
+        args.rate, args.rate
+    );
+    let body = chat_body(1024, false);
+    for round in 1..=ROUNDS {
+        for (name, config) in [("without Redis", plain), ("with Redis", shared.as_path())] {
+            let router = start_router(&args.router, dir, config, args.proxy_core);
+            let _ = saturate(&router.url, &body, args.concurrency, 1).await;
+            let cpu0 = cpu_time(router.pid);
+            let sat = saturate(&router.url, &body, args.concurrency, args.seconds).await;
+            let sat_cpu = cpu_us_per(router.pid, cpu0, sat.ok + sat.errors);
+            let cpu0 = cpu_time(router.pid);
+            let mut fixed = fixed_rate(&router.url, &body, args.rate, args.seconds.min(5)).await;
+            let fixed_cpu = cpu_us_per(router.pid, cpu0, fixed.ok + fixed.errors);
+            let _ = writeln!(
+                report,
+                "| {round} | {name} | {:.0} | {sat_cpu:.1} µs | {} µs | {fixed_cpu:.1} µs | {} |",
+                sat.rps(),
+                us(fixed.percentile(0.99)),
+                sat.errors + fixed.errors
+            );
+            eprintln!("done: redis round {round} {name}");
+        }
+    }
+}
