@@ -1,7 +1,8 @@
 -- One replica's exchange with the shared state, atomic.
 -- KEYS[1]: the epoch (a random value; a Redis without it holds none of the replicas' data)
 -- KEYS[2]: each pair's total score over every replica (hash: pair -> integer)
--- KEYS[3]: this replica's own score per pair (hash: pair -> integer)
+-- KEYS[3]: this replica's own score per pair (hash: pair -> integer); it expires a week after
+--          the replica's last exchange (its part of the totals stays)
 -- KEYS[4]: cooldowns running (hash: "pair|rate" or "pair|rest" -> until, unix ms)
 -- ARGV: the epoch the replica saw last ("" at first), the epoch to start if there is none,
 --       now (unix ms), n, n × (pair, this replica's score), m, m × (cooldown field, until),
@@ -30,6 +31,7 @@ for _ = 1, n do
   end
   i = i + 2
 end
+redis.call('PEXPIRE', KEYS[3], 7 * 24 * 3600 * 1000)
 local m = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, m do
