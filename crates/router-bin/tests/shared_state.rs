@@ -268,3 +268,61 @@ async fn requests_are_served_while_redis_is_away_and_its_counters_come_back_exac
     );
     assert!(metrics(&a).await.contains("llm_router_redis_up 1"));
 }
+
+#[tokio::test]
+async fn a_clients_requests_per_minute_are_counted_over_every_replica() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = config(&mock, &redis.url(), &["k1"]).replace(
+        &format!("api_key: \"{KEY}\"\n"),
+        &format!(
+            "api_key: \"{KEY}\"\nclients:\n  - {{name: paced, key: key-paced, limits: {{rpm: 60}}}}\n"
+        ),
+    );
+    let a = Replica::start(&yaml).await;
+    let b = Replica::start(&yaml).await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await);
+    }
+    // 100 requests at once, half to each replica: the minute's 60 are admitted in total (each
+    // replica alone would admit 60 of its 50).
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let server = if i % 2 == 0 {
+            a.server.clone()
+        } else {
+            b.server.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            call(
+                Method::POST,
+                &server.url("/v1/chat/completions"),
+                &[
+                    ("authorization", "Bearer key-paced"),
+                    ("content-type", "application/json"),
+                ],
+                BODY,
+            )
+            .await
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        if reply.status == 200 {
+            admitted += 1;
+            assert!(reply.headers.contains_key("x-ratelimit-remaining-requests"));
+        } else {
+            common::assert_openai_error(&reply, 429, "rate_limit_exceeded");
+            assert!(reply.text().contains("limits.rpm 60"), "{}", reply.text());
+            assert!(reply.headers.contains_key("retry-after"));
+        }
+    }
+    // One more comes back every second.
+    let refilled = started.elapsed().as_secs();
+    assert!(
+        (60..=60 + refilled).contains(&admitted),
+        "{admitted} admitted in {refilled} s"
+    );
+}

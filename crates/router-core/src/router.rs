@@ -260,7 +260,7 @@ impl Router {
         request: ClientRequest<'_>,
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::forward(snapshot, request, id).await
+        forward::forward(snapshot, request, id, &self.state.shared).await
     }
 
     /// Where this replica's state is: its own, shared through Redis, or its own for now

@@ -28,15 +28,22 @@ pub(crate) async fn forward(
     snapshot: &Snapshot,
     client: ClientRequest<'_>,
     request_id: u64,
+    link: &crate::shared::Link,
 ) -> Result<ChatResponse, RouterError> {
     let mut request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
-    // A named client's request is admitted (and charged to it) before anything else.
+    // A named client's request is admitted (and charged to it) before anything else; its
+    // requests-per-minute limits are counted over every replica while Redis answers.
     let tab = match client.client {
-        Some(named) => Some(Arc::new(
-            crate::tenants::admit(named, group, &request, snapshot.prices())
-                .map_err(RouterError::from)?,
-        )),
+        Some(named) => {
+            let shared = link.handle();
+            let prices = snapshot.prices();
+            let mut tab = crate::tenants::admit(named, group, &request, prices, shared.is_none())?;
+            if let Some(handle) = shared {
+                crate::shared::limits::check_rpm(&handle, &mut tab).await?;
+            }
+            Some(Arc::new(tab))
+        }
         None => None,
     };
     if tab

@@ -9,12 +9,15 @@
 //! is noticed by its epoch key and refilled by every replica, so the shared counters come back
 //! to the exact sum of what the replicas counted.
 
+pub(crate) mod limits;
 mod sync;
 
 use crate::Router;
+use arc_swap::ArcSwapOption;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Where a replica's state is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +41,42 @@ impl SharedState {
     }
 }
 
-/// The link to Redis as the rest of the router sees it.
+/// The link to Redis as the rest of the router sees it: its state, and while Redis answers,
+/// the connection requests may use.
 #[derive(Debug, Default)]
-pub(crate) struct Link(AtomicU8);
+pub(crate) struct Link {
+    state: AtomicU8,
+    handle: ArcSwapOption<Handle>,
+}
+
+/// What a request needs to ask Redis something.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    connection: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
 
 impl Link {
+    /// The connection to ask Redis with, while it answers.
+    pub(crate) fn handle(&self) -> Option<Arc<Handle>> {
+        self.handle.load_full()
+    }
+
+    fn set_handle(&self, handle: Option<Handle>) {
+        self.handle.store(handle.map(Arc::new));
+    }
+
     pub(crate) fn state(&self) -> SharedState {
-        match self.0.load(Relaxed) {
+        match self.state.load(Relaxed) {
             1 => SharedState::Shared,
             2 => SharedState::Degraded,
             _ => SharedState::Local,
@@ -58,7 +90,7 @@ impl Link {
             SharedState::Shared => 1,
             SharedState::Degraded => 2,
         };
-        match self.0.swap(code, Relaxed) {
+        match self.state.swap(code, Relaxed) {
             1 => SharedState::Shared,
             2 => SharedState::Degraded,
             _ => SharedState::Local,

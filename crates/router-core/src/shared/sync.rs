@@ -7,7 +7,7 @@
 //!
 //! [`Hot`]: crate::usage
 
-use super::{Link, SharedState};
+use super::{Handle, Link, SharedState};
 use crate::health::Cooldown;
 use crate::snapshot::SharedSettings;
 use crate::usage::PairStats;
@@ -135,13 +135,22 @@ impl Syncer {
         match outcome {
             Ok(call) => {
                 self.apply(call);
+                if let Some(connection) = &self.connection {
+                    self.link().set_handle(Some(Handle {
+                        connection: connection.clone(),
+                        prefix: self.settings.prefix.clone(),
+                        timeout: self.settings.timeout,
+                    }));
+                }
                 if self.link().set(SharedState::Shared) == SharedState::Degraded {
                     tracing::warn!("shared state: Redis answers again; state is shared");
                 }
             }
             Err(e) => {
                 // A new connection next time: an old one may wait on a server long gone.
+                // Requests stop asking Redis until it answers again.
                 self.connection = None;
+                self.link().set_handle(None);
                 if self.link().set(SharedState::Degraded) != SharedState::Degraded {
                     tracing::warn!(
                         "shared state: Redis cannot be reached ({e}); this replica goes on with its own state and sends what it counts when Redis is back"

@@ -108,12 +108,15 @@ fn seconds(d: Duration) -> String {
     format!("{}s", d.as_millis().div_ceil(1000))
 }
 
-/// Admits `request` of `client` to `group`, or says why not.
+/// Admits `request` of `client` to `group`, or says why not. With `local_rpm` false, the
+/// requests-per-minute limits are left to the caller (shared through Redis: see
+/// `crate::shared::limits`), which falls back to [`Tab::check_local_rpm`].
 pub(crate) fn admit(
     client: &Arc<Client>,
     group: &Group,
     request: &ChatRequest<'_>,
     prices: &Arc<Prices>,
+    local_rpm: bool,
 ) -> Result<Tab, Refusal> {
     if !client.may_use(group.name()) {
         return Err(Refusal::Group {
@@ -146,7 +149,9 @@ pub(crate) fn admit(
     }
     reserve_tpm(&mut tab, &parties, ask, now)?;
     reserve_budgets(&mut tab, &parties, ask, now)?;
-    check_rpm(&mut tab, &parties)?;
+    if local_rpm {
+        check_rpm(&mut tab, &parties)?;
+    }
     Ok(tab)
 }
 
@@ -227,41 +232,32 @@ fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
         let Some(rpm) = limits.rpm else { continue };
         let limiter = lock(&account.rpm).clone();
         let Some(limiter) = limiter else { continue };
-        let passed = limiter.check();
-        if let Ok(passed) = passed {
-            if !tab
-                .rate_headers
-                .iter()
-                .any(|(k, _)| k.ends_with("-requests"))
-            {
+        match limiter.check() {
+            Ok(passed) => {
                 let reset = limiter.reset_after(passed.remaining);
-                tab.rate_headers.extend([
-                    ("x-ratelimit-limit-requests", rpm.to_string()),
-                    (
-                        "x-ratelimit-remaining-requests",
-                        passed.remaining.to_string(),
-                    ),
-                    ("x-ratelimit-reset-requests", seconds(reset)),
-                ]);
+                tab.passed_rpm(rpm.get(), passed.remaining, reset);
             }
-        }
-        if let Err(wait) = passed {
-            account.refused.fetch_add(1, Relaxed);
-            return Err(Refusal::Limit {
-                message: format!(
-                    "{who} is over its requests per minute (limits.rpm {rpm}); retry after {}",
-                    seconds(wait)
-                ),
-                retry_after: wait,
-                headers: vec![
-                    ("x-ratelimit-limit-requests", rpm.to_string()),
-                    ("x-ratelimit-remaining-requests", "0".into()),
-                    ("x-ratelimit-reset-requests", seconds(wait)),
-                ],
-            });
+            Err(wait) => return Err(over_rpm(who, account, rpm.get(), wait)),
         }
     }
     Ok(())
+}
+
+/// The refusal of a request over `who`'s requests per minute.
+fn over_rpm(who: &Who<'_>, account: &Account, rpm: u32, wait: Duration) -> Refusal {
+    account.refused.fetch_add(1, Relaxed);
+    Refusal::Limit {
+        message: format!(
+            "{who} is over its requests per minute (limits.rpm {rpm}); retry after {}",
+            seconds(wait)
+        ),
+        retry_after: wait,
+        headers: vec![
+            ("x-ratelimit-limit-requests", rpm.to_string()),
+            ("x-ratelimit-remaining-requests", "0".into()),
+            ("x-ratelimit-reset-requests", seconds(wait)),
+        ],
+    }
 }
 
 /// A client or a team, as messages name it: `client 'team-a'`.
@@ -359,6 +355,60 @@ impl Tab {
     /// when it sets none (`ChatRequest::cap_completion`).
     pub(crate) fn caps_completion(&self) -> bool {
         !self.holds.is_empty()
+    }
+
+    /// A party's RPM limit let the request through: OpenAI's `x-ratelimit-*-requests`
+    /// headers, for the first party that has one.
+    fn passed_rpm(&mut self, rpm: u32, remaining: u32, reset: Duration) {
+        if !(self.rate_headers.iter()).any(|(k, _)| k.ends_with("-requests")) {
+            self.rate_headers.extend([
+                ("x-ratelimit-limit-requests", rpm.to_string()),
+                ("x-ratelimit-remaining-requests", remaining.to_string()),
+                ("x-ratelimit-reset-requests", seconds(reset)),
+            ]);
+        }
+    }
+
+    /// The client's and its team's requests-per-minute limits, by account name
+    /// (`client/<name>`, `team/<name>`), for a check shared through Redis.
+    pub(crate) fn rpm_limits(&self) -> Vec<(String, u32)> {
+        parties(&self.client)
+            .into_iter()
+            .filter_map(|(who, _, limits, _)| {
+                Some((format!("{}/{}", who.0, who.1), limits.rpm?.get()))
+            })
+            .collect()
+    }
+
+    /// The shared check let the request through: for each of [`Self::rpm_limits`], in that
+    /// order, the requests left and the time until the whole quota is back.
+    pub(crate) fn shared_rpm_passed(&mut self, left: &[(u32, Duration)]) {
+        for ((_, rpm), (remaining, reset)) in self.rpm_limits().into_iter().zip(left) {
+            self.passed_rpm(rpm, *remaining, *reset);
+        }
+    }
+
+    /// The shared check refused the request over the `index`th of [`Self::rpm_limits`].
+    pub(crate) fn shared_rpm_refused(&self, index: usize, wait: Duration) -> Refusal {
+        let parties: Vec<_> = (parties(&self.client).into_iter())
+            .filter(|(_, _, limits, _)| limits.rpm.is_some())
+            .collect();
+        match parties.get(index) {
+            Some((who, account, limits, _)) => {
+                over_rpm(who, account, limits.rpm.map_or(0, |r| r.get()), wait)
+            }
+            None => Refusal::Limit {
+                message: "over a requests-per-minute limit".into(),
+                retry_after: wait,
+                headers: Vec::new(),
+            },
+        }
+    }
+
+    /// The requests-per-minute limits checked by this replica alone (Redis cannot be asked).
+    pub(crate) fn check_local_rpm(&mut self) -> Result<(), Refusal> {
+        let client = self.client.clone();
+        check_rpm(self, &parties(&client))
     }
 
     /// The client it is for.
