@@ -5,10 +5,10 @@
 
 use super::account::{Amount, Short, Span};
 use super::prices::{Picodollars, Prices, PICODOLLARS_PER_USD};
-use super::{lock, now_utc, Account, Budget, Client, Limits, Spend};
+use super::tab::{Hold, Tab};
+use super::{lock, now_utc, Account, Budget, Client, Limits};
 use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Group;
-use crate::usage::TokenUsage;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,28 +40,6 @@ pub enum Refusal {
         /// OpenAI's `x-ratelimit-*` headers.
         headers: Vec<(&'static str, String)>,
     },
-}
-
-/// A reservation held in one account's window.
-#[derive(Debug)]
-struct Hold {
-    account: Arc<Account>,
-    tpm: bool,
-    amount: Amount,
-}
-
-/// An admitted request's account with its client and team. Shared by the request's upstream
-/// calls (each charges what it cost); when the last one is dropped, the reservations are
-/// given back and the request no longer counts as in flight.
-#[derive(Debug)]
-pub struct Tab {
-    client: Arc<Client>,
-    group: String,
-    prices: Arc<Prices>,
-    holds: Vec<Hold>,
-    in_flight: Vec<Arc<Account>>,
-    /// OpenAI's `x-ratelimit-*` headers for the answer: the client's own limits first.
-    rate_headers: Vec<(&'static str, String)>,
 }
 
 /// What a request may cost at most. A request that sets no completion limit is sent with its
@@ -104,7 +82,7 @@ fn usd(p: Picodollars) -> String {
         .to_string()
 }
 
-fn seconds(d: Duration) -> String {
+pub(super) fn seconds(d: Duration) -> String {
     format!("{}s", d.as_millis().div_ceil(1000))
 }
 
@@ -227,7 +205,7 @@ fn reserve_budgets(
 }
 
 /// Lets the request through each party's RPM limiter (last: it cannot be undone).
-fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
+pub(super) fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
     for (who, account, limits, _) in parties {
         let Some(rpm) = limits.rpm else { continue };
         let limiter = lock(&account.rpm).clone();
@@ -244,7 +222,7 @@ fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
 }
 
 /// The refusal of a request over `who`'s requests per minute.
-fn over_rpm(who: &Who<'_>, account: &Account, rpm: u32, wait: Duration) -> Refusal {
+pub(super) fn over_rpm(who: &Who<'_>, account: &Account, rpm: u32, wait: Duration) -> Refusal {
     account.refused.fetch_add(1, Relaxed);
     Refusal::Limit {
         message: format!(
@@ -261,7 +239,7 @@ fn over_rpm(who: &Who<'_>, account: &Account, rpm: u32, wait: Duration) -> Refus
 }
 
 /// A client or a team, as messages name it: `client 'team-a'`.
-struct Who<'a>(&'static str, &'a str);
+pub(super) struct Who<'a>(pub(super) &'static str, pub(super) &'a str);
 
 impl std::fmt::Display for Who<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -270,10 +248,10 @@ impl std::fmt::Display for Who<'_> {
 }
 
 /// Who, the account, the limits and the budget of a client or a team.
-type Party<'a> = (Who<'a>, &'a Arc<Account>, Limits, Option<Budget>);
+pub(super) type Party<'a> = (Who<'a>, &'a Arc<Account>, Limits, Option<Budget>);
 
 /// The client, then its team.
-fn parties(client: &Client) -> Vec<Party<'_>> {
+pub(super) fn parties(client: &Client) -> Vec<Party<'_>> {
     let mut out = vec![(
         Who("client", &client.name),
         &client.account,
@@ -346,133 +324,6 @@ fn over_budget(
     Refusal::Budget {
         message: format!("{who} is over its budget: {left}{when}"),
         reset,
-    }
-}
-
-impl Tab {
-    /// Whether the request holds a reservation of tokens or money (a budget, a TPM limit):
-    /// then it must not complete past what was reserved, and is sent with a completion limit
-    /// when it sets none (`ChatRequest::cap_completion`).
-    pub(crate) fn caps_completion(&self) -> bool {
-        !self.holds.is_empty()
-    }
-
-    /// A party's RPM limit let the request through: OpenAI's `x-ratelimit-*-requests`
-    /// headers, for the first party that has one.
-    fn passed_rpm(&mut self, rpm: u32, remaining: u32, reset: Duration) {
-        if !(self.rate_headers.iter()).any(|(k, _)| k.ends_with("-requests")) {
-            self.rate_headers.extend([
-                ("x-ratelimit-limit-requests", rpm.to_string()),
-                ("x-ratelimit-remaining-requests", remaining.to_string()),
-                ("x-ratelimit-reset-requests", seconds(reset)),
-            ]);
-        }
-    }
-
-    /// The client's and its team's requests-per-minute limits, by account name
-    /// (`client/<name>`, `team/<name>`), for a check shared through Redis.
-    pub(crate) fn rpm_limits(&self) -> Vec<(String, u32)> {
-        parties(&self.client)
-            .into_iter()
-            .filter_map(|(who, _, limits, _)| {
-                Some((format!("{}/{}", who.0, who.1), limits.rpm?.get()))
-            })
-            .collect()
-    }
-
-    /// The shared check let the request through: for each of [`Self::rpm_limits`], in that
-    /// order, the requests left and the time until the whole quota is back.
-    pub(crate) fn shared_rpm_passed(&mut self, left: &[(u32, Duration)]) {
-        for ((_, rpm), (remaining, reset)) in self.rpm_limits().into_iter().zip(left) {
-            self.passed_rpm(rpm, *remaining, *reset);
-        }
-    }
-
-    /// The shared check refused the request over the `index`th of [`Self::rpm_limits`].
-    pub(crate) fn shared_rpm_refused(&self, index: usize, wait: Duration) -> Refusal {
-        let parties: Vec<_> = (parties(&self.client).into_iter())
-            .filter(|(_, _, limits, _)| limits.rpm.is_some())
-            .collect();
-        match parties.get(index) {
-            Some((who, account, limits, _)) => {
-                over_rpm(who, account, limits.rpm.map_or(0, |r| r.get()), wait)
-            }
-            None => Refusal::Limit {
-                message: "over a requests-per-minute limit".into(),
-                retry_after: wait,
-                headers: Vec::new(),
-            },
-        }
-    }
-
-    /// The requests-per-minute limits checked by this replica alone (Redis cannot be asked).
-    pub(crate) fn check_local_rpm(&mut self) -> Result<(), Refusal> {
-        let client = self.client.clone();
-        check_rpm(self, &parties(&client))
-    }
-
-    /// The client it is for.
-    pub fn client(&self) -> &Arc<Client> {
-        &self.client
-    }
-
-    /// OpenAI's `x-ratelimit-*` headers for the answer (the client's limits, or its team's).
-    pub fn rate_headers(&self) -> &[(&'static str, String)] {
-        &self.rate_headers
-    }
-
-    /// Charges one upstream call's `usage` on `provider`'s `model`, priced from the table,
-    /// to the client and its team. Returns its cost.
-    pub(crate) fn charge(&self, provider: &str, model: &str, usage: &TokenUsage) -> Picodollars {
-        let picodollars = self
-            .prices
-            .get(provider, model)
-            .map_or(0, |p| p.cost(usage));
-        let tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
-        let used = Amount {
-            tokens,
-            picodollars,
-        };
-        let now = now_utc();
-        for (_, account, limits, budget) in parties(&self.client) {
-            if let Some(budget) = budget {
-                lock(&account.budget).charge(budget.span, used, now);
-            }
-            if limits.tpm.is_some() {
-                let t = Amount {
-                    tokens,
-                    picodollars: 0,
-                };
-                lock(&account.tpm).charge(Span::Minute, t, now);
-            }
-            let key = (self.group.clone(), provider.to_string(), model.to_string());
-            let mut spend = lock(&account.spend);
-            let s: &mut Spend = spend.entry(key).or_default();
-            s.requests += 1;
-            s.prompt_tokens += usage.prompt_tokens;
-            s.completion_tokens += usage.completion_tokens;
-            s.cache_read_tokens += usage.cache_read_tokens;
-            s.cache_write_tokens += usage.cache_write_tokens;
-            s.picodollars = s.picodollars.saturating_add(picodollars);
-        }
-        picodollars
-    }
-}
-
-impl Drop for Tab {
-    fn drop(&mut self) {
-        // What was used is charged already; the reservations go now.
-        for hold in &self.holds {
-            let window = if hold.tpm {
-                &hold.account.tpm
-            } else {
-                &hold.account.budget
-            };
-            lock(window).release(hold.amount);
-        }
-        for account in &self.in_flight {
-            account.in_flight.fetch_sub(1, Relaxed);
-        }
     }
 }
 

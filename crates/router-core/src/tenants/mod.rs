@@ -11,12 +11,14 @@ mod admission;
 mod compile;
 mod limiter;
 mod prices;
+mod tab;
 
 pub use account::{Amount, Cap, Span};
 pub(crate) use admission::admit;
-pub use admission::{Refusal, Tab};
+pub use admission::Refusal;
 pub(crate) use compile::compile;
 pub use prices::{built_in_source, Picodollars, Price, Prices, PICODOLLARS_PER_USD};
+pub use tab::Tab;
 
 use account::Window;
 use limiter::Limiter;

@@ -1,0 +1,161 @@
+//! The [`Tab`] of an admitted request: the reservations it holds in its client's and team's
+//! windows, charged with each upstream call's real cost as it is settled, and given back
+//! when the request is over.
+
+use super::account::{Amount, Span};
+use super::admission::{check_rpm, over_rpm, parties, seconds, Refusal};
+use super::prices::{Picodollars, Prices};
+use super::{lock, now_utc, Account, Client, Spend};
+use crate::usage::TokenUsage;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A reservation held in one account's window.
+#[derive(Debug)]
+pub(super) struct Hold {
+    pub(super) account: Arc<Account>,
+    pub(super) tpm: bool,
+    pub(super) amount: Amount,
+}
+
+/// An admitted request's account with its client and team. Shared by the request's upstream
+/// calls (each charges what it cost); when the last one is dropped, the reservations are
+/// given back and the request no longer counts as in flight.
+#[derive(Debug)]
+pub struct Tab {
+    pub(super) client: Arc<Client>,
+    pub(super) group: String,
+    pub(super) prices: Arc<Prices>,
+    pub(super) holds: Vec<Hold>,
+    pub(super) in_flight: Vec<Arc<Account>>,
+    /// OpenAI's `x-ratelimit-*` headers for the answer: the client's own limits first.
+    pub(super) rate_headers: Vec<(&'static str, String)>,
+}
+
+impl Tab {
+    /// Whether the request holds a reservation of tokens or money (a budget, a TPM limit):
+    /// then it must not complete past what was reserved, and is sent with a completion limit
+    /// when it sets none (`ChatRequest::cap_completion`).
+    pub(crate) fn caps_completion(&self) -> bool {
+        !self.holds.is_empty()
+    }
+
+    /// A party's RPM limit let the request through: OpenAI's `x-ratelimit-*-requests`
+    /// headers, for the first party that has one.
+    pub(super) fn passed_rpm(&mut self, rpm: u32, remaining: u32, reset: Duration) {
+        if !(self.rate_headers.iter()).any(|(k, _)| k.ends_with("-requests")) {
+            self.rate_headers.extend([
+                ("x-ratelimit-limit-requests", rpm.to_string()),
+                ("x-ratelimit-remaining-requests", remaining.to_string()),
+                ("x-ratelimit-reset-requests", seconds(reset)),
+            ]);
+        }
+    }
+
+    /// The client's and its team's requests-per-minute limits, by account name
+    /// (`client/<name>`, `team/<name>`), for a check shared through Redis.
+    pub(crate) fn rpm_limits(&self) -> Vec<(String, u32)> {
+        parties(&self.client)
+            .into_iter()
+            .filter_map(|(who, _, limits, _)| {
+                Some((format!("{}/{}", who.0, who.1), limits.rpm?.get()))
+            })
+            .collect()
+    }
+
+    /// The shared check let the request through: for each of [`Self::rpm_limits`], in that
+    /// order, the requests left and the time until the whole quota is back.
+    pub(crate) fn shared_rpm_passed(&mut self, left: &[(u32, Duration)]) {
+        for ((_, rpm), (remaining, reset)) in self.rpm_limits().into_iter().zip(left) {
+            self.passed_rpm(rpm, *remaining, *reset);
+        }
+    }
+
+    /// The shared check refused the request over the `index`th of [`Self::rpm_limits`].
+    pub(crate) fn shared_rpm_refused(&self, index: usize, wait: Duration) -> Refusal {
+        let parties: Vec<_> = (parties(&self.client).into_iter())
+            .filter(|(_, _, limits, _)| limits.rpm.is_some())
+            .collect();
+        match parties.get(index) {
+            Some((who, account, limits, _)) => {
+                over_rpm(who, account, limits.rpm.map_or(0, |r| r.get()), wait)
+            }
+            None => Refusal::Limit {
+                message: "over a requests-per-minute limit".into(),
+                retry_after: wait,
+                headers: Vec::new(),
+            },
+        }
+    }
+
+    /// The requests-per-minute limits checked by this replica alone (Redis cannot be asked).
+    pub(crate) fn check_local_rpm(&mut self) -> Result<(), Refusal> {
+        let client = self.client.clone();
+        check_rpm(self, &parties(&client))
+    }
+
+    /// The client it is for.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// OpenAI's `x-ratelimit-*` headers for the answer (the client's limits, or its team's).
+    pub fn rate_headers(&self) -> &[(&'static str, String)] {
+        &self.rate_headers
+    }
+
+    /// Charges one upstream call's `usage` on `provider`'s `model`, priced from the table,
+    /// to the client and its team. Returns its cost.
+    pub(crate) fn charge(&self, provider: &str, model: &str, usage: &TokenUsage) -> Picodollars {
+        let picodollars = self
+            .prices
+            .get(provider, model)
+            .map_or(0, |p| p.cost(usage));
+        let tokens = usage.prompt_tokens.saturating_add(usage.completion_tokens);
+        let used = Amount {
+            tokens,
+            picodollars,
+        };
+        let now = now_utc();
+        for (_, account, limits, budget) in parties(&self.client) {
+            if let Some(budget) = budget {
+                lock(&account.budget).charge(budget.span, used, now);
+            }
+            if limits.tpm.is_some() {
+                let t = Amount {
+                    tokens,
+                    picodollars: 0,
+                };
+                lock(&account.tpm).charge(Span::Minute, t, now);
+            }
+            let key = (self.group.clone(), provider.to_string(), model.to_string());
+            let mut spend = lock(&account.spend);
+            let s: &mut Spend = spend.entry(key).or_default();
+            s.requests += 1;
+            s.prompt_tokens += usage.prompt_tokens;
+            s.completion_tokens += usage.completion_tokens;
+            s.cache_read_tokens += usage.cache_read_tokens;
+            s.cache_write_tokens += usage.cache_write_tokens;
+            s.picodollars = s.picodollars.saturating_add(picodollars);
+        }
+        picodollars
+    }
+}
+
+impl Drop for Tab {
+    fn drop(&mut self) {
+        // What was used is charged already; the reservations go now.
+        for hold in &self.holds {
+            let window = if hold.tpm {
+                &hold.account.tpm
+            } else {
+                &hold.account.budget
+            };
+            lock(window).release(hold.amount);
+        }
+        for account in &self.in_flight {
+            account.in_flight.fetch_sub(1, Relaxed);
+        }
+    }
+}
