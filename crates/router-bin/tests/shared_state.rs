@@ -326,3 +326,91 @@ async fn a_clients_requests_per_minute_are_counted_over_every_replica() {
         "{admitted} admitted in {refilled} s"
     );
 }
+
+#[tokio::test]
+async fn a_budget_hit_through_both_replicas_at_once_is_never_overshot() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    mock.add_rule(Rule::new(Fault::Gate(mock_upstream::Gate(gate))));
+    const N: usize = 5;
+    let body = r#"{"model":"g","max_tokens":10,"messages":[{"role":"user","content":"spend"}]}"#;
+    // Tokens for exactly N reservations: every byte of the request, and max_tokens.
+    let budget = N * (body.len() + 10);
+    let yaml = config(&mock, &redis.url(), &["k1"]).replace(
+        &format!("api_key: \"{KEY}\"\n"),
+        &format!(
+            "api_key: \"{KEY}\"\nclients:\n  - {{name: spender, key: key-s, budget: {{tokens: {budget}, period: day}}}}\n"
+        ),
+    );
+    let a = Replica::start(&yaml).await;
+    let b = Replica::start(&yaml).await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let server = if i % 2 == 0 {
+            a.server.clone()
+        } else {
+            b.server.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            call(
+                Method::POST,
+                &server.url("/v1/chat/completions"),
+                &[
+                    ("authorization", "Bearer key-s"),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            )
+            .await
+        }));
+    }
+    // The admitted wait at the upstream until all 64 are decided: N in all (each replica
+    // alone would have admitted N of its 32).
+    let decided = eventually(Duration::from_secs(20), || {
+        tasks.iter().filter(|t| t.is_finished()).count() == 64 - N
+            && mock.request_count() == N as u64
+    })
+    .await;
+    assert!(decided, "{} reached the upstream", mock.request_count());
+    open.send_replace(true);
+    let mut served = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        if reply.status == 200 {
+            served += 1;
+        } else {
+            common::assert_openai_error(&reply, 429, "insufficient_quota");
+            assert!(
+                reply.text().contains("client 'spender' is over its budget"),
+                "{}",
+                reply.text()
+            );
+        }
+    }
+    assert_eq!(served, N);
+    // What they used is counted in Redis, and the reservations are given back.
+    let mut c = redis.connection().await;
+    let mut counted = 0;
+    for _ in 0..500 {
+        let window: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg("test:budget:client/spender")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let held = window.keys().filter(|k| k.starts_with("r:")).count();
+        counted = window
+            .get("tokens")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        if held == 0 && counted == mock.tokens_reported() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counted, mock.tokens_reported());
+    assert!(counted <= budget as u64);
+}

@@ -32,14 +32,16 @@ pub(crate) async fn forward(
 ) -> Result<ChatResponse, RouterError> {
     let mut request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
-    // A named client's request is admitted (and charged to it) before anything else; its
-    // requests-per-minute limits are counted over every replica while Redis answers.
+    // A named client's request is admitted (and charged to it) before anything else; while
+    // Redis answers, its budgets and limits are counted over every replica too.
     let tab = match client.client {
         Some(named) => {
             let shared = link.handle();
             let prices = snapshot.prices();
             let mut tab = crate::tenants::admit(named, group, &request, prices, shared.is_none())?;
             if let Some(handle) = shared {
+                // Requests per minute last: a request let through cannot be taken back.
+                crate::shared::budgets::reserve(&handle, &mut tab, request_id).await?;
                 crate::shared::limits::check_rpm(&handle, &mut tab).await?;
             }
             Some(Arc::new(tab))

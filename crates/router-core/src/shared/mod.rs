@@ -9,6 +9,7 @@
 //! is noticed by its epoch key and refilled by every replica, so the shared counters come back
 //! to the exact sum of what the replicas counted.
 
+pub(crate) mod budgets;
 pub(crate) mod limits;
 mod sync;
 
@@ -47,6 +48,8 @@ impl SharedState {
 pub(crate) struct Link {
     state: AtomicU8,
     handle: ArcSwapOption<Handle>,
+    /// What requests used and gave back, for the next exchange.
+    pub(crate) settlements: Arc<budgets::Settlements>,
 }
 
 /// What a request needs to ask Redis something.
@@ -55,6 +58,9 @@ pub(crate) struct Handle {
     connection: redis::aio::ConnectionManager,
     prefix: String,
     timeout: Duration,
+    /// This replica run's id.
+    run: String,
+    settlements: Arc<budgets::Settlements>,
 }
 
 impl std::fmt::Debug for Handle {

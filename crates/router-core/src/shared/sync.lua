@@ -4,9 +4,11 @@
 -- KEYS[3]: this replica's own score per pair (hash: pair -> integer); it expires a week after
 --          the replica's last exchange (its part of the totals stays)
 -- KEYS[4]: cooldowns running (hash: "pair|rate" or "pair|rest" -> until, unix ms)
+-- KEYS[5]: the replica runs alive (sorted set: run -> until, unix ms), whose reservations in
+--          budgets and minutes count (budgets.lua)
 -- ARGV: the epoch the replica saw last ("" at first), the epoch to start if there is none,
---       now (unix ms), n, n × (pair, this replica's score), m, m × (cooldown field, until),
---       then the pairs whose totals to read.
+--       now (unix ms), this run, until when it counts as alive, n, n × (pair, this replica's
+--       score), m, m × (cooldown field, until), then the pairs whose totals to read.
 -- A score is absolute, not a delta: sending one twice (a call that timed out but ran) changes
 -- nothing. The total moves by the difference from what the replica's hash held.
 -- Answers: {epoch, 1 if this call started it else 0, totals in the order asked,
@@ -19,7 +21,9 @@ if not epoch then
   started = 1
 end
 local now = tonumber(ARGV[3])
-local i = 4
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[4])
+local i = 6
 local n = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, n do

@@ -72,6 +72,8 @@ pub(super) struct Syncer {
     script: redis::Script,
     /// The epoch of the data Redis holds, as last seen.
     epoch: Option<String>,
+    /// This run's id: a new one each start.
+    run: String,
     /// This replica's hash of its own scores: a new one each run.
     own: String,
     pairs: HashMap<String, PairSync>,
@@ -85,8 +87,10 @@ fn unix_ms(t: SystemTime) -> u64 {
 impl Syncer {
     pub(super) fn new(router: Arc<Router>, settings: SharedSettings) -> redis::RedisResult<Self> {
         let client = redis::Client::open(settings.url())?;
-        let own = format!("{}usage:{:016x}", settings.prefix, fastrand::u64(..));
+        let run = format!("{:016x}", fastrand::u64(..));
+        let own = format!("{}usage:{run}", settings.prefix);
         Ok(Self {
+            run,
             router,
             settings,
             client,
@@ -100,6 +104,13 @@ impl Syncer {
 
     fn link(&self) -> &Link {
         self.router.shared_link()
+    }
+
+    /// How long this run counts as alive after an exchange (its reservations with it): ten
+    /// exchanges, and at least ten seconds.
+    fn alive_for(&self) -> u64 {
+        let ten = self.settings.sync_interval.saturating_mul(10);
+        u64::try_from(ten.max(Duration::from_secs(10)).as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(super) async fn run(mut self, stop: impl Future<Output = ()>) {
@@ -140,7 +151,21 @@ impl Syncer {
                         connection: connection.clone(),
                         prefix: self.settings.prefix.clone(),
                         timeout: self.settings.timeout,
+                        run: self.run.clone(),
+                        settlements: self.link().settlements.clone(),
                     }));
+                    // What requests used and gave back since the last exchange.
+                    let mut connection = connection.clone();
+                    let settle = self.link().settlements.flush(
+                        &mut connection,
+                        &self.settings.prefix,
+                        &self.run,
+                    );
+                    if let Ok(Err(e)) = tokio::time::timeout(self.settings.timeout, settle).await {
+                        tracing::debug!(
+                            "shared state: settlements wait for the next exchange: {e}"
+                        );
+                    }
                 }
                 if self.link().set(SharedState::Shared) == SharedState::Degraded {
                     tracing::warn!("shared state: Redis answers again; state is shared");
@@ -221,10 +246,13 @@ impl Syncer {
             .key(format!("{prefix}usage"))
             .key(&self.own)
             .key(format!("{prefix}cooldowns"))
+            .key(format!("{prefix}runs"))
             .arg(self.epoch.as_deref().unwrap_or(""))
             // A new epoch each time Redis has none, never one seen before.
             .arg(format!("{:032x}", fastrand::u128(..)))
             .arg(wall)
+            .arg(&self.run)
+            .arg(wall.saturating_add(self.alive_for()))
             .arg(scores.len());
         for (id, score) in &scores {
             invocation.arg(id).arg(score);

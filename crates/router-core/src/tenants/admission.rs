@@ -111,6 +111,8 @@ pub(crate) fn admit(
         holds: Vec::new(),
         in_flight: Vec::new(),
         rate_headers: Vec::new(),
+        ask,
+        shared: None,
     };
     let parties = parties(client);
     for (who, account, limits, _) in &parties {
@@ -154,16 +156,7 @@ fn reserve_tpm(
             let taken = window.used(Span::Minute, now).tokens + window.reserved().tokens;
             if let Err(Short::Tokens(_, taken)) = window.reserve(Span::Minute, cap, tokens, now) {
                 drop(window);
-                account.refused.fetch_add(1, Relaxed);
-                let reset = until(Span::Minute, now).unwrap_or(Duration::from_secs(60));
-                return Err(Refusal::Limit {
-                    message: format!(
-                        "{who} is over its tokens per minute (limits.tpm {tpm}): {taken} used or reserved this minute, this request may take {}; retry after {}",
-                        ask.tokens, seconds(reset)
-                    ),
-                    retry_after: reset,
-                    headers: token_headers(tpm, tpm.saturating_sub(taken), reset),
-                });
+                return Err(over_tpm(who, account, tpm, taken, ask.tokens, now));
             }
             drop(window);
             if !tab.rate_headers.iter().any(|(k, _)| k.ends_with("-tokens")) {
@@ -269,7 +262,7 @@ pub(super) fn parties(client: &Client) -> Vec<Party<'_>> {
     out
 }
 
-fn until(span: Span, now: OffsetDateTime) -> Option<Duration> {
+pub(super) fn until(span: Span, now: OffsetDateTime) -> Option<Duration> {
     let next = span.next(now)?;
     Some(Duration::from_secs(
         u64::try_from(next - now.unix_timestamp())
@@ -278,7 +271,33 @@ fn until(span: Span, now: OffsetDateTime) -> Option<Duration> {
     ))
 }
 
-fn token_headers(limit: u64, remaining: u64, reset: Duration) -> Vec<(&'static str, String)> {
+/// The refusal of a request that may take `ask` tokens when `taken` of `who`'s `tpm` are used
+/// or reserved this minute.
+pub(super) fn over_tpm(
+    who: &Who<'_>,
+    account: &Account,
+    tpm: u64,
+    taken: u64,
+    ask: u64,
+    now: OffsetDateTime,
+) -> Refusal {
+    account.refused.fetch_add(1, Relaxed);
+    let reset = until(Span::Minute, now).unwrap_or(Duration::from_secs(60));
+    Refusal::Limit {
+        message: format!(
+            "{who} is over its tokens per minute (limits.tpm {tpm}): {taken} used or reserved this minute, this request may take {ask}; retry after {}",
+            seconds(reset)
+        ),
+        retry_after: reset,
+        headers: token_headers(tpm, tpm.saturating_sub(taken), reset),
+    }
+}
+
+pub(super) fn token_headers(
+    limit: u64,
+    remaining: u64,
+    reset: Duration,
+) -> Vec<(&'static str, String)> {
     vec![
         ("x-ratelimit-limit-tokens", limit.to_string()),
         ("x-ratelimit-remaining-tokens", remaining.to_string()),
@@ -286,7 +305,7 @@ fn token_headers(limit: u64, remaining: u64, reset: Duration) -> Vec<(&'static s
     ]
 }
 
-fn over_budget(
+pub(super) fn over_budget(
     who: &Who<'_>,
     budget: &Budget,
     short: Short,

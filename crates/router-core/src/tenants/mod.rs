@@ -18,7 +18,7 @@ pub(crate) use admission::admit;
 pub use admission::Refusal;
 pub(crate) use compile::compile;
 pub use prices::{built_in_source, Picodollars, Price, Prices, PICODOLLARS_PER_USD};
-pub use tab::Tab;
+pub use tab::{SharedAsk, Tab};
 
 use account::Window;
 use limiter::Limiter;

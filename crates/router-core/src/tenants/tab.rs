@@ -2,10 +2,13 @@
 //! windows, charged with each upstream call's real cost as it is settled, and given back
 //! when the request is over.
 
-use super::account::{Amount, Span};
-use super::admission::{check_rpm, over_rpm, parties, seconds, Refusal};
+use super::account::{Amount, Cap, Short, Span};
+use super::admission::{
+    check_rpm, over_budget, over_rpm, over_tpm, parties, seconds, token_headers, until, Refusal,
+};
 use super::prices::{Picodollars, Prices};
 use super::{lock, now_utc, Account, Client, Spend};
+use crate::shared::budgets::Settlements;
 use crate::usage::TokenUsage;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -31,6 +34,33 @@ pub struct Tab {
     pub(super) in_flight: Vec<Arc<Account>>,
     /// OpenAI's `x-ratelimit-*` headers for the answer: the client's own limits first.
     pub(super) rate_headers: Vec<(&'static str, String)>,
+    /// What the request may cost at most, as reserved.
+    pub(super) ask: Amount,
+    /// Its reservations in the windows the replicas share, if any.
+    pub(super) shared: Option<SharedHolds>,
+}
+
+/// A party's part of a request's reservation in the windows the replicas share.
+#[derive(Debug, Clone)]
+pub struct SharedAsk {
+    /// `client/<name>` or `team/<name>`.
+    pub name: String,
+    /// The budget window's start (Unix seconds) and caps.
+    pub budget: Option<(i64, Cap)>,
+    /// The tokens-per-minute limit and the minute's start.
+    pub tpm: Option<(u64, i64)>,
+    /// What the request may cost at most.
+    pub amount: Amount,
+}
+
+/// A request's reservations in the shared windows: given back through the settlements when
+/// it ends, after what it used is counted there.
+#[derive(Debug)]
+pub(super) struct SharedHolds {
+    settlements: Arc<Settlements>,
+    request: u64,
+    /// Each party's name, its budget's span, and whether it has a TPM limit.
+    parties: Vec<(String, Option<Span>, bool)>,
 }
 
 impl Tab {
@@ -95,6 +125,98 @@ impl Tab {
         check_rpm(self, &parties(&client))
     }
 
+    /// What each party with a budget or a TPM limit reserves in the shared windows.
+    pub(crate) fn shared_asks(&self) -> Vec<SharedAsk> {
+        let now = now_utc();
+        parties(&self.client)
+            .into_iter()
+            .filter(|(_, _, limits, budget)| budget.is_some() || limits.tpm.is_some())
+            .map(|(who, _, limits, budget)| SharedAsk {
+                name: format!("{}/{}", who.0, who.1),
+                budget: budget.map(|b| (b.span.start(now), b.cap)),
+                tpm: limits.tpm.map(|tpm| (tpm, Span::Minute.start(now))),
+                amount: self.ask,
+            })
+            .collect()
+    }
+
+    /// The request holds `asks` in the shared windows under the id `request`.
+    pub(crate) fn hold_shared(
+        &mut self,
+        settlements: Arc<Settlements>,
+        asks: &[SharedAsk],
+        request: u64,
+    ) {
+        let client = self.client.clone();
+        let spans: Vec<(String, Option<Span>, bool)> = asks
+            .iter()
+            .map(|ask| {
+                let span = parties(&client)
+                    .into_iter()
+                    .find(|(who, _, _, _)| format!("{}/{}", who.0, who.1) == ask.name)
+                    .and_then(|(_, _, _, budget)| budget.map(|b| b.span));
+                (ask.name.clone(), span, ask.tpm.is_some())
+            })
+            .collect();
+        self.shared = Some(SharedHolds {
+            settlements,
+            request,
+            parties: spans,
+        });
+    }
+
+    /// The shared windows' tokens left this minute (`-1`: no TPM limit), in `asks`' order:
+    /// the answer's `x-ratelimit-*-tokens` headers say them rather than this replica's own.
+    pub(crate) fn shared_tokens_left(&mut self, asks: &[SharedAsk], left: &[i64]) {
+        let first = asks.iter().zip(left).find_map(|(ask, &left)| {
+            let (tpm, _) = ask.tpm?;
+            Some((tpm, u64::try_from(left).ok()?))
+        });
+        if let Some((tpm, left)) = first {
+            let reset = until(Span::Minute, now_utc()).unwrap_or(Duration::from_secs(60));
+            self.rate_headers.retain(|(k, _)| !k.ends_with("-tokens"));
+            self.rate_headers.extend(token_headers(tpm, left, reset));
+        }
+    }
+
+    /// The refusal the shared windows gave: `asks[index]` is short of budget tokens (`what`
+    /// 1), budget money (2, in nanodollars) or tokens this minute (3).
+    pub(crate) fn shared_refusal(
+        &self,
+        asks: &[SharedAsk],
+        index: usize,
+        what: i64,
+        cap: u64,
+        taken: u64,
+    ) -> Refusal {
+        let now = now_utc();
+        let name = asks.get(index).map_or("", |a| a.name.as_str());
+        let all = parties(&self.client);
+        let party = all
+            .iter()
+            .find(|(who, _, _, _)| format!("{}/{}", who.0, who.1) == name);
+        match (party, what) {
+            (Some((who, account, _, Some(budget))), 1 | 2) => {
+                account.refused.fetch_add(1, Relaxed);
+                let short = if what == 1 {
+                    Short::Tokens(cap, taken)
+                } else {
+                    Short::Money(cap.saturating_mul(1000), taken.saturating_mul(1000))
+                };
+                over_budget(who, budget, short, self.ask, now)
+            }
+            (Some((who, account, limits, _)), _) => {
+                let tpm = limits.tpm.unwrap_or(cap);
+                over_tpm(who, account, tpm, taken, self.ask.tokens, now)
+            }
+            (None, _) => Refusal::Limit {
+                message: "over a shared budget or limit".into(),
+                retry_after: Duration::from_secs(1),
+                headers: Vec::new(),
+            },
+        }
+    }
+
     /// The client it is for.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
@@ -118,6 +240,13 @@ impl Tab {
             picodollars,
         };
         let now = now_utc();
+        if let Some(shared) = &self.shared {
+            for (name, span, tpm) in &shared.parties {
+                let budget = span.map_or(-1, |s| s.start(now));
+                let minute = if *tpm { Span::Minute.start(now) } else { -1 };
+                (shared.settlements).used(name, budget, minute, tokens, picodollars);
+            }
+        }
         for (_, account, limits, budget) in parties(&self.client) {
             if let Some(budget) = budget {
                 lock(&account.budget).charge(budget.span, used, now);
@@ -156,6 +285,11 @@ impl Drop for Tab {
         }
         for account in &self.in_flight {
             account.in_flight.fetch_sub(1, Relaxed);
+        }
+        if let Some(shared) = &self.shared {
+            for (name, _, _) in &shared.parties {
+                shared.settlements.release(name, shared.request);
+            }
         }
     }
 }
