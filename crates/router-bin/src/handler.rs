@@ -261,10 +261,13 @@ fn local_endpoint(
             StatusCode::OK,
             &json!({"status": "ok", "generation": snapshot.generation()}),
         ),
-        Action::Ready => json_response(
-            StatusCode::OK,
-            &json!({"status": "ready", "state": router.shared_state().name()}),
-        ),
+        Action::Ready => {
+            let mut ready = json!({"status": "ready", "state": router.shared_state().name()});
+            if snapshot.shared().is_some() {
+                ready["replicas"] = json!(router.replicas());
+            }
+            json_response(StatusCode::OK, &ready)
+        }
         Action::Models => json_response(StatusCode::OK, &models(snapshot, headers, client)),
         Action::Usage => json_response(
             StatusCode::OK,

@@ -414,3 +414,65 @@ async fn a_budget_hit_through_both_replicas_at_once_is_never_overshot() {
     assert_eq!(counted, mock.tokens_reported());
     assert!(counted <= budget as u64);
 }
+
+#[tokio::test]
+async fn while_redis_is_away_each_client_gets_its_share_or_its_open_door() {
+    let mut redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = config(&mock, &redis.url(), &["k1"])
+        .replace("sync_interval: 50ms", "sync_interval: 50ms, timeout: 250ms")
+        .replace(
+            &format!("api_key: \"{KEY}\"\n"),
+            &format!(
+                "api_key: \"{KEY}\"\nclients:\n  \
+                 - {{name: sharer, key: key-share, limits: {{rpm: 10}}}}\n  \
+                 - {{name: opener, key: key-open, limits: {{rpm: 10}}, outage: open}}\n"
+            ),
+        );
+    let a = Replica::start(&yaml).await;
+    let b = Replica::start(&yaml).await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await);
+    }
+    // A has seen both runs alive.
+    let mut both = false;
+    for _ in 0..500 {
+        if a.ready().await["replicas"] == 2 {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(both, "{}", a.ready().await);
+    redis.kill();
+    assert!(becomes(&a, "degraded").await);
+    let send = |key: &'static str| {
+        let server = a.server.clone();
+        async move {
+            let mut admitted = 0;
+            for _ in 0..10 {
+                let auth = format!("Bearer {key}");
+                let reply = call(
+                    Method::POST,
+                    &server.url("/v1/chat/completions"),
+                    &[
+                        ("authorization", &auth),
+                        ("content-type", "application/json"),
+                    ],
+                    BODY,
+                )
+                .await;
+                if reply.status == 200 {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }
+    };
+    // Two replicas were alive: A enforces half of `rpm: 10` for the sharer, nothing for the
+    // opener.
+    let shared = send("key-share").await;
+    assert_eq!(shared, 5);
+    assert_eq!(send("key-open").await, 10);
+    drop(b);
+}

@@ -269,6 +269,12 @@ impl Router {
         self.state.shared.state()
     }
 
+    /// Replica runs sharing state through Redis, as counted at the last exchange (1 before
+    /// any, and without `state.redis`).
+    pub fn replicas(&self) -> u32 {
+        self.state.shared.replicas()
+    }
+
     pub(crate) fn shared_link(&self) -> &crate::shared::Link {
         &self.state.shared
     }

@@ -10,7 +10,7 @@ mod tenants;
 
 pub use raw::{
     BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, LedgerConfig,
-    LimitsConfig, MaxTokensField, ModelConfig, Period, PriceConfig, ProviderConfig,
+    LimitsConfig, MaxTokensField, ModelConfig, Outage, Period, PriceConfig, ProviderConfig,
     ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, TeamConfig, Weight,
 };
 pub use state::{RedisConfig, StateConfig};

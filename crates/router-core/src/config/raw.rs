@@ -4,7 +4,7 @@
 use super::de::{duration, one_key, one_or_many, opt_duration, port};
 pub use super::de::{EnvString, Weight};
 pub use super::tenants::{
-    BudgetConfig, ClientConfig, LimitsConfig, Period, PriceConfig, TeamConfig,
+    BudgetConfig, ClientConfig, LimitsConfig, Outage, Period, PriceConfig, TeamConfig,
 };
 use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;

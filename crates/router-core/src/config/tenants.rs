@@ -34,6 +34,9 @@ pub struct ClientConfig {
     /// The team whose budget and limits it shares too.
     #[serde(default)]
     pub team: Option<String>,
+    /// What its budget and limits do while the Redis of `state.redis` cannot be reached.
+    #[serde(default)]
+    pub outage: Outage,
 }
 
 /// A team: a budget and limits shared by its clients, on top of their own.
@@ -48,6 +51,22 @@ pub struct TeamConfig {
     /// Limits on its clients together.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// What its budget and limits do while the Redis of `state.redis` cannot be reached.
+    #[serde(default)]
+    pub outage: Outage,
+}
+
+/// What a client's or a team's budget and limits do while the Redis that replicas share them
+/// through cannot be reached (`state.redis`; without it they are this process's anyway).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outage {
+    /// Each replica enforces its share: every cap (budget, `tpm`, `rpm`) divided by the
+    /// replicas alive at the last exchange, on its own count.
+    #[default]
+    Share,
+    /// Not enforced until Redis is back (what is used is still counted, and sent then).
+    Open,
 }
 
 /// A budget: dollars, tokens (prompt plus completion), or both, per period.

@@ -37,8 +37,15 @@ pub(crate) async fn forward(
     let tab = match client.client {
         Some(named) => {
             let shared = link.handle();
+            let mode = match (&shared, snapshot.shared()) {
+                (Some(_), _) => crate::tenants::Mode::Shared,
+                (None, Some(_)) => crate::tenants::Mode::Outage {
+                    replicas: link.replicas(),
+                },
+                (None, None) => crate::tenants::Mode::Local,
+            };
             let prices = snapshot.prices();
-            let mut tab = crate::tenants::admit(named, group, &request, prices, shared.is_none())?;
+            let mut tab = crate::tenants::admit(named, group, &request, prices, mode)?;
             if let Some(handle) = shared {
                 // Requests per minute last: a request let through cannot be taken back.
                 crate::shared::budgets::reserve(&handle, &mut tab, request_id).await?;

@@ -50,6 +50,8 @@ pub(crate) struct Link {
     handle: ArcSwapOption<Handle>,
     /// What requests used and gave back, for the next exchange.
     pub(crate) settlements: Arc<budgets::Settlements>,
+    /// Replica runs alive at the last exchange.
+    replicas: std::sync::atomic::AtomicU32,
 }
 
 /// What a request needs to ask Redis something.
@@ -72,6 +74,15 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Link {
+    /// Replica runs alive at the last exchange (1 before any).
+    pub(crate) fn replicas(&self) -> u32 {
+        self.replicas.load(Relaxed).max(1)
+    }
+
+    fn set_replicas(&self, n: u32) {
+        self.replicas.store(n, Relaxed);
+    }
+
     /// The connection to ask Redis with, while it answers.
     pub(crate) fn handle(&self) -> Option<Arc<Handle>> {
         self.handle.load_full()

@@ -12,7 +12,7 @@
 -- A score is absolute, not a delta: sending one twice (a call that timed out but ran) changes
 -- nothing. The total moves by the difference from what the replica's hash held.
 -- Answers: {epoch, 1 if this call started it else 0, totals in the order asked,
---           {field, until, ...} of the cooldowns still running}.
+--           {field, until, ...} of the cooldowns still running, the runs alive}.
 local epoch = redis.call('GET', KEYS[1])
 local started = 0
 if not epoch then
@@ -68,4 +68,4 @@ for j = 1, #all, 2 do
     redis.call('HDEL', KEYS[4], all[j])
   end
 end
-return {epoch, started, totals, running}
+return {epoch, started, totals, running, redis.call('ZCOUNT', KEYS[5], now, '+inf')}

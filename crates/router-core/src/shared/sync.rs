@@ -53,8 +53,8 @@ fn cooldown_field(pair: &str, kind: Cooldown) -> String {
 }
 
 /// What the script answered: the epoch, whether this call started it, each pair's total (in
-/// the order asked), and the cooldowns running (field, unix ms, ...).
-type Answer = (String, i64, Vec<Option<u64>>, Vec<String>);
+/// the order asked), the cooldowns running (field, unix ms, ...), and the runs alive.
+type Answer = (String, i64, Vec<Option<u64>>, Vec<String>, i64);
 
 /// One call: the scores it sent, the pairs whose totals it read, and the answer.
 struct Call {
@@ -275,7 +275,8 @@ impl Syncer {
 
     /// Takes in what Redis answered.
     fn apply(&mut self, call: Call) {
-        let (epoch, started, totals, cooldowns) = call.answer;
+        let (epoch, started, totals, cooldowns, runs) = call.answer;
+        self.link().set_replicas(u32::try_from(runs).unwrap_or(1));
         for (id, score) in call.scores {
             if let Some(pair) = self.pairs.get_mut(&id) {
                 pair.sent = Some(score);

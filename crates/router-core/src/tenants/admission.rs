@@ -3,12 +3,15 @@
 //! real cost as each upstream call is settled and gives the reservations back when the
 //! request is over, so a budget is never overshot by requests in flight.
 
+use super::account::Cap;
 use super::account::{Amount, Short, Span};
 use super::prices::{Picodollars, Prices, PICODOLLARS_PER_USD};
 use super::tab::{Hold, Tab};
 use super::{lock, now_utc, Account, Budget, Client, Limits};
+use crate::config::Outage;
 use crate::dialects::{ChatRequest, Endpoint};
 use crate::snapshot::Group;
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,15 +89,63 @@ pub(super) fn seconds(d: Duration) -> String {
     format!("{}s", d.as_millis().div_ceil(1000))
 }
 
-/// Admits `request` of `client` to `group`, or says why not. With `local_rpm` false, the
-/// requests-per-minute limits are left to the caller (shared through Redis: see
-/// `crate::shared::limits`), which falls back to [`Tab::check_local_rpm`].
+/// How a request's budgets and limits are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// By this process alone (no shared state).
+    Local,
+    /// Over every replica, through Redis: this replica's own count is checked first (it is
+    /// never over when the shared one is not); requests per minute are left to the caller
+    /// (`crate::shared::limits`, which falls back to [`Tab::check_local_rpm`]).
+    Shared,
+    /// The shared state cannot be reached: each party by its `outage` choice, as one of
+    /// `replicas` replicas.
+    Outage {
+        /// Replica runs alive at the last exchange.
+        replicas: u32,
+    },
+}
+
+/// A party's limits and budget as `mode` enforces them here: during an outage, a share of
+/// each cap (`outage: share`) or none (`outage: open`).
+fn in_mode(party: Party<'_>, mode: Mode) -> Party<'_> {
+    let Mode::Outage { replicas } = mode else {
+        return party;
+    };
+    let (who, account, limits, budget) = party;
+    if limits.outage == Outage::Open {
+        let open = Limits {
+            rpm: None,
+            tpm: None,
+            ..limits
+        };
+        return (who, account, open, None);
+    }
+    let n = u64::from(replicas.max(1));
+    let share = |cap: u64| (cap / n).max(1);
+    let limits = Limits {
+        rpm: (limits.rpm)
+            .and_then(|r| NonZeroU32::new(u32::try_from(share(u64::from(r.get()))).unwrap_or(1))),
+        tpm: limits.tpm.map(share),
+        ..limits
+    };
+    let budget = budget.map(|b| Budget {
+        cap: Cap {
+            tokens: b.cap.tokens.map(share),
+            picodollars: b.cap.picodollars.map(share),
+        },
+        ..b
+    });
+    (who, account, limits, budget)
+}
+
+/// Admits `request` of `client` to `group`, or says why not.
 pub(crate) fn admit(
     client: &Arc<Client>,
     group: &Group,
     request: &ChatRequest<'_>,
     prices: &Arc<Prices>,
-    local_rpm: bool,
+    mode: Mode,
 ) -> Result<Tab, Refusal> {
     if !client.may_use(group.name()) {
         return Err(Refusal::Group {
@@ -114,7 +165,9 @@ pub(crate) fn admit(
         ask,
         shared: None,
     };
-    let parties = parties(client);
+    let parties: Vec<Party<'_>> = (parties(client).into_iter())
+        .map(|p| in_mode(p, mode))
+        .collect();
     for (who, account, limits, _) in &parties {
         let before = account.in_flight.fetch_add(1, Relaxed);
         tab.in_flight.push(Arc::clone(account));
@@ -129,7 +182,7 @@ pub(crate) fn admit(
     }
     reserve_tpm(&mut tab, &parties, ask, now)?;
     reserve_budgets(&mut tab, &parties, ask, now)?;
-    if local_rpm {
+    if mode != Mode::Shared {
         check_rpm(&mut tab, &parties)?;
     }
     Ok(tab)
@@ -201,8 +254,9 @@ fn reserve_budgets(
 pub(super) fn check_rpm(tab: &mut Tab, parties: &[Party]) -> Result<(), Refusal> {
     for (who, account, limits, _) in parties {
         let Some(rpm) = limits.rpm else { continue };
-        let limiter = lock(&account.rpm).clone();
-        let Some(limiter) = limiter else { continue };
+        let Some(limiter) = account.limiter_for(rpm) else {
+            continue;
+        };
         match limiter.check() {
             Ok(passed) => {
                 let reset = limiter.reset_after(passed.remaining);

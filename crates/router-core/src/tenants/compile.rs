@@ -44,7 +44,10 @@ pub(crate) fn compile(
             continue;
         }
         let budget = budget(&path, t.budget.as_ref(), problems);
-        let limits = limits(&path, &t.limits, problems);
+        let limits = Limits {
+            outage: t.outage,
+            ..limits(&path, &t.limits, problems)
+        };
         let account = accounts.get("team", &t.name);
         keep_limiter(&account, limits.rpm);
         let team = Arc::new(Team {
@@ -142,7 +145,10 @@ fn client(
         at
     });
     let budget = budget(path, c.budget.as_ref(), problems);
-    let limits = limits(path, &c.limits, problems);
+    let limits = Limits {
+        outage: c.outage,
+        ..limits(path, &c.limits, problems)
+    };
     let account = accounts.get("client", &c.name);
     keep_limiter(&account, limits.rpm);
     Arc::new(Client {
@@ -252,6 +258,7 @@ fn limits(path: &str, l: &LimitsConfig, problems: &mut Problems) -> Limits {
         rpm: l.rpm.and_then(NonZeroU32::new),
         tpm: l.tpm.filter(|&n| n > 0),
         parallel: l.parallel.filter(|&n| n > 0),
+        outage: crate::config::Outage::default(),
     }
 }
 

@@ -14,8 +14,8 @@ mod prices;
 mod tab;
 
 pub use account::{Amount, Cap, Span};
-pub(crate) use admission::admit;
 pub use admission::Refusal;
+pub(crate) use admission::{admit, Mode};
 pub(crate) use compile::compile;
 pub use prices::{built_in_source, Picodollars, Price, Prices, PICODOLLARS_PER_USD};
 pub use tab::{SharedAsk, Tab};
@@ -37,6 +37,8 @@ pub struct Limits {
     pub tpm: Option<u64>,
     /// Requests in flight at once.
     pub parallel: Option<u32>,
+    /// What the budget and limits do while the shared state cannot be reached.
+    pub outage: crate::config::Outage,
 }
 
 /// A budget: its period and caps.
@@ -89,6 +91,8 @@ pub struct Account {
     budget: Mutex<Window>,
     tpm: Mutex<Window>,
     rpm: Mutex<Option<Arc<Limiter>>>,
+    /// The limiter of this replica's share of `rpm` during an outage of the shared state.
+    rpm_share: Mutex<Option<Arc<Limiter>>>,
     in_flight: AtomicU32,
     refused: AtomicU64,
     spend: Mutex<HashMap<(String, String, String), Spend>>,
@@ -99,6 +103,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Account {
+    /// The limiter for `rpm`: the configured one, or the one of a share of it (made anew when
+    /// the share changes).
+    pub(super) fn limiter_for(&self, rpm: NonZeroU32) -> Option<Arc<Limiter>> {
+        let configured = lock(&self.rpm).clone()?;
+        if configured.rpm() == rpm {
+            return Some(configured);
+        }
+        let mut share = lock(&self.rpm_share);
+        if share.as_ref().is_none_or(|l| l.rpm() != rpm) {
+            *share = Some(Arc::new(Limiter::new(rpm)));
+        }
+        share.clone()
+    }
+
     /// Requests in flight now.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Relaxed)
