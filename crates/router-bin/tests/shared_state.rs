@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"share me"}]}"#;
+const BODY_WITH_LIMIT: &str =
+    r#"{"model":"g","max_tokens":10,"messages":[{"role":"user","content":"spend"}]}"#;
 
 /// A router serving `keys` of one upstream, sharing state through `redis`.
 fn config(mock: &MockUpstream, redis: &str, keys: &[&str]) -> String {
@@ -135,6 +137,58 @@ async fn replicas_balance_keys_over_what_all_of_them_sent() {
         );
     }
     assert_eq!(a.ready().await["state"], "shared");
+}
+
+/// `yaml` with named `clients` (YAML list items, one per line) beside the unnamed key.
+fn with_clients(yaml: &str, clients: &[&str]) -> String {
+    let list: String = clients.iter().map(|c| format!("  - {c}\n")).collect();
+    yaml.replace(
+        &format!("api_key: \"{KEY}\"\n"),
+        &format!("api_key: \"{KEY}\"\nclients:\n{list}"),
+    )
+}
+
+/// Two replicas of `yaml`, both sharing state.
+async fn two_replicas(yaml: &str) -> (Replica, Replica) {
+    let a = Replica::start(yaml).await;
+    let b = Replica::start(yaml).await;
+    for replica in [&a, &b] {
+        assert!(becomes(replica, "shared").await);
+    }
+    (a, b)
+}
+
+/// `n` chat requests with `key` at once, alternately to `a` and `b`.
+fn at_once(
+    a: &Replica,
+    b: &Replica,
+    n: usize,
+    key: &str,
+    body: &'static str,
+) -> Vec<tokio::task::JoinHandle<common::Reply>> {
+    (0..n)
+        .map(|i| {
+            let server = if i % 2 == 0 {
+                a.server.clone()
+            } else {
+                b.server.clone()
+            };
+            let auth = format!("Bearer {key}");
+            tokio::spawn(async move {
+                let headers = [
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                call(
+                    Method::POST,
+                    &server.url("/v1/chat/completions"),
+                    &headers,
+                    body,
+                )
+                .await
+            })
+        })
+        .collect()
 }
 
 /// What `replica` shows of upstream key `key`.
@@ -273,40 +327,13 @@ async fn requests_are_served_while_redis_is_away_and_its_counters_come_back_exac
 async fn a_clients_requests_per_minute_are_counted_over_every_replica() {
     let redis = RedisServer::start().await;
     let mock = MockUpstream::start().await.unwrap();
-    let yaml = config(&mock, &redis.url(), &["k1"]).replace(
-        &format!("api_key: \"{KEY}\"\n"),
-        &format!(
-            "api_key: \"{KEY}\"\nclients:\n  - {{name: paced, key: key-paced, limits: {{rpm: 60}}}}\n"
-        ),
-    );
-    let a = Replica::start(&yaml).await;
-    let b = Replica::start(&yaml).await;
-    for replica in [&a, &b] {
-        assert!(becomes(replica, "shared").await);
-    }
+    let yaml = config(&mock, &redis.url(), &["k1"]);
+    let yaml = with_clients(&yaml, &["{name: paced, key: key-paced, limits: {rpm: 60}}"]);
+    let (a, b) = two_replicas(&yaml).await;
     // 100 requests at once, half to each replica: the minute's 60 are admitted in total (each
     // replica alone would admit 60 of its 50).
     let started = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..100 {
-        let server = if i % 2 == 0 {
-            a.server.clone()
-        } else {
-            b.server.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            call(
-                Method::POST,
-                &server.url("/v1/chat/completions"),
-                &[
-                    ("authorization", "Bearer key-paced"),
-                    ("content-type", "application/json"),
-                ],
-                BODY,
-            )
-            .await
-        }));
-    }
+    let tasks = at_once(&a, &b, 100, "key-paced", BODY);
     let mut admitted = 0;
     for task in tasks {
         let reply = task.await.unwrap();
@@ -334,40 +361,13 @@ async fn a_budget_hit_through_both_replicas_at_once_is_never_overshot() {
     let (open, gate) = tokio::sync::watch::channel(false);
     mock.add_rule(Rule::new(Fault::Gate(mock_upstream::Gate(gate))));
     const N: usize = 5;
-    let body = r#"{"model":"g","max_tokens":10,"messages":[{"role":"user","content":"spend"}]}"#;
     // Tokens for exactly N reservations: every byte of the request, and max_tokens.
-    let budget = N * (body.len() + 10);
-    let yaml = config(&mock, &redis.url(), &["k1"]).replace(
-        &format!("api_key: \"{KEY}\"\n"),
-        &format!(
-            "api_key: \"{KEY}\"\nclients:\n  - {{name: spender, key: key-s, budget: {{tokens: {budget}, period: day}}}}\n"
-        ),
-    );
-    let a = Replica::start(&yaml).await;
-    let b = Replica::start(&yaml).await;
-    for replica in [&a, &b] {
-        assert!(becomes(replica, "shared").await);
-    }
-    let mut tasks = Vec::new();
-    for i in 0..64 {
-        let server = if i % 2 == 0 {
-            a.server.clone()
-        } else {
-            b.server.clone()
-        };
-        tasks.push(tokio::spawn(async move {
-            call(
-                Method::POST,
-                &server.url("/v1/chat/completions"),
-                &[
-                    ("authorization", "Bearer key-s"),
-                    ("content-type", "application/json"),
-                ],
-                body,
-            )
-            .await
-        }));
-    }
+    let budget = N * (BODY_WITH_LIMIT.len() + 10);
+    let yaml = config(&mock, &redis.url(), &["k1"]);
+    let spender =
+        format!("{{name: spender, key: key-s, budget: {{tokens: {budget}, period: day}}}}");
+    let (a, b) = two_replicas(&with_clients(&yaml, &[&spender])).await;
+    let tasks = at_once(&a, &b, 64, "key-s", BODY_WITH_LIMIT);
     // The admitted wait at the upstream until all 64 are decided: N in all (each replica
     // alone would have admitted N of its 32).
     let decided = eventually(Duration::from_secs(20), || {
@@ -420,20 +420,15 @@ async fn while_redis_is_away_each_client_gets_its_share_or_its_open_door() {
     let mut redis = RedisServer::start().await;
     let mock = MockUpstream::start().await.unwrap();
     let yaml = config(&mock, &redis.url(), &["k1"])
-        .replace("sync_interval: 50ms", "sync_interval: 50ms, timeout: 250ms")
-        .replace(
-            &format!("api_key: \"{KEY}\"\n"),
-            &format!(
-                "api_key: \"{KEY}\"\nclients:\n  \
-                 - {{name: sharer, key: key-share, limits: {{rpm: 10}}}}\n  \
-                 - {{name: opener, key: key-open, limits: {{rpm: 10}}, outage: open}}\n"
-            ),
-        );
-    let a = Replica::start(&yaml).await;
-    let b = Replica::start(&yaml).await;
-    for replica in [&a, &b] {
-        assert!(becomes(replica, "shared").await);
-    }
+        .replace("sync_interval: 50ms", "sync_interval: 50ms, timeout: 250ms");
+    let yaml = with_clients(
+        &yaml,
+        &[
+            "{name: sharer, key: key-share, limits: {rpm: 10}}",
+            "{name: opener, key: key-open, limits: {rpm: 10}, outage: open}",
+        ],
+    );
+    let (a, b) = two_replicas(&yaml).await;
     // A has seen both runs alive.
     let mut both = false;
     for _ in 0..500 {

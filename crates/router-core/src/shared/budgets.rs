@@ -10,7 +10,6 @@ use super::Handle;
 use crate::tenants::{Refusal, Tab};
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 static RESERVE: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("budgets.lua")));
@@ -28,9 +27,7 @@ pub(crate) async fn reserve(handle: &Handle, tab: &mut Tab, request: u64) -> Res
     if asks.is_empty() {
         return Ok(());
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = super::unix_ms();
     let mut invocation = RESERVE.prepare_invoke();
     invocation
         .arg(&handle.prefix)

@@ -5,7 +5,7 @@
 use super::Handle;
 use crate::tenants::{Refusal, Tab};
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 static SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("limits.lua")));
@@ -17,9 +17,7 @@ pub(crate) async fn check_rpm(handle: &Handle, tab: &mut Tab) -> Result<(), Refu
     if limits.is_empty() {
         return Ok(());
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = super::unix_ms();
     let mut invocation = SCRIPT.prepare_invoke();
     for (name, _) in &limits {
         invocation.key(format!("{}rpm:{name}", handle.prefix));

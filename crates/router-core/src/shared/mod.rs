@@ -20,6 +20,13 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Now, in Unix milliseconds (the scripts' clock: the replicas' own, kept by NTP).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Where a replica's state is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedState {

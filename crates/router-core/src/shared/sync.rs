@@ -16,7 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// The script of one exchange; see its comments.
@@ -77,11 +77,6 @@ pub(super) struct Syncer {
     /// This replica's hash of its own scores: a new one each run.
     own: String,
     pairs: HashMap<String, PairSync>,
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Syncer {
@@ -222,7 +217,7 @@ impl Syncer {
     async fn call(&self, mut connection: ConnectionManager) -> redis::RedisResult<Call> {
         let prefix = &self.settings.prefix;
         let now = Instant::now();
-        let wall = unix_ms(SystemTime::now());
+        let wall = super::unix_ms();
         let mut scores = Vec::new();
         let mut cooldowns = Vec::new();
         for (id, pair) in &self.pairs {
@@ -308,7 +303,7 @@ impl Syncer {
     /// Cools down here what another replica cooled down.
     fn hear_cooldowns(&mut self, cooldowns: &[String]) {
         let now = Instant::now();
-        let wall = unix_ms(SystemTime::now());
+        let wall = super::unix_ms();
         let generation = self.router.snapshot().generation();
         for entry in cooldowns.chunks_exact(2) {
             let Ok(ms) = entry[1].parse::<u64>() else {
