@@ -2,10 +2,10 @@
 -- in its client's and its team's windows, all of them or none.
 -- Keys (built from the prefix: one Redis, not a cluster): <prefix>budget:<party> and
 -- <prefix>tpm:<party>, hashes of the window's start (unix s), what it used (tokens, nano:
--- nanodollars) and one pair of fields per request in flight, r:<run>:<request>:t and :n;
--- <prefix>runs, the replica runs alive (sorted set: run -> until, unix ms). Reservations of a
--- run that is no longer alive are dropped.
--- ARGV: prefix, run, request, now (unix ms), parties, then per party: name, budget start (-1:
+-- nanodollars) and one pair of fields per request in flight, r:<holder>:<request>:t and :n;
+-- <prefix>runs, the holders alive (sorted set: holder -> until, unix ms; a replica takes a new
+-- holder after each outage). Reservations of a holder that is no longer alive are dropped.
+-- ARGV: prefix, holder, request, now (unix ms), parties, then per party: name, budget start (-1:
 --       no budget), cap tokens (-1: none), cap nano (-1: none), tpm (-1: none), minute start,
 --       ask tokens, ask nano.
 -- Answers {0, per party: tokens left this minute (-1: no tpm)} when reserved, else

@@ -55,6 +55,7 @@ pub(crate) async fn reserve(handle: &Handle, tab: &mut Tab, request: u64) -> Res
             .arg(ask.amount.tokens)
             .arg(nano_up(ask.amount.picodollars));
     }
+    let stem = format!("r:{}:{request}:", handle.run);
     let mut connection = handle.connection.clone();
     let call = invocation.invoke_async::<Vec<i64>>(&mut connection);
     let answer = match tokio::time::timeout(handle.timeout, call).await {
@@ -66,13 +67,13 @@ pub(crate) async fn reserve(handle: &Handle, tab: &mut Tab, request: u64) -> Res
             };
             tracing::debug!("shared budgets: Redis gave {why}; this replica's own windows decide");
             // The call may have run: its reservations go with the request's.
-            tab.hold_shared(handle.settlements.clone(), &asks, request);
+            tab.hold_shared(handle.settlements.clone(), &asks, stem);
             return Ok(());
         }
     };
     match answer.as_slice() {
         [0, left @ ..] => {
-            tab.hold_shared(handle.settlements.clone(), &asks, request);
+            tab.hold_shared(handle.settlements.clone(), &asks, stem);
             tab.shared_tokens_left(&asks, left);
             Ok(())
         }
@@ -106,7 +107,8 @@ type UsedBy = HashMap<(String, i64, i64), Used>;
 #[derive(Debug, Default)]
 pub(crate) struct Settlements {
     used: Mutex<UsedBy>,
-    released: Mutex<Vec<(String, u64)>>,
+    /// (party, reservation field stem `r:<holder>:<request>:`).
+    released: Mutex<Vec<(String, String)>>,
 }
 
 impl Settlements {
@@ -131,13 +133,13 @@ impl Settlements {
         }
     }
 
-    /// `request`'s reservations in `party`'s windows go.
-    pub(crate) fn release(&self, party: &str, request: u64) {
+    /// The reservation `stem` (`r:<holder>:<request>:`) in `party`'s windows goes.
+    pub(crate) fn release(&self, party: &str, stem: &str) {
         let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
-        released.push((party.to_string(), request));
+        released.push((party.to_string(), stem.to_string()));
     }
 
-    fn take(&self) -> (UsedBy, Vec<(String, u64)>) {
+    fn take(&self) -> (UsedBy, Vec<(String, String)>) {
         let used = std::mem::take(&mut *self.used.lock().unwrap_or_else(|p| p.into_inner()));
         let released =
             std::mem::take(&mut *self.released.lock().unwrap_or_else(|p| p.into_inner()));
@@ -145,7 +147,7 @@ impl Settlements {
     }
 
     /// Puts back what a failed exchange could not send.
-    fn restore(&self, used: UsedBy, released: Vec<(String, u64)>) {
+    fn restore(&self, used: UsedBy, released: Vec<(String, String)>) {
         let mut mine = self.used.lock().unwrap_or_else(|p| p.into_inner());
         for (key, u) in used {
             let entry = mine.entry(key).or_default();
@@ -158,19 +160,23 @@ impl Settlements {
         back.extend(released);
     }
 
-    /// Sends what is waiting; on failure keeps it for the next time.
+    /// Sends what is waiting; on failure keeps it for the next time. Reservations of an
+    /// earlier `holder` than this one are not sent: Redis drops them anyway once their holder
+    /// stops being alive, and a holder is never alive again.
     pub(crate) async fn flush(
         &self,
         connection: &mut redis::aio::ConnectionManager,
         prefix: &str,
-        run: &str,
+        holder: &str,
     ) -> redis::RedisResult<()> {
-        let (used, released) = self.take();
+        let (used, mut released) = self.take();
+        let current = format!("r:{holder}:");
+        released.retain(|(_, stem)| stem.starts_with(&current));
         if used.is_empty() && released.is_empty() {
             return Ok(());
         }
         let mut invocation = SETTLE.prepare_invoke();
-        invocation.arg(prefix).arg(run).arg(used.len());
+        invocation.arg(prefix).arg(used.len());
         for ((party, budget, minute), u) in &used {
             invocation
                 .arg(party)
@@ -180,8 +186,8 @@ impl Settlements {
                 .arg(minute)
                 .arg(u.minute_tokens);
         }
-        for (party, request) in &released {
-            invocation.arg(party).arg(request);
+        for (party, stem) in &released {
+            invocation.arg(party).arg(stem);
         }
         match invocation.invoke_async::<i64>(connection).await {
             Ok(_) => Ok(()),

@@ -1,8 +1,8 @@
--- What requests of one replica run used, counted in their parties' windows, and their
--- reservations given back (see budgets.lua for the keys).
--- ARGV: prefix, run, n, n × (party, budget start (-1: none), tokens, nano, minute start
---       (-1: none), tokens in that minute), then pairs (party, request) whose reservations go.
-local prefix, run = ARGV[1], ARGV[2]
+-- What a replica's requests used, counted in their parties' windows, and their reservations
+-- given back (see budgets.lua for the keys).
+-- ARGV: prefix, n, n × (party, budget start (-1: none), tokens, nano, minute start (-1: none),
+--       tokens in that minute), then pairs (party, reservation: "r:<holder>:<request>:") to drop.
+local prefix = ARGV[1]
 
 -- Counts use in the window at `key` if it is the one `start` names (or a later one than kept).
 local function count(key, start, tokens, nano)
@@ -18,8 +18,8 @@ local function count(key, start, tokens, nano)
   end
 end
 
-local n = tonumber(ARGV[3])
-local i = 4
+local n = tonumber(ARGV[2])
+local i = 3
 for _ = 1, n do
   local party = ARGV[i]
   count(prefix .. 'budget:' .. party, tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]))
@@ -27,7 +27,7 @@ for _ = 1, n do
   i = i + 6
 end
 while i + 1 <= #ARGV do
-  local party, field = ARGV[i], 'r:' .. run .. ':' .. ARGV[i + 1] .. ':'
+  local party, field = ARGV[i], ARGV[i + 1]
   redis.call('HDEL', prefix .. 'budget:' .. party, field .. 't', field .. 'n')
   redis.call('HDEL', prefix .. 'tpm:' .. party, field .. 't')
   i = i + 2

@@ -74,6 +74,10 @@ pub(super) struct Syncer {
     epoch: Option<String>,
     /// This run's id: a new one each start.
     run: String,
+    /// Who holds this run's reservations in budgets and minutes: the run, and a new holder
+    /// after each outage (what the old one held is dropped once it stops being alive).
+    holder: String,
+    outages: u32,
     /// This replica's hash of its own scores: a new one each run.
     own: String,
     pairs: HashMap<String, PairSync>,
@@ -85,6 +89,8 @@ impl Syncer {
         let run = format!("{:016x}", fastrand::u64(..));
         let own = format!("{}usage:{run}", settings.prefix);
         Ok(Self {
+            holder: run.clone(),
+            outages: 0,
             run,
             router,
             settings,
@@ -146,17 +152,19 @@ impl Syncer {
                         connection: connection.clone(),
                         prefix: self.settings.prefix.clone(),
                         timeout: self.settings.timeout,
-                        run: self.run.clone(),
+                        run: self.holder.clone(),
                         settlements: self.link().settlements.clone(),
                     }));
-                    // What requests used and gave back since the last exchange.
+                    // What requests used and gave back since the last exchange. Not cut
+                    // short from here: a flush that fails (the connection's own response
+                    // timeout included) keeps what it could not send for the next exchange.
                     let mut connection = connection.clone();
                     let settle = self.link().settlements.flush(
                         &mut connection,
                         &self.settings.prefix,
-                        &self.run,
+                        &self.holder,
                     );
-                    if let Ok(Err(e)) = tokio::time::timeout(self.settings.timeout, settle).await {
+                    if let Err(e) = settle.await {
                         tracing::debug!(
                             "shared state: settlements wait for the next exchange: {e}"
                         );
@@ -171,7 +179,13 @@ impl Syncer {
                 // Requests stop asking Redis until it answers again.
                 self.connection = None;
                 self.link().set_handle(None);
-                if self.link().set(SharedState::Degraded) != SharedState::Degraded {
+                let before = self.link().set(SharedState::Degraded);
+                if before == SharedState::Shared {
+                    // What this holder reserved may stay in Redis: a new one from now on.
+                    self.outages += 1;
+                    self.holder = format!("{}.{}", self.run, self.outages);
+                }
+                if before != SharedState::Degraded {
                     tracing::warn!(
                         "shared state: Redis cannot be reached ({e}); this replica goes on with its own state and sends what it counts when Redis is back"
                     );
@@ -246,7 +260,7 @@ impl Syncer {
             // A new epoch each time Redis has none, never one seen before.
             .arg(format!("{:032x}", fastrand::u128(..)))
             .arg(wall)
-            .arg(&self.run)
+            .arg(&self.holder)
             .arg(wall.saturating_add(self.alive_for()))
             .arg(scores.len());
         for (id, score) in &scores {

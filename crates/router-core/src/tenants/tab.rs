@@ -58,7 +58,8 @@ pub struct SharedAsk {
 #[derive(Debug)]
 pub(super) struct SharedHolds {
     settlements: Arc<Settlements>,
-    request: u64,
+    /// The reservation's field stem, `r:<holder>:<request>:`.
+    stem: String,
     /// Each party's name, its budget's span, and whether it has a TPM limit.
     parties: Vec<(String, Option<Span>, bool)>,
 }
@@ -140,12 +141,12 @@ impl Tab {
             .collect()
     }
 
-    /// The request holds `asks` in the shared windows under the id `request`.
+    /// The request holds `asks` in the shared windows, in the fields named by `stem`.
     pub(crate) fn hold_shared(
         &mut self,
         settlements: Arc<Settlements>,
         asks: &[SharedAsk],
-        request: u64,
+        stem: String,
     ) {
         let client = self.client.clone();
         let spans: Vec<(String, Option<Span>, bool)> = asks
@@ -160,7 +161,7 @@ impl Tab {
             .collect();
         self.shared = Some(SharedHolds {
             settlements,
-            request,
+            stem,
             parties: spans,
         });
     }
@@ -288,7 +289,7 @@ impl Drop for Tab {
         }
         if let Some(shared) = &self.shared {
             for (name, _, _) in &shared.parties {
-                shared.settlements.release(name, shared.request);
+                shared.settlements.release(name, &shared.stem);
             }
         }
     }
