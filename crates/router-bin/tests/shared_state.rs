@@ -471,3 +471,22 @@ async fn while_redis_is_away_each_client_gets_its_share_or_its_open_door() {
     assert_eq!(send("key-open").await, 10);
     drop(b);
 }
+
+#[tokio::test]
+async fn a_redis_that_asks_for_a_password_is_shared_and_the_password_is_never_shown() {
+    const PASSWORD: &str = "redis-secret-password-4242";
+    let redis = RedisServer::start_with(Some(PASSWORD)).await;
+    let mock = MockUpstream::start().await.unwrap();
+    let a = Replica::start(&config(&mock, &redis.url(), &["k1"])).await;
+    assert!(becomes(&a, "shared").await, "{}", a.ready().await);
+    assert_eq!(post_chat(&a.server, BODY).await.status, 200);
+    assert!(converges(&redis, &[&a]).await);
+    for page in [a.ready().await.to_string(), metrics(&a).await] {
+        assert!(!page.contains(PASSWORD));
+    }
+    // A wrong password: the replica serves on its own state, and says so.
+    let wrong = redis.url().replace(PASSWORD, "not-the-password-0000");
+    let b = Replica::start(&config(&mock, &wrong, &["k1"])).await;
+    assert!(becomes(&b, "degraded").await, "{}", b.ready().await);
+    assert_eq!(post_chat(&b.server, BODY).await.status, 200);
+}

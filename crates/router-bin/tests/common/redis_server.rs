@@ -7,6 +7,8 @@ use std::time::Duration;
 
 pub struct RedisServer {
     pub port: u16,
+    /// The password it asks for (`requirepass`), if any.
+    password: Option<String>,
     child: Option<Child>,
 }
 
@@ -14,26 +16,44 @@ impl RedisServer {
     /// Starts one on a free port, with no persistence: a restart comes back empty, as a Redis
     /// without a disk would.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts one that asks for `password` (AUTH).
+    pub async fn start_with(password: Option<&str>) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut server = Self { port, child: None };
+        let password = password.map(str::to_string);
+        let mut server = Self {
+            port,
+            password,
+            child: None,
+        };
         server.restart().await;
         server
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Starts it (again) on its port, and waits until it answers.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"]);
+        if let Some(p) = &self.password {
+            command.args(["--requirepass", p]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
