@@ -26,9 +26,14 @@ fn config(mock: &MockUpstream, clients: &str) -> String {
 }
 
 async fn chat(server: &TestServer, key: &str, body: &str) -> common::Reply {
+    post(server, "/v1/chat/completions", key, body).await
+}
+
+/// `body` posted to `path` with `key`.
+async fn post(server: &TestServer, path: &str, key: &str, body: &str) -> common::Reply {
     call(
         Method::POST,
-        &server.url("/v1/chat/completions"),
+        &server.url(path),
         &[
             ("authorization", &format!("Bearer {key}")),
             ("content-type", "application/json"),
@@ -610,16 +615,7 @@ async fn every_route_that_reaches_an_upstream_is_admitted_first() {
     ];
     for (path, body) in routes {
         for (key, status) in [("key-broke", 429), ("key-narrow", 403)] {
-            let reply = call(
-                Method::POST,
-                &server.url(path),
-                &[
-                    ("authorization", &format!("Bearer {key}")),
-                    ("content-type", "application/json"),
-                ],
-                body.to_string(),
-            )
-            .await;
+            let reply = post(&server, path, key, body).await;
             assert_eq!(reply.status, status, "{path} with {key}: {}", reply.text());
         }
     }
@@ -687,27 +683,21 @@ async fn a_budgeted_request_without_a_limit_is_capped_at_what_it_reserved() {
     assert_eq!(chat(&server, "key-w", &reasoning).await.status, 200);
     assert_eq!(upstream_body(2)["max_completion_tokens"], 7);
     assert!(upstream_body(2).get("max_tokens").is_none());
-    let responses = call(
-        Method::POST,
-        &server.url("/v1/responses"),
-        &[
-            ("authorization", "Bearer key-w"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"model":"reasoning","input":"hi"}"#.to_string(),
+    let responses = post(
+        &server,
+        "/v1/responses",
+        "key-w",
+        r#"{"model":"reasoning","input":"hi"}"#,
     )
     .await;
     assert_eq!(responses.status, 200, "{}", responses.text());
     assert_eq!(upstream_body(3)["max_output_tokens"], 7);
     // Translated (the Responses API to chat completions), the limit goes where chat has it.
-    let translated = call(
-        Method::POST,
-        &server.url("/v1/responses"),
-        &[
-            ("authorization", "Bearer key-w"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"model":"g","input":"hi"}"#.to_string(),
+    let translated = post(
+        &server,
+        "/v1/responses",
+        "key-w",
+        r#"{"model":"g","input":"hi"}"#,
     )
     .await;
     assert_eq!(translated.status, 200, "{}", translated.text());

@@ -37,10 +37,10 @@ pub(crate) async fn reserve(handle: &Handle, tab: &mut Tab, request: u64) -> Res
         .arg(asks.len());
     for ask in &asks {
         let (start, cap_t, cap_n) = match ask.budget {
-            Some((start, cap)) => (
+            Some((start, budget)) => (
                 start,
-                cap.tokens.map_or(-1, signed),
-                cap.picodollars.map_or(-1, |p| signed(p / 1000)),
+                budget.cap.tokens.map_or(-1, signed),
+                budget.cap.picodollars.map_or(-1, |p| signed(p / 1000)),
             ),
             None => (-1, -1, -1),
         };

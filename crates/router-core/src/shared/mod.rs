@@ -31,14 +31,23 @@ pub(crate) fn unix_ms() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedState {
     /// Its own: no `state.redis` configured.
-    Local,
+    Local = 0,
     /// Shared through Redis.
-    Shared,
+    Shared = 1,
     /// Redis is configured but cannot be reached: the replica's own until it is back.
-    Degraded,
+    Degraded = 2,
 }
 
 impl SharedState {
+    /// The state a [`Link`] keeps as `code` (its discriminant).
+    fn from_code(code: u8) -> Self {
+        match code {
+            1 => Self::Shared,
+            2 => Self::Degraded,
+            _ => Self::Local,
+        }
+    }
+
     /// `local`, `shared` or `degraded`.
     pub fn name(self) -> &'static str {
         match self {
@@ -100,25 +109,12 @@ impl Link {
     }
 
     pub(crate) fn state(&self) -> SharedState {
-        match self.state.load(Relaxed) {
-            1 => SharedState::Shared,
-            2 => SharedState::Degraded,
-            _ => SharedState::Local,
-        }
+        SharedState::from_code(self.state.load(Relaxed))
     }
 
     /// Sets the state; returns the one before.
     fn set(&self, state: SharedState) -> SharedState {
-        let code = match state {
-            SharedState::Local => 0,
-            SharedState::Shared => 1,
-            SharedState::Degraded => 2,
-        };
-        match self.state.swap(code, Relaxed) {
-            1 => SharedState::Shared,
-            2 => SharedState::Degraded,
-            _ => SharedState::Local,
-        }
+        SharedState::from_code(self.state.swap(state as u8, Relaxed))
     }
 }
 

@@ -288,6 +288,13 @@ pub(super) fn over_rpm(who: &Who<'_>, account: &Account, rpm: u32, wait: Duratio
 /// A client or a team, as messages name it: `client 'team-a'`.
 pub(super) struct Who<'a>(pub(super) &'static str, pub(super) &'a str);
 
+impl Who<'_> {
+    /// The name its account is kept (and shared) under: `client/<name>`, `team/<name>`.
+    pub(super) fn account(&self) -> String {
+        format!("{}/{}", self.0, self.1)
+    }
+}
+
 impl std::fmt::Display for Who<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} '{}'", self.0, self.1)

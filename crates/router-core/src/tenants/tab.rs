@@ -2,12 +2,12 @@
 //! windows, charged with each upstream call's real cost as it is settled, and given back
 //! when the request is over.
 
-use super::account::{Amount, Cap, Short, Span};
+use super::account::{Amount, Short, Span};
 use super::admission::{
     check_rpm, over_budget, over_rpm, over_tpm, parties, seconds, token_headers, until, Refusal,
 };
 use super::prices::{Picodollars, Prices};
-use super::{lock, now_utc, Account, Client, Spend};
+use super::{lock, now_utc, Account, Budget, Client, Spend};
 use crate::shared::budgets::Settlements;
 use crate::usage::TokenUsage;
 use std::sync::atomic::Ordering::Relaxed;
@@ -45,8 +45,8 @@ pub struct Tab {
 pub struct SharedAsk {
     /// `client/<name>` or `team/<name>`.
     pub name: String,
-    /// The budget window's start (Unix seconds) and caps.
-    pub budget: Option<(i64, Cap)>,
+    /// The budget window's start (Unix seconds), and the budget.
+    pub budget: Option<(i64, Budget)>,
     /// The tokens-per-minute limit and the minute's start.
     pub tpm: Option<(u64, i64)>,
     /// What the request may cost at most.
@@ -89,9 +89,7 @@ impl Tab {
     pub(crate) fn rpm_limits(&self) -> Vec<(String, u32)> {
         parties(&self.client)
             .into_iter()
-            .filter_map(|(who, _, limits, _)| {
-                Some((format!("{}/{}", who.0, who.1), limits.rpm?.get()))
-            })
+            .filter_map(|(who, _, limits, _)| Some((who.account(), limits.rpm?.get())))
             .collect()
     }
 
@@ -133,8 +131,8 @@ impl Tab {
             .into_iter()
             .filter(|(_, _, limits, budget)| budget.is_some() || limits.tpm.is_some())
             .map(|(who, _, limits, budget)| SharedAsk {
-                name: format!("{}/{}", who.0, who.1),
-                budget: budget.map(|b| (b.span.start(now), b.cap)),
+                name: who.account(),
+                budget: budget.map(|b| (b.span.start(now), b)),
                 tpm: limits.tpm.map(|tpm| (tpm, Span::Minute.start(now))),
                 amount: self.ask,
             })
@@ -148,21 +146,16 @@ impl Tab {
         asks: &[SharedAsk],
         stem: String,
     ) {
-        let client = self.client.clone();
-        let spans: Vec<(String, Option<Span>, bool)> = asks
-            .iter()
+        let parties = (asks.iter())
             .map(|ask| {
-                let span = parties(&client)
-                    .into_iter()
-                    .find(|(who, _, _, _)| format!("{}/{}", who.0, who.1) == ask.name)
-                    .and_then(|(_, _, _, budget)| budget.map(|b| b.span));
+                let span = ask.budget.map(|(_, b)| b.span);
                 (ask.name.clone(), span, ask.tpm.is_some())
             })
             .collect();
         self.shared = Some(SharedHolds {
             settlements,
             stem,
-            parties: spans,
+            parties,
         });
     }
 
@@ -193,9 +186,7 @@ impl Tab {
         let now = now_utc();
         let name = asks.get(index).map_or("", |a| a.name.as_str());
         let all = parties(&self.client);
-        let party = all
-            .iter()
-            .find(|(who, _, _, _)| format!("{}/{}", who.0, who.1) == name);
+        let party = all.iter().find(|(who, _, _, _)| who.account() == name);
         match (party, what) {
             (Some((who, account, _, Some(budget))), 1 | 2) => {
                 account.refused.fetch_add(1, Relaxed);
