@@ -264,6 +264,11 @@ impl Conn {
                 }
             }
         };
+        if !self.served.load(Ordering::Relaxed) {
+            // It never sent a request: there is nothing to finish, and its descriptor is
+            // wanted now (a half-sent h2 preface would hold it through the grace period).
+            return (Ok(()), why);
+        }
         connection.as_mut().graceful_shutdown();
         loop {
             tokio::select! {

@@ -67,10 +67,14 @@ async fn serve_as(
     let mut warned: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
+        // Connections told to close still hold their descriptors until their tasks end: past
+        // `max` and a few more, the next accept waits for one to end (its task's end wakes
+        // this loop), so a flood of new connections cannot run the process out of them.
+        let room = conns.len() < Limits::of(app.router.snapshot().server()).max + CLOSING;
         tokio::select! {
             // Reap finished connection tasks as we go.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => {
+            accepted = listener.accept(), if room => {
                 let stream = match accepted {
                     Ok((stream, _)) => stream,
                     Err(e) => {
@@ -148,6 +152,9 @@ async fn serve_as(
 async fn drain(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
+
+/// Connections beyond `server.max_connections` that may be open while the evicted ones close.
+const CLOSING: usize = 32;
 
 /// Refuses a connection at `server.max_connections`: a 503 if the socket takes it at once,
 /// then closed.
