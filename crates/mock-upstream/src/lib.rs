@@ -23,6 +23,7 @@ mod other;
 mod responses;
 mod stream;
 mod tls;
+pub use tls::{test_certificates, TestCertificates};
 mod tools;
 
 pub(crate) use stream::stream;

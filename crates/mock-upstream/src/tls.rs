@@ -9,7 +9,20 @@ fn io_err(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-pub(crate) fn acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)> {
+/// A test CA, and a certificate for `localhost` and `127.0.0.1` it signs.
+pub struct TestCertificates {
+    /// The CA's certificate, PEM: what a client trusts.
+    pub ca_pem: String,
+    /// The server's certificate, PEM.
+    pub cert_pem: String,
+    /// The server's private key, PEM (PKCS #8).
+    pub key_pem: String,
+    leaf_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+/// A new CA and server certificate (for a TLS server a test starts: the mock, a Redis).
+pub fn test_certificates() -> std::io::Result<TestCertificates> {
     let ca_key = KeyPair::generate().map_err(io_err)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(io_err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -25,9 +38,19 @@ pub(crate) fn acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)>
     let leaf = leaf_params
         .signed_by(&leaf_key, &ca, &ca_key)
         .map_err(io_err)?;
+    Ok(TestCertificates {
+        ca_pem: ca.pem(),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
+        leaf_der: leaf.der().to_vec(),
+        key_der: leaf_key.serialize_der(),
+    })
+}
 
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let chain = vec![CertificateDer::from(leaf.der().to_vec())];
+pub(crate) fn acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)> {
+    let certs = test_certificates()?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs.key_der));
+    let chain = vec![CertificateDer::from(certs.leaf_der)];
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -37,5 +60,8 @@ pub(crate) fn acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)>
     .with_single_cert(chain, key)
     .map_err(io_err)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem()))
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        certs.ca_pem,
+    ))
 }

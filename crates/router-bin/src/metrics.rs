@@ -29,6 +29,7 @@ pub struct Metrics {
     connections: IntGauge,
     connections_closed: IntCounterVec,
     connections_shed: IntCounter,
+    response_cache: IntCounterVec,
 }
 
 /// How one request ended, for the metrics.
@@ -52,6 +53,8 @@ pub struct Finished<'a> {
     /// Seconds of the router's own work (the time to the response head, less the time waited
     /// on upstreams).
     pub overhead: Option<f64>,
+    /// What the group's response cache did (`hit`, `miss`, `bypass`), if it has one.
+    pub cache: Option<&'static str>,
 }
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<HistogramVec> {
@@ -119,6 +122,14 @@ impl Metrics {
             "llm_router_connections_shed_total",
             "New client connections refused at server.max_connections, none being idle.",
         )?;
+        let response_cache = IntCounterVec::new(
+            Opts::new(
+                "llm_router_response_cache_requests_total",
+                "Requests of groups with a response cache, by group and result: hit (answered \
+                 from the cache, charged nothing), miss, bypass (the client's Cache-Control).",
+            ),
+            &["group", "result"],
+        )?;
         for reason in crate::conns::Closed::ALL {
             connections_closed.with_label_values(&[reason.label()]);
         }
@@ -132,6 +143,7 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
+        registry.register(Box::new(response_cache.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -144,6 +156,7 @@ impl Metrics {
             connections,
             connections_closed,
             connections_shed,
+            response_cache,
         })
     }
 
@@ -201,6 +214,11 @@ impl Metrics {
         }
         if let Some(o) = f.overhead {
             self.overhead.observe(o);
+        }
+        if let Some(result) = f.cache {
+            self.response_cache
+                .with_label_values(&[group, result])
+                .inc();
         }
         let extra = f.attempts.saturating_sub(1) as u64;
         self.retries.inc_by(extra);
@@ -428,15 +446,7 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
     reloads.with_label_values(&["failure"]).inc_by(stats.failed);
     generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
     build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-    if router.snapshot().shared().is_some() {
-        let up = IntGauge::new(
-            "llm_router_redis_up",
-            "Whether the Redis of state.redis answers (1) or not (0: state is this replica's own until it does).",
-        )?;
-        let shared = router.shared_state() == router_core::shared::SharedState::Shared;
-        up.set(i64::from(shared));
-        registry.register(Box::new(up))?;
-    }
+    state_gauges(router, &registry)?;
     registry.register(Box::new(tokens))?;
     registry.register(Box::new(cache_tokens))?;
     registry.register(Box::new(pair_requests))?;
@@ -446,4 +456,31 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
     registry.register(Box::new(generation))?;
     registry.register(Box::new(build))?;
     Ok(registry.gather())
+}
+
+/// The gauges of what only some configs have: Redis (`state.redis`), a response cache.
+fn state_gauges(router: &Router, registry: &Registry) -> prometheus::Result<()> {
+    if router.snapshot().shared().is_some() {
+        let up = IntGauge::new(
+            "llm_router_redis_up",
+            "Whether the Redis of state.redis answers (1) or not (0: state is this replica's own until it does).",
+        )?;
+        let shared = router.shared_state() == router_core::shared::SharedState::Shared;
+        up.set(i64::from(shared));
+        registry.register(Box::new(up))?;
+    }
+    if router
+        .snapshot()
+        .groups()
+        .iter()
+        .any(|g| g.cache().is_some())
+    {
+        let entries = IntGauge::new(
+            "llm_router_response_cache_entries",
+            "Answers this replica keeps in memory for groups with a response cache.",
+        )?;
+        entries.set(i64::try_from(router.cached_answers()).unwrap_or(i64::MAX));
+        registry.register(Box::new(entries))?;
+    }
+    Ok(())
 }

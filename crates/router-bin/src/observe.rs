@@ -97,6 +97,9 @@ impl RequestLog {
                 if let Some(o) = overhead {
                     let _ = write!(line, " overhead_us={}", o.as_micros() as u64);
                 }
+                if let Some(cache) = self.cache() {
+                    let _ = write!(line, " cache={cache}");
+                }
             }
             None => {
                 // A plain `&str` field, which tracing writes quoted.
@@ -140,6 +143,14 @@ impl RequestLog {
         }
     }
 
+    /// What the group's response cache did, if it has one.
+    fn cache(&self) -> Option<&'static str> {
+        self.served
+            .as_ref()?
+            .cache
+            .map(router_core::CacheOutcome::as_str)
+    }
+
     fn finish(&mut self, first_byte: Option<Instant>) {
         if std::mem::replace(&mut self.done, true) {
             return;
@@ -178,6 +189,7 @@ impl RequestLog {
             latency: latency.as_secs_f64(),
             ttft: ttft.map(|t| t.as_secs_f64()),
             overhead: overhead.map(|o| o.as_secs_f64()),
+            cache: self.cache(),
         });
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
@@ -195,7 +207,7 @@ impl RequestLog {
                     model = %s.model, key = %s.key_id, attempts = s.attempts,
                     prompt_tokens = prompt, completion_tokens = completion,
                     latency_ms = ms(latency), ttft_ms = ttft.map(ms),
-                    overhead_us = overhead.map(|o| o.as_micros() as u64),
+                    overhead_us = overhead.map(|o| o.as_micros() as u64), cache = self.cache(),
                 ),
                 None => tracing::info!(
                     target: "access",
@@ -231,6 +243,7 @@ impl RequestLog {
                 client: self.client.clone(),
                 endpoint: self.endpoint,
                 picodollars,
+                cache: self.cache(),
             });
         }
     }

@@ -477,3 +477,37 @@ async fn the_image_layout_keeps_the_ledger_in_the_data_folder() {
     assert!(total(rows.as_array().unwrap()) > 0, "{rows}");
     std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Redis going away and coming back, twice, is one warning each way each time, however many
+/// exchanges fail meanwhile; requests are answered all along.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_going_and_coming_back_is_one_warning_each_way() {
+    let mut redis = common::redis_server::RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("operate-redis-warnings");
+    let state = format!(
+        "state: {{redis: {{url: \"{}\", sync_interval: 20ms, timeout: 200ms}}}}",
+        redis.url()
+    );
+    write_config(&dir, &mock.base_url(), &[KEY_A], &state);
+    let mut running = Running::start(&dir, &[]);
+    let ready = |running: &Running| admin_json(running, "/health/ready")["state"].clone();
+    assert!(eventually(Duration::from_secs(10), || ready(&running) == "shared").await);
+    for round in 1..=2 {
+        redis.kill();
+        running.wait_for("Redis cannot be reached");
+        // Exchanges fail every 20 ms for a second, and requests are answered.
+        for _ in 0..10 {
+            assert!(chat(&running, &[]).contains("\"choices\""));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(ready(&running), "degraded", "round {round}");
+        redis.restart().await;
+        running.wait_for("Redis answers again");
+        assert!(chat(&running, &[]).contains("\"choices\""));
+    }
+    let log = running.stop_with_log();
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("Redis cannot be reached"), 2, "{}", log.join("\n"));
+    assert_eq!(count("Redis answers again"), 2, "{}", log.join("\n"));
+}

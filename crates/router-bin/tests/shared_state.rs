@@ -490,3 +490,176 @@ async fn a_redis_that_asks_for_a_password_is_shared_and_the_password_is_never_sh
     assert!(becomes(&b, "degraded").await, "{}", b.ready().await);
     assert_eq!(post_chat(&b.server, BODY).await.status, 200);
 }
+
+/// Whether Redis comes to hold `n` cached answers under the tests' prefix, within 10 s.
+async fn holds_answers(redis: &RedisServer, n: usize) -> bool {
+    let mut c = redis.connection().await;
+    for _ in 0..500 {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("test:cache:*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if keys.len() >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_answer_one_replica_kept_in_redis_is_a_hit_on_the_other() {
+    let mut redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = config(&mock, &redis.url(), &["k1"]).replace(
+        "  - name: g\n",
+        "  - name: g\n    cache: {ttl: 1h, backend: both}\n",
+    );
+    let (a, b) = two_replicas(&yaml).await;
+    const STREAM: &str =
+        r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"a b c"}]}"#;
+    // The status and what the cache did.
+    let cache = |reply: &common::Reply| {
+        let header = reply.headers["x-llm-router-cache"].to_str().unwrap();
+        (reply.status.as_u16(), header.to_string())
+    };
+    let mut first = Vec::new();
+    for body in [BODY, STREAM] {
+        let reply = post_chat(&a.server, body).await;
+        assert_eq!(cache(&reply), (200, "miss".into()));
+        first.push(reply.body);
+    }
+    // A keeps them in Redis by a task of its own.
+    assert!(
+        holds_answers(&redis, 2).await,
+        "A's answers never reached Redis"
+    );
+    for (body, sent) in [BODY, STREAM].into_iter().zip(&first) {
+        let reply = post_chat(&b.server, body).await;
+        assert_eq!(cache(&reply), (200, "hit".into()));
+        assert_eq!(&reply.body, sent);
+    }
+    assert_eq!(mock.request_count(), 2);
+    // Nothing was charged on B.
+    assert!(b
+        .usage()
+        .iter()
+        .all(|r| r.requests == 0 && r.total_tokens == 0));
+    // `both`: B kept what it read from Redis in its memory, which answers with Redis gone.
+    redis.kill();
+    assert!(becomes(&b, "degraded").await);
+    let reply = post_chat(&b.server, BODY).await;
+    assert_eq!(cache(&reply), (200, "hit".into()));
+    assert_eq!(mock.request_count(), 2);
+    let text = metrics(&b).await;
+    assert!(
+        text.contains("llm_router_response_cache_requests_total{group=\"g\",result=\"hit\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("llm_router_response_cache_entries 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_over_tls_with_a_private_ca_is_shared() {
+    let redis = RedisServer::start_tls().await;
+    assert!(redis.url().starts_with("rediss://"));
+    let mock = MockUpstream::start().await.unwrap();
+    let plain = config(&mock, &redis.url(), &["k1"]);
+    let trusting = plain.replace(
+        "sync_interval: 50ms}",
+        &format!(
+            "sync_interval: 50ms, ca_file: \"{}\"}}",
+            redis.ca_file().display()
+        ),
+    );
+    assert_ne!(plain, trusting);
+    let a = Replica::start(&trusting).await;
+    assert!(becomes(&a, "shared").await, "{}", a.ready().await);
+    assert_eq!(post_chat(&a.server, BODY).await.status, 200);
+    assert!(converges(&redis, &[&a]).await);
+    // Without the CA the server's certificate is not trusted: on its own state, serving.
+    let b = Replica::start(&plain).await;
+    assert!(becomes(&b, "degraded").await, "{}", b.ready().await);
+    assert_eq!(post_chat(&b.server, BODY).await.status, 200);
+}
+
+/// What Redis holds of `client`'s budget: tokens counted, reservations held.
+async fn shared_budget(redis: &RedisServer, client: &str) -> (u64, usize) {
+    let mut c = redis.connection().await;
+    let window: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("test:budget:client/{client}"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let held = window.keys().filter(|k| k.starts_with("r:")).count();
+    let tokens = window.get("tokens").and_then(|t| t.parse().ok());
+    (tokens.unwrap_or(0), held)
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_costs_requests_its_timeout_and_loses_nothing() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = config(&mock, &redis.url(), &["k1"])
+        .replace(
+            "sync_interval: 50ms}",
+            "sync_interval: 50ms, timeout: 200ms}",
+        )
+        .replace(
+            "  - name: g\n",
+            "  - name: g\n    cache: {ttl: 1h, backend: redis}\n",
+        );
+    let spender = "{name: spender, key: key-s, budget: {tokens: 1000000, period: day}}";
+    let a = Replica::start(&with_clients(&yaml, &[spender])).await;
+    assert!(becomes(&a, "shared").await);
+    let ask = |i: usize| {
+        let server = a.server.clone();
+        async move {
+            let body = BODY_WITH_LIMIT.replace("spend", &format!("spend {i}"));
+            let headers = [
+                ("authorization", "Bearer key-s"),
+                ("content-type", "application/json"),
+            ];
+            call(
+                Method::POST,
+                &server.url("/v1/chat/completions"),
+                &headers,
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(ask(0).await.status, 200);
+    // Stopped: every call to it (a budget's reservation, a cache lookup, the exchange) runs
+    // into the timeout, and the replica serves on its own state.
+    redis.pause();
+    for i in 1..=10 {
+        let reply = ask(i).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert!(becomes(&a, "degraded").await, "{}", a.ready().await);
+    for i in 11..=20 {
+        assert_eq!(ask(i).await.status, 200);
+    }
+    redis.resume();
+    assert!(becomes(&a, "shared").await, "{}", a.ready().await);
+    // Nothing counted while it was stopped is lost: the pairs' usage and the client's budget
+    // come back to the exact totals, and no reservation is left held.
+    assert!(converges(&redis, &[&a]).await);
+    // Reservations whose calls timed out but ran are given back at the first exchange (one
+    // still unread on a connection given up goes when its holder's ten seconds are out).
+    let mut budget = (0, 0);
+    for _ in 0..1000 {
+        budget = shared_budget(&redis, "spender").await;
+        if budget == (mock.tokens_reported(), 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(budget, (mock.tokens_reported(), 0));
+    assert_eq!(mock.request_count(), 21);
+}

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod codec;
 pub mod config;
 mod dialects;
@@ -48,6 +49,7 @@ mod watch;
 
 use state::{health, usage};
 
+pub use cache::{CacheOutcome, CACHE_HEADER};
 pub use config::{Config, ConfigError, Format, Source};
 pub use dialects::{ChatRequest, ClientRequest, CompletionLimit, Dialect, Endpoint};
 pub use error::{ErrorReply, FailedAttempt, Origin, RouterError};

@@ -260,7 +260,7 @@ impl Router {
         request: ClientRequest<'_>,
     ) -> Result<ChatResponse, RouterError> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
-        forward::forward(snapshot, request, id, &self.state.shared).await
+        forward::forward(snapshot, request, id, &self.state).await
     }
 
     /// Where this replica's state is: its own, shared through Redis, or its own for now
@@ -273,6 +273,12 @@ impl Router {
     /// any, and without `state.redis`).
     pub fn replicas(&self) -> u32 {
         self.state.shared.replicas()
+    }
+
+    /// Answers this replica keeps in memory for groups with a response cache (expired ones
+    /// not swept yet included).
+    pub fn cached_answers(&self) -> u64 {
+        self.state.cache.entries()
     }
 
     pub(crate) fn shared_link(&self) -> &crate::shared::Link {

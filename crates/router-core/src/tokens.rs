@@ -88,6 +88,7 @@ pub(crate) fn answer(request: &ChatRequest<'_>, group: &str) -> Result<ChatRespo
             key_id: "-".to_string(),
             attempts: 1,
             upstream_wait: Duration::ZERO,
+            cache: None,
         },
     })
 }

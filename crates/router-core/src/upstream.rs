@@ -26,6 +26,15 @@ pub(crate) struct ExtraRoots {
 
 /// Parses a PEM file of one or more certificates.
 pub(crate) fn read_ca_file(path: &str) -> Result<ExtraRoots, String> {
+    let (pem, certs) = read_pem_certificates(path)?;
+    let fingerprint = crate::Secret::new(String::from_utf8_lossy(&pem).into_owned()).fingerprint();
+    Ok(ExtraRoots { certs, fingerprint })
+}
+
+/// The file's text and the certificates it holds (at least one), or why it cannot be used.
+pub(crate) fn read_pem_certificates(
+    path: &str,
+) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), String> {
     let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file '{path}': {e}"))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -33,8 +42,7 @@ pub(crate) fn read_ca_file(path: &str) -> Result<ExtraRoots, String> {
     if certs.is_empty() {
         return Err(format!("ca_file '{path}' holds no certificate"));
     }
-    let fingerprint = crate::Secret::new(String::from_utf8_lossy(&pem).into_owned()).fingerprint();
-    Ok(ExtraRoots { certs, fingerprint })
+    Ok((pem, certs))
 }
 
 fn build_client(

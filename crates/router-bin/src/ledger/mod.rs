@@ -61,6 +61,8 @@ const MIGRATIONS: &[M<'static>] = &[
     ALTER TABLE requests ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
     ALTER TABLE requests ADD COLUMN picodollars INTEGER NOT NULL DEFAULT 0;",
     ),
+    // 5: what the group's response cache did for each request row.
+    M::up("ALTER TABLE requests ADD COLUMN cache TEXT;"),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -99,6 +101,8 @@ pub struct RequestRow {
     pub endpoint: &'static str,
     /// Its cost, in picodollars (millionths of a millionth of a dollar), from the price table.
     pub picodollars: u64,
+    /// What its group's response cache did (`hit`, `miss`, `bypass`), if it has one.
+    pub cache: Option<&'static str>,
 }
 
 /// An open ledger.
@@ -270,8 +274,9 @@ impl Ledger {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO requests (at_ms, request_id, grp, provider, model, key_id,
                         prompt_tokens, completion_tokens, status, latency_ms, cache_read_tokens,
-                        cache_write_tokens, client, endpoint, picodollars)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        cache_write_tokens, client, endpoint, picodollars, cache)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16)",
                 )?;
                 for r in &rows {
                     insert.execute(params![
@@ -290,6 +295,7 @@ impl Ledger {
                         r.client,
                         r.endpoint,
                         as_i64(r.picodollars),
+                        r.cache,
                     ])?;
                 }
                 tenants::write(&tx, accounts)?;
@@ -364,6 +370,7 @@ mod tests {
             client: Some("team-a".into()),
             endpoint: "chat",
             picodollars: 1_250_000,
+            cache: Some("miss"),
         }
     }
 
@@ -388,17 +395,17 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(ids, ["fresh"]);
-        // With its client, endpoint and cost.
-        let (client, endpoint, cost): (Option<String>, String, i64) = conn
+        // With its client, endpoint, cost and what the response cache did.
+        let (client, endpoint, cost, cache): (Option<String>, String, i64, Option<String>) = conn
             .query_row(
-                "SELECT client, endpoint, picodollars FROM requests",
+                "SELECT client, endpoint, picodollars, cache FROM requests",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
         assert_eq!(
-            (client.as_deref(), endpoint.as_str(), cost),
-            (Some("team-a"), "chat", 1_250_000)
+            (client.as_deref(), endpoint.as_str(), cost, cache.as_deref()),
+            (Some("team-a"), "chat", 1_250_000, Some("miss"))
         );
         drop(conn);
         // Without the request log, rows are not even queued.

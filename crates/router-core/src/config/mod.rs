@@ -1,6 +1,7 @@
 //! Reading the config file: YAML or JSON by extension, `${VAR}` expansion, and errors that name
 //! the file, the key path and (for YAML) the line.
 
+mod cache;
 mod de;
 mod env;
 mod lines;
@@ -8,6 +9,7 @@ mod raw;
 mod state;
 mod tenants;
 
+pub use cache::{CacheBackend, CacheConfig};
 pub use raw::{
     BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, LedgerConfig,
     LimitsConfig, MaxTokensField, ModelConfig, Outage, Period, PriceConfig, ProviderConfig,

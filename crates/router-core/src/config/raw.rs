@@ -278,6 +278,9 @@ pub struct GroupConfig {
     /// The upstream models that can serve it.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// Answers kept and given again to the same request (default: none).
+    #[serde(default)]
+    pub cache: Option<super::CacheConfig>,
 }
 
 /// One upstream model of a group.

@@ -28,38 +28,35 @@ pub(crate) async fn forward(
     snapshot: &Snapshot,
     client: ClientRequest<'_>,
     request_id: u64,
-    link: &crate::shared::Link,
+    state: &crate::state::State,
 ) -> Result<ChatResponse, RouterError> {
     let mut request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
     let (group, pinned) = resolve(snapshot, request.model())?;
-    // A named client's request is admitted (and charged to it) before anything else; while
-    // Redis answers, its budgets and limits are counted over every replica too.
+    let link = &state.shared;
     let tab = match client.client {
-        Some(named) => {
-            let shared = link.handle();
-            let mode = match (&shared, snapshot.shared()) {
-                (Some(_), _) => crate::tenants::Mode::Shared,
-                (None, Some(_)) => crate::tenants::Mode::Outage {
-                    replicas: link.replicas(),
-                },
-                (None, None) => crate::tenants::Mode::Local,
-            };
-            let prices = snapshot.prices();
-            let mut tab = crate::tenants::admit(named, group, &request, prices, mode)?;
-            if let Some(handle) = shared {
-                // Requests per minute last: a request let through cannot be taken back.
-                crate::shared::budgets::reserve(&handle, &mut tab, request_id).await?;
-                crate::shared::limits::check_rpm(&handle, &mut tab).await?;
-            }
-            Some(Arc::new(tab))
-        }
+        Some(named) => Some(Arc::new(
+            admit(snapshot, link, named, group, &request, request_id).await?,
+        )),
         None => None,
     };
-    if tab
+    let rate_headers = tab.as_deref().map_or(&[][..], |t| t.rate_headers());
+    let capped = tab
         .as_deref()
-        .is_some_and(crate::tenants::Tab::caps_completion)
-    {
+        .is_some_and(crate::tenants::Tab::caps_completion);
+    if capped {
         request.cap_completion();
+    }
+    // After admission: a client reads only the cache of a group it may use.
+    let cache = group.cache().and_then(|config| {
+        let redis = link.handle();
+        let max_bytes = snapshot.cache_max_bytes();
+        let named = (group.name(), config);
+        crate::cache::Lookup::new(&state.cache, max_bytes, redis, named, &client, capped)
+    });
+    if let Some(cache) = &cache {
+        if let Some(hit) = cache.find(group.name()).await {
+            return Ok(hit.with_headers(rate_headers));
+        }
     }
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
@@ -113,8 +110,11 @@ pub(crate) async fn forward(
         .await
         {
             Ok(response) => {
-                let headers = tab.as_deref().map_or(&[][..], |t| t.rate_headers());
-                return Ok(response.with_dropped(&dropped).with_headers(headers));
+                let response = response.with_dropped(&dropped).with_headers(rate_headers);
+                return Ok(match cache {
+                    Some(cache) => cache.keep(response),
+                    None => response,
+                });
             }
             Err((served, e)) => {
                 // A failed attempt is time spent on the upstream.
@@ -124,6 +124,44 @@ pub(crate) async fn forward(
         }
     }
     Err(tries.give_up(snapshot, group, pinned, request.endpoint()))
+}
+
+/// Admits a named client's request (and charges it to the client) before anything else;
+/// while Redis answers, its budgets and limits are counted over every replica too.
+async fn admit(
+    snapshot: &Snapshot,
+    link: &crate::shared::Link,
+    named: &Arc<crate::tenants::Client>,
+    group: &Group,
+    request: &ChatRequest<'_>,
+    request_id: u64,
+) -> Result<crate::tenants::Tab, RouterError> {
+    let shared = link.handle();
+    let mode = match (&shared, snapshot.shared()) {
+        (Some(_), _) => crate::tenants::Mode::Shared,
+        (None, Some(_)) => crate::tenants::Mode::Outage {
+            replicas: link.replicas(),
+        },
+        (None, None) => crate::tenants::Mode::Local,
+    };
+    let prices = snapshot.prices();
+    let mut tab = crate::tenants::admit(named, group, request, prices, mode)?;
+    match shared {
+        Some(handle) => {
+            // Requests per minute last: a request let through cannot be taken back.
+            crate::shared::budgets::reserve(&handle, &mut tab, request_id).await?;
+            crate::shared::limits::check_rpm(&handle, &mut tab).await?;
+        }
+        None if snapshot.shared().is_some() => {
+            // Redis is away: what the request uses is counted there once it is back.
+            let asks = tab.shared_asks();
+            if !asks.is_empty() {
+                tab.hold_shared(link.settlements.clone(), &asks, None);
+            }
+        }
+        None => {}
+    }
+    Ok(tab)
 }
 
 /// What one request has tried so far.
@@ -199,6 +237,7 @@ impl Tries {
             key_id: selection.key_id().to_string(),
             attempts: self.failures.len() + 1,
             upstream_wait: self.waited,
+            cache: None,
         }
     }
 

@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +39,9 @@ pub struct Served {
     /// included): for the answer's head (and first event of a stream), and for a complete
     /// answer's body. The rest of the time to the response head is the router's own.
     pub upstream_wait: Duration,
+    /// What the group's response cache did (`None` for a group without one): on a hit,
+    /// `provider` is `cache`, `key_id` is `-` and no attempt was made.
+    pub cache: Option<crate::cache::CacheOutcome>,
 }
 
 /// An answer to relay to the client: the upstream's status and body, untouched except for
@@ -98,6 +102,24 @@ impl ChatBody {
     pub(super) fn stream(stream: ChatStream) -> Self {
         Self(BodyInner::Stream(Box::new(stream)))
     }
+
+    /// A kept stream given again, event by event, charging nothing.
+    pub(crate) fn replay(events: &Bytes) -> Self {
+        let mut scanner = crate::sse::SseScanner::new();
+        let mut frames: VecDeque<Bytes> = scanner.push(events).into();
+        frames.extend(scanner.finish());
+        Self(BodyInner::Replay(frames))
+    }
+
+    /// Hands the body to `keeper` once it is whole: a complete answer now, a stream when it
+    /// has ended well (never if it breaks, is cut or is left by its client).
+    pub(crate) fn keep_with(&mut self, keeper: crate::cache::Keeper) {
+        match &mut self.0 {
+            BodyInner::Full(Some(bytes), _) => keeper.keep(bytes.clone()),
+            BodyInner::Stream(stream) => stream.record(keeper),
+            BodyInner::Full(None, _) | BodyInner::Replay(_) => {}
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -105,19 +127,21 @@ enum BodyInner {
     /// A complete answer and the tokens charged for it.
     Full(Option<Bytes>, Option<TokenUsage>),
     Stream(Box<ChatStream>),
+    /// A kept stream's events, still to send.
+    Replay(VecDeque<Bytes>),
 }
 
 impl ChatBody {
     /// Whether this is a streamed (SSE) body.
     pub fn is_stream(&self) -> bool {
-        matches!(self.0, BodyInner::Stream(_))
+        matches!(self.0, BodyInner::Stream(_) | BodyInner::Replay(_))
     }
 
     /// The length when complete (not a stream).
     pub fn len(&self) -> Option<usize> {
         match &self.0 {
             BodyInner::Full(b, _) => Some(b.as_ref().map_or(0, Bytes::len)),
-            BodyInner::Stream(_) => None,
+            BodyInner::Stream(_) | BodyInner::Replay(_) => None,
         }
     }
 
@@ -133,6 +157,7 @@ impl ChatBody {
         match &mut self.0 {
             BodyInner::Full(_, usage) => *usage,
             BodyInner::Stream(s) => s.settle(),
+            BodyInner::Replay(_) => None,
         }
     }
 
@@ -166,17 +191,24 @@ impl Body for ChatBody {
         match &mut self.get_mut().0 {
             BodyInner::Full(b, _) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             BodyInner::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
+            BodyInner::Replay(events) => {
+                Poll::Ready(events.pop_front().map(|e| Ok(Frame::data(e))))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(&self.0, BodyInner::Full(None, _))
+        match &self.0 {
+            BodyInner::Full(b, _) => b.is_none(),
+            BodyInner::Stream(_) => false,
+            BodyInner::Replay(events) => events.is_empty(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             BodyInner::Full(b, _) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            BodyInner::Stream(_) => SizeHint::default(),
+            BodyInner::Stream(_) | BodyInner::Replay(_) => SizeHint::default(),
         }
     }
 }

@@ -52,6 +52,16 @@ pub(crate) struct ChatStream {
     redactor: Arc<Redactor>,
     /// Ends the stream when it completes, with the message it gives (a server's shutdown).
     cut: Option<Cut>,
+    /// What was sent, for the response cache, if it keeps this answer.
+    recording: Option<Recording>,
+}
+
+/// A stream's bytes as sent, kept once it has ended well.
+struct Recording {
+    keeper: crate::cache::Keeper,
+    sent: BytesMut,
+    /// It ended with everything the upstream had to say, and no error.
+    whole: bool,
 }
 
 /// What ends a stream from outside: it completes with the message for the client.
@@ -94,7 +104,38 @@ impl ChatStream {
             charged: None,
             redactor: Arc::default(),
             cut: None,
+            recording: None,
         }
+    }
+
+    /// Hands what is sent to `keeper` once the stream has ended well and its last byte is
+    /// out (see [`crate::cache`]).
+    pub(crate) fn record(&mut self, keeper: crate::cache::Keeper) {
+        self.recording = Some(Recording {
+            keeper,
+            sent: BytesMut::new(),
+            whole: false,
+        });
+    }
+
+    /// `out`, to the client (and to the recording, unless it grew past what is kept).
+    fn send(&mut self, out: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(recording) = &mut self.recording {
+            if recording.sent.len() + out.len() > crate::cache::MAX_ENTRY_BYTES {
+                self.recording = None;
+            } else {
+                recording.sent.extend_from_slice(&out);
+            }
+        }
+        Poll::Ready(Some(Ok(Frame::data(out))))
+    }
+
+    /// The stream is over and its last byte out: a whole one is kept.
+    fn over(&mut self) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(recording) = self.recording.take().filter(|r| r.whole) {
+            recording.keeper.keep(recording.sent.freeze());
+        }
+        Poll::Ready(None)
     }
 
     /// The stream with no upstream event over `limit` bytes: a longer one breaks it.
@@ -189,6 +230,9 @@ impl ChatStream {
                 selection.succeed(charge);
             }
         }
+        if let Some(recording) = &mut self.recording {
+            recording.whole = !self.codec.failed();
+        }
         self.finished = true;
         self.trailer = join(out);
     }
@@ -251,12 +295,15 @@ impl ChatStream {
         let this = self.get_mut();
         if let Some(first) = this.first.take() {
             if let Some(out) = this.process(&first) {
-                return Poll::Ready(Some(Ok(Frame::data(out))));
+                return this.send(out);
             }
         }
         loop {
             if this.finished {
-                return Poll::Ready(this.trailer.take().map(|b| Ok(Frame::data(b))));
+                return match this.trailer.take() {
+                    Some(last) => this.send(last),
+                    None => this.over(),
+                };
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -264,7 +311,7 @@ impl ChatStream {
                     this.timer.as_mut().reset(deadline);
                     if let Ok(data) = frame.into_data() {
                         if let Some(out) = this.process(&data) {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                            return this.send(out);
                         }
                     }
                 }

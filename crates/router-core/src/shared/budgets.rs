@@ -67,13 +67,13 @@ pub(crate) async fn reserve(handle: &Handle, tab: &mut Tab, request: u64) -> Res
             };
             tracing::debug!("shared budgets: Redis gave {why}; this replica's own windows decide");
             // The call may have run: its reservations go with the request's.
-            tab.hold_shared(handle.settlements.clone(), &asks, stem);
+            tab.hold_shared(handle.settlements.clone(), &asks, Some(stem));
             return Ok(());
         }
     };
     match answer.as_slice() {
         [0, left @ ..] => {
-            tab.hold_shared(handle.settlements.clone(), &asks, stem);
+            tab.hold_shared(handle.settlements.clone(), &asks, Some(stem));
             tab.shared_tokens_left(&asks, left);
             Ok(())
         }
@@ -160,18 +160,17 @@ impl Settlements {
         back.extend(released);
     }
 
-    /// Sends what is waiting; on failure keeps it for the next time. Reservations of an
-    /// earlier `holder` than this one are not sent: Redis drops them anyway once their holder
-    /// stops being alive, and a holder is never alive again.
+    /// Sends what is waiting; on failure keeps it for the next time. Releases of an earlier
+    /// holder go too: a reservation whose call timed out before an outage may have run, and
+    /// is given back now rather than when its holder stops being alive. (One that runs
+    /// later still, from a connection Redis had not read yet, goes with its holder.) They
+    /// are few: a request admitted during an outage reserves nothing in Redis.
     pub(crate) async fn flush(
         &self,
         connection: &mut redis::aio::ConnectionManager,
         prefix: &str,
-        holder: &str,
     ) -> redis::RedisResult<()> {
-        let (used, mut released) = self.take();
-        let current = format!("r:{holder}:");
-        released.retain(|(_, stem)| stem.starts_with(&current));
+        let (used, released) = self.take();
         if used.is_empty() && released.is_empty() {
             return Ok(());
         }

@@ -10,6 +10,7 @@
 //! to the exact sum of what the replicas counted.
 
 pub(crate) mod budgets;
+pub(crate) mod cache;
 pub(crate) mod limits;
 mod sync;
 

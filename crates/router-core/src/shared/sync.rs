@@ -85,7 +85,7 @@ pub(super) struct Syncer {
 
 impl Syncer {
     pub(super) fn new(router: Arc<Router>, settings: SharedSettings) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(settings.url())?;
+        let client = settings.client()?;
         let run = format!("{:016x}", fastrand::u64(..));
         let own = format!("{}usage:{run}", settings.prefix);
         Ok(Self {
@@ -159,11 +159,8 @@ impl Syncer {
                     // short from here: a flush that fails (the connection's own response
                     // timeout included) keeps what it could not send for the next exchange.
                     let mut connection = connection.clone();
-                    let settle = self.link().settlements.flush(
-                        &mut connection,
-                        &self.settings.prefix,
-                        &self.holder,
-                    );
+                    let settle =
+                        (self.link().settlements).flush(&mut connection, &self.settings.prefix);
                     if let Err(e) = settle.await {
                         tracing::debug!(
                             "shared state: settlements wait for the next exchange: {e}"

@@ -3,7 +3,7 @@
 
 use super::provider::{self, Provider};
 use super::{settings, Group, Pair, Snapshot};
-use crate::config::{Config, ConfigError, GroupConfig, Problem, Source};
+use crate::config::{CacheConfig, Config, ConfigError, GroupConfig, Problem, Source};
 use crate::state::usage::PairStats;
 use crate::state::State;
 use crate::{Redactor, Secret};
@@ -98,6 +98,7 @@ pub(crate) fn compile(
         let known = Known {
             providers: &providers,
             names: &provider_names,
+            redis: config.state.redis.is_some(),
         };
         if let Some(group) = group(gi, g, &known, state, &mut problems, &mut warnings) {
             group_index.insert(name.to_string(), groups.len());
@@ -130,6 +131,7 @@ pub(crate) fn compile(
         prices: tenants.prices,
         ledger: settings::ledger(&config.ledger, source),
         shared,
+        cache_max_bytes: config.state.cache_max_bytes,
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,
         server,
@@ -229,6 +231,8 @@ struct Known<'a> {
     providers: &'a HashMap<String, Arc<Provider>>,
     /// Every name in `providers` (one with a problem was reported there).
     names: &'a HashSet<&'a str>,
+    /// Whether `state.redis` is configured (a cache may keep answers there).
+    redis: bool,
 }
 
 /// Group `groups[gi]`, or `None` after reporting why it cannot serve.
@@ -294,6 +298,7 @@ fn group(
         return None;
     }
     share_siblings(&mut pairs);
+    let cache = cache(gi, g.cache.as_ref(), known.redis, problems)?;
     Some(Group {
         name: name.to_string(),
         strategy: g.strategy,
@@ -301,7 +306,36 @@ fn group(
         model_runs: model_runs(&pairs),
         pairs,
         state: state.groups.of(name),
+        cache,
     })
+}
+
+/// The cache of `groups[gi]` (`Some(None)` without one), or `None` after reporting why it
+/// cannot be used.
+fn cache(
+    gi: usize,
+    cache: Option<&CacheConfig>,
+    redis: bool,
+    problems: &mut Problems<'_>,
+) -> Option<Option<CacheConfig>> {
+    let Some(cache) = cache else {
+        return Some(None);
+    };
+    if cache.ttl.is_zero() {
+        problems.push(
+            format!("groups[{gi}].cache.ttl"),
+            "must be more than 0 (leave `cache` out for no cache)",
+        );
+        return None;
+    }
+    if cache.backend.redis() && !redis {
+        problems.push(
+            format!("groups[{gi}].cache.backend"),
+            "keeps answers in Redis, but there is no `state.redis`",
+        );
+        return None;
+    }
+    Some(Some(cache.clone()))
 }
 
 /// One pair per key of `provider` for model entry `mi`.

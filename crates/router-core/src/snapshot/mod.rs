@@ -13,7 +13,7 @@ pub(crate) use provider::Transport;
 pub use settings::{CorsOrigins, LedgerSettings, LogFormat, ServerSettings};
 pub use shared::SharedSettings;
 
-use crate::config::ResilienceConfig;
+use crate::config::{CacheConfig, ResilienceConfig};
 use crate::select::Strategy;
 use crate::state::groups::GroupState;
 use crate::state::usage::{HotSlot, PairStats};
@@ -90,6 +90,8 @@ pub struct Group {
     pub(crate) model_runs: Vec<std::ops::Range<usize>>,
     /// Its select lock and round-robin cursors, which outlive reloads.
     pub(crate) state: Arc<GroupState>,
+    /// Its response cache, if it has one.
+    cache: Option<CacheConfig>,
 }
 
 impl Group {
@@ -109,6 +111,10 @@ impl Group {
     pub fn pairs(&self) -> &[Pair] {
         &self.pairs
     }
+    /// Its response cache (`cache:`), if it has one.
+    pub fn cache(&self) -> Option<&CacheConfig> {
+        self.cache.as_ref()
+    }
 }
 
 /// A validated config, ready to serve.
@@ -127,6 +133,7 @@ pub struct Snapshot {
     prices: Arc<Prices>,
     ledger: LedgerSettings,
     shared: Option<SharedSettings>,
+    cache_max_bytes: u64,
     request_penalty: u64,
     error_penalty: u64,
     server: ServerSettings,
@@ -203,6 +210,10 @@ impl Snapshot {
     /// Where the replicas share state (`state.redis`), if anywhere.
     pub fn shared(&self) -> Option<&SharedSettings> {
         self.shared.as_ref()
+    }
+    /// Size bound of the in-memory response cache (`state.cache_max_bytes`).
+    pub fn cache_max_bytes(&self) -> u64 {
+        self.cache_max_bytes
     }
     /// Usage charged per pick.
     pub fn request_penalty(&self) -> u64 {

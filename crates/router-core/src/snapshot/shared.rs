@@ -17,17 +17,32 @@ pub struct SharedSettings {
     pub sync_interval: Duration,
     /// Longest wait for an answer.
     pub timeout: Duration,
+    /// The roots a `rediss://` server must chain to, PEM (`ca_file`), if not the system's.
+    ca: Option<Vec<u8>>,
 }
 
 impl SharedSettings {
-    /// The URL, password included.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The URL with its password masked.
     pub fn shown_url(&self) -> &str {
         &self.shown
+    }
+
+    /// A client of the server, trusting `ca_file` if there is one.
+    pub(crate) fn client(&self) -> redis::RedisResult<redis::Client> {
+        client(&self.url, self.ca.as_deref())
+    }
+}
+
+fn client(url: &str, ca: Option<&[u8]>) -> redis::RedisResult<redis::Client> {
+    match ca {
+        None => redis::Client::open(url),
+        Some(pem) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
     }
 }
 
@@ -63,13 +78,21 @@ pub(super) fn compile(state: &StateConfig, problems: &mut Problems<'_>) -> Optio
     let url = redis.url.as_str();
     let shown = masked(url);
     let mut fine = true;
+    let ca = match redis.ca_file.as_ref().map(|f| read_ca(f.as_str(), url)) {
+        Some(Ok(pem)) => Some(pem),
+        Some(Err(e)) => {
+            problems.push("state.redis.ca_file".into(), e);
+            return None;
+        }
+        None => None,
+    };
     if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
         problems.push(
             "state.redis.url".into(),
             format!("'{shown}' is not a redis:// or rediss:// URL"),
         );
         fine = false;
-    } else if let Err(e) = redis::Client::open(url) {
+    } else if let Err(e) = client(url, ca.as_deref()) {
         problems.push(
             "state.redis.url".into(),
             format!("'{shown}' cannot be used: {e}"),
@@ -98,7 +121,16 @@ pub(super) fn compile(state: &StateConfig, problems: &mut Problems<'_>) -> Optio
         prefix: redis.prefix.clone(),
         sync_interval: redis.sync_interval,
         timeout: redis.timeout,
+        ca,
     })
+}
+
+/// The PEM of `path`, checked, for the server of `url` (which must use TLS).
+fn read_ca(path: &str, url: &str) -> Result<Vec<u8>, String> {
+    if !url.starts_with("rediss://") {
+        return Err("is for a TLS server: the url must be rediss://".into());
+    }
+    crate::upstream::read_pem_certificates(path).map(|(pem, _)| pem)
 }
 
 #[cfg(test)]
@@ -133,6 +165,17 @@ mod tests {
             ""
         );
         assert_eq!(refused("state: {}"), "");
+        // A CA file is for TLS, and must hold a certificate.
+        let e = refused("state: {redis: {url: \"redis://h\", ca_file: \"/etc/hostname\"}}");
+        assert!(
+            e.contains("state.redis.ca_file") && e.contains("rediss://"),
+            "{e}"
+        );
+        let e = refused("state: {redis: {url: \"rediss://h\", ca_file: \"/no/such/ca.pem\"}}");
+        assert!(
+            e.contains("state.redis.ca_file") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 
     #[test]

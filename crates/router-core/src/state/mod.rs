@@ -21,4 +21,6 @@ pub(crate) struct State {
     pub(crate) tenants: crate::tenants::Accounts,
     /// The link to the state other replicas share, if any.
     pub(crate) shared: crate::shared::Link,
+    /// This replica's kept answers (groups with `cache:`).
+    pub(crate) cache: crate::cache::LocalCache,
 }

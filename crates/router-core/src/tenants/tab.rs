@@ -58,8 +58,9 @@ pub struct SharedAsk {
 #[derive(Debug)]
 pub(super) struct SharedHolds {
     settlements: Arc<Settlements>,
-    /// The reservation's field stem, `r:<holder>:<request>:`.
-    stem: String,
+    /// The reservation's field stem, `r:<holder>:<request>:`; `None` when nothing was
+    /// reserved (admitted while Redis was away: what it uses is counted there all the same).
+    stem: Option<String>,
     /// Each party's name, its budget's span, and whether it has a TPM limit.
     parties: Vec<(String, Option<Span>, bool)>,
 }
@@ -139,12 +140,13 @@ impl Tab {
             .collect()
     }
 
-    /// The request holds `asks` in the shared windows, in the fields named by `stem`.
+    /// The request holds `asks` in the shared windows, in the fields named by `stem` (none:
+    /// it holds nothing there, and what it uses is counted there once Redis answers).
     pub(crate) fn hold_shared(
         &mut self,
         settlements: Arc<Settlements>,
         asks: &[SharedAsk],
-        stem: String,
+        stem: Option<String>,
     ) {
         let parties = (asks.iter())
             .map(|ask| {
@@ -279,8 +281,10 @@ impl Drop for Tab {
             account.in_flight.fetch_sub(1, Relaxed);
         }
         if let Some(shared) = &self.shared {
-            for (name, _, _) in &shared.parties {
-                shared.settlements.release(name, &shared.stem);
+            if let Some(stem) = &shared.stem {
+                for (name, _, _) in &shared.parties {
+                    shared.settlements.release(name, stem);
+                }
             }
         }
     }
