@@ -173,22 +173,25 @@ fn at_once(
             } else {
                 b.server.clone()
             };
-            let auth = format!("Bearer {key}");
-            tokio::spawn(async move {
-                let headers = [
-                    ("authorization", auth.as_str()),
-                    ("content-type", "application/json"),
-                ];
-                call(
-                    Method::POST,
-                    &server.url("/v1/chat/completions"),
-                    &headers,
-                    body,
-                )
-                .await
-            })
+            let key = key.to_string();
+            tokio::spawn(async move { post_with_key(&server, &key, body).await })
         })
         .collect()
+}
+
+/// A chat request to `server` with the client key `key`.
+async fn post_with_key(
+    server: &TestServer,
+    key: &str,
+    body: impl Into<bytes::Bytes>,
+) -> common::Reply {
+    let auth = format!("Bearer {key}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let url = server.url("/v1/chat/completions");
+    call(Method::POST, &url, &headers, body).await
 }
 
 /// What `replica` shows of upstream key `key`.
@@ -618,20 +621,8 @@ async fn a_redis_that_stops_answering_costs_requests_its_timeout_and_loses_nothi
     assert!(becomes(&a, "shared").await);
     let ask = |i: usize| {
         let server = a.server.clone();
-        async move {
-            let body = BODY_WITH_LIMIT.replace("spend", &format!("spend {i}"));
-            let headers = [
-                ("authorization", "Bearer key-s"),
-                ("content-type", "application/json"),
-            ];
-            call(
-                Method::POST,
-                &server.url("/v1/chat/completions"),
-                &headers,
-                body,
-            )
-            .await
-        }
+        let body = BODY_WITH_LIMIT.replace("spend", &format!("spend {i}"));
+        async move { post_with_key(&server, "key-s", body).await }
     };
     assert_eq!(ask(0).await.status, 200);
     // Stopped: every call to it (a budget's reservation, a cache lookup, the exchange) runs

@@ -16,12 +16,17 @@ const CHAT: &str = r#"{"model":"g","messages":[{"role":"user","content":"keep me
 const STREAM: &str =
     r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"one two three"}]}"#;
 
-fn router(mock: &MockUpstream, cache: &str) -> Router {
-    let yaml = format!(
-        "groups:\n  - name: g\n    cache: {cache}\n    models: [{{provider: up, name: upstream-model}}]\n\
+/// One group `g` of `model` on the mock, with this `cache`.
+fn yaml(mock: &MockUpstream, cache: &str, model: &str) -> String {
+    format!(
+        "groups:\n  - name: g\n    cache: {cache}\n    models: [{{provider: up, name: {model}}}]\n\
          providers:\n  - {{name: up, base_url: \"{}\", api_key: \"sk-cache-test-1\"}}\n",
         mock.base_url()
-    );
+    )
+}
+
+fn router(mock: &MockUpstream, cache: &str) -> Router {
+    let yaml = yaml(mock, cache, "upstream-model");
     Router::from_source(&Source::from_text(&yaml, Format::Yaml)).unwrap()
 }
 
@@ -192,6 +197,28 @@ async fn errors_and_broken_streams_are_never_kept() {
         Some(CacheOutcome::Hit)
     );
     assert_eq!(mock.request_count(), 6);
+}
+
+#[tokio::test]
+async fn a_reload_that_changes_the_groups_models_leaves_their_answers_behind() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = router(&mock, "{ttl: 1h}");
+    assert_eq!(ask_with(&r, &[]).await.0, Some(CacheOutcome::Miss));
+    assert_eq!(ask_with(&r, &[]).await.0, Some(CacheOutcome::Hit));
+    let apply = |model: &str| {
+        let text = yaml(&mock, "{ttl: 1h}", model);
+        r.apply(&Source::from_text(&text, Format::Yaml).parse().unwrap())
+            .unwrap();
+    };
+    // Another model answers now: not the old one's answer.
+    apply("another-model");
+    let (outcome, body) = ask_with(&r, &[]).await;
+    assert_eq!(outcome, Some(CacheOutcome::Miss));
+    assert!(body.contains("another-model"), "{body}");
+    // The same models again (a reload of an unchanged group): its answers are still there.
+    apply("upstream-model");
+    assert_eq!(ask_with(&r, &[]).await.0, Some(CacheOutcome::Hit));
+    assert_eq!(mock.request_count(), 2);
 }
 
 #[test]

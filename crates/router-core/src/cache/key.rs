@@ -1,6 +1,8 @@
-//! The cache key: what makes two requests the same one. Their group, format, endpoint and
-//! body (parsed: key order and spacing do not count), the headers of their format that reach
-//! the upstream, and whether the router capped the completion; never the client's key.
+//! The cache key: what makes two requests the same one. Their group and the upstream models
+//! it has now (a reload that changes them leaves the answers of the old ones behind), format,
+//! endpoint and body (parsed: key order and spacing do not count), the headers of their
+//! format that reach the upstream, and whether the router capped the completion; never the
+//! client's key.
 
 use crate::dialects::Dialect;
 use http::HeaderMap;
@@ -16,6 +18,8 @@ const HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
 /// What names one request for the cache.
 pub(crate) struct Request<'a> {
     pub(crate) group: &'a str,
+    /// The group's (provider, upstream model) pairs, in order.
+    pub(crate) models: &'a [(&'a str, &'a str)],
     pub(crate) dialect: Dialect,
     pub(crate) endpoint: &'a str,
     pub(crate) headers: Option<&'a HeaderMap>,
@@ -36,6 +40,11 @@ pub(crate) fn key(request: &Request<'_>) -> Option<Key> {
     };
     for part in [request.group, dialect, request.endpoint] {
         text(&mut h, part.as_bytes());
+    }
+    h.update((request.models.len() as u64).to_le_bytes());
+    for (provider, model) in request.models {
+        text(&mut h, provider.as_bytes());
+        text(&mut h, model.as_bytes());
     }
     h.update([u8::from(request.capped)]);
     for name in HEADERS {
@@ -89,9 +98,12 @@ fn canonical(h: &mut Sha256, value: &Value) {
 mod tests {
     use super::*;
 
+    const MODELS: &[(&str, &str)] = &[("openai", "gpt-4o")];
+
     fn of(body: &str, group: &str, capped: bool) -> Key {
         key(&Request {
             group,
+            models: MODELS,
             dialect: Dialect::OpenAi,
             endpoint: "chat/completions",
             headers: None,
@@ -156,12 +168,35 @@ mod tests {
     }
 
     #[test]
+    fn the_groups_models_count() {
+        let body = br#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+        let with = |models: &[(&str, &str)]| {
+            key(&Request {
+                group: "g",
+                models,
+                dialect: Dialect::OpenAi,
+                endpoint: "chat/completions",
+                headers: None,
+                capped: false,
+                body,
+            })
+        };
+        assert_ne!(with(MODELS), with(&[("openai", "gpt-4o-mini")]));
+        assert_ne!(
+            with(MODELS),
+            with(&[("openai", "gpt-4o"), ("azure", "gpt-4o")])
+        );
+        assert_eq!(with(MODELS), with(&[("openai", "gpt-4o")]));
+    }
+
+    #[test]
     fn the_format_headers_count() {
         let body = br#"{"model":"g","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
         let mut headers = HeaderMap::new();
         let with = |headers: &HeaderMap| {
             key(&Request {
                 group: "g",
+                models: MODELS,
                 dialect: Dialect::Anthropic,
                 endpoint: "messages",
                 headers: Some(headers),

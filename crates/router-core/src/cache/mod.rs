@@ -11,10 +11,10 @@ mod key;
 pub(crate) use entry::{Entry, Head};
 pub(crate) use key::Key;
 
-use crate::config::CacheConfig;
 use crate::dialects::{ClientRequest, Endpoint};
 use crate::forward::ChatResponse;
 use crate::shared::Handle;
+use crate::snapshot::Group;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue};
@@ -113,23 +113,32 @@ pub(crate) struct Lookup {
 }
 
 impl Lookup {
-    /// The lookup of `client`'s request in `config`'s cache of group `group`; `None` when
-    /// it has no cache or the request is not one it keeps. `capped`: the router set the
-    /// completion limit the client left out.
+    /// The lookup of `client`'s request in the cache of `group`; `None` when it has no
+    /// cache or the request is not one it keeps. `capped`: the router set the completion
+    /// limit the client left out.
     pub(crate) fn new(
         local: &LocalCache,
         max_bytes: u64,
         redis: Option<Arc<Handle>>,
-        (group, config): (&str, &CacheConfig),
+        group: &Group,
         client: &ClientRequest<'_>,
         capped: bool,
     ) -> Option<Self> {
+        let config = group.cache()?;
         if client.endpoint == Endpoint::CountTokens {
             // Answered from the request itself or cheaply: nothing to save.
             return None;
         }
+        let mut models: Vec<(&str, &str)> = Vec::new();
+        for pair in group.pairs() {
+            let model = (pair.provider().name(), pair.model());
+            if models.last() != Some(&model) {
+                models.push(model);
+            }
+        }
         let key = key::key(&key::Request {
-            group,
+            group: group.name(),
+            models: &models,
             dialect: client.dialect,
             endpoint: client.endpoint.path(),
             headers: client.headers,

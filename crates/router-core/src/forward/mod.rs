@@ -47,11 +47,9 @@ pub(crate) async fn forward(
         request.cap_completion();
     }
     // After admission: a client reads only the cache of a group it may use.
-    let cache = group.cache().and_then(|config| {
-        let redis = link.handle();
-        let max_bytes = snapshot.cache_max_bytes();
-        let named = (group.name(), config);
-        crate::cache::Lookup::new(&state.cache, max_bytes, redis, named, &client, capped)
+    let cache = group.cache().and_then(|_| {
+        let (redis, max_bytes) = (link.handle(), snapshot.cache_max_bytes());
+        crate::cache::Lookup::new(&state.cache, max_bytes, redis, group, &client, capped)
     });
     if let Some(cache) = &cache {
         if let Some(hit) = cache.find(group.name()).await {
