@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the per-request work: selection over 1, 10 and 1,000 keys, request
+//! Micro-benchmarks of the per-request work: selection over 1, 10 and 1,000 keys (`usage`,
+//! and `least_busy` as `select_least_busy/*`), request
 //! validation and rewriting (1 KB, 32 KB, 1 MB bodies), SSE event scanning and usage
 //! extraction, and a whole in-process request on the `mock` provider (complete and streamed).
 //!
@@ -11,27 +12,29 @@ use router_core::sse::{event_data, SseScanner};
 use router_core::{usage_of_body, ChatRequest, ClientRequest, Format, Router, Source};
 use std::hint::black_box;
 
-fn router_with_keys(n: usize) -> Router {
+fn router_with_keys(n: usize, strategy: &str) -> Router {
     let keys: Vec<String> = (0..n).map(|i| format!("\"sk-bench-key-{i:06}\"")).collect();
     let yaml = format!(
-        "groups:\n  - name: g\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9\", api_keys: [{}]}}\n",
+        "groups:\n  - name: g\n    strategy: {strategy}\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9\", api_keys: [{}]}}\n",
         keys.join(", ")
     );
     Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
 }
 
 fn selection(c: &mut Criterion) {
-    let mut group = c.benchmark_group("select");
-    for n in [1usize, 10, 1000] {
-        let router = router_with_keys(n);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| {
-                let selection = router.pick(black_box("g"), 300).unwrap();
-                selection.release();
-            })
-        });
+    for (name, strategy) in [("select", "usage"), ("select_least_busy", "least_busy")] {
+        let mut group = c.benchmark_group(name);
+        for n in [1usize, 10, 1000] {
+            let router = router_with_keys(n, strategy);
+            group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+                b.iter(|| {
+                    let selection = router.pick(black_box("g"), 300).unwrap();
+                    selection.release();
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 /// A chat request body of about `size` bytes (one user message filling the rest).

@@ -120,6 +120,76 @@ fn weighted_random_follows_weights_then_least_used_key() {
     assert!(p["one p#0"].abs_diff(p["one p#1"]) <= 1, "{p:?}");
 }
 
+#[test]
+fn least_busy_picks_the_fewest_in_flight_then_the_least_used_then_config_order() {
+    let r = router(&group(
+        "least_busy",
+        &[("a", 1.0), ("b", 1.0), ("c", 1.0)],
+        &["key-0000000001"],
+        "",
+    ));
+    // Nothing in flight, no usage: config order.
+    let a = r.pick("g", 1).unwrap();
+    assert_eq!(a.model(), "a");
+    // a is busy: b, then c.
+    let b = r.pick("g", 1).unwrap();
+    assert_eq!(b.model(), "b");
+    let c = r.pick("g", 1).unwrap();
+    assert_eq!(c.model(), "c");
+    // One each in flight: the least used; b has used more once it is done.
+    b.succeed(tokens(50));
+    let b2 = r.pick("g", 1).unwrap();
+    assert_eq!(b2.model(), "b", "the only one with nothing in flight");
+    a.succeed(tokens(10));
+    c.succeed(tokens(20));
+    // a, c at 0 in flight, b at 1: a (less used than c).
+    assert_eq!(r.pick("g", 1).unwrap().model(), "a");
+    // With nothing in flight, usage decides: the pairs even out (b was 41 tokens ahead).
+    b2.succeed(tokens(1));
+    let p = picks(&r, 30);
+    let (lo, hi) = (p.values().min().unwrap(), p.values().max().unwrap());
+    assert!(p.len() == 3 && hi - lo <= 6, "{p:?}");
+}
+
+#[tokio::test]
+async fn least_busy_sends_new_traffic_away_from_a_pair_that_holds_its_requests() {
+    let mock = MockUpstream::start().await.unwrap();
+    let (open, gate) = tokio::sync::watch::channel(false);
+    mock.add_rule(Rule::new(Fault::Gate(mock_upstream::Gate(gate))).key("k-slow"));
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: least_busy\n    models: [{{provider: up, name: m}}]\n\
+         providers:\n  - {{name: up, base_url: \"{}\", api_keys: [\"k-slow\", \"k-fast\"]}}\n",
+        mock.base_url()
+    );
+    let r = std::sync::Arc::new(router(&yaml));
+    const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+    // The first request goes to k-slow (config order), which holds it.
+    let held = {
+        let r = r.clone();
+        tokio::spawn(async move { chat(&r, BODY.as_bytes()).await.map(|a| a.status) })
+    };
+    let arrived = async {
+        while mock.requests().is_empty() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .expect("the held request reaches the upstream");
+    // While k-slow holds its request, every new one goes to k-fast.
+    for _ in 0..20 {
+        assert_eq!(chat(&r, BODY.as_bytes()).await.unwrap().status, 200);
+    }
+    assert_eq!(mock.count("k-slow", None), 1, "only the held request");
+    open.send_replace(true);
+    assert_eq!(held.await.unwrap().unwrap(), 200);
+    // Nothing in flight now: k-slow, the less used, is picked again.
+    assert_eq!(
+        chat(&r, BODY.as_bytes()).await.unwrap().served.key_id,
+        "up#0"
+    );
+}
+
 const BREAKER: &str = "resilience:\n  breaker: {consecutive_failures: 2, open_for: 10s, min_requests: 100}\n  rate_limit_cooldown: 5s\n  model_cooldown: 3s";
 
 #[tokio::test(start_paused = true)]

@@ -31,6 +31,9 @@ pub enum Strategy {
     Fallback,
     /// A model with probability proportional to its weight, then its least-used key.
     WeightedRandom,
+    /// The fewest requests in flight (streams until they end); then the least used, then
+    /// config order.
+    LeastBusy,
 }
 
 impl Strategy {
@@ -41,6 +44,7 @@ impl Strategy {
             Self::RoundRobin => "round_robin",
             Self::Fallback => "fallback",
             Self::WeightedRandom => "weighted_random",
+            Self::LeastBusy => "least_busy",
         }
     }
 }
@@ -153,6 +157,10 @@ impl Group {
                         .filter(|&i| pairs[i].model_index == first_model),
                 )
             }
+            Strategy::LeastBusy => usable.iter().copied().min_by_key(|&i| {
+                let stats = &pairs[i].stats;
+                (stats.in_flight(), pairs[i].hot.get().usage(), i)
+            }),
             Strategy::WeightedRandom => {
                 let mut models: Vec<(usize, f64)> = Vec::new();
                 for &i in usable {

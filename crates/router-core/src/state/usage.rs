@@ -18,12 +18,10 @@ pub struct TokenUsage {
     pub completion_tokens: u64,
     /// Total tokens, as reported (or prompt + completion when the upstream left it out).
     pub total_tokens: u64,
-    /// Prompt tokens read from the provider's prompt cache (part of `prompt_tokens`, billed
-    /// apart).
+    /// Prompt tokens read from the provider's prompt cache (of `prompt_tokens`, billed apart).
     #[serde(default)]
     pub cache_read_tokens: u64,
-    /// Prompt tokens written to the provider's prompt cache (part of `prompt_tokens`, billed
-    /// apart).
+    /// Prompt tokens written to the provider's prompt cache (of `prompt_tokens`, billed apart).
     #[serde(default)]
     pub cache_write_tokens: u64,
 }
@@ -148,6 +146,8 @@ pub struct PairStats {
     penalty: AtomicU64,
     /// Estimates held by requests in flight.
     reserved: AtomicU64,
+    /// Requests in flight (picked, not yet settled; a stream until it ends).
+    in_flight: AtomicU64,
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     cache_read_tokens: AtomicU64,
@@ -169,6 +169,7 @@ impl PairStats {
             total_tokens: AtomicU64::default(),
             penalty: AtomicU64::default(),
             reserved: AtomicU64::default(),
+            in_flight: AtomicU64::default(),
             prompt_tokens: AtomicU64::default(),
             completion_tokens: AtomicU64::default(),
             cache_read_tokens: AtomicU64::default(),
@@ -216,8 +217,14 @@ impl PairStats {
         self.hot.get().usage()
     }
 
+    /// Requests in flight on the pair (a stream until it ends).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Relaxed)
+    }
+
     pub(crate) fn begin(&self, reservation: u64, request_penalty: u64) {
         self.requests.fetch_add(1, Relaxed);
+        self.in_flight.fetch_add(1, Relaxed);
         add(&self.reserved, reservation);
         add(&self.penalty, request_penalty);
         add(
@@ -234,6 +241,7 @@ impl PairStats {
     }
 
     pub(crate) fn release(&self, reservation: u64) {
+        sub(&self.in_flight, 1);
         sub(&self.reserved, reservation);
         sub(&self.hot.get().usage, reservation);
     }
