@@ -3,8 +3,8 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use router_core::CorsOrigins;
 
-const ALLOW_HEADERS: &str =
-    "authorization, content-type, x-api-key, anthropic-version, x-request-id";
+const ALLOW_HEADERS: &str = "authorization, content-type, x-api-key, anthropic-version, \
+     anthropic-beta, x-request-id, cache-control, x-llm-router-tags";
 const ALLOW_METHODS: &str = "GET, POST, OPTIONS";
 
 /// Adds `Access-Control-Allow-Origin` (and `Vary: Origin` when it echoes) if `origin` is allowed.

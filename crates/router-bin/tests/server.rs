@@ -186,6 +186,9 @@ async fn cors_preflight_and_responses() {
         "content-type",
         "x-api-key",
         "anthropic-version",
+        "anthropic-beta",
+        "cache-control",
+        "x-llm-router-tags",
     ] {
         assert!(allowed.contains(h), "{allowed}");
     }

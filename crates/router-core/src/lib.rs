@@ -51,6 +51,7 @@ use state::{health, usage};
 
 pub use cache::{CacheOutcome, CACHE_HEADER};
 pub use config::{Config, ConfigError, Format, Source};
+pub use dialects::tags::TAGS_HEADER;
 pub use dialects::{ChatRequest, ClientRequest, CompletionLimit, Dialect, Endpoint};
 pub use error::{ErrorReply, FailedAttempt, Origin, RouterError};
 pub use fields::{UnknownFields, DROPPED_HEADER};

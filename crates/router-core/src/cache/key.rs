@@ -12,8 +12,12 @@ use sha2::{Digest, Sha256};
 /// A request's digest.
 pub(crate) type Key = [u8; 32];
 
-/// Client headers that change what the upstream answers.
-const HEADERS: [&str; 2] = ["anthropic-version", "anthropic-beta"];
+/// Client headers that change what the upstream answers (or which upstream does).
+const HEADERS: [&str; 3] = [
+    "anthropic-version",
+    "anthropic-beta",
+    crate::dialects::tags::TAGS_HEADER,
+];
 
 /// What names one request for the cache.
 pub(crate) struct Request<'a> {

@@ -294,6 +294,10 @@ pub struct ModelConfig {
     pub provider: EnvString,
     /// Model name sent upstream.
     pub name: EnvString,
+    /// Tags a request may ask for (`x-llm-router-tags`, `metadata.tags`): only models carrying
+    /// all of them serve it.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// An upstream provider.

@@ -10,6 +10,7 @@ pub(crate) mod openai;
 mod prompt;
 mod request;
 pub(crate) mod responses;
+pub(crate) mod tags;
 
 pub use request::{ChatRequest, CompletionLimit, INLINE_DATA_TOKENS};
 

@@ -34,6 +34,9 @@ pub struct ChatRequest<'a> {
     object_end: usize,
     max_tokens: u64,
     capped: bool,
+    /// The tags `metadata.tags` asks for, and where `metadata` is with what it holds besides.
+    tags: Vec<String>,
+    metadata: Option<(Range<usize>, JsonObject)>,
 }
 
 /// A completion limit to add to a request that sets none: the field it goes in, and tokens.
@@ -109,6 +112,7 @@ impl<'a> ChatRequest<'a> {
         let mut stream = false;
         let mut stream_options = None;
         let mut max_tokens = 0u64;
+        let (mut tags, mut metadata) = (Vec::new(), None);
         for (key, raw) in &top.0 {
             match key.as_ref() {
                 "model" => {
@@ -148,6 +152,11 @@ impl<'a> ChatRequest<'a> {
                             )
                         })?;
                     stream_options = Some((span_of(body, raw), parsed));
+                }
+                "metadata" => {
+                    if let Some((asked, rest)) = super::tags::from_metadata(raw)? {
+                        (tags, metadata) = (asked, Some((span_of(body, raw), rest)));
+                    }
                 }
                 "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
                     if let Ok(n) = raw.get().parse::<u64>() {
@@ -189,14 +198,26 @@ impl<'a> ChatRequest<'a> {
             object_end,
             max_tokens,
             capped: false,
+            tags,
+            metadata,
         })
     }
 
     /// The whole request as a JSON object (for providers that need it translated).
+    /// `metadata.tags`, the router's own, is not part of it.
     pub fn to_object(&self) -> Result<JsonObject, RouterError> {
-        serde_json::from_str(self.body).map_err(|e| {
+        let mut object: JsonObject = serde_json::from_str(self.body).map_err(|e| {
             RouterError::bad_request(format!("request body is not valid JSON: {e}"), None)
-        })
+        })?;
+        if let Some((_, rest)) = &self.metadata {
+            object.insert("metadata".into(), serde_json::Value::Object(rest.clone()));
+        }
+        Ok(object)
+    }
+
+    /// The tags the body asks for (`metadata.tags`).
+    pub fn tags(&self) -> &[String] {
+        &self.tags
     }
 
     /// The operation asked for.
@@ -289,10 +310,18 @@ impl<'a> ChatRequest<'a> {
     }
 
     /// The body to send upstream: `model` replaced, for streams `stream_options.include_usage`
-    /// set so usage can be counted, and `limit` added when given. Every other byte is kept.
+    /// set so usage can be counted, `limit` added when given, and `metadata.tags` taken out.
+    /// Every other byte is kept.
     pub fn upstream_body(&self, upstream_model: &str, limit: Option<CompletionLimit>) -> Vec<u8> {
         let model_json = serde_json::Value::String(upstream_model.to_string()).to_string();
         let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if let Some((span, rest)) = &self.metadata {
+            // The router's tags go no further.
+            edits.push((
+                span.clone(),
+                serde_json::Value::Object(rest.clone()).to_string(),
+            ));
+        }
         if let Some((field, tokens)) = limit {
             let end = self.object_end..self.object_end;
             edits.push((end, format!(",\"{field}\":{tokens}")));

@@ -59,6 +59,7 @@ pub(crate) async fn forward(
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
     let mut tries = Tries::new(group, &request, resilience.request_timeout);
+    tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
         return crate::tokens::answer(&request, group.name());
     }
@@ -239,6 +240,39 @@ impl Tries {
         }
     }
 
+    /// Leaves out the pairs whose model does not carry every one of `tags`; a 400 when that
+    /// leaves none (of model `pinned`, when given).
+    fn only_tagged(
+        &mut self,
+        group: &Group,
+        pinned: Option<usize>,
+        tags: &[String],
+    ) -> Result<(), RouterError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let untagged = group.untagged(tags);
+        let eligible = (group.pairs().iter().enumerate())
+            .any(|(i, p)| !untagged.contains(&i) && pinned.is_none_or(|m| m == p.model_index()));
+        if !eligible {
+            let scope = match pinned {
+                Some(m) => format!("model {} of group '{}'", m + 1, group.name()),
+                None => format!("no model of group '{}'", group.name()),
+            };
+            let verb = if pinned.is_some() {
+                "does not carry"
+            } else {
+                "carries"
+            };
+            return Err(RouterError::bad_request(
+                format!("{scope} {verb} all the tags asked for: {}", tags.join(", ")),
+                None,
+            ));
+        }
+        self.excluded.extend(untagged);
+        Ok(())
+    }
+
     fn exclude_provider(&mut self, group: &Group, provider: &Arc<Provider>) {
         for (i, p) in group.pairs().iter().enumerate() {
             if Arc::ptr_eq(&p.provider, provider) {
@@ -330,6 +364,18 @@ impl Tries {
             },
         }
     }
+}
+
+/// The tags the request asks for: its `x-llm-router-tags` header's and its body's
+/// `metadata.tags`, each once.
+fn asked_tags(client: &ClientRequest<'_>, request: &ChatRequest<'_>) -> Vec<String> {
+    let mut tags = crate::dialects::tags::from_headers(client.headers);
+    for tag in request.tags() {
+        if !tags.contains(tag) {
+            tags.push(tag.clone());
+        }
+    }
+    tags
 }
 
 /// Resolves `group` or pinned `group$N` (1-based) to the group and the 0-based model index.

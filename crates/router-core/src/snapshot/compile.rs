@@ -261,6 +261,13 @@ fn group(
             model_problem = true;
             continue;
         }
+        for (ti, tag) in m.tags.iter().enumerate() {
+            if tag.is_empty() || tag.contains(',') || tag.contains(char::is_whitespace) {
+                let why = format!("tag '{tag}' must be a word: not empty, no comma, no space");
+                problems.push(format!("{path}.tags[{ti}]"), why);
+                model_problem = true;
+            }
+        }
         let Some(provider) = known.providers.get(m.provider.as_str()) else {
             if !known.names.contains(m.provider.as_str()) {
                 problems.push(
@@ -307,6 +314,7 @@ fn group(
         pairs,
         state: state.groups.of(name),
         cache,
+        model_tags: g.models.iter().map(|m| m.tags.clone()).collect(),
     })
 }
 

@@ -92,6 +92,8 @@ pub struct Group {
     pub(crate) state: Arc<GroupState>,
     /// Its response cache, if it has one.
     cache: Option<CacheConfig>,
+    /// Each model entry's tags, in config order.
+    pub(crate) model_tags: Vec<Vec<String>>,
 }
 
 impl Group {
@@ -110,6 +112,17 @@ impl Group {
     /// Its pairs, models in config order and each model's keys in config order.
     pub fn pairs(&self) -> &[Pair] {
         &self.pairs
+    }
+    /// The pairs whose model does not carry every one of `tags`.
+    pub(crate) fn untagged(&self, tags: &[String]) -> Vec<usize> {
+        let carries = |mi: usize| {
+            let own = self.model_tags.get(mi).map_or(&[][..], Vec::as_slice);
+            tags.iter().all(|t| own.contains(t))
+        };
+        (self.pairs.iter().enumerate())
+            .filter(|(_, p)| !carries(p.model_index))
+            .map(|(i, _)| i)
+            .collect()
     }
     /// Its response cache (`cache:`), if it has one.
     pub fn cache(&self) -> Option<&CacheConfig> {
