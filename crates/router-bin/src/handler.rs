@@ -247,6 +247,43 @@ async fn forward(
     Ok((response, known_len))
 }
 
+/// Readiness: 200 when the config is loaded (it is, to answer), the ledger is written or
+/// off, and every group has a pair it can pick first; 503 with the reasons otherwise. Redis
+/// away is never a reason: state goes on locally and the answer says `degraded`.
+fn ready(app: &App, snapshot: &Snapshot) -> Response<ResBody> {
+    let router = &app.router;
+    let mut reasons: Vec<String> = Vec::new();
+    if let crate::app::LedgerState::Failing { path, error } = app.ledger_state() {
+        reasons.push(format!(
+            "the usage ledger {path} cannot be written: {error}"
+        ));
+    }
+    for group in snapshot.groups() {
+        if !group.has_usable_pair(snapshot) {
+            reasons.push(format!(
+                "group '{}' has no usable pair: each is disabled, cooling down or behind an \
+                 open breaker",
+                group.name()
+            ));
+        }
+    }
+    let status = if reasons.is_empty() {
+        "ready"
+    } else {
+        "not_ready"
+    };
+    let mut body = json!({"status": status, "state": router.shared_state().name()});
+    if snapshot.shared().is_some() {
+        body["replicas"] = json!(router.replicas());
+    }
+    if reasons.is_empty() {
+        json_response(StatusCode::OK, &body)
+    } else {
+        body["reasons"] = json!(reasons);
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
+    }
+}
+
 /// The answer of an endpoint the server serves itself.
 fn local_endpoint(
     app: &App,
@@ -261,13 +298,8 @@ fn local_endpoint(
             StatusCode::OK,
             &json!({"status": "ok", "generation": snapshot.generation()}),
         ),
-        Action::Ready => {
-            let mut ready = json!({"status": "ready", "state": router.shared_state().name()});
-            if snapshot.shared().is_some() {
-                ready["replicas"] = json!(router.replicas());
-            }
-            json_response(StatusCode::OK, &ready)
-        }
+        Action::Live => json_response(StatusCode::OK, &json!({"status": "live"})),
+        Action::Ready => ready(app, snapshot),
         Action::Models => json_response(StatusCode::OK, &models(snapshot, headers, client)),
         Action::Usage => json_response(
             StatusCode::OK,

@@ -23,7 +23,10 @@ pub(crate) enum Action {
     Forward(Dialect, Endpoint),
     /// `{"status":"ok"}` and the config generation.
     Health,
-    /// Readiness: `{"status":"ready"}` and where the state is (`local`, `shared`, `degraded`).
+    /// Liveness: `{"status":"live"}` while the process serves.
+    Live,
+    /// Readiness: 200 `{"status":"ready"}` and where the state is (`local`, `shared`,
+    /// `degraded`), or 503 with the reasons it is not.
     Ready,
     /// The groups, as OpenAI's model list (Anthropic's, for a request with `anthropic-version`).
     Models,
@@ -85,6 +88,13 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Open,
         Action::Health,
+        "other",
+    ),
+    route(
+        "/health/live",
+        Method::GET,
+        Access::Open,
+        Action::Live,
         "other",
     ),
     route(

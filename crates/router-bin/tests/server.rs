@@ -659,3 +659,38 @@ async fn all_rate_limited_is_a_429_with_retry_after_and_state_is_visible() {
     assert_eq!(row["errors"], 1);
     server.shutdown().await;
 }
+
+/// `/health/ready` answers 503, with the reason, while the only pair of a group cools down
+/// after a 429, and 200 again once the cooldown has run out; `/health/live` answers 200 all
+/// along.
+#[tokio::test]
+async fn ready_is_503_while_a_groups_only_pair_cools_down() {
+    use mock_upstream::{Fault, Rule};
+    let mock = MockUpstream::start().await.unwrap();
+    let server = TestServer::start(&config(&mock.base_url(), &["k1"], "")).await;
+    let (ready_url, live_url) = (server.url("/health/ready"), server.url("/health/live"));
+    let ready = || call(Method::GET, &ready_url, &[], "");
+    let live = || call(Method::GET, &live_url, &[], "");
+    let first = ready().await;
+    assert_eq!(
+        (first.status.as_u16(), first.json()["status"].clone()),
+        (200, "ready".into())
+    );
+    mock.add_rule(Rule::new(Fault::StatusRetryAfter(429, "1".into())));
+    assert_eq!(post_chat(&server, CHAT).await.status, 429);
+    let cooling = ready().await;
+    assert_eq!(cooling.status, 503, "{}", cooling.text());
+    let body = cooling.json();
+    assert_eq!(body["status"], "not_ready");
+    let reason = body["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("group 'g' has no usable pair"), "{reason}");
+    assert_eq!(live().await.status, 200);
+    // Retry-After: 1 s, then usable again.
+    mock.clear_rules();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while ready().await.status != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(post_chat(&server, CHAT).await.status, 200);
+}

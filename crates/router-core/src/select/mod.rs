@@ -194,6 +194,19 @@ impl Group {
         }
     }
 
+    /// Whether some pair can be picked as a first choice: not disabled, and not cooling down
+    /// (after a 429, a 404 or an unreachable host) nor behind an open breaker.
+    pub fn has_usable_pair(&self, snapshot: &Snapshot) -> bool {
+        let now = Instant::now();
+        self.pairs.iter().any(|pair| {
+            pair.hot.get().clean_epoch().is_some()
+                || matches!(
+                    lock(&pair.stats.health).availability(now, snapshot.generation()),
+                    Availability::Usable
+                )
+        })
+    }
+
     /// When every pair in scope (all, or model `pinned`) that is not disabled is cooling down
     /// after a 429: the time until the first one is usable again.
     pub fn rate_limited_for(&self, snapshot: &Snapshot, pinned: Option<usize>) -> Option<Duration> {
