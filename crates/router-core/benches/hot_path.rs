@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-request work: selection over 1, 10 and 1,000 keys (`usage`,
-//! and `least_busy` as `select_least_busy/*`), request
+//! `least_busy` as `select_least_busy/*`, `lowest_cost` as `select_lowest_cost/*`), request
 //! validation and rewriting (1 KB, 32 KB, 1 MB bodies), SSE event scanning and usage
 //! extraction, and a whole in-process request on the `mock` provider (complete and streamed).
 //!
@@ -22,7 +22,12 @@ fn router_with_keys(n: usize, strategy: &str) -> Router {
 }
 
 fn selection(c: &mut Criterion) {
-    for (name, strategy) in [("select", "usage"), ("select_least_busy", "least_busy")] {
+    let strategies = [
+        ("select", "usage"),
+        ("select_least_busy", "least_busy"),
+        ("select_lowest_cost", "lowest_cost"),
+    ];
+    for (name, strategy) in strategies {
         let mut group = c.benchmark_group(name);
         for n in [1usize, 10, 1000] {
             let router = router_with_keys(n, strategy);

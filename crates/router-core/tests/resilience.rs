@@ -1038,3 +1038,67 @@ async fn a_cut_stream_ends_with_an_error_event_and_is_charged() {
     assert_eq!(row.live_state().state, "closed", "the pair is not blamed");
     mock.release();
 }
+
+/// A `lowest_cost` group of four models on the mock, priced in config (`free` unpriced).
+fn lowest_cost(mock: &MockUpstream) -> Router {
+    router(&format!(
+        "resilience: {{max_attempts: 6}}\nprices:\n  dear: {{input: 5, output: 15}}\n  cheap: {{input: 0.1, output: 0.4}}\n\
+         \x20 long-in: {{input: 1, output: 10}}\n  long-out: {{input: 5, output: 2}}\n\
+         groups:\n  - name: g\n    strategy: lowest_cost\n    models:\n\
+         \x20     - {{provider: up, name: free}}\n      - {{provider: up, name: dear}}\n\
+         \x20     - {{provider: up, name: cheap}}\n\
+         \x20 - name: h\n    strategy: lowest_cost\n    models:\n\
+         \x20     - {{provider: up, name: long-in}}\n      - {{provider: up, name: long-out}}\n\
+         providers:\n  - {{name: up, base_url: \"{}\", api_keys: [\"k1\", \"k2\"]}}\n",
+        mock.base_url()
+    ))
+}
+
+#[tokio::test]
+async fn lowest_cost_picks_the_cheaper_model_and_fails_over_to_the_dearer() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = lowest_cost(&mock);
+    assert!(
+        r.snapshot()
+            .warnings()
+            .iter()
+            .any(|w| w.contains("'up/free' has no price")),
+        "{:?}",
+        r.snapshot().warnings()
+    );
+    const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+    for _ in 0..10 {
+        assert_eq!(
+            chat(&r, BODY.as_bytes()).await.unwrap().served.model,
+            "cheap"
+        );
+    }
+    // Its keys share the load: the least used first.
+    assert_eq!(mock.count("k1", Some("cheap")), 5);
+    // The cheap model fails: the dearer one, not the unpriced one.
+    mock.add_rule(Rule::new(Fault::Status(500)).model("cheap"));
+    let answer = chat(&r, BODY.as_bytes()).await.unwrap();
+    assert_eq!(answer.served.model, "dear");
+    // Only when no priced model can serve does the unpriced one (after both keys of each).
+    mock.add_rule(Rule::new(Fault::Status(500)).model("dear"));
+    let answer = chat(&r, BODY.as_bytes()).await.unwrap();
+    assert_eq!(answer.served.model, "free");
+}
+
+#[tokio::test]
+async fn lowest_cost_prices_the_request_it_is_given() {
+    let mock = MockUpstream::start().await.unwrap();
+    let r = lowest_cost(&mock);
+    // A long prompt and a short answer: long-in (1 in, 10 out) is cheaper than long-out (5, 2).
+    let words = "word ".repeat(2_000);
+    let prompt_heavy = format!(
+        r#"{{"model":"h","max_tokens":10,"messages":[{{"role":"user","content":"{words}"}}]}}"#
+    );
+    let answer = chat(&r, prompt_heavy.as_bytes()).await.unwrap();
+    assert_eq!(answer.served.model, "long-in");
+    // A short prompt and a long answer: long-out.
+    let answer_heavy =
+        r#"{"model":"h","max_tokens":4000,"messages":[{"role":"user","content":"hi"}]}"#;
+    let answer = chat(&r, answer_heavy.as_bytes()).await.unwrap();
+    assert_eq!(answer.served.model, "long-out");
+}

@@ -58,16 +58,22 @@ pub(crate) async fn forward(
     }
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
+    let prompt = request.prompt_estimate();
+    let expected = crate::select::Expected {
+        prompt,
+        completion: request.max_tokens().unwrap_or(prompt),
+    };
     let mut tries = Tries::new(group, &request, resilience.request_timeout);
     tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
         return crate::tokens::answer(&request, group.name());
     }
     while tries.failures.len() < resilience.max_attempts {
-        let mut selection = match group.pick(snapshot, &tries.excluded, pinned, estimate) {
-            Ok(s) => s,
-            Err(Unavailable::RateLimited { .. } | Unavailable::NoPair) => break,
-        };
+        let mut selection =
+            match group.pick_for(snapshot, &tries.excluded, pinned, estimate, expected) {
+                Ok(s) => s,
+                Err(Unavailable::RateLimited { .. } | Unavailable::NoPair) => break,
+            };
         if let Some(tab) = &tab {
             selection.bill_to(tab.clone());
         }

@@ -34,6 +34,19 @@ pub enum Strategy {
     /// The fewest requests in flight (streams until they end); then the least used, then
     /// config order.
     LeastBusy,
+    /// The cheapest for the request by the price table (see [`Expected`]); then the least
+    /// used, then config order. Unpriced models come after every priced one.
+    LowestCost,
+}
+
+/// The tokens a request is expected to take, for `lowest_cost`: its prompt by estimate and
+/// its completion limit (as many as the prompt when it sets none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Prompt tokens.
+    pub prompt: u64,
+    /// Completion tokens.
+    pub completion: u64,
 }
 
 impl Strategy {
@@ -45,6 +58,7 @@ impl Strategy {
             Self::Fallback => "fallback",
             Self::WeightedRandom => "weighted_random",
             Self::LeastBusy => "least_busy",
+            Self::LowestCost => "lowest_cost",
         }
     }
 }
@@ -125,9 +139,17 @@ impl Group {
         usable: &[usize],
         pinned: Option<usize>,
         cursors: &mut Cursors,
+        expected: Expected,
     ) -> Option<usize> {
         let pairs = &self.pairs;
         match self.strategy() {
+            Strategy::LowestCost => usable.iter().copied().min_by_key(|&i| {
+                let cost = self.model_prices[pairs[i].model_index].map_or(u64::MAX, |p| {
+                    (p.input.saturating_mul(expected.prompt))
+                        .saturating_add(p.output.saturating_mul(expected.completion))
+                });
+                (cost, pairs[i].hot.get().usage(), i)
+            }),
             Strategy::Usage => {
                 let mut best = UsageBest::default();
                 for &i in usable {
@@ -282,6 +304,23 @@ impl Group {
         pinned: Option<usize>,
         estimate: u64,
     ) -> Result<Selection, Unavailable> {
+        let expected = Expected {
+            prompt: estimate,
+            completion: estimate,
+        };
+        self.pick_for(snapshot, exclude, pinned, estimate, expected)
+    }
+
+    /// [`Group::pick`] for a request `expected` to take these tokens (what `lowest_cost`
+    /// prices).
+    pub fn pick_for(
+        &self,
+        snapshot: &Snapshot,
+        exclude: &[usize],
+        pinned: Option<usize>,
+        estimate: u64,
+        expected: Expected,
+    ) -> Result<Selection, Unavailable> {
         let generation = snapshot.generation();
         let mut cursors = self.state.lock();
         let now = Instant::now();
@@ -329,7 +368,7 @@ impl Group {
         } else if usable.is_empty() {
             None
         } else {
-            self.choose(&usable, pinned, &mut cursors)
+            self.choose(&usable, pinned, &mut cursors, expected)
         };
         let index = match chosen {
             Some(i) => i,

@@ -99,6 +99,7 @@ pub(crate) fn compile(
             providers: &providers,
             names: &provider_names,
             redis: config.state.redis.is_some(),
+            prices: &tenants.prices,
         };
         if let Some(group) = group(gi, g, &known, state, &mut problems, &mut warnings) {
             group_index.insert(name.to_string(), groups.len());
@@ -233,6 +234,8 @@ struct Known<'a> {
     names: &'a HashSet<&'a str>,
     /// Whether `state.redis` is configured (a cache may keep answers there).
     redis: bool,
+    /// The price table (for `lowest_cost`).
+    prices: &'a crate::tenants::Prices,
 }
 
 /// Group `groups[gi]`, or `None` after reporting why it cannot serve.
@@ -315,7 +318,32 @@ fn group(
         state: state.groups.of(name),
         cache,
         model_tags: g.models.iter().map(|m| m.tags.clone()).collect(),
+        model_prices: model_prices(gi, g, known.prices, warnings),
     })
+}
+
+/// The price of each model of `groups[gi]`; under `lowest_cost` an unpriced one is named in a
+/// warning (it is picked only when no priced one can serve).
+fn model_prices(
+    gi: usize,
+    g: &GroupConfig,
+    prices: &crate::tenants::Prices,
+    warnings: &mut Vec<String>,
+) -> Vec<Option<crate::tenants::Price>> {
+    let mut out = Vec::with_capacity(g.models.len());
+    for (mi, m) in g.models.iter().enumerate() {
+        let price = prices.get(m.provider.as_str(), m.name.as_str());
+        if price.is_none() && g.strategy == crate::select::Strategy::LowestCost {
+            warnings.push(format!(
+                "groups[{gi}].models[{mi}]: '{}/{}' has no price; lowest_cost picks it only when \
+                 no priced model can serve (add it under prices:)",
+                m.provider.as_str(),
+                m.name.as_str()
+            ));
+        }
+        out.push(price);
+    }
+    out
 }
 
 /// The cache of `groups[gi]` (`Some(None)` without one), or `None` after reporting why it

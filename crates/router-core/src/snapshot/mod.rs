@@ -94,6 +94,8 @@ pub struct Group {
     cache: Option<CacheConfig>,
     /// Each model entry's tags, in config order.
     pub(crate) model_tags: Vec<Vec<String>>,
+    /// Each model entry's price, in config order (`None`: unpriced).
+    pub(crate) model_prices: Vec<Option<crate::tenants::Price>>,
 }
 
 impl Group {
