@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request work: selection over 1, 10 and 1,000 keys (`usage`,
-//! `least_busy` as `select_least_busy/*`, `lowest_cost` as `select_lowest_cost/*`), request
+//! `least_busy` as `select_least_busy/*`, `lowest_cost` as `select_lowest_cost/*`, `lowest_latency` as
+//! `select_lowest_latency/*`), request
 //! validation and rewriting (1 KB, 32 KB, 1 MB bodies), SSE event scanning and usage
 //! extraction, and a whole in-process request on the `mock` provider (complete and streamed).
 //!
@@ -26,6 +27,7 @@ fn selection(c: &mut Criterion) {
         ("select", "usage"),
         ("select_least_busy", "least_busy"),
         ("select_lowest_cost", "lowest_cost"),
+        ("select_lowest_latency", "lowest_latency"),
     ];
     for (name, strategy) in strategies {
         let mut group = c.benchmark_group(name);

@@ -1102,3 +1102,47 @@ async fn lowest_cost_prices_the_request_it_is_given() {
     let answer = chat(&r, answer_heavy.as_bytes()).await.unwrap();
     assert_eq!(answer.served.model, "long-out");
 }
+
+/// Requests sent one after another to `r`'s group `g`, by key of the answer.
+async fn keys_of(r: &Router, n: usize) -> HashMap<String, usize> {
+    const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+    let mut out = HashMap::new();
+    for _ in 0..n {
+        let answer = chat(r, BODY.as_bytes()).await.unwrap();
+        *out.entry(answer.served.key_id).or_default() += 1;
+    }
+    out
+}
+
+/// On tokio's paused clock: a key made slow gets at most a fifth of the traffic, and gets
+/// traffic again once it is fast again (its average halves every ten seconds without calls,
+/// so it is tried again).
+#[tokio::test(start_paused = true)]
+async fn lowest_latency_leaves_a_slow_pair_and_comes_back_when_it_heals() {
+    let mock = MockUpstream::start().await.unwrap();
+    let yaml = format!(
+        "groups:\n  - name: g\n    strategy: lowest_latency\n    models: [{{provider: up, name: m}}]\n\
+         providers:\n  - {{name: up, base_url: \"{}\", api_keys: [\"k0\", \"k1\", \"k2\", \"k-slow\"]}}\n",
+        mock.base_url()
+    );
+    let r = router(&yaml);
+    // Answers take 100 ms (on the paused clock), the slow key's 2 s.
+    let delays = |slow: u64| {
+        mock.clear_rules();
+        for (key, ms) in [("k0", 100), ("k1", 100), ("k2", 100), ("k-slow", slow)] {
+            mock.add_rule(Rule::new(Fault::Delay(Duration::from_millis(ms))).key(key));
+        }
+    };
+    delays(2_000);
+    let by_key = keys_of(&r, 200).await;
+    let slow = by_key.get("up#3").copied().unwrap_or(0);
+    // Power of two choices: the slow key wins a draw only against a pair as slow.
+    assert!(slow <= 40, "{slow} of 200: {by_key:?}");
+    assert!(slow >= 1, "it was measured: {by_key:?}");
+    // Healed; a minute later its old average has faded and it is tried, then kept.
+    delays(100);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let by_key = keys_of(&r, 200).await;
+    let healed = by_key.get("up#3").copied().unwrap_or(0);
+    assert!(healed >= 20, "{healed} of 200 after healing: {by_key:?}");
+}

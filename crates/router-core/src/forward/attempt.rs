@@ -163,6 +163,7 @@ async fn first_event(body: &mut UpstreamBody, limit: usize) -> Result<Bytes, Att
 impl Attempt<'_> {
     /// The attempt failed: the pair's health learns why.
     fn fail(self, e: AttemptError) -> Failed {
+        self.selection.observe_latency(self.started.elapsed(), true);
         self.selection.fail(e.failure);
         (self.served, e)
     }
@@ -201,6 +202,8 @@ impl Attempt<'_> {
         }
         // The upstream answered: a half-open breaker closes now, not when a long stream ends.
         self.selection.confirm_healthy();
+        self.selection
+            .observe_latency(self.started.elapsed(), false);
         self.served.upstream_wait += self.started.elapsed();
         let codec = self.exchange.stream(self.selection.model());
         let stream = ChatStream::new(
@@ -249,6 +252,8 @@ impl Attempt<'_> {
             )));
         };
         let charged = if status.is_success() {
+            self.selection
+                .observe_latency(self.started.elapsed(), false);
             self.selection.succeed(usage);
             Some(usage)
         } else {

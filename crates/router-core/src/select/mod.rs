@@ -37,6 +37,9 @@ pub enum Strategy {
     /// The cheapest for the request by the price table (see [`Expected`]); then the least
     /// used, then config order. Unpriced models come after every priced one.
     LowestCost,
+    /// The lower recent latency (a peak EWMA times the requests in flight plus one) of two
+    /// usable pairs drawn at random; then the least used. A pair never measured costs 0.
+    LowestLatency,
 }
 
 /// The tokens a request is expected to take, for `lowest_cost`: its prompt by estimate and
@@ -59,6 +62,7 @@ impl Strategy {
             Self::WeightedRandom => "weighted_random",
             Self::LeastBusy => "least_busy",
             Self::LowestCost => "lowest_cost",
+            Self::LowestLatency => "lowest_latency",
         }
     }
 }
@@ -143,6 +147,7 @@ impl Group {
     ) -> Option<usize> {
         let pairs = &self.pairs;
         match self.strategy() {
+            Strategy::LowestLatency => Some(self.two_choices(usable)),
             Strategy::LowestCost => usable.iter().copied().min_by_key(|&i| {
                 let cost = self.model_prices[pairs[i].model_index].map_or(u64::MAX, |p| {
                     (p.input.saturating_mul(expected.prompt))
@@ -213,6 +218,32 @@ impl Group {
                         .filter(|&i| pairs[i].model_index == model),
                 )
             }
+        }
+    }
+
+    /// `lowest_latency`: of two usable pairs drawn at random (power of two choices), the one
+    /// with the lower latency times its requests in flight plus one; then the least used.
+    fn two_choices(&self, usable: &[usize]) -> usize {
+        let (a, b) = match usable.len() {
+            1 => return usable[0],
+            n => {
+                let a = fastrand::usize(..n);
+                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                (usable[a], usable[b])
+            }
+        };
+        let now = Instant::now();
+        let cost = |i: usize| {
+            let pair = &self.pairs[i];
+            let latency = lock(&pair.stats.health).latency.cost(now);
+            let load = latency * (pair.stats.in_flight() as f64 + 1.0);
+            (load, pair.hot.get().usage(), i)
+        };
+        let (ca, cb) = (cost(a), cost(b));
+        if cb.partial_cmp(&ca) == Some(std::cmp::Ordering::Less) {
+            b
+        } else {
+            a
         }
     }
 
@@ -404,6 +435,7 @@ impl Group {
             resilience: snapshot.resilience().clone(),
             settled: false,
             tab: None,
+            measures_latency: self.strategy() == Strategy::LowestLatency,
         })
     }
 }

@@ -32,6 +32,8 @@ pub struct Selection {
     pub(super) settled: bool,
     /// The named client's tab, charged with the usage this call settles.
     pub(super) tab: Option<Arc<Tab>>,
+    /// The group picks by latency: the call's is recorded.
+    pub(super) measures_latency: bool,
 }
 
 impl Selection {
@@ -65,6 +67,20 @@ impl Selection {
     fn bill(&self, usage: &TokenUsage) {
         if let Some(tab) = &self.tab {
             tab.charge(self.provider.name(), &self.model, usage);
+        }
+    }
+
+    /// The call took `took` to answer (a stream: to its first event; a failed call counts as
+    /// at least a second), for a `lowest_latency` group.
+    pub(crate) fn observe_latency(&self, took: std::time::Duration, failed: bool) {
+        if self.measures_latency {
+            let took = if failed {
+                took.max(crate::state::latency::FAILURE)
+            } else {
+                took
+            };
+            let mut health = self.stats.health.lock().unwrap_or_else(|p| p.into_inner());
+            health.latency.observe(Instant::now(), took);
         }
     }
 

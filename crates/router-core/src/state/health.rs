@@ -81,6 +81,8 @@ pub(crate) struct Health {
     /// Bumped each time the breaker opens: an outcome of a call picked before that (a stale
     /// one) cannot close or reopen it.
     epoch: u64,
+    /// Recent latency, kept for `lowest_latency` groups.
+    pub(crate) latency: super::latency::Latency,
 }
 
 impl Default for Health {
@@ -94,6 +96,7 @@ impl Default for Health {
             window: VecDeque::new(),
             last_failure: None,
             epoch: 0,
+            latency: super::latency::Latency::default(),
         }
     }
 }
