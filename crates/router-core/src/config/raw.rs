@@ -325,6 +325,10 @@ pub struct ProviderConfig {
     /// Extra root certificate(s), PEM, trusted for this provider's TLS.
     #[serde(default)]
     pub ca_file: Option<EnvString>,
+    /// Models callable directly, without a group: as `provider/model`, and as the bare
+    /// `model` when no group and no other provider uses that name.
+    #[serde(default)]
+    pub models: Vec<EnvString>,
     /// Timeouts overriding the server's for this provider.
     #[serde(default)]
     pub timeouts: ProviderTimeouts,

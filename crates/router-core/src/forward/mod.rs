@@ -393,6 +393,16 @@ fn resolve<'s>(
         return Ok((group, None));
     }
     let Some((name, n)) = model.rsplit_once('$') else {
+        if let Some(choices) = snapshot.ambiguous(model) {
+            return Err(RouterError::bad_request(
+                format!(
+                    "'{}' is a model of several providers: ask for one of {}",
+                    crate::error::clip(model),
+                    choices.join(", ")
+                ),
+                Some("model"),
+            ));
+        }
         return Err(RouterError::unknown_group(model));
     };
     let group = snapshot

@@ -76,36 +76,14 @@ pub(crate) fn compile(
         &mut warnings,
     );
     let provider_names: HashSet<&str> = config.providers.iter().map(|p| p.name.as_str()).collect();
-    let mut groups = Vec::new();
-    let mut group_index = HashMap::new();
-    let mut seen_groups: HashSet<&str> = HashSet::new();
-    if config.groups.is_empty() {
-        problems.push("groups".into(), "no groups defined");
-    }
-    for (gi, g) in config.groups.iter().enumerate() {
-        let name = g.name.as_str();
-        if name.is_empty() {
-            problems.push(format!("groups[{gi}].name"), "group name is empty");
-            continue;
-        }
-        if !seen_groups.insert(name) {
-            problems.push(
-                format!("groups[{gi}].name"),
-                format!("duplicate group name '{name}'"),
-            );
-            continue;
-        }
-        let known = Known {
-            providers: &providers,
-            names: &provider_names,
-            redis: config.state.redis.is_some(),
-            prices: &tenants.prices,
-        };
-        if let Some(group) = group(gi, g, &known, state, &mut problems, &mut warnings) {
-            group_index.insert(name.to_string(), groups.len());
-            groups.push(Arc::new(group));
-        }
-    }
+    let known = Known {
+        providers: &providers,
+        names: &provider_names,
+        redis: config.state.redis.is_some(),
+        prices: &tenants.prices,
+    };
+    let (groups, group_index, direct) =
+        compile_groups(config, &known, state, &mut problems, &mut warnings);
     if !problems.list.is_empty() {
         return Err(ConfigError {
             file: source.and_then(|s| s.file.clone()),
@@ -139,6 +117,7 @@ pub(crate) fn compile(
         resilience: Arc::new(config.resilience.clone()),
         groups,
         group_index,
+        ambiguous: direct.ambiguous,
         warnings: warnings
             .iter()
             .map(|w| crate::config::mask_message(w))
@@ -226,21 +205,76 @@ pub(super) fn key_text_ok(path: &str, key: &str, problems: &mut Problems<'_>) ->
     }
 }
 
-/// The providers a group's models may name.
-struct Known<'a> {
-    /// Compiled without problems.
-    providers: &'a HashMap<String, Arc<Provider>>,
-    /// Every name in `providers` (one with a problem was reported there).
-    names: &'a HashSet<&'a str>,
-    /// Whether `state.redis` is configured (a cache may keep answers there).
-    redis: bool,
-    /// The price table (for `lowest_cost`).
-    prices: &'a crate::tenants::Prices,
+/// Compiled groups: the list, the index by name, and the ambiguous bare names.
+type Compiled = (
+    Vec<Arc<Group>>,
+    HashMap<String, usize>,
+    super::direct::Direct,
+);
+
+/// The groups of `groups:`, then those of the providers' `models` (see [`super::direct`]).
+fn compile_groups(
+    config: &Config,
+    known: &Known<'_>,
+    state: &State,
+    problems: &mut Problems<'_>,
+    warnings: &mut Vec<String>,
+) -> Compiled {
+    let mut groups = Vec::new();
+    let mut group_index = HashMap::new();
+    let mut seen_groups: HashSet<&str> = HashSet::new();
+    if config.groups.is_empty() && config.providers.iter().all(|p| p.models.is_empty()) {
+        problems.push(
+            "groups".into(),
+            "no groups defined (nor any provider's models)",
+        );
+    }
+    for (gi, g) in config.groups.iter().enumerate() {
+        let name = g.name.as_str();
+        if name.is_empty() {
+            problems.push(format!("groups[{gi}].name"), "group name is empty");
+            continue;
+        }
+        if !seen_groups.insert(name) {
+            problems.push(
+                format!("groups[{gi}].name"),
+                format!("duplicate group name '{name}'"),
+            );
+            continue;
+        }
+        let at = format!("groups[{gi}]");
+        if let Some(group) = group(&at, g, known, state, problems, warnings) {
+            group_index.insert(name.to_string(), groups.len());
+            groups.push(Arc::new(group));
+        }
+    }
+    let direct = super::direct::add(
+        config,
+        known,
+        state,
+        &mut groups,
+        &mut group_index,
+        problems,
+        warnings,
+    );
+    (groups, group_index, direct)
 }
 
-/// Group `groups[gi]`, or `None` after reporting why it cannot serve.
-fn group(
-    gi: usize,
+/// The providers a group's models may name.
+pub(super) struct Known<'a> {
+    /// Compiled without problems.
+    pub(super) providers: &'a HashMap<String, Arc<Provider>>,
+    /// Every name in `providers` (one with a problem was reported there).
+    pub(super) names: &'a HashSet<&'a str>,
+    /// Whether `state.redis` is configured (a cache may keep answers there).
+    pub(super) redis: bool,
+    /// The price table (for `lowest_cost`).
+    pub(super) prices: &'a crate::tenants::Prices,
+}
+
+/// The group written at `at` (`groups[3]`), or `None` after reporting why it cannot serve.
+pub(super) fn group(
+    at: &str,
     g: &GroupConfig,
     known: &Known<'_>,
     state: &State,
@@ -250,7 +284,7 @@ fn group(
     let name = g.name.as_str();
     if g.models.is_empty() {
         problems.push(
-            format!("groups[{gi}].models"),
+            format!("{at}.models"),
             format!("group '{name}' has no models"),
         );
         return None;
@@ -258,7 +292,7 @@ fn group(
     let mut pairs = Vec::new();
     let mut model_problem = false;
     for (mi, m) in g.models.iter().enumerate() {
-        let path = format!("groups[{gi}].models[{mi}]");
+        let path = format!("{at}.models[{mi}]");
         if m.name.as_str().is_empty() {
             problems.push(format!("{path}.name"), "model name is empty");
             model_problem = true;
@@ -299,7 +333,7 @@ fn group(
     if pairs.is_empty() {
         if !model_problem {
             problems.push(
-                format!("groups[{gi}].models"),
+                format!("{at}.models"),
                 format!(
                     "group '{name}' has no usable model: every provider it names has no usable key"
                 ),
@@ -308,7 +342,7 @@ fn group(
         return None;
     }
     share_siblings(&mut pairs);
-    let cache = cache(gi, g.cache.as_ref(), known.redis, problems)?;
+    let cache = cache(at, g.cache.as_ref(), known.redis, problems)?;
     Some(Group {
         name: name.to_string(),
         strategy: g.strategy,
@@ -318,14 +352,14 @@ fn group(
         state: state.groups.of(name),
         cache,
         model_tags: g.models.iter().map(|m| m.tags.clone()).collect(),
-        model_prices: model_prices(gi, g, known.prices, warnings),
+        model_prices: model_prices(at, g, known.prices, warnings),
     })
 }
 
-/// The price of each model of `groups[gi]`; under `lowest_cost` an unpriced one is named in a
+/// The price of each model of the group at `at`; under `lowest_cost` an unpriced one is named in a
 /// warning (it is picked only when no priced one can serve).
 fn model_prices(
-    gi: usize,
+    at: &str,
     g: &GroupConfig,
     prices: &crate::tenants::Prices,
     warnings: &mut Vec<String>,
@@ -335,7 +369,7 @@ fn model_prices(
         let price = prices.get(m.provider.as_str(), m.name.as_str());
         if price.is_none() && g.strategy == crate::select::Strategy::LowestCost {
             warnings.push(format!(
-                "groups[{gi}].models[{mi}]: '{}/{}' has no price; lowest_cost picks it only when \
+                "{at}.models[{mi}]: '{}/{}' has no price; lowest_cost picks it only when \
                  no priced model can serve (add it under prices:)",
                 m.provider.as_str(),
                 m.name.as_str()
@@ -346,10 +380,10 @@ fn model_prices(
     out
 }
 
-/// The cache of `groups[gi]` (`Some(None)` without one), or `None` after reporting why it
+/// The cache of the group at `at` (`Some(None)` without one), or `None` after reporting why it
 /// cannot be used.
 fn cache(
-    gi: usize,
+    at: &str,
     cache: Option<&CacheConfig>,
     redis: bool,
     problems: &mut Problems<'_>,
@@ -359,14 +393,14 @@ fn cache(
     };
     if cache.ttl.is_zero() {
         problems.push(
-            format!("groups[{gi}].cache.ttl"),
+            format!("{at}.cache.ttl"),
             "must be more than 0 (leave `cache` out for no cache)",
         );
         return None;
     }
     if cache.backend.redis() && !redis {
         problems.push(
-            format!("groups[{gi}].cache.backend"),
+            format!("{at}.cache.backend"),
             "keeps answers in Redis, but there is no `state.redis`",
         );
         return None;

@@ -3,6 +3,7 @@
 //! compiled providers and server settings, [`shared`] where the replicas share state.
 
 mod compile;
+mod direct;
 mod provider;
 mod settings;
 mod shared;
@@ -155,6 +156,8 @@ pub struct Snapshot {
     resilience: Arc<ResilienceConfig>,
     groups: Vec<Arc<Group>>,
     group_index: HashMap<String, usize>,
+    /// Bare model names several providers list (`models:`), with their `provider/model`.
+    ambiguous: HashMap<String, Vec<String>>,
     warnings: Vec<String>,
 }
 
@@ -246,13 +249,18 @@ impl Snapshot {
     pub fn resilience(&self) -> &Arc<ResilienceConfig> {
         &self.resilience
     }
-    /// Groups in config order.
+    /// Groups in config order, then one per model of a provider's `models` (`provider/model`).
     pub fn groups(&self) -> &[Arc<Group>] {
         &self.groups
     }
-    /// A group by name.
+    /// A group by name (a provider's model as `provider/model`, or as its bare name when
+    /// that is no one else's).
     pub fn group(&self, name: &str) -> Option<&Arc<Group>> {
         self.group_index.get(name).map(|&i| &self.groups[i])
+    }
+    /// The `provider/model` names a bare model name could mean, when several providers list it.
+    pub fn ambiguous(&self, name: &str) -> Option<&[String]> {
+        self.ambiguous.get(name).map(Vec::as_slice)
     }
     /// Warnings found while compiling (skipped keys and models).
     pub fn warnings(&self) -> &[String] {
