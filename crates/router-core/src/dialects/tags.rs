@@ -16,6 +16,10 @@ pub const TAGS_HEADER: &str = "x-llm-router-tags";
 pub(super) fn from_metadata(
     raw: &RawValue,
 ) -> Result<Option<(Vec<String>, JsonObject)>, RouterError> {
+    if memchr::memmem::find(raw.get().as_bytes(), b"\"tags\"").is_none() {
+        // Most requests' metadata: nothing of the router's, nothing to parse.
+        return Ok(None);
+    }
     let Ok(mut metadata) = serde_json::from_str::<JsonObject>(raw.get()) else {
         // Not an object: the provider says what it thinks of it.
         return Ok(None);

@@ -58,10 +58,16 @@ pub(crate) async fn forward(
     }
     let resilience = snapshot.resilience();
     let estimate = request.estimate_tokens();
-    let prompt = request.prompt_estimate();
-    let expected = crate::select::Expected {
-        prompt,
-        completion: request.max_tokens().unwrap_or(prompt),
+    // Only `lowest_cost` prices the request: the others need no walk of its prompt.
+    let expected = if group.strategy() == crate::select::Strategy::LowestCost {
+        let prompt = request.prompt_estimate();
+        let completion = request.max_tokens().unwrap_or(prompt);
+        crate::select::Expected { prompt, completion }
+    } else {
+        crate::select::Expected {
+            prompt: estimate,
+            completion: estimate,
+        }
     };
     let mut tries = Tries::new(group, &request, resilience.request_timeout);
     tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
