@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-request work: selection over 1, 10 and 1,000 keys (`usage`,
 //! `least_busy` as `select_least_busy/*`, `lowest_cost` as `select_lowest_cost/*`, `lowest_latency` as
-//! `select_lowest_latency/*`), request
+//! `select_lowest_latency/*`, `lowest_tpm_rpm` over keys with limits as
+//! `select_lowest_tpm_rpm/*`), request
 //! validation and rewriting (1 KB, 32 KB, 1 MB bodies), SSE event scanning and usage
 //! extraction, and a whole in-process request on the `mock` provider (complete and streamed).
 //!
@@ -15,8 +16,14 @@ use std::hint::black_box;
 
 fn router_with_keys(n: usize, strategy: &str) -> Router {
     let keys: Vec<String> = (0..n).map(|i| format!("\"sk-bench-key-{i:06}\"")).collect();
+    // Limits that every pick counts against (and none reaches), where they are the strategy.
+    let limits = if strategy == "lowest_tpm_rpm" {
+        ", limits: {rpm: 1000000000, tpm: 1000000000000}"
+    } else {
+        ""
+    };
     let yaml = format!(
-        "groups:\n  - name: g\n    strategy: {strategy}\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9\", api_keys: [{}]}}\n",
+        "groups:\n  - name: g\n    strategy: {strategy}\n    models: [{{provider: p, name: m}}]\nproviders:\n  - {{name: p, base_url: \"http://127.0.0.1:9\", api_keys: [{}]{limits}}}\n",
         keys.join(", ")
     );
     Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap()
@@ -28,15 +35,22 @@ fn selection(c: &mut Criterion) {
         ("select_least_busy", "least_busy"),
         ("select_lowest_cost", "lowest_cost"),
         ("select_lowest_latency", "lowest_latency"),
+        ("select_lowest_tpm_rpm", "lowest_tpm_rpm"),
     ];
     for (name, strategy) in strategies {
         let mut group = c.benchmark_group(name);
+        let limited = strategy == "lowest_tpm_rpm";
         for n in [1usize, 10, 1000] {
             let router = router_with_keys(n, strategy);
             group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
                 b.iter(|| {
                     let selection = router.pick(black_box("g"), 300).unwrap();
-                    selection.release();
+                    if limited {
+                        // Nothing sent: the keys' minutes do not fill up with the bench's picks.
+                        selection.withdraw();
+                    } else {
+                        selection.release();
+                    }
                 })
             });
         }

@@ -141,19 +141,38 @@ pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::E
 
 /// A list of strings, or one string as a list of one. Errors never show the value (keys).
 pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvString>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<EnvString>;
+    let keys: Vec<KeyText> = list_of_keys(d)?;
+    Ok(keys.into_iter().map(|k| k.0).collect())
+}
+
+/// A provider's keys: a list of keys, each a string or `{key, rpm, tpm}`, or one string as a
+/// list of one. Errors never show a key.
+pub(super) fn provider_keys<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<super::ProviderKey>, D::Error> {
+    list_of_keys(d)
+}
+
+/// A list of `T`, or one string as a list of one; a map in place of the list is refused
+/// without showing it.
+fn list_of_keys<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + From<EnvString>,
+{
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de> + From<EnvString>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a key or a list of keys")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            EnvString::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|s| vec![s])
+            EnvString::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|s| vec![s.into()])
         }
         fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
-            while let Some(KeyText(s)) = seq.next_element::<KeyText>()? {
-                out.push(s);
+            while let Some(key) = seq.next_element::<T>()? {
+                out.push(key);
             }
             Ok(out)
         }
@@ -163,7 +182,69 @@ pub(super) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvStri
             ))
         }
     }
-    d.deserialize_any(V)
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+impl From<EnvString> for KeyText {
+    fn from(key: EnvString) -> Self {
+        KeyText(key)
+    }
+}
+
+impl From<EnvString> for super::ProviderKey {
+    fn from(key: EnvString) -> Self {
+        super::ProviderKey {
+            key,
+            rpm: None,
+            tpm: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for super::ProviderKey {
+    /// A key as text ([`KeyText`]'s rules), or a map of `key` and its own `rpm` / `tpm`.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Written {
+            key: KeyText,
+            #[serde(default)]
+            rpm: Option<u64>,
+            #[serde(default)]
+            tpm: Option<u64>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = super::ProviderKey;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key as a string, or {key, rpm, tpm}")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let w = Written::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(super::ProviderKey {
+                    key: w.key.0,
+                    rpm: w.rpm,
+                    tpm: w.tpm,
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                KeyText::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|k| k.0.into())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                KeyText::deserialize(de::value::U64Deserializer::<E>::new(v)).map(|k| k.0.into())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                KeyText::deserialize(de::value::I64Deserializer::<E>::new(v)).map(|k| k.0.into())
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                KeyText::deserialize(de::value::F64Deserializer::<E>::new(v)).map(|k| k.0.into())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                KeyText::deserialize(de::value::BoolDeserializer::<E>::new(v)).map(|k| k.0.into())
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One key of a list: text only, so a number or a map in a list of keys is a type error rather

@@ -11,9 +11,10 @@ mod tenants;
 
 pub use cache::{CacheBackend, CacheConfig};
 pub use raw::{
-    BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, LedgerConfig,
-    LimitsConfig, MaxTokensField, ModelConfig, Outage, Period, PriceConfig, ProviderConfig,
-    ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig, TeamConfig, Weight,
+    BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, KeyLimitsConfig,
+    LedgerConfig, LimitsConfig, MaxTokensField, ModelConfig, Outage, Period, PriceConfig,
+    ProviderConfig, ProviderKey, ProviderTimeouts, ResilienceConfig, ResponsesMode, ServerConfig,
+    TeamConfig, Weight,
 };
 pub use state::{RedisConfig, StateConfig};
 

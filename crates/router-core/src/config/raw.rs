@@ -1,7 +1,7 @@
 //! The configuration as written in the file: plain serde structs, unknown keys rejected.
 //! [`crate::Snapshot`] is the compiled, validated runtime form.
 
-use super::de::{duration, one_key, one_or_many, opt_duration, port};
+use super::de::{duration, one_key, one_or_many, opt_duration, port, provider_keys};
 pub use super::de::{EnvString, Weight};
 pub use super::tenants::{
     BudgetConfig, ClientConfig, LimitsConfig, Outage, Period, PriceConfig, TeamConfig,
@@ -281,6 +281,11 @@ pub struct GroupConfig {
     /// Answers kept and given again to the same request (default: none).
     #[serde(default)]
     pub cache: Option<super::CacheConfig>,
+    /// How long a request may wait, when every pair is at its key's `rpm` / `tpm` limit or
+    /// cooling down after a 429, for the soonest to be free again (default: no waiting; the
+    /// request gets 429 with `Retry-After`).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub queue_timeout: Option<Duration>,
 }
 
 /// One upstream model of a group.
@@ -316,9 +321,13 @@ pub struct ProviderConfig {
     /// One API key.
     #[serde(default, deserialize_with = "one_key")]
     pub api_key: Option<EnvString>,
-    /// API keys; usage is balanced over them.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub api_keys: Vec<EnvString>,
+    /// API keys; usage is balanced over them. Each is a string, or `{key, rpm, tpm}` with
+    /// limits of its own (overriding `limits`).
+    #[serde(default, deserialize_with = "provider_keys")]
+    pub api_keys: Vec<ProviderKey>,
+    /// The upstream limits of each of its keys (see [`KeyLimitsConfig`]).
+    #[serde(default)]
+    pub limits: KeyLimitsConfig,
     /// Extra headers sent with every upstream request.
     #[serde(default)]
     pub headers: BTreeMap<String, EnvString>,
@@ -358,6 +367,32 @@ pub struct ProviderConfig {
     /// OpenAI-compatible server, since many only have chat completions.
     #[serde(default)]
     pub responses: Option<ResponsesMode>,
+}
+
+/// One of a provider's `api_keys`: written as the key alone, or as `{key, rpm, tpm}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderKey {
+    /// The key.
+    pub key: EnvString,
+    /// Its requests per minute (overrides the provider's `limits.rpm`).
+    pub rpm: Option<u64>,
+    /// Its tokens per minute (overrides the provider's `limits.tpm`).
+    pub tpm: Option<u64>,
+}
+
+/// What the upstream allows each key of a provider, so the router never makes it answer 429:
+/// over any 60 seconds, at most `rpm` requests and `tpm` tokens (a request counts its estimate
+/// until it is settled to its real usage). A key at its limit is not picked. Each is off when
+/// absent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLimitsConfig {
+    /// Requests per minute, per key.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (prompt plus completion), per key.
+    #[serde(default)]
+    pub tpm: Option<u64>,
 }
 
 /// How a provider answers the Responses API (`/v1/responses`).

@@ -69,7 +69,7 @@ pub(crate) async fn forward(
             completion: estimate,
         }
     };
-    let mut tries = Tries::new(group, &request, resilience.request_timeout);
+    let mut tries = Tries::new(group, &request, resilience.request_timeout, estimate);
     tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
         return crate::tokens::answer(&request, group.name());
@@ -78,7 +78,13 @@ pub(crate) async fn forward(
         let mut selection =
             match group.pick_for(snapshot, &tries.excluded, pinned, estimate, expected) {
                 Ok(s) => s,
-                Err(Unavailable::RateLimited { .. } | Unavailable::NoPair) => break,
+                Err(Unavailable::RateLimited { retry_after }) => {
+                    if tries.queue(retry_after).await {
+                        continue;
+                    }
+                    break;
+                }
+                Err(Unavailable::NoPair) => break,
             };
         if let Some(tab) = &tab {
             selection.bill_to(tab.clone());
@@ -178,6 +184,10 @@ async fn admit(
 /// What one request has tried so far.
 struct Tries {
     deadline: Instant,
+    /// How long it may wait for a pair at its limit or cooling down (`queue_timeout`).
+    queue_until: Option<Instant>,
+    /// The tokens it reserves (what a key's `tpm` must have room for).
+    estimate: u64,
     /// Pairs not to pick again (or ever: their provider does not offer the endpoint).
     excluded: Vec<usize>,
     failures: Vec<FailedAttempt>,
@@ -194,14 +204,17 @@ struct Tries {
 }
 
 impl Tries {
-    fn new(group: &Group, request: &ChatRequest<'_>, timeout: Duration) -> Self {
+    fn new(group: &Group, request: &ChatRequest<'_>, timeout: Duration, estimate: u64) -> Self {
         // Pairs whose provider does not offer this endpoint are no candidates at all.
         let excluded: Vec<usize> = (group.pairs().iter().enumerate())
             .filter(|(_, p)| !p.provider().offers(request.endpoint()))
             .map(|(i, _)| i)
             .collect();
+        let now = Instant::now();
         Self {
-            deadline: crate::health::later(Instant::now(), timeout),
+            deadline: crate::health::later(now, timeout),
+            queue_until: group.queue_timeout().map(|t| crate::health::later(now, t)),
+            estimate,
             unsupported: excluded.len() == group.pairs().len(),
             excluded,
             failures: Vec::new(),
@@ -236,6 +249,26 @@ impl Tries {
             self.last_timeout = true;
             return false;
         }
+        true
+    }
+
+    /// Every pair is at its key's limit or cooling down, the first for `retry_after`: waits for
+    /// it and says `true` when the group's `queue_timeout` (and the request's deadline) leave
+    /// time for that; `false` at once otherwise.
+    async fn queue(&mut self, retry_after: Duration) -> bool {
+        let Some(queue_until) = self.queue_until else {
+            return false;
+        };
+        let now = Instant::now();
+        // Never a wait of nothing, which would ask again at once.
+        let wait = retry_after.max(Duration::from_millis(1));
+        let free_at = crate::health::later(now, wait);
+        if free_at > queue_until || free_at >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep_until(free_at).await;
+        // Waiting for an upstream's capacity is not the router's own time.
+        self.waited += wait;
         true
     }
 
@@ -359,7 +392,7 @@ impl Tries {
         // 429 only when every pair in scope is really cooling down after 429s (not merely
         // because the attempts ran out while untried pairs were healthy).
         let cooling = if self.all_rate_limited || self.failures.is_empty() {
-            group.rate_limited_for(snapshot, pinned)
+            group.rate_limited_for(snapshot, pinned, self.estimate)
         } else {
             None
         };

@@ -4,6 +4,7 @@
 use crate::config::ResilienceConfig;
 use crate::health::Failure;
 use crate::snapshot::Provider;
+use crate::state::limits::Sent;
 use crate::tenants::Tab;
 use crate::usage::{PairStats, TokenUsage};
 use crate::Secret;
@@ -34,6 +35,10 @@ pub struct Selection {
     pub(super) tab: Option<Arc<Tab>>,
     /// The group picks by latency: the call's is recorded.
     pub(super) measures_latency: bool,
+    /// The request as counted against its key's `rpm` / `tpm`, if the key has limits: settled
+    /// to the usage the upstream reports; without one (a failed, refused or cancelled call),
+    /// the estimate stays counted, as the upstream may have counted it too.
+    pub(super) sent: Option<Sent>,
 }
 
 impl Selection {
@@ -87,6 +92,9 @@ impl Selection {
     /// The answer ended well: replace the reservation by the real usage; the pair is healthy.
     pub fn succeed(mut self, usage: TokenUsage) {
         self.bill(&usage);
+        if let Some(sent) = self.sent.take() {
+            sent.settle(usage.total_tokens);
+        }
         // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
         self.stats.release(self.reservation);
@@ -118,6 +126,9 @@ impl Selection {
         if let Some(usage) = usage {
             self.bill(&usage);
             self.stats.record_tokens(usage);
+            if let Some(sent) = self.sent.take() {
+                sent.settle(usage.total_tokens);
+            }
         }
         // The penalty before the reservation goes: a concurrent pick never sees too little.
         self.stats.record_error(failure, self.error_penalty);
@@ -158,7 +169,10 @@ impl Selection {
 
     /// Nothing was sent (the request cannot be said to this provider): as if the pair had not
     /// been picked, its request count and penalty undone too.
-    pub fn withdraw(self) {
+    pub fn withdraw(mut self) {
+        if let Some(sent) = self.sent.take() {
+            sent.forget();
+        }
         self.stats.withdraw(self.request_penalty);
         self.release();
     }

@@ -342,6 +342,14 @@ pub(super) fn group(
         return None;
     }
     share_siblings(&mut pairs);
+    if g.strategy == crate::select::Strategy::LowestTpmRpm
+        && pairs.iter().any(|p| p.limit.is_none())
+    {
+        warnings.push(format!(
+            "{at}: lowest_tpm_rpm ranks keys by what is left of their rpm / tpm, and some of \
+             its keys have none (they count as always free); set the providers' limits"
+        ));
+    }
     let cache = cache(at, g.cache.as_ref(), known.redis, problems)?;
     Some(Group {
         name: name.to_string(),
@@ -353,6 +361,7 @@ pub(super) fn group(
         cache,
         model_tags: g.models.iter().map(|m| m.tags.clone()).collect(),
         model_prices: model_prices(at, g, known.prices, warnings),
+        queue_timeout: g.queue_timeout.filter(|t| !t.is_zero()),
     })
 }
 
@@ -433,6 +442,7 @@ fn add_pairs(
             model: model.clone(),
             weight,
             key: key.clone(),
+            limit: provider.limits.get(ki).cloned().flatten(),
             key_id: format!("{}#{ki}", provider.name()),
             key_label,
             stats,

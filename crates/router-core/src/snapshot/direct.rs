@@ -55,6 +55,7 @@ pub(super) fn add(
                     tags: Vec::new(),
                 }],
                 cache: None,
+                queue_timeout: None,
             };
             if let Some(g) = group(&at, &config, known, state, problems, warnings) {
                 index.insert(name.clone(), groups.len());

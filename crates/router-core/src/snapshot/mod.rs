@@ -17,6 +17,7 @@ pub use shared::SharedSettings;
 use crate::config::{CacheConfig, ResilienceConfig};
 use crate::select::Strategy;
 use crate::state::groups::GroupState;
+use crate::state::limits::KeyLimit;
 use crate::state::usage::{HotSlot, PairStats};
 use crate::tenants::{Client, Prices, Team};
 use crate::{Redactor, Secret};
@@ -34,6 +35,8 @@ pub struct Pair {
     pub(crate) hot: HotSlot,
     pub(crate) weight: f64,
     pub(crate) model_index: usize,
+    /// Its key's upstream limits, if it has any (read by every pick of the pair).
+    pub(crate) limit: Option<KeyLimit>,
     pub(crate) stats: Arc<PairStats>,
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
@@ -97,6 +100,8 @@ pub struct Group {
     pub(crate) model_tags: Vec<Vec<String>>,
     /// Each model entry's price, in config order (`None`: unpriced).
     pub(crate) model_prices: Vec<Option<crate::tenants::Price>>,
+    /// How long a request may wait for a pair to be free of its limit or cooldown.
+    queue_timeout: Option<std::time::Duration>,
 }
 
 impl Group {
@@ -130,6 +135,11 @@ impl Group {
     /// Its response cache (`cache:`), if it has one.
     pub fn cache(&self) -> Option<&CacheConfig> {
         self.cache.as_ref()
+    }
+    /// How long a request may wait, when every pair is at its key's limit or cooling down
+    /// after a 429, for the soonest to be free (`queue_timeout`; `None`: no waiting).
+    pub fn queue_timeout(&self) -> Option<std::time::Duration> {
+        self.queue_timeout
     }
 }
 

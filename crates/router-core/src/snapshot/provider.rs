@@ -1,15 +1,17 @@
 //! A provider as compiled: its kind, where to send, what to add, how to connect.
 
 use super::compile::Problems;
-use crate::config::{ProviderConfig, ResponsesMode, ServerConfig};
+use crate::config::{KeyLimitsConfig, ProviderConfig, ResponsesMode, ServerConfig};
 use crate::dialects::Endpoint;
 use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
+use crate::state::limits::KeyLimit;
 use crate::state::State;
 use crate::upstream::{read_ca_file, HttpClient};
 use crate::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub struct Provider {
     unknown_fields: UnknownFields,
     responses_native: bool,
     pub(crate) keys: Vec<Secret>,
+    /// Each key's upstream limits, in the order of `keys`.
+    pub(crate) limits: Vec<Option<KeyLimit>>,
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     total_timeout: Option<Duration>,
@@ -247,11 +251,19 @@ fn compile(
         }
         (Some(default), mode) => mode.map_or(default, |m| m == ResponsesMode::Native),
     };
-    let keys = if local {
-        vec![Secret::new("mock")]
+    let limits_ok = limits_ok(&format!("providers[{pi}].limits"), &p.limits, problems);
+    let written = if local {
+        vec![(Secret::new("mock"), p.limits)]
     } else {
         keys(pi, p, problems, warnings)
     };
+    if !limits_ok {
+        return None;
+    }
+    let limits = (written.iter())
+        .map(|(key, l)| key_limit(&name, key, l, state))
+        .collect();
+    let keys = written.into_iter().map(|(key, _)| key).collect();
     let transport = if local {
         Transport::Local
     } else {
@@ -294,6 +306,7 @@ fn compile(
         unknown_fields: p.unknown_fields,
         responses_native,
         keys,
+        limits,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
         total_timeout: p.timeouts.total,
@@ -336,31 +349,74 @@ fn headers(
     headers
 }
 
-/// The keys that are not empty (an unset variable), in config order.
+/// The keys that are not empty (an unset variable), in config order, each with its limits (its
+/// own, else the provider's).
 fn keys(
     pi: usize,
     p: &ProviderConfig,
     problems: &mut Problems<'_>,
     warnings: &mut Vec<String>,
-) -> Vec<Secret> {
+) -> Vec<(Secret, KeyLimitsConfig)> {
     let written = p
         .api_key
         .iter()
-        .map(|k| (format!("providers[{pi}].api_key"), k))
-        .chain(
-            p.api_keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("providers[{pi}].api_keys[{i}]"), k)),
-        );
+        .map(|k| (format!("providers[{pi}].api_key"), k, None, None))
+        .chain(p.api_keys.iter().enumerate().map(|(i, k)| {
+            (
+                format!("providers[{pi}].api_keys[{i}]"),
+                &k.key,
+                k.rpm,
+                k.tpm,
+            )
+        }));
     let mut keys = Vec::new();
-    for (path, k) in written {
+    for (path, k, rpm, tpm) in written {
+        let limits = KeyLimitsConfig {
+            rpm: rpm.or(p.limits.rpm),
+            tpm: tpm.or(p.limits.tpm),
+        };
+        let own = KeyLimitsConfig { rpm, tpm };
         if k.as_str().is_empty() {
             let what = k.template().unwrap_or("the key");
             warnings.push(format!("{path}: {what} is empty; key skipped"));
-        } else if super::compile::key_text_ok(&path, k.as_str(), problems) {
-            keys.push(Secret::new(k.as_str()));
+        } else if super::compile::key_text_ok(&path, k.as_str(), problems)
+            && limits_ok(&path, &own, problems)
+        {
+            keys.push((Secret::new(k.as_str()), limits));
         }
     }
     keys
+}
+
+/// Whether `limits` (at `path`) are usable: a limit of 0 would never let a request through.
+fn limits_ok(path: &str, limits: &KeyLimitsConfig, problems: &mut Problems<'_>) -> bool {
+    let mut ok = true;
+    for (what, value) in [("rpm", limits.rpm), ("tpm", limits.tpm)] {
+        if value == Some(0) {
+            problems.push(
+                format!("{path}.{what}"),
+                "must be at least 1 (leave it out for no limit)",
+            );
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// The limit of `provider`'s `key`, counted in its window of `state` (none without limits).
+fn key_limit(
+    provider: &str,
+    key: &Secret,
+    limits: &KeyLimitsConfig,
+    state: &State,
+) -> Option<KeyLimit> {
+    let (rpm, tpm) = (
+        limits.rpm.and_then(NonZeroU64::new),
+        limits.tpm.and_then(NonZeroU64::new),
+    );
+    (rpm.is_some() || tpm.is_some()).then(|| KeyLimit {
+        rpm,
+        tpm,
+        window: state.limits.of(provider, &key.fingerprint()),
+    })
 }

@@ -1,10 +1,11 @@
 //! Runtime state outside the swapped config, carried over across reloads and keyed by stable
-//! names: usage counters and health per (provider, key, model), each group's selection state,
-//! and the upstream connection pools.
+//! names: usage counters and health per (provider, key, model), what each provider key was sent
+//! in the last minute, each group's selection state, and the upstream connection pools.
 
 pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod latency;
+pub(crate) mod limits;
 pub(crate) mod usage;
 
 use crate::upstream::ClientCache;
@@ -14,6 +15,8 @@ use crate::upstream::ClientCache;
 pub(crate) struct State {
     /// Counters and health of every pair ever configured.
     pub(crate) usage: usage::UsageLedger,
+    /// What each provider key was sent in the last minute, for its `rpm` / `tpm`.
+    pub(crate) limits: limits::KeyWindows,
     /// Selection state of every group ever configured.
     pub(crate) groups: groups::GroupStates,
     /// Upstream clients (connection pools) by TLS roots and connect timeout.
