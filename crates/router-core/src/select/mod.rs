@@ -53,6 +53,9 @@ impl Pair {
         if let Some(Room::Full(until)) = self.limit.as_ref().map(|l| l.room(now, estimate)) {
             return Availability::RateLimited(until);
         }
+        if self.hot.get().clean_epoch().is_some() {
+            return Availability::Usable;
+        }
         lock(&self.stats.health).availability(now, generation)
     }
 }

@@ -131,13 +131,21 @@ impl Group {
         let pairs = &self.pairs;
         match self.strategy() {
             Strategy::LowestLatency => Some(self.two_choices(usable)),
-            Strategy::LowestCost => usable.iter().copied().min_by_key(|&i| {
-                let cost = self.model_prices[pairs[i].model_index].map_or(u64::MAX, |p| {
-                    (p.input.saturating_mul(expected.prompt))
-                        .saturating_add(p.output.saturating_mul(expected.completion))
-                });
-                (cost, pairs[i].hot.get().usage(), i)
-            }),
+            Strategy::LowestCost => {
+                // Each model entry's cost once, not each pair's.
+                let costs: Vec<u64> = (self.model_prices.iter())
+                    .map(|price| {
+                        price.map_or(u64::MAX, |p| {
+                            (p.input.saturating_mul(expected.prompt))
+                                .saturating_add(p.output.saturating_mul(expected.completion))
+                        })
+                    })
+                    .collect();
+                usable.iter().copied().min_by_key(|&i| {
+                    let cost = costs.get(pairs[i].model_index).copied();
+                    (cost.unwrap_or(u64::MAX), pairs[i].hot.get().usage(), i)
+                })
+            }
             Strategy::Usage => {
                 let mut best = UsageBest::default();
                 for &i in usable {
@@ -169,16 +177,23 @@ impl Group {
             }
             Strategy::LowestTpmRpm => {
                 let now = Instant::now();
-                usable.iter().copied().min_by_key(|&i| {
+                // The most left first (shares are finite: no NaN), then the least used, then
+                // config order.
+                let mut best: Option<(f64, u64, usize)> = None;
+                for &i in usable {
                     let share = match pairs[i].limit.as_ref().map(|l| l.room(now, 0)) {
                         Some(Room::Free(share)) => share,
                         Some(Room::Full(_)) => 0.0,
                         None => 1.0,
                     };
-                    // The most left first: in millionths, so it orders as an integer.
-                    let used = 1_000_000 - (share * 1e6).round().clamp(0.0, 1e6) as u64;
-                    (used, pairs[i].hot.get().usage(), i)
-                })
+                    let usage = pairs[i].hot.get().usage();
+                    let better =
+                        best.is_none_or(|(s, u, _)| share > s || (share == s && usage < u));
+                    if better {
+                        best = Some((share, usage, i));
+                    }
+                }
+                best.map(|(_, _, i)| i)
             }
             Strategy::LeastBusy => usable.iter().copied().min_by_key(|&i| {
                 let stats = &pairs[i].stats;

@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -34,9 +35,14 @@ pub(crate) enum Room {
 }
 
 impl KeyLimit {
-    /// Whether a request of `tokens` fits now.
+    /// Whether a request of `tokens` fits now: read without the window's lock while nothing in
+    /// it is a minute old and the key has room (the common case); a full key is read under the
+    /// lock, for when it is free.
     pub(crate) fn room(&self, now: Instant, tokens: u64) -> Room {
-        self.window.lock(now).room(self, tokens)
+        match self.window.glance(self, now, tokens) {
+            Some(share) => Room::Free(share),
+            None => self.window.lock(now).room(self, tokens),
+        }
     }
 
     /// Counts a request of `tokens` sent now, if it fits: its place in the window, to settle.
@@ -65,20 +71,105 @@ impl KeyLimit {
     fn need(&self, tokens: u64) -> u64 {
         self.tpm.map_or(tokens, |tpm| tokens.min(tpm.get()))
     }
+
+    /// The share left of the tighter limit with `requests` and `tokens` in the window, if a
+    /// request of `tokens_asked` fits.
+    fn share(&self, requests: u64, tokens: u64, tokens_asked: u64) -> Option<f64> {
+        let mut share: f64 = 1.0;
+        if let Some(rpm) = self.rpm.map(NonZeroU64::get) {
+            if requests >= rpm {
+                return None;
+            }
+            share = share.min((rpm - requests) as f64 / rpm as f64);
+        }
+        if let Some(tpm) = self.tpm.map(NonZeroU64::get) {
+            if tokens.saturating_add(self.need(tokens_asked)) > tpm {
+                return None;
+            }
+            share = share.min((tpm - tokens) as f64 / tpm as f64);
+        }
+        Some(share)
+    }
 }
 
-/// One key's window.
-#[derive(Debug, Default)]
+/// One key's window: its log, and what the log holds mirrored in atomics, so a pick that only
+/// looks reads no lock.
+#[derive(Debug)]
 pub(crate) struct KeyWindow {
     log: Mutex<Log>,
+    /// Requests in the log.
+    requests: AtomicU64,
+    /// Their tokens.
+    tokens: AtomicU64,
+    /// When the oldest was sent, in nanoseconds after `base` (`u64::MAX`: none).
+    oldest: AtomicU64,
+    base: Instant,
+}
+
+impl Default for KeyWindow {
+    fn default() -> Self {
+        KeyWindow {
+            log: Mutex::default(),
+            requests: AtomicU64::new(0),
+            tokens: AtomicU64::new(0),
+            oldest: AtomicU64::new(u64::MAX),
+            base: Instant::now(),
+        }
+    }
 }
 
 impl KeyWindow {
-    /// The log, with what is a minute old taken out.
-    fn lock(&self, now: Instant) -> MutexGuard<'_, Log> {
+    /// The log, with what is a minute old taken out; its mirror is written when the guard goes.
+    fn lock(&self, now: Instant) -> LogGuard<'_> {
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.prune(now);
-        log
+        LogGuard { log, window: self }
+    }
+
+    /// The share left for a request of `tokens` by the mirror; `None` when the log must be
+    /// read (something in it is a minute old, or the key is full).
+    fn glance(&self, limit: &KeyLimit, now: Instant, tokens: u64) -> Option<f64> {
+        let oldest = self.oldest.load(Acquire);
+        if oldest != u64::MAX && self.nanos(now) >= oldest.saturating_add(WINDOW_NANOS) {
+            return None;
+        }
+        let requests = self.requests.load(Relaxed);
+        limit.share(requests, self.tokens.load(Relaxed), tokens)
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+const WINDOW_NANOS: u64 = 60_000_000_000;
+
+/// A window's log, locked; dropping it writes the mirror, while the lock is still held.
+struct LogGuard<'a> {
+    log: MutexGuard<'a, Log>,
+    window: &'a KeyWindow,
+}
+
+impl std::ops::Deref for LogGuard<'_> {
+    type Target = Log;
+    fn deref(&self) -> &Log {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for LogGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+}
+
+impl Drop for LogGuard<'_> {
+    fn drop(&mut self) {
+        let w = self.window;
+        w.requests.store(self.log.sent.len() as u64, Relaxed);
+        w.tokens.store(self.log.tokens, Relaxed);
+        let oldest = self.log.sent.front().map_or(u64::MAX, |e| w.nanos(e.at));
+        w.oldest.store(oldest, Release);
     }
 }
 
@@ -109,38 +200,33 @@ impl Log {
     }
 
     fn room(&self, limit: &KeyLimit, tokens: u64) -> Room {
-        let mut share: f64 = 1.0;
-        let mut full_until: Option<Instant> = None;
+        if let Some(share) = limit.share(self.sent.len() as u64, self.tokens, tokens) {
+            return Room::Free(share);
+        }
+        // Full: free once enough of the oldest requests are a minute old.
+        let mut until: Option<Instant> = None;
         if let Some(rpm) = limit.rpm.map(NonZeroU64::get) {
             let sent = self.sent.len() as u64;
             if sent >= rpm {
-                // Free once all but rpm - 1 of them are a minute old.
-                let leaving = &self.sent[(sent - rpm) as usize];
-                full_until = Some(leaving.at + WINDOW);
-            } else {
-                share = share.min((rpm - sent) as f64 / rpm as f64);
+                // All but rpm - 1 of them must go.
+                until = Some(self.sent[(sent - rpm) as usize].at + WINDOW);
             }
         }
         if let Some(tpm) = limit.tpm.map(NonZeroU64::get) {
-            let need = limit.need(tokens);
-            let over = self.tokens.saturating_add(need).saturating_sub(tpm);
+            let over = (self.tokens)
+                .saturating_add(limit.need(tokens))
+                .saturating_sub(tpm);
             if over > 0 {
-                // Free once the oldest requests holding `over` tokens are a minute old.
                 let mut freed = 0u64;
                 let leaving = self.sent.iter().find(|e| {
                     freed = freed.saturating_add(e.tokens);
                     freed >= over
                 });
-                let until = leaving.map_or(Instant::now(), |e| e.at + WINDOW);
-                full_until = Some(full_until.map_or(until, |u| u.max(until)));
-            } else {
-                share = share.min(tpm.saturating_sub(self.tokens) as f64 / tpm as f64);
+                let at = leaving.map_or(Instant::now(), |e| e.at + WINDOW);
+                until = Some(until.map_or(at, |u| u.max(at)));
             }
         }
-        match full_until {
-            Some(until) => Room::Full(until),
-            None => Room::Free(share),
-        }
+        Room::Full(until.unwrap_or_else(Instant::now))
     }
 
     fn position(&self, id: u64) -> Option<usize> {
