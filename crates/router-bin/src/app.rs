@@ -59,6 +59,8 @@ pub struct App {
     recent: Mutex<VecDeque<RecentError>>,
     /// Set once the shutdown deadline has passed: streams still open end then.
     cut: tokio::sync::watch::Sender<bool>,
+    /// When it was made: the server's start.
+    started: std::time::Instant,
 }
 
 impl App {
@@ -89,7 +91,13 @@ impl App {
             ledger_state: Mutex::new(state),
             recent: Mutex::new(VecDeque::new()),
             cut: tokio::sync::watch::Sender::new(false),
+            started: std::time::Instant::now(),
         })
+    }
+
+    /// How long the server has been up.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// Ends every stream still open: each client gets an error event in its dialect saying

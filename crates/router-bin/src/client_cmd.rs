@@ -2,7 +2,8 @@
 //! or rotate one through the config editor. A new key is printed once; the file holds only
 //! its `sha256:` hash.
 
-use crate::editor::{edit_clients, ClientEdit, EditError};
+use crate::editor::{edit_file, ClientEdit, Edit};
+use crate::manage::refused;
 use router_core::Router;
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,16 +15,6 @@ pub(crate) fn hash(key: &str) -> String {
         "sha256:{}",
         hex::encode(sha2::Sha256::digest(key.as_bytes()))
     )
-}
-
-/// Exit code 1 with the editor's message (2 for a client that does not exist).
-#[allow(clippy::print_stderr)]
-fn refused(e: &EditError) -> ExitCode {
-    eprintln!("error: {e}");
-    match e {
-        EditError::NotFound(_) => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
-    }
 }
 
 /// Runs `edit` on the config at `path`, printing what changed. `Add` and `Rotate` get a new
@@ -51,7 +42,7 @@ pub fn run(path: &Path, edit: ClientEdit) -> ExitCode {
         }
         other => other,
     };
-    match edit_clients(path, &edit) {
+    match edit_file(path, &Edit::Client(edit)) {
         Ok(said) => {
             println!("{said}");
             if let Some(key) = key {

@@ -60,6 +60,40 @@ fn seconds(v: f64) -> Value {
     }
 }
 
+/// One key of a group's model: its counters, share of the group's calls, state and last
+/// error (masked as every upstream text is).
+fn key_json(
+    p: &router_core::Pair,
+    record: Option<&router_core::UsageRecord>,
+    group_requests: u64,
+    snapshot: &Snapshot,
+) -> Value {
+    let live = record.and_then(|r| r.live.as_ref());
+    json!({
+        "key": p.key_masked(),
+        "key_id": p.key_id(),
+        "usage": p.usage(),
+        "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
+        "completion_tokens": record.map_or(0, |r| r.completion_tokens),
+        "cache_read_tokens": record.map_or(0, |r| r.cache_read_tokens),
+        "cache_write_tokens": record.map_or(0, |r| r.cache_write_tokens),
+        "total_tokens": record.map_or(0, |r| r.total_tokens),
+        "requests": record.map_or(0, |r| r.requests),
+        "errors": record.map_or(0, |r| r.errors),
+        "share": if group_requests == 0 { 0.0 } else {
+            record.map_or(0, |r| r.requests) as f64 / group_requests as f64
+        },
+        "state": live.map_or("closed", |l| l.state.as_str()),
+        "until": live.and_then(|l| l.until.clone()),
+        "consecutive_failures": live.map_or(0, |l| l.consecutive_failures),
+        "failures": live.map(|l| l.failures),
+        "last_error": live
+            .and_then(|l| l.last_error.as_deref())
+            .map(|m| snapshot.redactor().redact_str(m).into_owned()),
+        "last_error_at": live.and_then(|l| l.last_error_at),
+    })
+}
+
 /// The dashboard's data: groups → models → keys with usage, share of traffic, health and
 /// failures; latency and time-to-first-token percentiles per group; reloads; the ledger; the
 /// recent errors.
@@ -106,26 +140,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             .sum();
         let mut models: Vec<Value> = Vec::new();
         for (p, record) in &pairs {
-            let live = record.and_then(|r| r.live.as_ref());
-            let key = json!({
-                "key": p.key_masked(),
-                "key_id": p.key_id(),
-                "usage": p.usage(),
-                "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
-                "completion_tokens": record.map_or(0, |r| r.completion_tokens),
-                "cache_read_tokens": record.map_or(0, |r| r.cache_read_tokens),
-                "cache_write_tokens": record.map_or(0, |r| r.cache_write_tokens),
-                "total_tokens": record.map_or(0, |r| r.total_tokens),
-                "requests": record.map_or(0, |r| r.requests),
-                "errors": record.map_or(0, |r| r.errors),
-                "share": if group_requests == 0 { 0.0 } else {
-                    record.map_or(0, |r| r.requests) as f64 / group_requests as f64
-                },
-                "state": live.map_or("closed", |l| l.state.as_str()),
-                "until": live.and_then(|l| l.until.clone()),
-                "consecutive_failures": live.map_or(0, |l| l.consecutive_failures),
-                "failures": live.map(|l| l.failures),
-            });
+            let key = key_json(p, *record, group_requests, snapshot);
             let existing = models.iter_mut().find(|m| {
                 m["index"] == json!(p.model_index()) && m["provider"] == json!(p.provider().name())
             });
@@ -170,6 +185,11 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "generation": snapshot.generation(),
+        "uptime_seconds": app.uptime().as_secs(),
+        "config_path": app.router.config_path().map(|p| {
+            std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string()
+        }),
+        "state": app.router.shared_state().name(),
         "reloads": {"succeeded": reloads.succeeded, "failed": reloads.failed, "last": last_reload},
         "ledger": app.ledger_state(),
         "groups": groups,

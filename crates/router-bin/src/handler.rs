@@ -166,9 +166,9 @@ async fn serve_route(
     };
     log.client = client.as_ref().map(|c| c.name().to_string());
     match route.action {
-        edit @ (Action::ClientAdd | Action::ClientChange | Action::ClientRemove) => {
-            let name = route.segment(request.uri().path());
-            crate::clients_admin::serve(app, snapshot, edit, name, request)
+        Action::Manage(what) => {
+            let names = route.names(request.uri().path()).unwrap_or_default();
+            crate::manage_admin::serve(app, snapshot, what, names, request)
                 .await
                 .map(complete)
         }
@@ -306,6 +306,8 @@ fn local_endpoint(
             &json!({"generation": snapshot.generation(), "usage": router.usage()}),
         ),
         Action::Clients => json_response(StatusCode::OK, &crate::clients::report(snapshot)),
+        Action::Providers => json_response(StatusCode::OK, &crate::manage_admin::providers(app)?),
+        Action::Groups => json_response(StatusCode::OK, &crate::manage_admin::groups(app)?),
         Action::DashboardData => json_response(StatusCode::OK, &dashboard::data(app, snapshot)),
         Action::DashboardPage => dashboard::page(),
         Action::Metrics => {
@@ -333,7 +335,7 @@ fn local_endpoint(
                 });
             }
         },
-        Action::Forward(..) | Action::ClientAdd | Action::ClientChange | Action::ClientRemove => {
+        Action::Forward(..) | Action::Manage(_) => {
             return Err(RouterError::Internal(
                 "a forwarding or editing route reached the local endpoints".into(),
             ))

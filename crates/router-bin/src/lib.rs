@@ -9,21 +9,24 @@ mod body;
 pub mod cli;
 pub mod client_cmd;
 mod clients;
-mod clients_admin;
+
 mod compress;
 mod conns;
 mod cors;
 mod dashboard;
 pub mod editor;
-mod editor_json;
 mod handler;
 mod hooked;
+
 pub mod ledger;
+pub mod manage;
+mod manage_admin;
 mod metrics;
 mod observe;
 mod routes;
 mod run;
 mod server;
+pub mod status;
 
 pub use app::{App, LedgerState, RecentError};
 pub use handler::handle;

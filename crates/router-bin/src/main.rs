@@ -34,6 +34,19 @@ struct Cli {
     /// (e.g. `info`, `access=off`, `router_core=debug`).
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
+    /// A running router, for `status` and `health` [default: http://127.0.0.1:8080]; given to
+    /// a command that edits the config, the edit is refused unless that router serves the
+    /// file edited.
+    #[arg(long, global = true, env = "LLM_ROUTER_URL")]
+    url: Option<String>,
+    /// That router's admin key (its client key when the config has no admin_key).
+    #[arg(
+        long,
+        global = true,
+        env = "LLM_ROUTER_ADMIN_KEY",
+        hide_env_values = true
+    )]
+    admin_key: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -69,6 +82,18 @@ enum Command {
     /// validated before it is written); a running router picks the change up.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Upstream providers and their keys: list and show them (keys masked), or edit the config
+    /// file as `client` does.
+    #[command(subcommand)]
+    Provider(router_bin::manage::ProviderCommand),
+    /// Groups and their models: list and show them, or edit the config file as `client` does.
+    #[command(subcommand)]
+    Group(router_bin::manage::GroupCommand),
+    /// A running router's generation, uptime, groups with each pair's state and last error,
+    /// ledger and shared state. Exit code: 0 ready, 1 not ready, 3 unreachable or refused.
+    Status,
+    /// Whether a running router is ready, and why not. Exit code as for `status`.
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -149,9 +174,15 @@ fn main() -> ExitCode {
     return_large_blocks();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
+    let target = router_bin::status::Target {
+        url: (cli.url.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+        admin_key: cli.admin_key.clone(),
+    };
     match command {
         Command::Key(KeyCommand::Generate) => return cli::key_generate(),
         Command::Key(KeyCommand::Hash { key }) => return cli::key_hash(key),
+        Command::Status => return router_bin::status::status(&target),
+        Command::Health => return router_bin::status::health(&target),
         _ => {}
     }
     let (router, embedded) = match cli::load(cli.config.as_deref()) {
@@ -161,8 +192,33 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Command::Client(edit) = command {
-        return client(edit, &router, cli.config.as_deref(), embedded);
+    let file = || match (embedded, cli.config.clone()) {
+        (true, _) => None,
+        (false, given) => Some(given.unwrap_or_else(|| PathBuf::from("config.yaml"))),
+    };
+    let edits = matches!(
+        &command,
+        Command::Client(_) | Command::Provider(_) | Command::Group(_)
+    );
+    if let (true, Some(_), Some(path)) = (edits, &cli.url, file()) {
+        if let Err(e) = router_bin::manage::served_by(&path, &target) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let no_file = || {
+        eprintln!("error: this command reads and edits a config file: pass --config FILE");
+        ExitCode::from(2)
+    };
+    match command {
+        Command::Client(edit) => return client(edit, &router, cli.config.as_deref(), embedded),
+        Command::Provider(c) => {
+            return file().map_or_else(no_file, |f| router_bin::manage::provider(&f, c))
+        }
+        Command::Group(c) => {
+            return file().map_or_else(no_file, |f| router_bin::manage::group(&f, c))
+        }
+        _ => {}
     }
     match command {
         Command::Check => cli::check(&router),
@@ -171,7 +227,13 @@ fn main() -> ExitCode {
             clients,
             ledger,
         } => cli::usage(&router, json, clients, ledger),
-        Command::Key(_) | Command::Client(_) | Command::Serve => {
+        Command::Key(_)
+        | Command::Client(_)
+        | Command::Provider(_)
+        | Command::Group(_)
+        | Command::Status
+        | Command::Health
+        | Command::Serve => {
             let format = cli
                 .log_format
                 .unwrap_or(match router.snapshot().server().log_format {

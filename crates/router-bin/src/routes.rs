@@ -34,12 +34,12 @@ pub(crate) enum Action {
     Usage,
     /// The named clients and teams: budgets, limits and spend.
     Clients,
-    /// Adds a named client to the config file (`POST /admin/clients`).
-    ClientAdd,
-    /// Disables, enables or rotates a named client (`PATCH /admin/clients/{name}`).
-    ClientChange,
-    /// Removes a named client (`DELETE /admin/clients/{name}`).
-    ClientRemove,
+    /// The providers of the config file, keys masked.
+    Providers,
+    /// The groups of the config file.
+    Groups,
+    /// A change to the config file, made by the config editor.
+    Manage(Manage),
     /// Reloads the config file.
     Reload,
     /// The dashboard's data.
@@ -50,10 +50,46 @@ pub(crate) enum Action {
     DashboardPage,
 }
 
+/// The changes the admin API makes to the config file. A `*` of the route's path is a name
+/// (a group's model is `PROVIDER/MODEL`, its slash percent-encoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Manage {
+    /// `POST /admin/clients`.
+    ClientAdd,
+    /// `PATCH /admin/clients/*`: disables, enables or rotates.
+    ClientChange,
+    /// `DELETE /admin/clients/*`.
+    ClientRemove,
+    /// `POST /admin/providers`.
+    ProviderAdd,
+    /// `PATCH /admin/providers/*`: disables or enables.
+    ProviderChange,
+    /// `DELETE /admin/providers/*`.
+    ProviderRemove,
+    /// `POST /admin/providers/*/keys`.
+    KeyAdd,
+    /// `PATCH /admin/providers/*/keys/*`: disables or enables, by number.
+    KeyChange,
+    /// `DELETE /admin/providers/*/keys/*`.
+    KeyRemove,
+    /// `POST /admin/groups`.
+    GroupAdd,
+    /// `PATCH /admin/groups/*`: sets the strategy.
+    GroupChange,
+    /// `DELETE /admin/groups/*`.
+    GroupRemove,
+    /// `POST /admin/groups/*/models`.
+    ModelAdd,
+    /// `PATCH /admin/groups/*/models/*`: sets the weight.
+    ModelChange,
+    /// `DELETE /admin/groups/*/models/*`.
+    ModelRemove,
+}
+
 /// One route.
 #[derive(Debug)]
 pub(crate) struct Route {
-    /// The path, matched exactly.
+    /// The path, matched exactly but for each `*`, which takes one non-empty segment.
     pub(crate) path: &'static str,
     /// The one method it takes.
     pub(crate) method: Method,
@@ -79,6 +115,11 @@ const fn route(
         action,
         label,
     }
+}
+
+/// An admin route that edits the config file.
+const fn manage(path: &'static str, method: Method, what: Manage) -> Route {
+    route(path, method, Access::Admin, Action::Manage(what), "other")
 }
 
 /// Every route. A new endpoint is a line here and, for a local one, its handler.
@@ -171,23 +212,52 @@ const ROUTES: &[Route] = &[
         "/admin/clients",
         Method::POST,
         Access::Admin,
-        Action::ClientAdd,
+        Action::Manage(Manage::ClientAdd),
         "other",
     ),
-    // A path ending in `/` takes one more segment: the client's name.
+    manage("/admin/clients/*", Method::PATCH, Manage::ClientChange),
+    manage("/admin/clients/*", Method::DELETE, Manage::ClientRemove),
     route(
-        "/admin/clients/",
+        "/admin/providers",
+        Method::GET,
+        Access::Admin,
+        Action::Providers,
+        "other",
+    ),
+    manage("/admin/providers", Method::POST, Manage::ProviderAdd),
+    manage("/admin/providers/*", Method::PATCH, Manage::ProviderChange),
+    manage("/admin/providers/*", Method::DELETE, Manage::ProviderRemove),
+    manage("/admin/providers/*/keys", Method::POST, Manage::KeyAdd),
+    manage(
+        "/admin/providers/*/keys/*",
         Method::PATCH,
-        Access::Admin,
-        Action::ClientChange,
-        "other",
+        Manage::KeyChange,
+    ),
+    manage(
+        "/admin/providers/*/keys/*",
+        Method::DELETE,
+        Manage::KeyRemove,
     ),
     route(
-        "/admin/clients/",
-        Method::DELETE,
+        "/admin/groups",
+        Method::GET,
         Access::Admin,
-        Action::ClientRemove,
+        Action::Groups,
         "other",
+    ),
+    manage("/admin/groups", Method::POST, Manage::GroupAdd),
+    manage("/admin/groups/*", Method::PATCH, Manage::GroupChange),
+    manage("/admin/groups/*", Method::DELETE, Manage::GroupRemove),
+    manage("/admin/groups/*/models", Method::POST, Manage::ModelAdd),
+    manage(
+        "/admin/groups/*/models/*",
+        Method::PATCH,
+        Manage::ModelChange,
+    ),
+    manage(
+        "/admin/groups/*/models/*",
+        Method::DELETE,
+        Manage::ModelRemove,
     ),
     route(
         "/admin/reload",
@@ -237,24 +307,31 @@ impl Route {
         of_path.find(|r| r.method == *method).or(first)
     }
 
-    /// Whether `path` is this route's: the same, or for a route ending in `/`, one more
-    /// non-empty segment.
+    /// Whether `path` is this route's.
     fn matches(&self, path: &str) -> bool {
-        match self.path.strip_suffix('/') {
-            Some(_) => path
-                .strip_prefix(self.path)
-                .is_some_and(|rest| !rest.is_empty() && !rest.contains('/')),
-            None => self.path == path,
-        }
+        self.names(path).is_some()
     }
 
-    /// The segment a route ending in `/` takes (percent-decoded), for `path`.
-    pub(crate) fn segment(&self, path: &str) -> Option<String> {
-        let rest = path.strip_prefix(self.path)?;
-        percent_encoding::percent_decode_str(rest)
-            .decode_utf8()
-            .ok()
-            .map(|s| s.into_owned())
+    /// The segments of `path` in the places of this route's `*`s (percent-decoded), if
+    /// `path` is this route's.
+    pub(crate) fn names(&self, path: &str) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        let mut segments = path.split('/');
+        for want in self.path.split('/') {
+            let got = segments.next()?;
+            if want == "*" {
+                if got.is_empty() {
+                    return None;
+                }
+                let name = percent_encoding::percent_decode_str(got)
+                    .decode_utf8()
+                    .ok()?;
+                names.push(name.into_owned());
+            } else if want != got {
+                return None;
+            }
+        }
+        segments.next().is_none().then_some(names)
     }
 
     /// The dialect its errors are told in.
@@ -286,13 +363,13 @@ mod tests {
     #[test]
     fn a_client_is_named_by_one_more_segment() {
         let delete = Route::find("/admin/clients/team%20a", &Method::DELETE, false).unwrap();
-        assert_eq!(delete.action, Action::ClientRemove);
+        assert_eq!(delete.action, Action::Manage(Manage::ClientRemove));
         assert_eq!(
-            delete.segment("/admin/clients/team%20a").as_deref(),
-            Some("team a")
+            delete.names("/admin/clients/team%20a"),
+            Some(vec!["team a".to_string()])
         );
         let patch = Route::find("/admin/clients/x", &Method::PATCH, false).unwrap();
-        assert_eq!(patch.action, Action::ClientChange);
+        assert_eq!(patch.action, Action::Manage(Manage::ClientChange));
         // The list and the adding route are the bare path; a method no route takes is refused.
         assert_eq!(
             Route::find("/admin/clients", &Method::GET, false)
@@ -304,7 +381,7 @@ mod tests {
             Route::find("/admin/clients", &Method::POST, false)
                 .unwrap()
                 .action,
-            Action::ClientAdd
+            Action::Manage(Manage::ClientAdd)
         );
         assert_eq!(
             Route::find("/admin/clients/x", &Method::GET, false)
@@ -314,5 +391,17 @@ mod tests {
         );
         assert!(Route::find("/admin/clients/", &Method::DELETE, false).is_none());
         assert!(Route::find("/admin/clients/a/b", &Method::DELETE, false).is_none());
+    }
+
+    #[test]
+    fn a_groups_model_is_one_segment_with_its_slash_encoded() {
+        let path = "/admin/groups/fast/models/openrouter%2Fopenai%2Fgpt-4o";
+        let route = Route::find(path, &Method::PATCH, false).unwrap();
+        assert_eq!(route.action, Action::Manage(Manage::ModelChange));
+        let names = route.names(path).unwrap();
+        assert_eq!(names, ["fast", "openrouter/openai/gpt-4o"]);
+        let keys = Route::find("/admin/providers/acme/keys", &Method::POST, false).unwrap();
+        assert_eq!(keys.action, Action::Manage(Manage::KeyAdd));
+        assert!(Route::find("/admin/providers//keys", &Method::POST, false).is_none());
     }
 }

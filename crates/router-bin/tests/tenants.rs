@@ -496,7 +496,7 @@ async fn the_admin_api_adds_changes_and_removes_clients_in_the_served_file() {
     let file = std::fs::read_to_string(&path).unwrap();
     assert!(
         file.starts_with("# the operator's comment\n")
-            && file.contains("name: made")
+            && file.contains("name: \"made\"")
             && !file.contains(&key),
         "{file}"
     );

@@ -197,12 +197,14 @@ impl From<EnvString> for super::ProviderKey {
             key,
             rpm: None,
             tpm: None,
+            disabled: false,
         }
     }
 }
 
 impl<'de> Deserialize<'de> for super::ProviderKey {
-    /// A key as text ([`KeyText`]'s rules), or a map of `key` and its own `rpm` / `tpm`.
+    /// A key as text ([`KeyText`]'s rules), or a map of `key` and its own `rpm` / `tpm` /
+    /// `disabled`.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -212,12 +214,14 @@ impl<'de> Deserialize<'de> for super::ProviderKey {
             rpm: Option<u64>,
             #[serde(default)]
             tpm: Option<u64>,
+            #[serde(default)]
+            disabled: bool,
         }
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = super::ProviderKey;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key as a string, or {key, rpm, tpm}")
+                f.write_str("a key as a string, or {key, rpm, tpm, disabled}")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let w = Written::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -225,6 +229,7 @@ impl<'de> Deserialize<'de> for super::ProviderKey {
                     key: w.key.0,
                     rpm: w.rpm,
                     tpm: w.tpm,
+                    disabled: w.disabled,
                 })
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

@@ -311,6 +311,10 @@ pub struct ModelConfig {
 pub struct ProviderConfig {
     /// Name models refer to.
     pub name: EnvString,
+    /// Kept in the file but not used (`disabled: true`): its models are skipped, as for a
+    /// provider without a usable key.
+    #[serde(default)]
+    pub disabled: bool,
     /// API kind (default `openai`): `openai` (any OpenAI-compatible API), `azure` (a model
     /// entry's `name` is the deployment), `anthropic`, `gemini`, or `mock` (in process, no key).
     #[serde(default, rename = "type")]
@@ -318,11 +322,11 @@ pub struct ProviderConfig {
     /// Base URL, such as `https://api.openai.com/v1` (required except for `mock`).
     #[serde(default)]
     pub base_url: Option<EnvString>,
-    /// One API key.
-    #[serde(default, deserialize_with = "one_key")]
-    pub api_key: Option<EnvString>,
-    /// API keys; usage is balanced over them. Each is a string, or `{key, rpm, tpm}` with
-    /// limits of its own (overriding `limits`).
+    /// One API key: a string, or `{key, rpm, tpm, disabled}` as in `api_keys`.
+    #[serde(default)]
+    pub api_key: Option<ProviderKey>,
+    /// API keys; usage is balanced over them. Each is a string, or `{key, rpm, tpm, disabled}`
+    /// with limits of its own (overriding `limits`).
     #[serde(default, deserialize_with = "provider_keys")]
     pub api_keys: Vec<ProviderKey>,
     /// The upstream limits of each of its keys (see [`KeyLimitsConfig`]).
@@ -369,7 +373,7 @@ pub struct ProviderConfig {
     pub responses: Option<ResponsesMode>,
 }
 
-/// One of a provider's `api_keys`: written as the key alone, or as `{key, rpm, tpm}`.
+/// One of a provider's `api_keys`: written as the key alone, or as `{key, rpm, tpm, disabled}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderKey {
     /// The key.
@@ -378,6 +382,8 @@ pub struct ProviderKey {
     pub rpm: Option<u64>,
     /// Its tokens per minute (overrides the provider's `limits.tpm`).
     pub tpm: Option<u64>,
+    /// Kept in the file but not used (`disabled: true`).
+    pub disabled: bool,
 }
 
 /// What the upstream allows each key of a provider, so the router never makes it answer 429:

@@ -164,6 +164,7 @@ impl Attempt<'_> {
     /// The attempt failed: the pair's health learns why.
     fn fail(self, e: AttemptError) -> Failed {
         self.selection.observe_latency(self.started.elapsed(), true);
+        self.selection.note_error(&e.outcome);
         self.selection.fail(e.failure);
         (self.served, e)
     }

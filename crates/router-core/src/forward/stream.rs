@@ -265,6 +265,9 @@ impl ChatStream {
             return;
         }
         tracing::warn!(error = %message, "upstream stream failed mid-way");
+        if let Some(selection) = &self.selection {
+            selection.note_error(&message);
+        }
         let event = self.error_event(message);
         let charge = self.charge();
         if let Some(selection) = self.selection.take() {

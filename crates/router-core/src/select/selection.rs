@@ -114,6 +114,11 @@ impl Selection {
         });
     }
 
+    /// Keeps what a failed call said as the pair's last error (shown to the operator).
+    pub fn note_error(&self, outcome: &str) {
+        self.stats.note_error(outcome);
+    }
+
     /// The upstream call failed: release the reservation, count an error, charge the error
     /// penalty, and update the pair's health (cooldown, disabling or breaker) by `failure`.
     pub fn fail(self, failure: Failure) {

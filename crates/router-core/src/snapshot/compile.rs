@@ -320,8 +320,13 @@ pub(super) fn group(
             continue;
         };
         if provider.keys.is_empty() {
+            let why = if provider.disabled {
+                "is disabled"
+            } else {
+                "has no usable key"
+            };
             warnings.push(format!(
-                "{path}: provider '{}' has no usable key; model '{}' skipped",
+                "{path}: provider '{}' {why}; model '{}' skipped",
                 provider.name(),
                 m.name.as_str()
             ));
@@ -335,7 +340,7 @@ pub(super) fn group(
             problems.push(
                 format!("{at}.models"),
                 format!(
-                    "group '{name}' has no usable model: every provider it names has no usable key"
+                    "group '{name}' has no usable model: every provider it names is disabled or has no usable key"
                 ),
             );
         }

@@ -31,7 +31,7 @@ use std::sync::Arc;
 #[repr(C)]
 pub struct Pair {
     // What selection reads of every pair comes first, together: its counters (in the
-    // router's consecutive slots, see `usage::Hot`), weight and model.
+    // router's consecutive slots, see `hot::Hot`), weight and model.
     pub(crate) hot: HotSlot,
     pub(crate) weight: f64,
     pub(crate) model_index: usize,

@@ -37,6 +37,8 @@ pub struct Provider {
     unknown_fields: UnknownFields,
     responses_native: bool,
     pub(crate) keys: Vec<Secret>,
+    /// Written `disabled: true`: it has no keys.
+    pub(crate) disabled: bool,
     /// Each key's upstream limits, in the order of `keys`.
     pub(crate) limits: Vec<Option<KeyLimit>>,
     first_byte_timeout: Duration,
@@ -252,7 +254,7 @@ fn compile(
         (Some(default), mode) => mode.map_or(default, |m| m == ResponsesMode::Native),
     };
     let limits_ok = limits_ok(&format!("providers[{pi}].limits"), &p.limits, problems);
-    let written = if local {
+    let written = if local && !p.disabled {
         vec![(Secret::new("mock"), p.limits)]
     } else {
         keys(pi, p, problems, warnings)
@@ -306,6 +308,7 @@ fn compile(
         unknown_fields: p.unknown_fields,
         responses_native,
         keys,
+        disabled: p.disabled,
         limits,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
@@ -349,26 +352,36 @@ fn headers(
     headers
 }
 
-/// The keys that are not empty (an unset variable), in config order, each with its limits (its
-/// own, else the provider's).
+/// The keys that are not empty (an unset variable) nor disabled, in config order, each with its
+/// limits (its own, else the provider's); none for a disabled provider.
 fn keys(
     pi: usize,
     p: &ProviderConfig,
     problems: &mut Problems<'_>,
     warnings: &mut Vec<String>,
 ) -> Vec<(Secret, KeyLimitsConfig)> {
+    if p.disabled {
+        return Vec::new();
+    }
     let written = p
         .api_key
         .iter()
-        .map(|k| (format!("providers[{pi}].api_key"), k, None, None))
-        .chain(p.api_keys.iter().enumerate().map(|(i, k)| {
-            (
-                format!("providers[{pi}].api_keys[{i}]"),
-                &k.key,
-                k.rpm,
-                k.tpm,
-            )
-        }));
+        .filter(|k| !k.disabled)
+        .map(|k| (format!("providers[{pi}].api_key"), &k.key, k.rpm, k.tpm))
+        .chain(
+            p.api_keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| !k.disabled)
+                .map(|(i, k)| {
+                    (
+                        format!("providers[{pi}].api_keys[{i}]"),
+                        &k.key,
+                        k.rpm,
+                        k.tpm,
+                    )
+                }),
+        );
     let mut keys = Vec::new();
     for (path, k, rpm, tpm) in written {
         let limits = KeyLimitsConfig {

@@ -4,6 +4,7 @@
 
 pub(crate) mod groups;
 pub(crate) mod health;
+pub(crate) mod hot;
 pub(crate) mod latency;
 pub(crate) mod limits;
 pub(crate) mod usage;

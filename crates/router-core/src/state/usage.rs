@@ -1,11 +1,13 @@
 //! Per (provider, key, upstream model) token accounting. Lives outside the swapped config, keyed
 //! by provider name + key fingerprint + model, so counters survive reloads and key reordering.
 
+pub(crate) use super::hot::HotSlot;
+use super::hot::{add, sub, HotSlab};
 use crate::health::{Cooldown, Health};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -24,116 +26,6 @@ pub struct TokenUsage {
     /// Prompt tokens written to the provider's prompt cache (of `prompt_tokens`, billed apart).
     #[serde(default)]
     pub cache_write_tokens: u64,
-}
-
-/// What selection reads of a pair: 16 bytes. The router keeps these of all its pairs side by
-/// side, in chunks filled in the order the pairs are created (a group's pairs are created
-/// together), so a pick over a large group reads consecutive memory rather than one
-/// allocation per pair.
-#[derive(Debug, Default)]
-pub(crate) struct Hot {
-    /// The breaker epoch and, in the lowest bit, whether the health is anything but clean (see
-    /// [`Health::is_clean`]): selection then reads it under its lock, while a clean pair is
-    /// usable and picked without the lock. One word, so the two are always read together.
-    mirror: AtomicU64,
-    /// Tokens + penalties + in-flight reservations: what selection scores, kept in one word
-    /// beside the separate counters.
-    usage: AtomicU64,
-}
-
-impl Hot {
-    #[inline]
-    pub(crate) fn usage(&self) -> u64 {
-        self.usage.load(Relaxed)
-    }
-
-    /// The breaker epoch of a pair whose health is clean, read without its lock; `None` when
-    /// the health must be read under the lock.
-    #[inline]
-    pub(crate) fn clean_epoch(&self) -> Option<u64> {
-        let mirror = self.mirror.load(Acquire);
-        (mirror & 1 == 0).then_some(mirror >> 1)
-    }
-}
-
-/// Adds without wrapping (an upstream may report any count).
-fn add(counter: &AtomicU64, n: u64) {
-    if n > 0 {
-        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(n)));
-    }
-}
-
-/// Subtracts without wrapping (after a saturated add, less may be left than was added).
-fn sub(counter: &AtomicU64, n: u64) {
-    if n > 0 {
-        let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(n)));
-    }
-}
-
-/// Pairs per chunk of [`Hot`] counters (4 KiB); a `u8` indexes it without a bounds check.
-const HOT_CHUNK: usize = 256;
-
-/// A pair's slot in a chunk of [`Hot`] counters.
-#[derive(Clone)]
-pub(crate) struct HotSlot {
-    chunk: Arc<[Hot; HOT_CHUNK]>,
-    index: u8,
-}
-
-impl HotSlot {
-    #[inline]
-    pub(crate) fn get(&self) -> &Hot {
-        &self.chunk[usize::from(self.index)]
-    }
-}
-
-fn hot_chunk() -> Arc<[Hot; HOT_CHUNK]> {
-    Arc::new(std::array::from_fn(|_| Hot::default()))
-}
-
-impl std::fmt::Debug for HotSlot {
-    /// The pair's own slot, not the chunk's 256.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HotSlot")
-            .field("index", &self.index)
-            .field("hot", self.get())
-            .finish()
-    }
-}
-
-impl Default for HotSlot {
-    /// A chunk of its own (a [`PairStats`] made outside a router).
-    fn default() -> Self {
-        HotSlot {
-            chunk: hot_chunk(),
-            index: 0,
-        }
-    }
-}
-
-/// Hands out [`HotSlot`]s in order, a new chunk when one is full. Slots are never given back:
-/// pairs' counters live as long as the router.
-#[derive(Debug, Default)]
-struct HotSlab {
-    current: Option<Arc<[Hot; HOT_CHUNK]>>,
-    used: usize,
-}
-
-impl HotSlab {
-    fn next(&mut self) -> HotSlot {
-        let chunk = match &self.current {
-            Some(chunk) if self.used < HOT_CHUNK => chunk.clone(),
-            _ => {
-                let chunk = hot_chunk();
-                self.current = Some(chunk.clone());
-                self.used = 0;
-                chunk
-            }
-        };
-        let index = u8::try_from(self.used).unwrap_or(u8::MAX);
-        self.used += 1;
-        HotSlot { chunk, index }
-    }
 }
 
 /// Live counters of one (provider, key, model) pair. All atomics: recording never blocks.
@@ -160,6 +52,8 @@ pub struct PairStats {
     pub(crate) health: Mutex<Health>,
     /// Tokens restored from the ledger at start (already shared by an earlier run).
     restored: AtomicU64,
+    /// What the last failed call said, and when (seconds since the Unix epoch).
+    last_error: Mutex<Option<(u64, String)>>,
 }
 
 impl PairStats {
@@ -179,7 +73,17 @@ impl PairStats {
             failures: Default::default(),
             health: Mutex::default(),
             restored: AtomicU64::default(),
+            last_error: Mutex::default(),
         }
+    }
+
+    /// Keeps what a failed call said, for the operator's view.
+    pub(crate) fn note_error(&self, outcome: &str) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((at, outcome.to_string()));
     }
 
     /// What this replica shares of the pair: its tokens and penalties (not what is in flight).
@@ -364,6 +268,10 @@ pub struct PairState {
     pub consecutive_failures: u32,
     /// Failed upstream calls by class.
     pub failures: FailureCounts,
+    /// What the last failed upstream call said (as the client was told), if one failed.
+    pub last_error: Option<String>,
+    /// When it failed (seconds since the Unix epoch).
+    pub last_error_at: Option<u64>,
 }
 
 /// All pairs' counters, across reloads.
@@ -456,6 +364,9 @@ impl UsageLedger {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .view(now, generation);
+                let last_error = (e.stats.last_error.lock())
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 let until = view.until.and_then(|u| {
                     let at = wall.checked_add(u.saturating_duration_since(now))?;
                     // Formatting fails past year 9999: no date rather than a panic.
@@ -488,6 +399,8 @@ impl UsageLedger {
                             model_unavailable: e.stats.failures[2].load(Relaxed),
                             upstream: e.stats.failures[3].load(Relaxed),
                         },
+                        last_error: last_error.as_ref().map(|(_, m)| m.clone()),
+                        last_error_at: last_error.as_ref().map(|(at, _)| *at),
                     }),
                 }
             })
