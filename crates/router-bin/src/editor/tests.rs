@@ -101,6 +101,14 @@ fn every_change(format: Format, ext: &str) {
         models: vec![model("acme", "gpt-4o-mini"), model("mock", "mock-echo")],
     };
     text = made(&text, format, g(GroupEdit::Add(new_group)));
+    if format == Format::Yaml {
+        // A new entry goes after the whole of the last one, its trailing comment lines too.
+        let demo_end = "are served by models carrying all of them\n  - name: \"fast\"\n";
+        assert!(text.contains(demo_end), "{text}");
+        let mock_end =
+            "no group or other provider uses it)\n  - name: \"acme\"\n    type: openai\n";
+        assert!(text.contains(mock_end), "{text}");
+    }
     let mut tagged = model("acme", "gpt-4o");
     tagged.weight = Some(2.5);
     tagged.tags = vec!["big".into()];

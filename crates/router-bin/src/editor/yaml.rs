@@ -138,6 +138,65 @@ fn not_a(what: &str, steps: &[Step]) -> EditError {
     ))
 }
 
+/// `node` in YAML's flow style on one line: strings double-quoted (JSON's escapes are YAML's),
+/// words bare when they are plain words.
+fn flow(node: &Node) -> String {
+    match node {
+        Node::Word(w) if w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => w.clone(),
+        Node::Str(s) | Node::Word(s) => serde_json::Value::from(s.as_str()).to_string(),
+        Node::Int(n) => n.to_string(),
+        Node::Float(f) => format!("{f:?}"),
+        Node::Bool(b) => b.to_string(),
+        Node::Map(entries) => {
+            let fields: Vec<String> = (entries.iter())
+                .map(|(k, v)| format!("{k}: {}", flow(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Node::List(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// `text` with `node` added to the block list whose last item starts at `last`: after every
+/// line of that item (its deeper-indented lines, comments among them), before the blank line
+/// or the shallower line that ends it; a mapping one key a line, as block lists are written.
+fn append_item(text: &str, last: usize, node: &Node) -> String {
+    let line_start = text[..last].rfind('\n').map_or(0, |i| i + 1);
+    let dash = text[line_start..].len() - text[line_start..].trim_start_matches(' ').len();
+    let mut end = text[last..].find('\n').map_or(text.len(), |i| last + i);
+    while end < text.len() {
+        let next_end = text[end + 1..]
+            .find('\n')
+            .map_or(text.len(), |i| end + 1 + i);
+        let line = &text[end + 1..next_end];
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if line.trim().is_empty() || indent <= dash {
+            break;
+        }
+        end = next_end;
+    }
+    let pad = " ".repeat(dash);
+    let item = match node {
+        Node::Map(entries) => (entries.iter().enumerate())
+            .map(|(i, (k, v))| {
+                let lead = if i == 0 { "- " } else { "  " };
+                format!("{pad}{lead}{k}: {}", flow(v))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => format!("{pad}- {}", flow(other)),
+    };
+    let mut out = String::with_capacity(text.len() + item.len() + 1);
+    out.push_str(&text[..end]);
+    out.push('\n');
+    out.push_str(&item);
+    out.push_str(&text[end..]);
+    out
+}
+
 /// `text` with `op` made.
 pub(super) fn apply(text: &str, op: &Op) -> Result<String, EditError> {
     let file = YamlFile::from_str(text).map_err(unreadable)?;
@@ -162,10 +221,13 @@ pub(super) fn apply(text: &str, op: &Op) -> Result<String, EditError> {
         },
         Op::Push(steps, node) => match parent(&top, steps)? {
             (YamlNode::Mapping(m), Step::Key(k)) => match m.get(k.as_str()) {
-                Some(YamlNode::Sequence(s)) => {
-                    // A block list gets a block entry, as its others are.
-                    push(&s, &build(node, !s.is_flow_style()));
+                Some(YamlNode::Sequence(s)) if !s.is_flow_style() => {
+                    if let Some(last) = s.last() {
+                        return Ok(append_item(text, last.byte_range().start as usize, node));
+                    }
+                    push(&s, &build(node, true));
                 }
+                Some(YamlNode::Sequence(s)) => push(&s, &build(node, false)),
                 Some(_) => return Err(not_a("a list", steps)),
                 None if steps.len() == 1 => {
                     // A new top-level list, in block style as the config's others.
