@@ -24,6 +24,8 @@ struct Page {
     >,
     session: String,
     next_id: u64,
+    /// Whether the page's load event has been seen.
+    loaded: bool,
     _browser: tokio::process::Child,
 }
 
@@ -65,10 +67,11 @@ impl Page {
             socket,
             session: String::new(),
             next_id: 0,
+            loaded: false,
             _browser: browser,
         };
         let target = page
-            .send(None, "Target.createTarget", json!({"url": url}))
+            .send(None, "Target.createTarget", json!({"url": "about:blank"}))
             .await;
         let target = target["targetId"].as_str().unwrap().to_string();
         let attached = page
@@ -79,7 +82,32 @@ impl Page {
             )
             .await;
         page.session = attached["sessionId"].as_str().unwrap().to_string();
+        // Then to the page, and wait for it to load: scripts run in its own context.
+        let session = page.session.clone();
+        page.send(Some(&session), "Page.enable", json!({})).await;
+        page.send(Some(&session), "Page.navigate", json!({"url": url}))
+            .await;
+        while !page.loaded {
+            page.read().await;
+        }
         page
+    }
+
+    /// The next message from the browser; notes the page's load event.
+    async fn read(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .expect("nothing from chromium in 30 s")
+                .unwrap()
+                .unwrap();
+            let Message::Text(text) = frame else { continue };
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["method"] == "Page.loadEventFired" {
+                self.loaded = true;
+            }
+            return message;
+        }
     }
 
     /// Sends one command (to the page's session, or the browser's) and waits for its result.
@@ -95,13 +123,7 @@ impl Page {
             .await
             .unwrap();
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
-                .await
-                .expect("no answer from chromium")
-                .unwrap()
-                .unwrap();
-            let Message::Text(text) = frame else { continue };
-            let answer: Value = serde_json::from_str(text.as_str()).unwrap();
+            let answer = self.read().await;
             if answer["id"] == json!(id) {
                 assert!(answer.get("error").is_none(), "{method}: {answer}");
                 return answer["result"].clone();
