@@ -20,6 +20,8 @@ mod faults;
 mod gemini;
 mod openai;
 mod other;
+mod proxy;
+pub use proxy::{ConnectProxy, TunnelAsked};
 mod responses;
 mod stream;
 mod tls;

@@ -246,6 +246,13 @@ impl Running {
         Self::spawn(command, dir, args, "info")
     }
 
+    /// Starts the binary with `env` set.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command.envs(env.iter().copied());
+        Self::spawn(command, dir, args, "info")
+    }
+
     /// Starts the binary with at most `nofile` open files (soft and hard limit).
     pub fn start_with_nofile(dir: &Path, args: &[&str], nofile: u32) -> Self {
         let mut sh = Command::new("sh");

@@ -335,6 +335,11 @@ pub struct ProviderConfig {
     /// Extra headers sent with every upstream request.
     #[serde(default)]
     pub headers: BTreeMap<String, EnvString>,
+    /// The HTTP proxy its calls go through: `http://[user:password@]host:port`, or `none` for
+    /// none; absent, the environment's `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and
+    /// `NO_PROXY` decide (as curl reads them).
+    #[serde(default)]
+    pub proxy: Option<EnvString>,
     /// Extra root certificate(s), PEM, trusted for this provider's TLS.
     #[serde(default)]
     pub ca_file: Option<EnvString>,

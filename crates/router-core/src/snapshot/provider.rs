@@ -7,7 +7,7 @@ use crate::fields::UnknownFields;
 use crate::providers::ProviderKind;
 use crate::state::limits::KeyLimit;
 use crate::state::State;
-use crate::upstream::{read_ca_file, HttpClient};
+use crate::upstream::{read_ca_file, HttpClient, ProxyRoute};
 use crate::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
@@ -37,6 +37,8 @@ pub struct Provider {
     unknown_fields: UnknownFields,
     responses_native: bool,
     pub(crate) keys: Vec<Secret>,
+    /// The password of its `proxy:`, masked as its keys are.
+    proxy_password: Option<Secret>,
     /// Written `disabled: true`: it has no keys.
     pub(crate) disabled: bool,
     /// Each key's upstream limits, in the order of `keys`.
@@ -119,15 +121,16 @@ impl Provider {
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
-    /// Its secrets: the keys, and the extra header values long enough to be one (an upstream
-    /// auth header set by hand), for [`crate::Redactor`].
+    /// Its secrets: the keys, the extra header values long enough to be one (an upstream
+    /// auth header set by hand) and its proxy's password, for [`crate::Redactor`].
     pub(crate) fn secrets(&self) -> impl Iterator<Item = Secret> + '_ {
         let headers = self
             .headers
             .values()
             .filter_map(|v| v.to_str().ok())
             .map(Secret::new);
-        self.keys.iter().cloned().chain(headers)
+        let proxy = self.proxy_password.iter().cloned();
+        self.keys.iter().cloned().chain(headers).chain(proxy)
     }
     /// Usable keys, in config order.
     pub fn keys(&self) -> &[Secret] {
@@ -266,28 +269,7 @@ fn compile(
         .map(|(key, l)| key_limit(&name, key, l, state))
         .collect();
     let keys = written.into_iter().map(|(key, _)| key).collect();
-    let transport = if local {
-        Transport::Local
-    } else {
-        let extra = match &p.ca_file {
-            Some(f) => match read_ca_file(f.as_str()) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    problems.push(format!("providers[{pi}].ca_file"), e);
-                    return None;
-                }
-            },
-            None => None,
-        };
-        let connect = p.timeouts.connect.unwrap_or(server.connect_timeout);
-        match state.clients.get(extra.as_ref(), connect) {
-            Ok(c) => Transport::Http(Box::new(c)),
-            Err(e) => {
-                problems.push(format!("providers[{pi}]"), e);
-                return None;
-            }
-        }
-    };
+    let (transport, proxy_password) = transport(pi, p, local, server, state, problems)?;
     Some(Provider {
         name,
         kind: p.kind,
@@ -308,6 +290,7 @@ fn compile(
         unknown_fields: p.unknown_fields,
         responses_native,
         keys,
+        proxy_password,
         disabled: p.disabled,
         limits,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
@@ -316,6 +299,51 @@ fn compile(
         max_event_bytes: server.max_event_bytes,
         transport,
     })
+}
+
+/// How the provider written at `providers[pi]` is reached: in process, or by a pooled client
+/// (its `ca_file`, connect timeout and `proxy`); and its proxy's password.
+fn transport(
+    pi: usize,
+    p: &ProviderConfig,
+    local: bool,
+    server: &ServerConfig,
+    state: &State,
+    problems: &mut Problems<'_>,
+) -> Option<(Transport, Option<Secret>)> {
+    if local {
+        return Some((Transport::Local, None));
+    }
+    let extra = match &p.ca_file {
+        Some(f) => match read_ca_file(f.as_str()) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.push(format!("providers[{pi}].ca_file"), e);
+                return None;
+            }
+        },
+        None => None,
+    };
+    let route = match ProxyRoute::from_config(p.proxy.as_ref().map(|u| u.as_str())) {
+        Ok(route) => route,
+        Err(e) => {
+            // Never the URL itself: it may hold a password.
+            problems.push(format!("providers[{pi}].proxy"), format!("the proxy {e}"));
+            return None;
+        }
+    };
+    let password = match &route {
+        ProxyRoute::Via(proxy) => proxy.password.clone(),
+        _ => None,
+    };
+    let connect = p.timeouts.connect.unwrap_or(server.connect_timeout);
+    match state.clients.get(extra.as_ref(), connect, &route) {
+        Ok(c) => Some((Transport::Http(Box::new(c)), password)),
+        Err(e) => {
+            problems.push(format!("providers[{pi}]"), e);
+            None
+        }
+    }
 }
 
 /// The extra headers sent upstream; the ones the router sets itself are refused.

@@ -1,6 +1,10 @@
 //! Upstream HTTP clients: hyper-util's pooled client over rustls (public roots plus a provider's
 //! `ca_file`), HTTP/1.1 and HTTP/2 by ALPN. Clients are cached outside the snapshot, so a reload
-//! keeps the connection pools.
+//! keeps the connection pools. Calls go through a proxy as `proxy` says.
+
+mod proxy;
+
+pub(crate) use proxy::ProxyRoute;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The pooled upstream client type.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<HttpsConnector<proxy::ProxyConnector>, Full<Bytes>>;
 
 /// Extra trusted certificates parsed from a `ca_file`.
 #[derive(Clone)]
@@ -48,6 +52,7 @@ pub(crate) fn read_pem_certificates(
 fn build_client(
     extra: Option<&ExtraRoots>,
     connect_timeout: Duration,
+    route: &ProxyRoute,
 ) -> Result<HttpClient, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -74,16 +79,16 @@ fn build_client(
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(proxy::ProxyConnector::new(http, route));
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(https))
 }
 
-/// Clients by (extra roots, connect timeout).
+/// Clients by (extra roots, connect timeout, proxy route).
 #[derive(Default)]
 pub(crate) struct ClientCache {
-    clients: Mutex<HashMap<(String, Duration), HttpClient>>,
+    clients: Mutex<HashMap<(String, Duration, String), HttpClient>>,
 }
 
 impl ClientCache {
@@ -91,16 +96,18 @@ impl ClientCache {
         &self,
         extra: Option<&ExtraRoots>,
         connect_timeout: Duration,
+        route: &ProxyRoute,
     ) -> Result<HttpClient, String> {
         let key = (
             extra.map(|e| e.fingerprint.clone()).unwrap_or_default(),
             connect_timeout,
+            route.cache_key(),
         );
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
-        let client = build_client(extra, connect_timeout)?;
+        let client = build_client(extra, connect_timeout, route)?;
         map.insert(key, client.clone());
         Ok(client)
     }
