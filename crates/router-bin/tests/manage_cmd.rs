@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_openai_error, call, repo_root, temp_dir, Running, BIN};
+use common::{as_admin, assert_openai_error, call, repo_root, say_hi, temp_dir, Running, BIN};
 use http::Method;
 use mock_upstream::MockUpstream;
 use std::path::Path;
@@ -34,16 +34,6 @@ fn said(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-async fn chat(addr: &str, group: &str) -> common::Reply {
-    call(
-        Method::POST,
-        &format!("http://{addr}/v1/chat/completions"),
-        &[("authorization", &format!("Bearer {KEY}"))],
-        format!(r#"{{"model":"{group}","messages":[{{"role":"user","content":"hi"}}]}}"#),
-    )
-    .await
 }
 
 /// A copy of the example config in a fresh folder.
@@ -110,7 +100,7 @@ async fn a_provider_and_a_group_added_from_the_cli_serve_without_a_restart() {
     // The watcher applies the edits: a request to the new group reaches the new provider.
     let mut status = 0;
     for _ in 0..200 {
-        let reply = chat(&router.addr, "fast").await;
+        let reply = say_hi(&format!("http://{}", router.addr), KEY, "fast").await;
         status = reply.status.as_u16();
         if status == 200 {
             break;
@@ -204,23 +194,18 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
     let upstream = MockUpstream::start().await.unwrap();
     let (dir, config) = example_copy("manage-api");
     let router = Running::start(&dir, &["--config", config.to_str().unwrap()]);
-    let admin = |method: Method, path: &str, body: String| {
-        let url = format!("http://{}{path}", router.addr);
-        async move {
-            call(
-                method,
-                &url,
-                &[("authorization", &format!("Bearer {KEY}"))],
-                body,
-            )
-            .await
-        }
-    };
     let provider = format!(
         r#"{{"name": "acme", "base_url": "{}", "api_keys": ["sk-api-key-aaaa1111", "sk-api-key-bbbb2222"]}}"#,
         upstream.base_url()
     );
-    let added = admin(Method::POST, "/admin/providers", provider).await;
+    let added = as_admin(
+        &router.addr,
+        KEY,
+        Method::POST,
+        "/admin/providers",
+        provider,
+    )
+    .await;
     assert_eq!(added.status.as_u16(), 201, "{}", added.text());
     assert_eq!(
         added.json()["changed"]
@@ -231,36 +216,59 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
         Some("added provider 'acme'")
     );
     let group = r#"{"name": "api", "strategy": "round_robin", "models": [{"provider": "acme", "name": "m1"}]}"#;
-    let added = admin(Method::POST, "/admin/groups", group.into()).await;
+    let added = as_admin(&router.addr, KEY, Method::POST, "/admin/groups", group).await;
     assert_eq!(added.status.as_u16(), 201, "{}", added.text());
     let generation = added.json()["generation"].as_u64().unwrap();
     assert!(generation >= 2);
     // Applied before the answer: the group serves at once.
-    assert_eq!(chat(&router.addr, "api").await.status.as_u16(), 200);
-    // A second model, its weight, a key disabled: both keys were used, then only the other.
-    let model = r#"{"provider": "mock", "name": "mock-echo", "weight": 0}"#;
     assert_eq!(
-        admin(Method::POST, "/admin/groups/api/models", model.into())
+        say_hi(&format!("http://{}", router.addr), KEY, "api")
             .await
             .status
             .as_u16(),
+        200
+    );
+    // A second model, its weight, a key disabled: both keys were used, then only the other.
+    let model = r#"{"provider": "mock", "name": "mock-echo", "weight": 0}"#;
+    assert_eq!(
+        as_admin(
+            &router.addr,
+            KEY,
+            Method::POST,
+            "/admin/groups/api/models",
+            model
+        )
+        .await
+        .status
+        .as_u16(),
         201
     );
-    let weight = admin(
+    let weight = as_admin(
+        &router.addr,
+        KEY,
         Method::PATCH,
         "/admin/groups/api/models/mock%2Fmock-echo",
-        r#"{"weight": 3}"#.into(),
+        r#"{"weight": 3}"#,
     )
     .await;
     assert_eq!(weight.status.as_u16(), 200, "{}", weight.text());
-    let disabled = admin(
+    let disabled = as_admin(
+        &router.addr,
+        KEY,
         Method::PATCH,
         "/admin/providers/acme/keys/0",
-        r#"{"disabled": true}"#.into(),
+        r#"{"disabled": true}"#,
     )
     .await;
     assert_eq!(disabled.status.as_u16(), 200, "{}", disabled.text());
-    let listed = admin(Method::GET, "/admin/providers", String::new()).await;
+    let listed = as_admin(
+        &router.addr,
+        KEY,
+        Method::GET,
+        "/admin/providers",
+        String::new(),
+    )
+    .await;
     let acme = listed.json()["providers"]
         .as_array()
         .unwrap()
@@ -271,9 +279,15 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
     assert_eq!(acme["keys"][0]["key"], "sk-…1111");
     assert_eq!(acme["keys"][0]["disabled"], true);
     assert!(!listed.text().contains("sk-api-key"), "{}", listed.text());
-    let groups = admin(Method::GET, "/admin/groups", String::new())
-        .await
-        .json();
+    let groups = as_admin(
+        &router.addr,
+        KEY,
+        Method::GET,
+        "/admin/groups",
+        String::new(),
+    )
+    .await
+    .json();
     let api = groups["groups"]
         .as_array()
         .unwrap()
@@ -284,7 +298,13 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
     assert_eq!(api["models"][1]["weight"], 3.0);
     let before = upstream.request_count();
     for _ in 0..6 {
-        assert_eq!(chat(&router.addr, "api").await.status.as_u16(), 200);
+        assert_eq!(
+            say_hi(&format!("http://{}", router.addr), KEY, "api")
+                .await
+                .status
+                .as_u16(),
+            200
+        );
     }
     let keys: Vec<Option<String>> = upstream
         .requests()
@@ -307,32 +327,26 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
     let upstream = MockUpstream::start().await.unwrap();
     let (dir, config) = example_copy("manage-api-refusals");
     let router = Running::start(&dir, &["--config", config.to_str().unwrap()]);
-    let admin = |method: Method, path: &str, body: String| {
-        let url = format!("http://{}{path}", router.addr);
-        async move {
-            call(
-                method,
-                &url,
-                &[("authorization", &format!("Bearer {KEY}"))],
-                body,
-            )
-            .await
-        }
-    };
     let provider = format!(
         r#"{{"name": "acme", "base_url": "{}", "api_keys": ["sk-refusals-key-1"]}}"#,
         upstream.base_url()
     );
     assert_eq!(
-        admin(Method::POST, "/admin/providers", provider)
-            .await
-            .status
-            .as_u16(),
+        as_admin(
+            &router.addr,
+            KEY,
+            Method::POST,
+            "/admin/providers",
+            provider
+        )
+        .await
+        .status
+        .as_u16(),
         201
     );
     let group = r#"{"name": "api", "models": [{"provider": "acme", "name": "m1"}]}"#;
     assert_eq!(
-        admin(Method::POST, "/admin/groups", group.into())
+        as_admin(&router.addr, KEY, Method::POST, "/admin/groups", group)
             .await
             .status
             .as_u16(),
@@ -340,10 +354,12 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
     );
     // Refusals in OpenAI's shape; the file untouched.
     let text = std::fs::read(&config).unwrap();
-    let bad = admin(
+    let bad = as_admin(
+        &router.addr,
+        KEY,
         Method::PATCH,
         "/admin/groups/api",
-        r#"{"strategy": "fastest"}"#.into(),
+        r#"{"strategy": "fastest"}"#,
     )
     .await;
     assert_openai_error(&bad, 422, "invalid_request_error");
@@ -355,11 +371,32 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
         "{}",
         bad.text()
     );
-    let unknown = admin(Method::DELETE, "/admin/groups/nothing", String::new()).await;
+    let unknown = as_admin(
+        &router.addr,
+        KEY,
+        Method::DELETE,
+        "/admin/groups/nothing",
+        String::new(),
+    )
+    .await;
     assert_openai_error(&unknown, 404, "not_found_error");
-    let in_use = admin(Method::DELETE, "/admin/providers/acme", String::new()).await;
+    let in_use = as_admin(
+        &router.addr,
+        KEY,
+        Method::DELETE,
+        "/admin/providers/acme",
+        String::new(),
+    )
+    .await;
     assert_openai_error(&in_use, 409, "conflict_error");
-    let malformed = admin(Method::POST, "/admin/groups", r#"{"nom": "x"}"#.into()).await;
+    let malformed = as_admin(
+        &router.addr,
+        KEY,
+        Method::POST,
+        "/admin/groups",
+        r#"{"nom": "x"}"#,
+    )
+    .await;
     assert_openai_error(&malformed, 400, "invalid_request_error");
     assert_eq!(std::fs::read(&config).unwrap(), text);
     let nobody = call(
@@ -372,20 +409,38 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
     assert_eq!(nobody.status.as_u16(), 401);
     // And removed again: the group, then the provider.
     assert_eq!(
-        admin(Method::DELETE, "/admin/groups/api", String::new())
-            .await
-            .status
-            .as_u16(),
+        as_admin(
+            &router.addr,
+            KEY,
+            Method::DELETE,
+            "/admin/groups/api",
+            String::new()
+        )
+        .await
+        .status
+        .as_u16(),
         200
     );
     assert_eq!(
-        admin(Method::DELETE, "/admin/providers/acme", String::new())
+        as_admin(
+            &router.addr,
+            KEY,
+            Method::DELETE,
+            "/admin/providers/acme",
+            String::new()
+        )
+        .await
+        .status
+        .as_u16(),
+        200
+    );
+    assert_eq!(
+        say_hi(&format!("http://{}", router.addr), KEY, "api")
             .await
             .status
             .as_u16(),
-        200
+        404
     );
-    assert_eq!(chat(&router.addr, "api").await.status.as_u16(), 404);
     router.stop();
 }
 

@@ -6,19 +6,8 @@
 
 mod common;
 
-use common::{call, temp_dir, Running, TestServer, KEY};
-use http::Method;
+use common::{say_hi, temp_dir, Running, TestServer, KEY};
 use mock_upstream::{ConnectProxy, MockUpstream, TunnelAsked};
-
-async fn chat(url: &str, group: &str) -> common::Reply {
-    call(
-        Method::POST,
-        &format!("{url}/v1/chat/completions"),
-        &[("authorization", &format!("Bearer {KEY}"))],
-        format!(r#"{{"model":"{group}","messages":[{{"role":"user","content":"hi"}}]}}"#),
-    )
-    .await
-}
 
 fn groups(models: &[(&str, &str)]) -> String {
     let mut out = String::from("groups:\n");
@@ -49,10 +38,10 @@ async fn calls_go_through_the_providers_proxy_with_its_credentials_https_too() {
         ca.display()
     );
     let server = TestServer::start(&yaml).await;
-    let reply = chat(&server.url(""), "g").await;
+    let reply = say_hi(&server.url(""), KEY, "g").await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
     assert_eq!(mock.request_count(), 1);
-    let secure = chat(&server.url(""), "secure").await;
+    let secure = say_hi(&server.url(""), KEY, "secure").await;
     assert_eq!(secure.status.as_u16(), 200, "{}", secure.text());
     assert_eq!(
         tls_mock.requests().last().unwrap().bearer().as_deref(),
@@ -88,7 +77,7 @@ async fn a_refusing_proxy_is_a_clear_upstream_error_and_the_next_provider_serves
         mock.base_url(),
     );
     let server = TestServer::start(&yaml).await;
-    let reply = chat(&server.url(""), "g").await;
+    let reply = say_hi(&server.url(""), KEY, "g").await;
     assert_eq!(reply.status.as_u16(), 200, "{}", reply.text());
     assert_eq!(mock.requests()[0].bearer().as_deref(), Some("sk-open-1"));
     assert_eq!(refusing.asked().len(), 1);
@@ -107,7 +96,7 @@ async fn a_refusing_proxy_is_a_clear_upstream_error_and_the_next_provider_serves
     assert!(said.contains(&expected), "{said}");
     assert!(!said.contains("proxy-pass-9876"), "{said}");
     // With no other provider, the client is told why, the password masked.
-    let alone = chat(&server.url(""), "only").await;
+    let alone = say_hi(&server.url(""), KEY, "only").await;
     assert!(alone.status.is_server_error(), "{}", alone.text());
     let text = alone.text();
     assert!(text.contains("did not open a tunnel"), "{text}");
@@ -136,8 +125,8 @@ async fn the_environments_proxy_is_used_but_for_the_hosts_no_proxy_names() {
         &[("HTTP_PROXY", &proxy.url()), ("NO_PROXY", "localhost")],
     );
     let url = format!("http://{}", router.addr);
-    assert_eq!(chat(&url, "via").await.status.as_u16(), 200);
-    assert_eq!(chat(&url, "direct").await.status.as_u16(), 200);
+    assert_eq!(say_hi(&url, KEY, "via").await.status.as_u16(), 200);
+    assert_eq!(say_hi(&url, KEY, "direct").await.status.as_u16(), 200);
     assert_eq!(mock.request_count(), 2);
     let asked: Vec<String> = proxy.asked().into_iter().map(|t| t.target).collect();
     assert_eq!(asked, [format!("127.0.0.1:{port}")]);

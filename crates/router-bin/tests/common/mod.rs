@@ -139,6 +139,35 @@ pub async fn post_chat(server: &TestServer, body: &str) -> Reply {
     .await
 }
 
+/// A one-line chat call to `group` with client key `key` at the router whose base URL is
+/// `base` (`http://host:port`).
+pub async fn say_hi(base: &str, key: &str, group: &str) -> Reply {
+    call(
+        Method::POST,
+        &format!("{base}/v1/chat/completions"),
+        &[("authorization", &format!("Bearer {key}"))],
+        format!(r#"{{"model":"{group}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+    )
+    .await
+}
+
+/// A call with admin key `key` to `path` at the router listening on `addr`.
+pub async fn as_admin(
+    addr: &str,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> Reply {
+    call(
+        method,
+        &format!("http://{addr}{path}"),
+        &[("authorization", &format!("Bearer {key}"))],
+        body,
+    )
+    .await
+}
+
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
 pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
