@@ -36,6 +36,30 @@ fn said(out: &Output) -> String {
     )
 }
 
+/// An admin call with the example's key.
+async fn admin(
+    addr: &str,
+    method: Method,
+    path: &str,
+    body: impl Into<bytes::Bytes>,
+) -> common::Reply {
+    as_admin(addr, KEY, method, path, body).await
+}
+
+/// The status of a chat call to `group` with the example's key.
+async fn hi(addr: &str, group: &str) -> u16 {
+    say_hi(&format!("http://{addr}"), KEY, group)
+        .await
+        .status
+        .as_u16()
+}
+
+/// The entry of `list` named `name`.
+fn named(list: &serde_json::Value, name: &str) -> serde_json::Value {
+    let entries = list.as_array().unwrap();
+    entries.iter().find(|e| e["name"] == name).cloned().unwrap()
+}
+
 /// A copy of the example config in a fresh folder.
 fn example_copy(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = temp_dir(tag);
@@ -198,14 +222,7 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
         r#"{{"name": "acme", "base_url": "{}", "api_keys": ["sk-api-key-aaaa1111", "sk-api-key-bbbb2222"]}}"#,
         upstream.base_url()
     );
-    let added = as_admin(
-        &router.addr,
-        KEY,
-        Method::POST,
-        "/admin/providers",
-        provider,
-    )
-    .await;
+    let added = admin(&router.addr, Method::POST, "/admin/providers", provider).await;
     assert_eq!(added.status.as_u16(), 201, "{}", added.text());
     assert_eq!(
         added.json()["changed"]
@@ -216,24 +233,17 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
         Some("added provider 'acme'")
     );
     let group = r#"{"name": "api", "strategy": "round_robin", "models": [{"provider": "acme", "name": "m1"}]}"#;
-    let added = as_admin(&router.addr, KEY, Method::POST, "/admin/groups", group).await;
+    let added = admin(&router.addr, Method::POST, "/admin/groups", group).await;
     assert_eq!(added.status.as_u16(), 201, "{}", added.text());
     let generation = added.json()["generation"].as_u64().unwrap();
     assert!(generation >= 2);
     // Applied before the answer: the group serves at once.
-    assert_eq!(
-        say_hi(&format!("http://{}", router.addr), KEY, "api")
-            .await
-            .status
-            .as_u16(),
-        200
-    );
+    assert_eq!(hi(&router.addr, "api").await, 200);
     // A second model, its weight, a key disabled: both keys were used, then only the other.
     let model = r#"{"provider": "mock", "name": "mock-echo", "weight": 0}"#;
     assert_eq!(
-        as_admin(
+        admin(
             &router.addr,
-            KEY,
             Method::POST,
             "/admin/groups/api/models",
             model
@@ -243,68 +253,35 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
         .as_u16(),
         201
     );
-    let weight = as_admin(
+    let weight = admin(
         &router.addr,
-        KEY,
         Method::PATCH,
         "/admin/groups/api/models/mock%2Fmock-echo",
         r#"{"weight": 3}"#,
     )
     .await;
     assert_eq!(weight.status.as_u16(), 200, "{}", weight.text());
-    let disabled = as_admin(
+    let disabled = admin(
         &router.addr,
-        KEY,
         Method::PATCH,
         "/admin/providers/acme/keys/0",
         r#"{"disabled": true}"#,
     )
     .await;
     assert_eq!(disabled.status.as_u16(), 200, "{}", disabled.text());
-    let listed = as_admin(
-        &router.addr,
-        KEY,
-        Method::GET,
-        "/admin/providers",
-        String::new(),
-    )
-    .await;
-    let acme = listed.json()["providers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "acme")
-        .cloned()
-        .unwrap();
+    let listed = admin(&router.addr, Method::GET, "/admin/providers", String::new()).await;
+    let acme = named(&listed.json()["providers"], "acme");
     assert_eq!(acme["keys"][0]["key"], "sk-…1111");
     assert_eq!(acme["keys"][0]["disabled"], true);
     assert!(!listed.text().contains("sk-api-key"), "{}", listed.text());
-    let groups = as_admin(
-        &router.addr,
-        KEY,
-        Method::GET,
-        "/admin/groups",
-        String::new(),
-    )
-    .await
-    .json();
-    let api = groups["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["name"] == "api")
-        .cloned()
-        .unwrap();
+    let groups = admin(&router.addr, Method::GET, "/admin/groups", String::new())
+        .await
+        .json();
+    let api = named(&groups["groups"], "api");
     assert_eq!(api["models"][1]["weight"], 3.0);
     let before = upstream.request_count();
     for _ in 0..6 {
-        assert_eq!(
-            say_hi(&format!("http://{}", router.addr), KEY, "api")
-                .await
-                .status
-                .as_u16(),
-            200
-        );
+        assert_eq!(hi(&router.addr, "api").await, 200);
     }
     let keys: Vec<Option<String>> = upstream
         .requests()
@@ -332,21 +309,15 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
         upstream.base_url()
     );
     assert_eq!(
-        as_admin(
-            &router.addr,
-            KEY,
-            Method::POST,
-            "/admin/providers",
-            provider
-        )
-        .await
-        .status
-        .as_u16(),
+        admin(&router.addr, Method::POST, "/admin/providers", provider)
+            .await
+            .status
+            .as_u16(),
         201
     );
     let group = r#"{"name": "api", "models": [{"provider": "acme", "name": "m1"}]}"#;
     assert_eq!(
-        as_admin(&router.addr, KEY, Method::POST, "/admin/groups", group)
+        admin(&router.addr, Method::POST, "/admin/groups", group)
             .await
             .status
             .as_u16(),
@@ -354,9 +325,8 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
     );
     // Refusals in OpenAI's shape; the file untouched.
     let text = std::fs::read(&config).unwrap();
-    let bad = as_admin(
+    let bad = admin(
         &router.addr,
-        KEY,
         Method::PATCH,
         "/admin/groups/api",
         r#"{"strategy": "fastest"}"#,
@@ -371,27 +341,24 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
         "{}",
         bad.text()
     );
-    let unknown = as_admin(
+    let unknown = admin(
         &router.addr,
-        KEY,
         Method::DELETE,
         "/admin/groups/nothing",
         String::new(),
     )
     .await;
     assert_openai_error(&unknown, 404, "not_found_error");
-    let in_use = as_admin(
+    let in_use = admin(
         &router.addr,
-        KEY,
         Method::DELETE,
         "/admin/providers/acme",
         String::new(),
     )
     .await;
     assert_openai_error(&in_use, 409, "conflict_error");
-    let malformed = as_admin(
+    let malformed = admin(
         &router.addr,
-        KEY,
         Method::POST,
         "/admin/groups",
         r#"{"nom": "x"}"#,
@@ -409,9 +376,8 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
     assert_eq!(nobody.status.as_u16(), 401);
     // And removed again: the group, then the provider.
     assert_eq!(
-        as_admin(
+        admin(
             &router.addr,
-            KEY,
             Method::DELETE,
             "/admin/groups/api",
             String::new()
@@ -422,9 +388,8 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
         200
     );
     assert_eq!(
-        as_admin(
+        admin(
             &router.addr,
-            KEY,
             Method::DELETE,
             "/admin/providers/acme",
             String::new()
@@ -434,13 +399,7 @@ async fn the_admin_api_refuses_in_openais_shape_and_removes() {
         .as_u16(),
         200
     );
-    assert_eq!(
-        say_hi(&format!("http://{}", router.addr), KEY, "api")
-            .await
-            .status
-            .as_u16(),
-        404
-    );
+    assert_eq!(hi(&router.addr, "api").await, 404);
     router.stop();
 }
 
