@@ -34,6 +34,14 @@ pub fn check(router: &Router) -> ExitCode {
     for w in snapshot.warnings() {
         println!("warning: {w}");
     }
+    // What the server reads at start, read here too: a certificate it could not serve.
+    if let Some(files) = &snapshot.server().tls {
+        if let Err(e) = files.load() {
+            eprintln!("error: server.tls: {e}");
+            return ExitCode::FAILURE;
+        }
+        println!("TLS certificate {} OK", files.cert_file.display());
+    }
     print!("{}", snapshot.routing_table());
     let unpriced = snapshot.unpriced();
     if !unpriced.is_empty() {

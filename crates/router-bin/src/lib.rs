@@ -1,4 +1,5 @@
-//! The `llm-router` server: a hyper server (HTTP/1.1 and h2c) around `router-core`, with
+//! The `llm-router` server: a hyper server (HTTP/1.1 and h2c, or HTTPS with HTTP/2 by ALPN)
+//! around `router-core`, with
 //! bearer auth, CORS, compression, a body limit, admin endpoints and graceful shutdown.
 //! [`run`] is what the binary runs; [`Server`] is the same in two steps (bind, then run) for
 //! tests and embedders that want the bound address; [`serve`] serves one listener.
@@ -27,6 +28,7 @@ mod routes;
 mod run;
 mod server;
 pub mod status;
+mod tls;
 
 pub use app::{App, LedgerState, RecentError};
 pub use handler::handle;

@@ -4,6 +4,8 @@
 
 use crate::app::{App, LedgerState};
 use crate::ledger::Ledger;
+use crate::server::serve_as;
+use crate::tls::ListenerTls;
 use router_core::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +49,7 @@ pub struct Server {
     hangup: Signal,
     ledger: Option<Arc<Ledger>>,
     app: Arc<App>,
+    tls: Option<Arc<ListenerTls>>,
 }
 
 impl Server {
@@ -57,6 +60,10 @@ impl Server {
         let hangup = signal(SignalKind::hangup())
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let snapshot = router.snapshot();
+        let tls = match &snapshot.server().tls {
+            Some(files) => Some(ListenerTls::new(files).map_err(|e| format!("server.tls: {e}"))?),
+            None => None,
+        };
         let addr = listen.unwrap_or_else(|| snapshot.listen());
         let listener = TcpListener::bind(addr)
             .await
@@ -78,6 +85,7 @@ impl Server {
             hangup,
             ledger,
             app,
+            tls,
         })
     }
 
@@ -107,16 +115,29 @@ impl Server {
             hangup,
             ledger,
             app,
+            tls,
         } = self;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
-            "llm-router {} listening on http://{local}",
+            "llm-router {} listening on {scheme}://{local}",
             env!("CARGO_PKG_VERSION")
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = reloaders(&router, hangup, &stop_rx);
+        let mut tasks = reloaders(&router, tls.clone(), hangup, &stop_rx);
+        if let Some(tls) = &tls {
+            match tls.watch(stopped(stop_rx.clone())) {
+                Ok(task) => tasks.push(task),
+                Err(e) => tracing::warn!("{e}; a renewed certificate is served after a restart"),
+            }
+        }
         if let Some(l) = admin {
-            tasks.push(admin_task(l, app.clone(), stopped(stop_rx.clone()))?);
+            tasks.push(admin_task(
+                l,
+                app.clone(),
+                tls.clone(),
+                stopped(stop_rx.clone()),
+            )?);
         }
         // The ledger keeps being written while requests drain after the shutdown: it stops
         // only once serving has ended.
@@ -147,7 +168,7 @@ impl Server {
             tracing::info!("shutdown signal received");
             let _ = stop_tx.send(true);
         };
-        let served = crate::serve(listener, app.clone(), shutdown).await;
+        let served = serve_as(listener, app.clone(), false, tls, shutdown).await;
         for t in tasks {
             let _ = t.await;
         }
@@ -173,9 +194,11 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// The config file's watcher (when there is a file) and the SIGHUP handler, until `stop`.
+/// The config file's watcher (when there is a file) and the SIGHUP handler (which reads the
+/// TLS certificate again too), until `stop`.
 fn reloaders(
     router: &Arc<Router>,
+    tls: Option<Arc<ListenerTls>>,
     hangup: Signal,
     stop: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
@@ -191,6 +214,7 @@ fn reloaders(
     }
     tasks.push(tokio::spawn(reload_on_hangup(
         router.clone(),
+        tls,
         hangup,
         stopped(stop.clone()),
     )));
@@ -201,12 +225,14 @@ fn reloaders(
 fn admin_task(
     listener: TcpListener,
     app: Arc<App>,
+    tls: Option<Arc<ListenerTls>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<()>, String> {
     let admin = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("admin endpoints also on http://{admin}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("admin endpoints also on {scheme}://{admin}");
     Ok(tokio::spawn(async move {
-        if let Err(e) = crate::serve_admin(listener, app, stop).await {
+        if let Err(e) = serve_as(listener, app, true, tls, stop).await {
             tracing::error!("admin listener failed: {e}");
         }
     }))
@@ -271,15 +297,25 @@ async fn flush_ledger(app: Arc<App>, every: Duration, stop: impl Future<Output =
     }
 }
 
-async fn reload_on_hangup(router: Arc<Router>, mut hangup: Signal, stop: impl Future<Output = ()>) {
+async fn reload_on_hangup(
+    router: Arc<Router>,
+    tls: Option<Arc<ListenerTls>>,
+    mut hangup: Signal,
+    stop: impl Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = hangup.recv() => match router.reload() {
-                Ok(o) => tracing::info!(generation = o.generation, "SIGHUP: config reloaded"),
-                Err(e) => tracing::error!("SIGHUP: config cannot be used; still serving the previous one:\n{e}"),
-            },
+            _ = hangup.recv() => {
+                match router.reload() {
+                    Ok(o) => tracing::info!(generation = o.generation, "SIGHUP: config reloaded"),
+                    Err(e) => tracing::error!("SIGHUP: config cannot be used; still serving the previous one:\n{e}"),
+                }
+                if let Some(tls) = &tls {
+                    tls.reload();
+                }
+            }
         }
     }
 }

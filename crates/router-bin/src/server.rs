@@ -2,7 +2,8 @@
 //! [`Connections`], which closes those that make no progress and makes room at
 //! `server.max_connections` (see `conns.rs`).
 
-use crate::conns::{BusyBody, Connections, Limits, GRACE};
+use crate::conns::{BusyBody, Closed, Conn, Connections, Limits, GRACE};
+use crate::tls::ListenerTls;
 use crate::{handle, App};
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
@@ -31,7 +32,7 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_as(listener, app, false, shutdown).await
+    serve_as(listener, app, false, None, shutdown).await
 }
 
 /// Like [`serve`], for the admin listener: health, metrics, the admin endpoints and the
@@ -41,13 +42,15 @@ pub async fn serve_admin(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_as(listener, app, true, shutdown).await
+    serve_as(listener, app, true, None, shutdown).await
 }
 
-async fn serve_as(
+/// Serves `listener`: every endpoint, or the admin ones only; over TLS when `tls` is given.
+pub(crate) async fn serve_as(
     listener: TcpListener,
     app: Arc<App>,
     admin_only: bool,
+    tls: Option<Arc<ListenerTls>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -91,37 +94,30 @@ async fn serve_as(
                 };
                 let limits = Limits::of(app.router.snapshot().server());
                 if conns.len() >= limits.max && !conns.evict_one() {
-                    shed(&app, stream);
+                    shed(&app, stream, tls.is_some());
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
                 let conn = conns.open();
                 app.metrics.connection_opened();
-                let service = {
-                    let (app, conn) = (app.clone(), conn.clone());
-                    service_fn(move |request| {
-                        let busy = conn.begin();
-                        let app = app.clone();
-                        async move {
-                            let response = handle(&app, request, admin_only).await;
-                            Ok::<_, Infallible>(
-                                response.map(|body| BusyBody::new(body, busy).boxed_unsync()),
-                            )
-                        }
-                    })
-                };
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let (app, conns) = (app.clone(), conns.clone());
-                tasks.spawn(async move {
-                    let (result, closed) = conn.drive(connection, limits).await;
-                    if let Err(e) = result {
-                        tracing::debug!("connection ended with an error: {e}");
+                let served = Served { app: app.clone(), conns: conns.clone(), conn, limits, admin_only };
+                match &tls {
+                    None => {
+                        tasks.spawn(served.drive(&builder, TokioIo::new(stream)));
                     }
-                    conns.release(&conn);
-                    app.metrics.connection_closed(closed.map(|c| c.label()));
-                });
+                    Some(tls) => {
+                        let (tls, builder) = (tls.clone(), builder.clone());
+                        tasks.spawn(async move {
+                            // The handshake is part of the time a new connection has to send
+                            // its first request.
+                            match tokio::time::timeout(limits.handshake, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => served.drive(&builder, TokioIo::new(stream)).await,
+                                Ok(Err(e)) => served.end_before_a_request(&format!("TLS handshake failed: {e}")),
+                                Err(_) => served.end_before_a_request("no TLS handshake within server.handshake_timeout"),
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -153,13 +149,77 @@ async fn drain(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
 }
 
+/// One accepted connection, registered with its listener's [`Connections`].
+struct Served {
+    app: Arc<App>,
+    conns: Arc<Connections>,
+    conn: Arc<Conn>,
+    limits: Limits,
+    admin_only: bool,
+}
+
+impl Served {
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the connection ends or is closed.
+    fn drive<I>(
+        self,
+        builder: &auto::Builder<TokioExecutor>,
+        io: I,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Served {
+            app,
+            conns,
+            conn,
+            limits,
+            admin_only,
+        } = self;
+        let service = {
+            let (app, conn) = (app.clone(), conn.clone());
+            service_fn(move |request| {
+                let busy = conn.begin();
+                let app = app.clone();
+                async move {
+                    let response = handle(&app, request, admin_only).await;
+                    Ok::<_, Infallible>(
+                        response.map(|body| BusyBody::new(body, busy).boxed_unsync()),
+                    )
+                }
+            })
+        };
+        let connection = builder.serve_connection(io, service).into_owned();
+        async move {
+            let (result, closed) = conn.drive(connection, limits).await;
+            if let Err(e) = result {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+            conns.release(&conn);
+            app.metrics.connection_closed(closed.map(|c| c.label()));
+        }
+    }
+
+    /// Ends a connection that never got to HTTP (its TLS handshake failed or took too long).
+    fn end_before_a_request(self, why: &str) {
+        tracing::debug!("connection closed: {why}");
+        self.conns.release(&self.conn);
+        self.app
+            .metrics
+            .connection_closed(Some(Closed::Handshake.label()));
+    }
+}
+
 /// Connections beyond `server.max_connections` that may be open while the evicted ones close.
 const CLOSING: usize = 32;
 
-/// Refuses a connection at `server.max_connections`: a 503 if the socket takes it at once,
-/// then closed.
-fn shed(app: &App, stream: TcpStream) {
+/// Refuses a connection at `server.max_connections`: a 503 if the socket takes it at once
+/// (plain HTTP only: a TLS client could not read it), then closed.
+fn shed(app: &App, stream: TcpStream, tls: bool) {
     app.metrics.connection_shed();
+    if tls {
+        tracing::debug!("connection refused: server.max_connections reached and none is idle");
+        return;
+    }
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{SHED_BODY}",
         SHED_BODY.len()

@@ -65,7 +65,7 @@ pub use secret::Secret;
 pub use select::{Expected, Selection, Strategy, Unavailable};
 pub use snapshot::{
     CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,
-    Snapshot,
+    Snapshot, TlsFiles,
 };
 pub use usage::{FailureCounts, PairState, PairStats, TokenUsage, UsageRecord};
-pub use watch::watch_config;
+pub use watch::{watch_config, watch_files};

@@ -1,5 +1,6 @@
 //! Reloading when the config file changes: a `notify` watcher on the file itself (through its
 //! symlinks, to the file they name), debounced, reloading only when the content really changed.
+//! [`watch_files`] is the same watch for other files (the listener's TLS certificate).
 //!
 //! Only the file is watched, not its folder, so nothing else written there (a log file next to
 //! the config, say) wakes the watcher. An editor that replaces the file, or a symlink swap (as
@@ -43,6 +44,18 @@ pub fn watch_config(
             "the router has no config file to watch",
         ));
     };
+    watch_files(vec![path], move || reload(&router), shutdown)
+}
+
+/// Watches `paths` (each through its symlinks, as described above) and calls `changed` once
+/// a change to any of them has settled, until `shutdown` completes. What changed, if anything
+/// did, is for `changed` to find out: it is called after every settled burst of events.
+/// Must be called inside a tokio runtime.
+pub fn watch_files(
+    paths: Vec<PathBuf>,
+    mut changed: impl FnMut() + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<JoinHandle<()>, notify::Error> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Opening or reading a file (our own reads included) is no change.
@@ -52,8 +65,8 @@ pub fn watch_config(
             }
         }
     })?;
-    let mut file = WatchedFile { watcher, path };
-    file.arm()?;
+    let mut files = WatchedFiles { watcher, paths };
+    files.arm()?;
     Ok(tokio::spawn(async move {
         tokio::pin!(shutdown);
         loop {
@@ -61,30 +74,33 @@ pub fn watch_config(
                 _ = &mut shutdown => return,
                 change = next_change(&mut rx, DEBOUNCE, MAX_DELAY) => if change.is_none() { return },
             }
-            // The path may name another file now (replaced, or a symlink swapped).
-            while file.arm().is_err() {
+            // A path may name another file now (replaced, or a symlink swapped).
+            while files.arm().is_err() {
                 tokio::select! {
                     _ = &mut shutdown => return,
                     _ = tokio::time::sleep(REARM_POLL) => {}
                 }
             }
-            reload(&router);
+            changed();
         }
     }))
 }
 
-/// The config file and the watch on it.
-struct WatchedFile {
+/// The watched files and the watch on them.
+struct WatchedFiles {
     watcher: RecommendedWatcher,
-    path: PathBuf,
+    paths: Vec<PathBuf>,
 }
 
-impl WatchedFile {
-    /// Watches the file the path names now (following its symlinks).
+impl WatchedFiles {
+    /// Watches the files the paths name now (following their symlinks).
     fn arm(&mut self) -> Result<(), notify::Error> {
-        // The old watch may be gone with its file; that is no error.
-        let _ = self.watcher.unwatch(&self.path);
-        self.watcher.watch(&self.path, RecursiveMode::NonRecursive)
+        for path in &self.paths {
+            // The old watch may be gone with its file; that is no error.
+            let _ = self.watcher.unwatch(path);
+            self.watcher.watch(path, RecursiveMode::NonRecursive)?;
+        }
+        Ok(())
     }
 }
 

@@ -317,10 +317,10 @@ impl Running {
             log: Vec::new(),
             addr: String::new(),
         };
-        let line = running.wait_for("listening on http://");
-        // The address ends where the log line's text does (plain or JSON).
+        let line = running.wait_for("listening on http");
+        // The address ends where the log line's text does (plain or JSON; http or https).
         running.addr = line
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .unwrap()
             .chars()

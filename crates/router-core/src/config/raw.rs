@@ -122,6 +122,20 @@ pub struct ServerConfig {
     pub admin_listen: Option<EnvString>,
     /// Log format when `--log-format` is not given: `text` (default) or `json` (read at start).
     pub log_format: LogFormat,
+    /// Serve HTTPS (HTTP/2 by ALPN, and HTTP/1.1) on every listener instead of plain HTTP
+    /// (read at start; the files themselves are read again whenever they change).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The certificate of the router's own listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, the server's certificate first; relative paths are from the
+    /// config file's folder.
+    pub cert_file: EnvString,
+    /// Its private key, PEM (PKCS #8, PKCS #1 or SEC1); relative as `cert_file`.
+    pub key_file: EnvString,
 }
 
 /// The persistent usage ledger: counters per (provider, key, model) saved to SQLite off the
@@ -177,6 +191,7 @@ impl Default for ServerConfig {
             body_idle_timeout: Duration::from_secs(15),
             admin_listen: None,
             log_format: LogFormat::Text,
+            tls: None,
         }
     }
 }

@@ -67,7 +67,7 @@ pub(crate) fn compile(
     }
     settings::check(config, &mut problems);
     let shared = super::shared::compile(&config.state, &mut problems);
-    let server = settings::server(&config.server, &mut warnings);
+    let server = settings::server(&config.server, source, &mut warnings);
     let providers = provider::compile_all(
         &config.providers,
         &config.server,

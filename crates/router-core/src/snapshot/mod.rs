@@ -4,11 +4,13 @@
 
 mod compile;
 mod direct;
+mod listener_tls;
 mod provider;
 mod settings;
 mod shared;
 
 pub(crate) use compile::compile;
+pub use listener_tls::TlsFiles;
 pub use provider::Provider;
 pub(crate) use provider::Transport;
 pub use settings::{CorsOrigins, LedgerSettings, LogFormat, ServerSettings};

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::compile::Problems;
+use super::listener_tls::{self, TlsFiles};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -58,6 +59,8 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     /// Log format when none is given on the command line (read at start).
     pub log_format: LogFormat,
+    /// The listeners' certificate files, when they serve HTTPS (read at start).
+    pub tls: Option<TlsFiles>,
 }
 
 /// Where and how the usage ledger is kept.
@@ -94,6 +97,13 @@ pub(super) fn check(config: &Config, problems: &mut Problems<'_>) {
                     a.as_str()
                 ),
             );
+        }
+    }
+    if let Some(tls) = &server.tls {
+        for (path, file) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+            if file.as_str().trim().is_empty() {
+                problems.push(format!("server.tls.{path}"), "must name a PEM file");
+            }
         }
     }
     if server.max_body_bytes == 0 {
@@ -167,7 +177,12 @@ fn check_resilience(server: &ServerConfig, r: &ResilienceConfig, problems: &mut 
 
 /// The server settings of a checked config. An origin that cannot be a header value matches
 /// no request: it is left out with a warning.
-pub(super) fn server(server: &ServerConfig, warnings: &mut Vec<String>) -> ServerSettings {
+pub(super) fn server(
+    server: &ServerConfig,
+    source: Option<&Source>,
+    warnings: &mut Vec<String>,
+) -> ServerSettings {
+    let config_file = source.and_then(|s| s.file.as_deref());
     let origins = &server.cors_origins;
     let cors_origins = if origins.iter().any(|o| o.as_str() == "*") {
         CorsOrigins::Any
@@ -200,6 +215,10 @@ pub(super) fn server(server: &ServerConfig, warnings: &mut Vec<String>) -> Serve
             .as_ref()
             .and_then(|a| a.as_str().parse().ok()),
         log_format: server.log_format,
+        tls: server.tls.as_ref().map(|tls| TlsFiles {
+            cert_file: listener_tls::resolve(tls.cert_file.as_str(), config_file),
+            key_file: listener_tls::resolve(tls.key_file.as_str(), config_file),
+        }),
     }
 }
 
