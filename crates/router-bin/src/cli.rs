@@ -50,7 +50,10 @@ pub fn check(router: &Router) -> ExitCode {
             unpriced.join(", ")
         );
     }
-    println!("config OK");
+    match router.config_path() {
+        Some(path) => println!("config OK: {}", path.display()),
+        None => println!("config OK: the built-in example config (no file)"),
+    }
     ExitCode::SUCCESS
 }
 

@@ -27,8 +27,9 @@ struct Cli {
     /// present, else the built-in example config (a `demo` group on the in-process mock provider).
     #[arg(long, short, global = true, env = "LLM_ROUTER_CONFIG")]
     config: Option<PathBuf>,
-    /// Listen on this address instead of the config's `listen`/`port` (e.g. 127.0.0.1:0).
-    #[arg(long, global = true, env = "LLM_ROUTER_LISTEN")]
+    /// Listen on this address instead of the config's `listen`/`port`: an IP address or a host
+    /// name, and a port (e.g. 127.0.0.1:0, localhost:8080, [::1]:8080).
+    #[arg(long, global = true, env = "LLM_ROUTER_LISTEN", value_parser = listen_address)]
     listen: Option<std::net::SocketAddr>,
     /// Log format [default: the config's server.log_format, else text]. Filter with RUST_LOG
     /// (e.g. `info`, `access=off`, `router_core=debug`).
@@ -168,6 +169,21 @@ fn return_large_blocks() {
     not(any(feature = "mimalloc", feature = "jemalloc"))
 )))]
 fn return_large_blocks() {}
+
+/// The address `--listen` names: an IP address and port, else a host name and port resolved
+/// (the first address it has).
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut found = text.to_socket_addrs().map_err(|e| {
+        format!("'{text}' is not an address such as 127.0.0.1:8080 or localhost:8080: {e}")
+    })?;
+    found
+        .next()
+        .ok_or_else(|| format!("'{text}' names no address"))
+}
 
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {

@@ -447,7 +447,7 @@ fn list_providers(path: &Path, only: Option<&str>) -> ExitCode {
         println!(
             "{}  {}  {state}  {base}  keys: {}{}",
             p.name.as_str(),
-            p.kind,
+            p.kind(),
             keys.len(),
             limits(p.limits.rpm, p.limits.tpm, "limits per key"),
         );

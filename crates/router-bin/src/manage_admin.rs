@@ -302,7 +302,7 @@ pub(crate) fn providers(app: &crate::App) -> Result<Value, RouterError> {
                 })
                 .collect();
             json!({
-                "name": p.name.as_str(), "type": p.kind.to_string(),
+                "name": p.name.as_str(), "type": p.kind().to_string(),
                 "base_url": p.base_url.as_ref().map(|u| u.as_str()),
                 "disabled": p.disabled, "keys": keys,
                 "limits": {"rpm": p.limits.rpm, "tpm": p.limits.tpm},

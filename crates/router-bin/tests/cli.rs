@@ -43,7 +43,8 @@ fn check_prints_routing_table_and_fails_on_bad_config() {
     assert!(
         stdout.contains("group demo")
             && stdout.contains("mock-echo")
-            && stdout.contains("config OK"),
+            && stdout.contains("config OK: ")
+            && stdout.contains("config.example.yaml"),
         "{stdout}"
     );
     // The example's models have no price: said once, each named once.
@@ -302,4 +303,28 @@ async fn anthropic_python_sdk() {
     );
     router.stop();
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = temp_dir("cli-listen-host");
+    let router = Running::start(&dir, &["--listen", "localhost:0"]);
+    assert!(
+        router.addr.starts_with("127.0.0.1:") || router.addr.starts_with("[::1]:"),
+        "{}",
+        router.addr
+    );
+    let live = router.curl(&[&format!("http://{}/health/live", router.addr)]);
+    assert!(live.contains("live"), "{live}");
+    router.stop();
+    let out = Command::new(BIN)
+        .args(["check", "--listen", "localhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("'localhost' is not an address such as 127.0.0.1:8080 or localhost:8080"),
+        "{said}"
+    );
 }

@@ -204,10 +204,15 @@ providers:
     let pairs = snap.group("both").unwrap().pairs();
     assert_eq!(pairs.len(), 1);
     assert_eq!(pairs[0].model(), "b");
-    assert!(snap
-        .warnings()
-        .iter()
-        .any(|w| w.contains("groups[0].models[0]")));
+    // The warning names the variable that was empty.
+    assert!(
+        snap.warnings()
+            .iter()
+            .any(|w| w.contains("groups[0].models[0]")
+                && w.contains("has no usable key (${CFG_TEST_NOT_SET} empty)")),
+        "{:?}",
+        snap.warnings()
+    );
 }
 
 #[test]

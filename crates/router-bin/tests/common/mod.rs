@@ -294,9 +294,12 @@ impl Running {
     }
 
     fn spawn(mut command: Command, dir: &Path, args: &[&str], filter: &str) -> Self {
+        command.args(args);
+        // Any free port on loopback, unless the test names its own address.
+        if !args.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
             .current_dir(dir)
             .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")

@@ -102,7 +102,25 @@ impl<'de> Deserialize<'de> for Weight {
 }
 
 pub(super) fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
-    let v = i64::deserialize(d)?;
+    /// A number, or a string such as `"${PORT:-8080}"` that expands to one.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(i64),
+        Text(EnvString),
+    }
+    let v = match Written::deserialize(d)? {
+        Written::Number(n) => n,
+        Written::Text(t) => t.as_str().trim().parse::<i64>().map_err(|_| {
+            de::Error::custom(format!(
+                "port must be a number between 1 and 65535, got '{}'{}",
+                t.as_str(),
+                t.template()
+                    .map(|t| format!(" (from {t})"))
+                    .unwrap_or_default()
+            ))
+        })?,
+    };
     if (1..=65535).contains(&v) {
         Ok(Some(v as u16))
     } else {

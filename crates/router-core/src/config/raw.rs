@@ -127,6 +127,13 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
 }
 
+impl ProviderConfig {
+    /// Its API kind: the `type` written, else `openai`.
+    pub fn kind(&self) -> ProviderKind {
+        self.kind.unwrap_or_default()
+    }
+}
+
 /// The certificate of the router's own listeners.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -332,9 +339,13 @@ pub struct ProviderConfig {
     pub disabled: bool,
     /// API kind (default `openai`): `openai` (any OpenAI-compatible API), `azure` (a model
     /// entry's `name` is the deployment), `anthropic`, `gemini`, or `mock` (in process, no key).
+    /// See [`ProviderConfig::kind`].
     #[serde(default, rename = "type")]
-    pub kind: ProviderKind,
-    /// Base URL, such as `https://api.openai.com/v1` (required except for `mock`).
+    pub kind: Option<ProviderKind>,
+    /// Base URL, such as `https://api.openai.com/v1`: where the API's paths start. Without one,
+    /// a provider whose `type` is written `openai`, `anthropic` or `gemini` calls the official
+    /// API; `azure` needs its resource's, and a provider without a `type` needs one too (it may
+    /// be any OpenAI-compatible server). `mock` takes none.
     #[serde(default)]
     pub base_url: Option<EnvString>,
     /// One API key: a string, or `{key, rpm, tpm, disabled}` as in `api_keys`.

@@ -71,6 +71,11 @@ pub(crate) trait Kind: Sync {
             .and_then(|u| u.host().map(str::to_ascii_lowercase));
         Some(host.as_deref() == Some("api.openai.com"))
     }
+    /// The base URL of the kind's official API, used when a provider whose `type` names this
+    /// kind has no `base_url`; `None` when there is no single one.
+    fn official_base_url(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether it answers in process: no base URL, no keys, no network.
     fn is_local(&self) -> bool {
         false

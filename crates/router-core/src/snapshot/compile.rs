@@ -320,10 +320,10 @@ pub(super) fn group(
             continue;
         };
         if provider.keys.is_empty() {
-            let why = if provider.disabled {
-                "is disabled"
-            } else {
-                "has no usable key"
+            let why = match (provider.disabled, &provider.empty_variables[..]) {
+                (true, _) => "is disabled".to_string(),
+                (false, []) => "has no usable key".to_string(),
+                (false, empty) => format!("has no usable key ({} empty)", empty.join(", ")),
             };
             warnings.push(format!(
                 "{path}: provider '{}' {why}; model '{}' skipped",

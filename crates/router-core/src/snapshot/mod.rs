@@ -2,6 +2,7 @@
 //! and loaded once per request. [`compile`] builds it; [`provider`] and [`settings`] hold the
 //! compiled providers and server settings, [`shared`] where the replicas share state.
 
+mod base_url;
 mod compile;
 mod direct;
 mod listener_tls;

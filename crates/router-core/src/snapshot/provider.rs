@@ -41,6 +41,9 @@ pub struct Provider {
     proxy_password: Option<Secret>,
     /// Written `disabled: true`: it has no keys.
     pub(crate) disabled: bool,
+    /// The variables of its keys that expanded to nothing (`${OPENAI_API_KEY}`), for the
+    /// warning of a provider left without a usable key.
+    pub(crate) empty_variables: Vec<String>,
     /// Each key's upstream limits, in the order of `keys`.
     pub(crate) limits: Vec<Option<KeyLimit>>,
     first_byte_timeout: Duration,
@@ -154,21 +157,6 @@ impl Provider {
     }
 }
 
-fn check_url(url: &str) -> Result<String, String> {
-    let trimmed = url.trim_end_matches('/');
-    let uri: http::Uri = trimmed
-        .parse()
-        .map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        _ => return Err(format!("'{url}' must start with http:// or https://")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(format!("'{url}' has no host"));
-    }
-    Ok(trimmed.to_string())
-}
-
 /// The providers of a config by name; one with a problem is reported and left out.
 pub(super) fn compile_all(
     providers: &[ProviderConfig],
@@ -209,23 +197,12 @@ fn compile(
     warnings: &mut Vec<String>,
 ) -> Option<Provider> {
     let name = p.name.as_str().to_string();
-    let local = p.kind.room().is_local();
-    let base_url = match (local, &p.base_url) {
-        (true, _) => String::new(),
-        (false, None) => {
-            problems.push(
-                format!("providers[{pi}]"),
-                format!("provider '{name}' needs a base_url"),
-            );
-            return None;
-        }
-        (false, Some(url)) => match check_url(url.as_str()) {
-            Ok(u) => u,
-            Err(e) => {
-                problems.push(format!("providers[{pi}].base_url"), e);
-                return None;
-            }
-        },
+    let kind = p.kind();
+    let local = kind.room().is_local();
+    let base_url = if local {
+        String::new()
+    } else {
+        super::base_url::compile(pi, p, problems)?
     };
     let t = &p.timeouts;
     for (what, d) in [
@@ -242,14 +219,13 @@ fn compile(
         }
     }
     let headers = headers(pi, p, problems, warnings);
-    let responses_native = match (p.kind.room().speaks_responses(&base_url), p.responses) {
+    let responses_native = match (kind.room().speaks_responses(&base_url), p.responses) {
         (None, None) => false,
         (None, Some(_)) => {
             problems.push(
                 format!("providers[{pi}].responses"),
                 format!(
-                    "a '{}' provider does not speak the Responses API; only 'openai' and 'azure' providers take this option",
-                    p.kind
+                    "a '{kind}' provider does not speak the Responses API; only 'openai' and 'azure' providers take this option"
                 ),
             );
             false
@@ -272,7 +248,7 @@ fn compile(
     let (transport, proxy_password) = transport(pi, p, local, server, state, problems)?;
     Some(Provider {
         name,
-        kind: p.kind,
+        kind,
         base_url,
         headers,
         api_version: p
@@ -292,6 +268,7 @@ fn compile(
         keys,
         proxy_password,
         disabled: p.disabled,
+        empty_variables: empty_variables(p),
         limits,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
@@ -427,6 +404,15 @@ fn keys(
         }
     }
     keys
+}
+
+/// The variables of `p`'s keys that expanded to nothing, as written.
+fn empty_variables(p: &ProviderConfig) -> Vec<String> {
+    let written = p.api_key.iter().chain(&p.api_keys);
+    written
+        .filter(|k| k.key.as_str().is_empty())
+        .filter_map(|k| k.key.template().map(str::to_string))
+        .collect()
 }
 
 /// Whether `limits` (at `path`) are usable: a limit of 0 would never let a request through.

@@ -38,6 +38,9 @@ impl Kind for Anthropic {
     fn name(&self) -> &'static str {
         "anthropic"
     }
+    fn official_base_url(&self) -> Option<&'static str> {
+        Some("https://api.anthropic.com/v1")
+    }
     fn wire(&self, _op: Endpoint) -> &'static dyn WireFormat {
         &WIRE
     }

@@ -38,6 +38,9 @@ impl Kind for Gemini {
     fn name(&self) -> &'static str {
         "gemini"
     }
+    fn official_base_url(&self) -> Option<&'static str> {
+        Some("https://generativelanguage.googleapis.com/v1beta")
+    }
     fn wire(&self, _op: Endpoint) -> &'static dyn WireFormat {
         &WIRE
     }

@@ -28,6 +28,9 @@ impl Kind for OpenAi {
     fn name(&self) -> &'static str {
         "openai"
     }
+    fn official_base_url(&self) -> Option<&'static str> {
+        Some("https://api.openai.com/v1")
+    }
     /// Responses at `{base_url}/responses`, as the other operations.
     fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
         format!("{}/{}", provider.base_url(), op.path())
