@@ -112,3 +112,29 @@ fn the_port_may_come_from_the_environment() {
         "{said}"
     );
 }
+
+#[test]
+fn the_readmes_ten_line_config_loads_and_calls_openai() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("### A real provider in ten lines")
+        .nth(1)
+        .unwrap();
+    let yaml = section.split("```yaml\n").nth(1).unwrap();
+    let yaml = yaml.split("```").next().unwrap();
+    assert!(yaml.lines().count() <= 10, "{yaml}");
+    for (name, value) in [
+        ("ROUTER_CLIENT_KEY", "sk-readme-client-key-1"),
+        ("ROUTER_ADMIN_KEY", "sk-readme-admin-key-1"),
+        ("OPENAI_API_KEY", "sk-readme-openai-key-1"),
+    ] {
+        // Variables only this test reads.
+        std::env::set_var(name, value);
+    }
+    let snap = load(yaml).unwrap().snapshot();
+    assert!(snap.warnings().is_empty(), "{:?}", snap.warnings());
+    assert!(snap.unpriced().is_empty(), "{:?}", snap.unpriced());
+    let pair = &snap.group("fast").unwrap().pairs()[0];
+    assert_eq!(pair.provider().base_url(), "https://api.openai.com/v1");
+}
