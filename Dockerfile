@@ -17,6 +17,9 @@ COPY config.example.yaml /etc/llm-router/config.yaml
 # The config folder is root's (and often a read-only mount); what the router writes (the
 # usage ledger) goes to its data folder, a volume of its own user.
 ENV LLM_ROUTER_DATA_DIR=/var/lib/llm-router
+# Every interface of the container (the example config alone listens on 127.0.0.1): this wins
+# over a config's listen/port, like --listen.
+ENV LLM_ROUTER_LISTEN=0.0.0.0:8080
 VOLUME /var/lib/llm-router
 USER 10001
 EXPOSE 8080

@@ -159,6 +159,10 @@ async fn serve_route(
         }
         Access::Admin => {
             if !auth::authorized(request.headers(), snapshot.admin_keys()) {
+                // A client's key here is a wrong door, not a wrong key: said so.
+                if auth::identify(request.headers(), snapshot.client_keys()).is_some() {
+                    return Err(RouterError::AdminKeyRequired);
+                }
                 return Err(RouterError::Unauthorized);
             }
             None

@@ -123,6 +123,11 @@ impl Server {
             "llm-router {} listening on {scheme}://{local}",
             env!("CARGO_PKG_VERSION")
         );
+        if router.snapshot().client_keys().is_empty() && !local.ip().is_loopback() {
+            tracing::warn!(
+                "listening on {local}, beyond this machine, with no client key: anyone who can reach it may call the providers on their keys; set api_key, or listen on 127.0.0.1"
+            );
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = reloaders(&router, tls.clone(), hangup, &stop_rx);
         if let Some(tls) = &tls {

@@ -49,6 +49,9 @@ pub enum RouterError {
     /// the key.
     #[error("{0}")]
     KeyRefused(String),
+    /// A client key was presented to an admin endpoint, which takes the admin key (403).
+    #[error("admin key required: this endpoint takes the config's admin_key, and the key sent is a client key")]
+    AdminKeyRequired,
     /// A named client asked for a group it may not use (403).
     #[error("client '{client}' may not use the model '{group}' (see its groups in the config)")]
     Forbidden {
@@ -177,7 +180,7 @@ impl RouterError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::KeyRefused(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::Forbidden { .. } | Self::AdminKeyRequired => StatusCode::FORBIDDEN,
             Self::QuotaExceeded(_) | Self::ClientRateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }

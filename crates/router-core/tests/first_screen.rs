@@ -1,5 +1,6 @@
 //! What a first config gets right or is told plainly: official providers without a base_url,
-//! a base_url copied with an endpoint's path, a port from the environment.
+//! a base_url copied with an endpoint's path, a port from the environment, the README's
+//! ten-line config, and admin endpoints left open.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -137,4 +138,31 @@ fn the_readmes_ten_line_config_loads_and_calls_openai() {
     assert!(snap.unpriced().is_empty(), "{:?}", snap.unpriced());
     let pair = &snap.group("fast").unwrap().pairs()[0];
     assert_eq!(pair.provider().base_url(), "https://api.openai.com/v1");
+}
+
+#[test]
+fn open_admin_doors_are_warned_about() {
+    let groups = one_provider("type: mock");
+    let warned = |yaml: &str, needle: &str| {
+        let snap = load(yaml).unwrap().snapshot();
+        snap.warnings().iter().any(|w| w.contains(needle))
+    };
+    // No key at all: everything is open.
+    assert!(warned(
+        &groups,
+        "no api_key and no admin_key: anyone who can reach the router"
+    ));
+    // Client keys without an admin key: they open the admin endpoints.
+    let clients = format!("api_key: sk-client-key-0001\n{groups}");
+    assert!(warned(
+        &clients,
+        "admin_key is not set, so every client key also opens"
+    ));
+    // An admin key that is a client key.
+    let same = format!("admin_key: sk-client-key-0001\n{clients}");
+    assert!(warned(&same, "admin_key is also a client key"));
+    // Apart: nothing to say.
+    let apart = format!("admin_key: sk-admin-key-0001\n{clients}");
+    let snap = load(&apart).unwrap().snapshot();
+    assert!(snap.warnings().is_empty(), "{:?}", snap.warnings());
 }

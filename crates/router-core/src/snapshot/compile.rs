@@ -65,6 +65,7 @@ pub(crate) fn compile(
         warnings.push("clients are named but there is no admin_key (nor api_key): the admin endpoints, /metrics and the dashboard's data are closed until admin_key is set".into());
         admin_keys.clear();
     }
+    super::exposure::warn(config, &client_keys, admin_closed, &mut warnings);
     settings::check(config, &mut problems);
     let shared = super::shared::compile(&config.state, &mut problems);
     let server = settings::server(&config.server, source, &mut warnings);

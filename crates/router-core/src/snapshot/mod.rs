@@ -5,6 +5,7 @@
 mod base_url;
 mod compile;
 mod direct;
+mod exposure;
 mod listener_tls;
 mod provider;
 mod settings;

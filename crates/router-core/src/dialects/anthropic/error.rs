@@ -60,7 +60,7 @@ pub(super) fn body(e: &RouterError) -> Value {
         | RouterError::RequestTimeout(_)
         | RouterError::ConfigInvalid { .. } => "invalid_request_error",
         RouterError::Unauthorized | RouterError::KeyRefused(_) => "authentication_error",
-        RouterError::Forbidden { .. } => "permission_error",
+        RouterError::Forbidden { .. } | RouterError::AdminKeyRequired => "permission_error",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",
         RouterError::PayloadTooLarge { .. } => "request_too_large",
         RouterError::RateLimited { .. }

@@ -10,7 +10,7 @@ fn error_type(error: &RouterError) -> &'static str {
         | RouterError::PayloadTooLarge { .. }
         | RouterError::RequestTimeout(_) => "invalid_request_error",
         RouterError::Unauthorized | RouterError::KeyRefused(_) => "authentication_error",
-        RouterError::Forbidden { .. } => "permission_denied",
+        RouterError::Forbidden { .. } | RouterError::AdminKeyRequired => "permission_denied",
         RouterError::QuotaExceeded(_) => "insufficient_quota",
         RouterError::ClientRateLimited { .. } => "rate_limit_exceeded",
         RouterError::UnknownGroup(_) | RouterError::NotFound(_) => "not_found_error",
@@ -26,6 +26,7 @@ fn code(error: &RouterError) -> Option<&'static str> {
         RouterError::BadRequest { .. } => None,
         RouterError::Unauthorized | RouterError::KeyRefused(_) => Some("invalid_api_key"),
         RouterError::Forbidden { .. } => Some("permission_denied"),
+        RouterError::AdminKeyRequired => Some("admin_key_required"),
         RouterError::QuotaExceeded(_) => Some("insufficient_quota"),
         RouterError::ClientRateLimited { .. } => Some("rate_limit_exceeded"),
         RouterError::UnknownGroup(_) => Some("model_not_found"),

@@ -1,0 +1,37 @@
+//! Who can reach what, said plainly when a config leaves a door open: the admin endpoints
+//! opened by the client keys or by nobody's key, and an admin key that is also a client key.
+//! These are warnings (at start, on reload and in `check`), not errors: a router on a laptop
+//! may mean it.
+
+use crate::config::Config;
+use crate::Secret;
+
+/// Adds the warnings of `config`, whose client keys (unnamed and named) are `client_keys`;
+/// `admin_closed` when clients are named and nothing opens the admin endpoints.
+pub(super) fn warn(
+    config: &Config,
+    client_keys: &[Secret],
+    admin_closed: bool,
+    warnings: &mut Vec<String>,
+) {
+    match &config.admin_key {
+        None if client_keys.is_empty() => warnings.push(
+            "no api_key and no admin_key: anyone who can reach the router may call its groups \
+             and its admin endpoints (/admin/*: reload, config edits, usage; /metrics; the \
+             dashboard's data); set api_key and admin_key (llm-router key generate makes keys)"
+                .into(),
+        ),
+        None if !admin_closed => warnings.push(
+            "admin_key is not set, so every client key also opens the admin endpoints \
+             (/admin/*: reload, config edits, usage; /metrics; the dashboard's data); set \
+             admin_key to keep them apart"
+                .into(),
+        ),
+        Some(admin) if client_keys.iter().any(|k| k.expose() == admin.as_str()) => warnings.push(
+            "admin_key is also a client key: whoever holds that client key is an admin; \
+                 give admin_key a key of its own"
+                .into(),
+        ),
+        _ => {}
+    }
+}
