@@ -235,7 +235,8 @@ async fn forward(
     let body = body::read_limited(incoming, declared, limits).await?;
     let client = ClientRequest::new(dialect, endpoint, &body)
         .with_headers(&parts.headers)
-        .with_client(named);
+        .with_client(named)
+        .with_request_id(&log.request_id);
     let answer = app.router.forward(snapshot, client).await?;
     log.served = Some(answer.served);
     let known_len = answer.body.len();

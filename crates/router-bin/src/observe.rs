@@ -68,7 +68,6 @@ impl RequestLog {
         usage: Option<TokenUsage>,
     ) {
         use std::io::Write as _;
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         let mut line = String::with_capacity(320);
         let _ = write!(
@@ -191,7 +190,6 @@ impl RequestLog {
             overhead: overhead.map(|o| o.as_secs_f64()),
             cache: self.cache(),
         });
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         // Never content, never a key: key ids (`provider#index`) only.
         if ACCESS_AS_TEXT.load(Relaxed) {
@@ -306,4 +304,10 @@ pub(crate) fn observed(inner: ResBody, log: RequestLog) -> Hooked<ResBody, Obser
             first_byte: None,
         },
     )
+}
+
+/// A duration in milliseconds to the microsecond, so a log shows `0.047`, not the float noise
+/// of `0.046962000000000004`.
+fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }

@@ -149,8 +149,12 @@ async fn access_lines_have_every_field_and_no_log_line_holds_a_key() {
         f["completion_tokens"], 6,
         "mock says: four words right here"
     );
-    assert!(f["latency_ms"].as_f64().unwrap() > 0.0);
-    assert!(f["ttft_ms"].as_f64().unwrap() > 0.0);
+    for field in ["latency_ms", "ttft_ms"] {
+        let ms = f[field].as_f64().unwrap();
+        assert!(ms > 0.0);
+        let decimals = f[field].to_string().split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{field}: {f}");
+    }
     assert!(f.get("overhead_us").is_some());
     // One line per request, the refused one included: two chats, a stream, the wrong key,
     // the reload, the usage, the dashboard's data and the metrics.
@@ -416,6 +420,9 @@ async fn text_access_lines_look_like_every_other_text_line_and_follow_the_filter
             served[field].parse::<f64>().unwrap() > 0.0,
             "{field}: {rest}"
         );
+        // To the microsecond, without float noise.
+        let decimals = served[field].split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{field}: {rest}");
     }
     assert!(served["overhead_us"].parse::<u64>().is_ok(), "{rest}");
     let failed = text_fields(access[1]);

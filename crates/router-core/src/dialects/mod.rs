@@ -101,6 +101,9 @@ pub struct ClientRequest<'a> {
     /// The named client whose key it came with, if any: it is admitted against the client's
     /// groups, limits and budget, and charged to it.
     pub client: Option<&'a Arc<Client>>,
+    /// The caller's id of the request (a server's `x-request-id`), named in the router's log
+    /// lines about it: a failed upstream attempt, a stream broken mid-way.
+    pub request_id: Option<&'a str>,
 }
 
 impl<'a> ClientRequest<'a> {
@@ -112,6 +115,7 @@ impl<'a> ClientRequest<'a> {
             body,
             headers: None,
             client: None,
+            request_id: None,
         }
     }
 
@@ -141,6 +145,14 @@ impl<'a> ClientRequest<'a> {
     /// The same request from a named client (`None`: an unnamed key, or no authentication).
     pub fn with_client(self, client: Option<&'a Arc<Client>>) -> Self {
         Self { client, ..self }
+    }
+
+    /// The same request, known to the caller as `id` (its log lines name it).
+    pub fn with_request_id(self, id: &'a str) -> Self {
+        Self {
+            request_id: Some(id),
+            ..self
+        }
     }
 }
 

@@ -28,6 +28,8 @@ struct Attempt<'a> {
     started: Instant,
     deadline: Instant,
     first_byte: Duration,
+    /// The caller's id of the request, for a broken stream's log line.
+    label: Option<Arc<str>>,
 }
 
 /// Sends `body` to the pair `selection` holds and relays the answer, settling the selection
@@ -37,7 +39,7 @@ pub(super) async fn attempt(
     selection: Selection,
     body: Vec<u8>,
     deadline: Instant,
-    request_id: u64,
+    ids: &super::RequestIds,
     served: Served,
 ) -> Result<ChatResponse, Failed> {
     let provider = selection.provider().clone();
@@ -55,8 +57,9 @@ pub(super) async fn attempt(
         started,
         deadline,
         first_byte,
+        label: ids.label.clone(),
     };
-    let response = match send(&attempt, body, request_id).await {
+    let response = match send(&attempt, body, ids.number).await {
         Ok(r) => r,
         Err(e) => return Err(attempt.fail(e)),
     };
@@ -217,7 +220,8 @@ impl Attempt<'_> {
             self.exchange.request().prompt_estimate(),
         )
         .redacting(self.exchange.redactor().clone())
-        .limited(self.provider.max_event_bytes());
+        .limited(self.provider.max_event_bytes())
+        .labelled(self.label);
         Ok(ChatResponse {
             status,
             headers: client_headers(headers, true),

@@ -69,6 +69,10 @@ pub(crate) async fn forward(
             completion: estimate,
         }
     };
+    let ids = RequestIds {
+        number: request_id,
+        label: client.request_id.map(Arc::from),
+    };
     let mut tries = Tries::new(group, &request, resilience.request_timeout, estimate);
     tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
@@ -116,16 +120,7 @@ pub(crate) async fn forward(
         let provider = selection.provider().clone();
         let served = tries.served(group, &selection);
         let started = Instant::now();
-        match attempt::attempt(
-            &exchange,
-            selection,
-            body,
-            tries.deadline,
-            request_id,
-            served,
-        )
-        .await
-        {
+        match attempt::attempt(&exchange, selection, body, tries.deadline, &ids, served).await {
             Ok(response) => {
                 let response = response.with_dropped(&dropped).with_headers(rate_headers);
                 return Ok(match cache {
@@ -136,7 +131,7 @@ pub(crate) async fn forward(
             Err((served, e)) => {
                 // A failed attempt is time spent on the upstream.
                 tries.waited += started.elapsed();
-                tries.failed(group, index, &provider, served, e);
+                tries.failed(group, index, &provider, served, e, &ids);
             }
         }
     }
@@ -182,6 +177,20 @@ async fn admit(
 }
 
 /// What one request has tried so far.
+/// How a request is known: the router's number (a local kind's answer ids), and the caller's
+/// id for log lines.
+pub(super) struct RequestIds {
+    pub(super) number: u64,
+    pub(super) label: Option<Arc<str>>,
+}
+
+impl RequestIds {
+    /// The caller's id, or `-` when it gave none.
+    pub(super) fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or("-")
+    }
+}
+
 struct Tries {
     deadline: Instant,
     /// How long it may wait for a pair at its limit or cooling down (`queue_timeout`).
@@ -342,10 +351,11 @@ impl Tries {
         provider: &Arc<Provider>,
         served: Served,
         e: AttemptError,
+        ids: &RequestIds,
     ) {
         tracing::warn!(
-            provider = %served.provider, model = %served.model, key = %served.key_id,
-            outcome = %e.outcome, "upstream attempt failed"
+            request_id = %ids.label(), provider = %served.provider, model = %served.model,
+            key = %served.key_id, outcome = %e.outcome, "upstream attempt failed"
         );
         self.excluded.push(index);
         if e.failure == Failure::ModelUnavailable {

@@ -54,6 +54,8 @@ pub(crate) struct ChatStream {
     cut: Option<Cut>,
     /// What was sent, for the response cache, if it keeps this answer.
     recording: Option<Recording>,
+    /// The caller's id of the request, named when the stream breaks.
+    label: Option<Arc<str>>,
 }
 
 /// A stream's bytes as sent, kept once it has ended well.
@@ -105,6 +107,7 @@ impl ChatStream {
             redactor: Arc::default(),
             cut: None,
             recording: None,
+            label: None,
         }
     }
 
@@ -141,6 +144,12 @@ impl ChatStream {
     /// The stream with no upstream event over `limit` bytes: a longer one breaks it.
     pub(crate) fn limited(mut self, limit: usize) -> Self {
         self.scanner = SseScanner::with_limit(limit);
+        self
+    }
+
+    /// The stream of the request the caller knows as `label`, named in its log lines.
+    pub(crate) fn labelled(mut self, label: Option<Arc<str>>) -> Self {
+        self.label = label;
         self
     }
 
@@ -264,7 +273,11 @@ impl ChatStream {
             self.end();
             return;
         }
-        tracing::warn!(error = %message, "upstream stream failed mid-way");
+        tracing::warn!(
+            request_id = %self.label.as_deref().unwrap_or("-"),
+            error = %message,
+            "upstream stream failed mid-way"
+        );
         if let Some(selection) = &self.selection {
             selection.note_error(&message);
         }
