@@ -45,3 +45,69 @@ async fn upstream_failures_carry_the_request_id() {
     assert!(broken.contains("request_id=join-me-2"), "{broken}");
     router.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_and_key_state_changes_are_logged_once_each() {
+    let upstream = MockUpstream::start().await.unwrap();
+    let dir = temp_dir("logs-state-changes");
+    let yaml = format!(
+        "api_key: \"{KEY}\"\nresilience: {{max_attempts: 1, retry_backoff: 1ms, breaker: {{consecutive_failures: 2, open_for: 300ms}}}}\ngroups:\n  - {{name: one, models: [{{provider: solo, name: m}}]}}\n  - {{name: two, strategy: fallback, models: [{{provider: pair, name: m}}]}}\nproviders:\n  - {{name: solo, base_url: \"{url}\", api_key: sk-logs-solo-0001}}\n  - {{name: pair, base_url: \"{url}\", api_keys: [sk-logs-pair-0001, sk-logs-pair-0002]}}\n",
+        url = upstream.base_url()
+    );
+    std::fs::write(dir.join("config.yaml"), yaml).unwrap();
+    let mut router = Running::start(&dir, &["--config", "config.yaml"]);
+    let url = format!("http://{}/v1/chat/completions", router.addr);
+    let auth = format!("Bearer {KEY}");
+    let chat = |group: &'static str| {
+        let (url, auth) = (url.clone(), auth.clone());
+        async move {
+            let body =
+                format!(r#"{{"model":"{group}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+            let headers = [("authorization", auth.as_str())];
+            call(Method::POST, &url, &headers, body)
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    // Two failures in a row open the breaker (and a third does not open it again).
+    upstream.fail_next(&[500, 500, 500]);
+    for _ in 0..3 {
+        assert_eq!(chat("one").await, 502);
+    }
+    router.wait_for("circuit breaker opened");
+    // A call that succeeds through it (a probe, or the last resort of a group with no other
+    // pair) closes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while chat("one").await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never let a probe through"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    router.wait_for("circuit breaker closed");
+    // A 401 disables the first key of `two` (one attempt a request here: that request fails);
+    // the second key serves the next ones.
+    upstream.fail_next(&[401]);
+    assert_ne!(chat("two").await, 200);
+    assert_eq!(chat("two").await, 200);
+    assert_eq!(chat("two").await, 200);
+    router.wait_for("upstream key disabled until the config is reloaded");
+    // A 429 rests the key that answered it.
+    upstream.fail_next(&[429]);
+    assert_eq!(chat("two").await, 429);
+    router.wait_for("rate limited by the upstream (429)");
+    let log = router.stop_with_log();
+    let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
+    for (needle, key) in [
+        ("circuit breaker opened", "key=solo#0"),
+        ("circuit breaker closed", "key=solo#0"),
+        ("upstream key disabled", "key=pair#0"),
+        ("rate limited by the upstream", "key=pair#1"),
+    ] {
+        assert_eq!(count(needle), 1, "{needle}: {log:#?}");
+        let line = log.iter().find(|l| l.contains(needle)).unwrap();
+        assert!(line.contains(key), "{line}");
+    }
+}

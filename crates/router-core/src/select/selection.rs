@@ -2,7 +2,7 @@
 //! pair's health told how the call went.
 
 use crate::config::ResilienceConfig;
-use crate::health::Failure;
+use crate::health::{Change, Failure};
 use crate::snapshot::Provider;
 use crate::state::limits::Sent;
 use crate::tenants::Tab;
@@ -99,9 +99,10 @@ impl Selection {
         self.stats.record_tokens(usage);
         self.stats.release(self.reservation);
         let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
-        self.stats.with_health(self.generation, |h| {
+        let change = self.stats.with_health(self.generation, |h| {
             h.on_success(Instant::now(), breaker, epoch)
         });
+        self.said(change);
         self.settled = true;
     }
 
@@ -109,9 +110,35 @@ impl Selection {
     /// breaker closes now rather than when a long stream ends. Usage is still settled later.
     pub fn confirm_healthy(&self) {
         let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
-        self.stats.with_health(self.generation, |h| {
+        let change = self.stats.with_health(self.generation, |h| {
             h.on_success(Instant::now(), breaker, epoch)
         });
+        self.said(change);
+    }
+
+    /// Logs a change of the pair's state, once, as it happens.
+    fn said(&self, change: Option<Change>) {
+        let (provider, model, key) = (self.provider.name(), &*self.model, &self.key_id);
+        match change {
+            None => {}
+            Some(Change::BreakerOpened { failures, open_for }) => tracing::warn!(
+                provider = %provider, model = %model, key = %key, consecutive_failures = failures,
+                "circuit breaker opened: the pair is not picked for {}, then one call probes it",
+                humantime::format_duration(open_for)
+            ),
+            Some(Change::BreakerClosed) => {
+                tracing::info!(provider = %provider, model = %model, key = %key, "circuit breaker closed: the pair serves again")
+            }
+            Some(Change::RateLimited { wait }) => tracing::info!(
+                provider = %provider, model = %model, key = %key,
+                "rate limited by the upstream (429): the pair rests for {}",
+                humantime::format_duration(wait)
+            ),
+            Some(Change::KeyDisabled) => tracing::warn!(
+                provider = %provider, model = %model, key = %key,
+                "upstream key disabled until the config is reloaded: the upstream refused it (401/403)"
+            ),
+        }
     }
 
     /// Keeps what a failed call said as the pair's last error (shown to the operator).
@@ -141,7 +168,7 @@ impl Selection {
         let now = Instant::now();
         let r = &self.resilience;
         let (epoch, generation) = (self.epoch, self.generation);
-        self.stats.with_health(generation, |h| {
+        let change = self.stats.with_health(generation, |h| {
             h.on_failure(
                 failure,
                 epoch,
@@ -152,6 +179,7 @@ impl Selection {
                 r.model_cooldown,
             )
         });
+        self.said(change);
         if failure == Failure::ModelUnavailable {
             for sibling in self.siblings.iter() {
                 if !Arc::ptr_eq(sibling, &self.stats) {

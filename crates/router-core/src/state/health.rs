@@ -11,6 +11,20 @@ use tokio::time::Instant;
 /// Longest cooldown honoured from an upstream's `Retry-After` (a day: daily quotas).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
+/// A change of a pair's state worth a log line, said once when it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The breaker opened after `failures` failures in a row (or its failure rate), for
+    /// `open_for`.
+    BreakerOpened { failures: u32, open_for: Duration },
+    /// A call succeeded through a half-open (or open) breaker, which closed.
+    BreakerClosed,
+    /// The upstream refused the key (401/403): it is out until the config is reloaded.
+    KeyDisabled,
+    /// The upstream answered 429: the pair cools down for `wait`.
+    RateLimited { wait: Duration },
+}
+
 /// `now + d` that cannot overflow: a duration too large to represent means "a year from now".
 pub(crate) fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
@@ -202,18 +216,25 @@ impl Health {
 
     /// A call of `epoch` succeeded. A success from before the breaker opened is only counted
     /// in the window; one from the probe (or a last-resort call) closes the breaker.
-    pub(crate) fn on_success(&mut self, now: Instant, cfg: &BreakerConfig, epoch: u64) {
+    pub(crate) fn on_success(
+        &mut self,
+        now: Instant,
+        cfg: &BreakerConfig,
+        epoch: u64,
+    ) -> Option<Change> {
         self.window.push_back((now, false));
         self.prune(now, cfg.window);
         if epoch != self.epoch && !matches!(self.breaker, Breaker::Closed) {
-            return;
+            return None;
         }
         self.consecutive_failures = 0;
         self.model_down_until = None;
-        if !matches!(self.breaker, Breaker::Closed) {
-            self.breaker = Breaker::Closed;
-            self.window.clear();
+        if matches!(self.breaker, Breaker::Closed) {
+            return None;
         }
+        self.breaker = Breaker::Closed;
+        self.window.clear();
+        Some(Change::BreakerClosed)
     }
 
     /// The call of `epoch` ended with no verdict on the pair (the request's own 4xx, a
@@ -234,21 +255,26 @@ impl Health {
         cfg: &BreakerConfig,
         rate_limit_cooldown: Duration,
         model_cooldown: Duration,
-    ) {
+    ) -> Option<Change> {
         self.last_failure = Some(now);
         match failure {
             Failure::RateLimited { retry_after } => {
                 let wait = retry_after.map_or(rate_limit_cooldown, |r| r.min(MAX_RETRY_AFTER));
+                let was_limited = self.rate_limited_until.is_some_and(|until| until > now);
                 self.rate_limited_until = Some(later(now, wait));
                 self.on_neutral(epoch);
+                if !was_limited {
+                    return Some(Change::RateLimited { wait });
+                }
             }
             Failure::Unauthorized => {
                 // A late 401 from an older snapshot does not undo a newer one.
-                self.disabled_in_generation = Some(
-                    self.disabled_in_generation
-                        .map_or(generation, |g| g.max(generation)),
-                );
+                let was = self.disabled_in_generation;
+                self.disabled_in_generation = Some(was.map_or(generation, |g| g.max(generation)));
                 self.on_neutral(epoch);
+                if was.is_none_or(|g| g < generation) {
+                    return Some(Change::KeyDisabled);
+                }
             }
             Failure::ModelUnavailable => {
                 self.model_down_until = Some(later(now, model_cooldown));
@@ -271,13 +297,22 @@ impl Health {
                     Breaker::HalfOpen { .. } | Breaker::Open { .. } => epoch == self.epoch,
                 };
                 if tripped {
+                    let closed = matches!(self.breaker, Breaker::Closed);
                     self.epoch += 1;
                     self.breaker = Breaker::Open {
                         until: later(now, cfg.open_for),
                     };
+                    // A failed probe opens it again: said when it first opened.
+                    if closed {
+                        return Some(Change::BreakerOpened {
+                            failures: self.consecutive_failures,
+                            open_for: cfg.open_for,
+                        });
+                    }
                 }
             }
         }
+        None
     }
 
     /// Marks the model unavailable without a failure of its own (a sibling key of the same
