@@ -24,6 +24,7 @@ pub mod manage;
 mod manage_admin;
 mod metrics;
 mod observe;
+mod one_line;
 mod routes;
 mod run;
 mod server;
@@ -33,6 +34,7 @@ mod tls;
 pub use app::{App, LedgerState, RecentError};
 pub use handler::handle;
 pub use observe::access_lines_as_text;
+pub use one_line::{one_line_stderr, OneLine};
 pub use run::{run, shutdown_signal, Server};
 pub use server::{serve, serve_admin};
 

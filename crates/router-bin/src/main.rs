@@ -133,7 +133,7 @@ fn init_logging(format: LogFormat) {
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(router_bin::one_line_stderr)
         .with_ansi(terminal);
     // Plain text (not JSON, not coloured): access lines are written in that format directly.
     router_bin::access_lines_as_text(matches!(format, LogFormat::Text) && !terminal);

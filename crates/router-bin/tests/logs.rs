@@ -111,3 +111,31 @@ async fn breaker_and_key_state_changes_are_logged_once_each() {
         assert!(line.contains(key), "{line}");
     }
 }
+
+#[test]
+fn a_config_error_is_one_log_line() {
+    let dir = temp_dir("logs-one-line");
+    let good = format!("api_key: \"{KEY}\"\nproviders:\n  - {{name: m, type: mock}}\ngroups:\n  - {{name: g, models: [{{provider: m, name: mock-echo}}]}}\n");
+    std::fs::write(dir.join("config.yaml"), &good).unwrap();
+    let mut router = Running::start(&dir, &["--config", "config.yaml"]);
+    router.logged("watching config.yaml for changes");
+    // Two problems: each on its own line in the error, both on the log's one line.
+    let bad = format!(
+        "server: {{max_body_bytes: 0}}\n{}",
+        good.replace("name: g,", "name: \"\",")
+    );
+    std::fs::write(dir.join("config.yaml"), bad).unwrap();
+    let line = router.wait_for("still serving the previous config");
+    assert!(line.contains(" | "), "{line}");
+    assert!(line.contains("groups[0].name"), "{line}");
+    assert!(line.contains("server.max_body_bytes"), "{line}");
+    let log = router.stop_with_log();
+    let at = log
+        .iter()
+        .position(|l| l.contains("still serving"))
+        .unwrap();
+    // The next line is another event, not the rest of this one.
+    if let Some(next) = log.get(at + 1) {
+        assert!(next.starts_with("20"), "{next}");
+    }
+}
