@@ -171,7 +171,10 @@ async fn serve_route(
     log.client = client.as_ref().map(|c| c.name().to_string());
     match route.action {
         Action::Manage(what) => {
-            let names = route.names(request.uri().path()).unwrap_or_default();
+            // A name that is not UTF-8 once decoded names nothing here.
+            let Some(names) = route.names(request.uri().path()) else {
+                return Err(RouterError::not_found(request.uri().path()));
+            };
             crate::manage_admin::serve(app, snapshot, what, names, request)
                 .await
                 .map(complete)

@@ -185,8 +185,8 @@ fn assert_upstream_metrics(text: &str, server: &TestServer, mock: &MockUpstream)
 async fn metrics_move_with_traffic_and_never_show_a_key() {
     let mock = MockUpstream::start().await.unwrap();
     let server = TestServer::start(&yaml(&mock.base_url())).await;
-    // The admin key opens /metrics; a client key does not.
-    assert_eq!(admin_get(&server, "/metrics", KEY).await.status, 401);
+    // The admin key opens /metrics; a client key does not (403: it needs the admin key).
+    assert_eq!(admin_get(&server, "/metrics", KEY).await.status, 403);
     let before = admin_get(&server, "/metrics", ADMIN).await;
     assert_eq!(before.status, 200);
     assert!(before.headers["content-type"]
@@ -301,7 +301,7 @@ async fn dashboard_data_shows_groups_usage_health_and_errors() {
     traffic(&server, &mock).await;
     assert_eq!(
         admin_get(&server, "/admin/dashboard", KEY).await.status,
-        401
+        403
     );
     let r = admin_get(&server, "/admin/dashboard", ADMIN).await;
     assert_eq!(r.status, 200);

@@ -29,7 +29,7 @@ struct Attempt<'a> {
     deadline: Instant,
     first_byte: Duration,
     /// The caller's id of the request, for a broken stream's log line.
-    label: Option<Arc<str>>,
+    label: Option<&'a str>,
 }
 
 /// Sends `body` to the pair `selection` holds and relays the answer, settling the selection
@@ -39,7 +39,7 @@ pub(super) async fn attempt(
     selection: Selection,
     body: Vec<u8>,
     deadline: Instant,
-    ids: &super::RequestIds,
+    ids: &super::RequestIds<'_>,
     served: Served,
 ) -> Result<ChatResponse, Failed> {
     let provider = selection.provider().clone();
@@ -57,7 +57,7 @@ pub(super) async fn attempt(
         started,
         deadline,
         first_byte,
-        label: ids.label.clone(),
+        label: ids.label,
     };
     let response = match send(&attempt, body, ids.number).await {
         Ok(r) => r,
@@ -221,7 +221,7 @@ impl Attempt<'_> {
         )
         .redacting(self.exchange.redactor().clone())
         .limited(self.provider.max_event_bytes())
-        .labelled(self.label);
+        .labelled(self.label.map(Arc::from));
         Ok(ChatResponse {
             status,
             headers: client_headers(headers, true),

@@ -71,7 +71,7 @@ pub(crate) async fn forward(
     };
     let ids = RequestIds {
         number: request_id,
-        label: client.request_id.map(Arc::from),
+        label: client.request_id,
     };
     let mut tries = Tries::new(group, &request, resilience.request_timeout, estimate);
     tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
@@ -179,15 +179,15 @@ async fn admit(
 /// What one request has tried so far.
 /// How a request is known: the router's number (a local kind's answer ids), and the caller's
 /// id for log lines.
-pub(super) struct RequestIds {
+pub(super) struct RequestIds<'a> {
     pub(super) number: u64,
-    pub(super) label: Option<Arc<str>>,
+    pub(super) label: Option<&'a str>,
 }
 
-impl RequestIds {
+impl RequestIds<'_> {
     /// The caller's id, or `-` when it gave none.
     pub(super) fn label(&self) -> &str {
-        self.label.as_deref().unwrap_or("-")
+        self.label.unwrap_or("-")
     }
 }
 
@@ -351,7 +351,7 @@ impl Tries {
         provider: &Arc<Provider>,
         served: Served,
         e: AttemptError,
-        ids: &RequestIds,
+        ids: &RequestIds<'_>,
     ) {
         tracing::warn!(
             request_id = %ids.label(), provider = %served.provider, model = %served.model,
