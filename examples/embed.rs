@@ -55,12 +55,13 @@ providers:
         }
     }
 
-    // Usage per (provider, key, model): keys masked.
+    // Usage per (provider, key, model): each key by its id and masked, never itself.
     for row in router.usage() {
         println!(
-            "{:<6} {:<10} {:<12} prompt {:>3} completion {:>3} total {:>3} requests {}",
+            "{:<6} {:<8} {:<10} {:<12} prompt {:>3} completion {:>3} total {:>3} requests {}",
             row.provider,
-            row.key_id,
+            row.key_id.as_deref().unwrap_or("-"),
+            row.key_masked,
             row.model,
             row.prompt_tokens,
             row.completion_tokens,

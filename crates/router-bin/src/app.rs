@@ -3,27 +3,9 @@
 
 use crate::ledger::{Ledger, RequestRow};
 use crate::metrics::Metrics;
+use crate::recent::{RecentError, RecentErrors};
 use router_core::Router;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-
-/// How many recent errors the dashboard keeps.
-const RECENT_ERRORS: usize = 50;
-
-/// One failed request, as the dashboard lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RecentError {
-    /// When (Unix seconds).
-    pub at: u64,
-    /// Its request id.
-    pub request_id: String,
-    /// Status sent.
-    pub status: u16,
-    /// Path asked.
-    pub path: String,
-    /// What the client was told.
-    pub message: String,
-}
 
 /// The ledger's state, as the dashboard and `/health` show it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,7 +38,7 @@ pub struct App {
     pub metrics: Metrics,
     ledger: Option<Arc<Ledger>>,
     ledger_state: Mutex<LedgerState>,
-    recent: Mutex<VecDeque<RecentError>>,
+    recent: RecentErrors,
     /// Set once the shutdown deadline has passed: streams still open end then.
     cut: tokio::sync::watch::Sender<bool>,
     /// When it was made: the server's start.
@@ -89,7 +71,7 @@ impl App {
             metrics,
             ledger,
             ledger_state: Mutex::new(state),
-            recent: Mutex::new(VecDeque::new()),
+            recent: RecentErrors::default(),
             cut: tokio::sync::watch::Sender::new(false),
             started: std::time::Instant::now(),
         })
@@ -134,18 +116,16 @@ impl App {
     }
 
     /// Notes a failed request for the dashboard.
-    pub(crate) fn record_error(&self, error: RecentError) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        if recent.len() == RECENT_ERRORS {
-            recent.pop_front();
-        }
-        recent.push_back(error);
+    pub(crate) fn record_error(&self, request_id: &str, status: u16, path: &str, message: String) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.recent.record(at, request_id, status, path, message);
     }
 
-    /// The recent errors, newest first.
+    /// The recent errors, grouped, the latest first.
     pub fn recent_errors(&self) -> Vec<RecentError> {
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().rev().cloned().collect()
+        self.recent.list()
     }
 
     /// The ledger's state.

@@ -220,6 +220,7 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
     let header = [
         "provider",
         "key",
+        "masked",
         "model",
         "requests",
         "errors",
@@ -232,7 +233,8 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
         .map(|r| {
             vec![
                 r.provider.clone(),
-                r.key_id.clone(),
+                r.key_id.clone().unwrap_or_else(|| "-".into()),
+                r.key_masked.clone(),
                 r.model.clone(),
                 r.requests.to_string(),
                 r.errors.to_string(),
@@ -242,7 +244,7 @@ fn usage_table(rows: &[router_core::UsageRecord]) -> String {
             ]
         })
         .collect();
-    aligned(&header, &table, 3, "(no usage recorded yet)")
+    aligned(&header, &table, 4, "(no usage recorded yet)")
 }
 
 /// Rows as an aligned table: the first `names` columns left, the numbers right; `empty` says

@@ -70,8 +70,8 @@ fn key_json(
 ) -> Value {
     let live = record.and_then(|r| r.live.as_ref());
     json!({
-        "key": p.key_masked(),
-        "key_id": p.key_id(),
+        "key": p.key_id(),
+        "key_masked": p.key_masked(),
         "usage": p.usage(),
         "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
         "completion_tokens": record.map_or(0, |r| r.completion_tokens),
@@ -99,18 +99,9 @@ fn key_json(
 /// recent errors.
 pub fn data(app: &App, snapshot: &Snapshot) -> Value {
     let records = app.router.usage();
-    let by_pair: HashMap<(&str, &str, &str), &router_core::UsageRecord> = records
-        .iter()
-        .map(|r| {
-            (
-                (
-                    r.provider.as_str(),
-                    r.key_fingerprint.as_str(),
-                    r.model.as_str(),
-                ),
-                r,
-            )
-        })
+    // The pairs the config in force serves, by key id and model.
+    let by_pair: HashMap<(&str, &str), &router_core::UsageRecord> = (records.iter())
+        .filter_map(|r| Some(((r.key_id.as_deref()?, r.model.as_str()), r)))
         .collect();
     let client = app.metrics.group_requests();
     let p50 = app.metrics.quantiles(0.5);
@@ -127,10 +118,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             .pairs()
             .iter()
             .map(|p| {
-                let fp = p.key_fingerprint();
-                let record = by_pair
-                    .get(&(p.provider().name(), fp.as_str(), p.model()))
-                    .copied();
+                let record = by_pair.get(&(p.key_id(), p.model())).copied();
                 (p, record)
             })
             .collect();
@@ -182,8 +170,12 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
         Ok(generation) => json!({"at": at, "ok": true, "generation": generation}),
         Err(error) => json!({"at": at, "ok": false, "error": error}),
     });
+    // Every client request counts in the rates, those refused before naming a group too.
+    let (requests, errors) = (client.iter()).fold((0, 0), |(r, e), (_, gr, ge)| (r + gr, e + ge));
     json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "requests": requests,
+        "errors": errors,
         "generation": snapshot.generation(),
         "uptime_seconds": app.uptime().as_secs(),
         "config_path": app.router.config_path().map(|p| {

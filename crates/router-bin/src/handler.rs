@@ -2,7 +2,7 @@
 //! limit, forward (or a local endpoint), errors in the client's dialect, CORS, compression,
 //! and the request's log when its response ends.
 
-use crate::app::{App, RecentError};
+use crate::app::App;
 use crate::observe::{observed, settling, RequestLog};
 use crate::routes::{Access, Action, Route};
 use crate::{auth, body, compress, cors, dashboard, error_response, json_response, ResBody};
@@ -70,7 +70,7 @@ pub async fn handle(
         return response;
     }
     let route = Route::find(&path, &method, admin_only);
-    let label = route.map_or("other", |r| r.label);
+    let label = route.map_or(crate::routes::UNKNOWN, |r| r.label);
     // Logged when the response ends, or when this future is dropped before it has one.
     let mut log = RequestLog::new(app.clone(), id.clone(), method, path, label, started);
     // Boxed: hyper keeps this future's allocation for the connection's life, so the
@@ -119,19 +119,17 @@ fn failed(app: &App, log: &mut RequestLog, e: &RouterError, dialect: Dialect) ->
         log.attempts = attempts.len();
     }
     let response = error_response(e, dialect);
-    if !matches!(e.origin(), router_core::Origin::Client)
-        || response.status() == StatusCode::TOO_MANY_REQUESTS
-    {
-        app.record_error(RecentError {
-            at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            request_id: log.request_id.clone(),
-            status: response.status().as_u16(),
-            path: log.path.clone(),
-            message: e.client_message(),
-        });
-    }
+    // Every error is shown, the client's own too: a wrong key or model name is often the
+    // operator's question.
+    let message = e.client_message();
+    log.requested_model = e.model().map(str::to_string);
+    app.record_error(
+        &log.request_id,
+        response.status().as_u16(),
+        &log.path,
+        message.clone(),
+    );
+    log.error = Some(message);
     response
 }
 
@@ -244,7 +242,8 @@ async fn forward(
     log.served = Some(answer.served);
     let known_len = answer.body.len();
     let mut answer_body = answer.body;
-    if answer_body.is_stream() {
+    log.stream = answer_body.is_stream();
+    if log.stream {
         answer_body.cut_when(app.stream_cut(log.request_id.clone()));
     }
     let (body, slot) = settling(answer_body);

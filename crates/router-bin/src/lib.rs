@@ -25,16 +25,18 @@ mod manage_admin;
 mod metrics;
 mod observe;
 mod one_line;
+mod recent;
 mod routes;
 mod run;
 mod server;
 pub mod status;
 mod tls;
 
-pub use app::{App, LedgerState, RecentError};
+pub use app::{App, LedgerState};
 pub use handler::handle;
 pub use observe::access_lines_as_text;
 pub use one_line::{one_line_stderr, OneLine};
+pub use recent::RecentError;
 pub use run::{run, shutdown_signal, Server};
 pub use server::{serve, serve_admin};
 

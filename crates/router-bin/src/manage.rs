@@ -11,7 +11,7 @@
 use crate::editor::{
     edit_file, Edit, EditError, GroupEdit, NewGroup, NewKey, NewModel, NewProvider, ProviderEdit,
 };
-use router_core::config::{Config, EnvString, ProviderConfig, ProviderKey};
+use router_core::config::{Config, ProviderConfig, ProviderKey};
 use router_core::{Secret, Source};
 use std::path::Path;
 use std::process::ExitCode;
@@ -229,12 +229,15 @@ fn provider_model(written: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A key as it may be shown: a `${VARIABLE}` reference as written, else masked.
-pub(crate) fn shown_key(key: &EnvString) -> String {
-    match key.template() {
-        Some(t) => t.to_string(),
-        None => Secret::new(key.as_str()).masked(),
-    }
+/// A provider's keys as they may be shown, in order: a `${VARIABLE}` reference as written,
+/// else masked as the router masks it (told apart from the provider's other keys).
+pub(crate) fn shown_keys(p: &ProviderConfig) -> Vec<String> {
+    let keys = keys_of(p);
+    let values: Vec<Secret> = keys.iter().map(|k| Secret::new(k.key.as_str())).collect();
+    let masked = router_core::masked_apart(&values);
+    (keys.iter().zip(masked))
+        .map(|(k, m)| k.key.template().map_or(m, str::to_string))
+        .collect()
 }
 
 /// A provider's keys in order (`api_key`, then `api_keys`).
@@ -452,10 +455,10 @@ fn list_providers(path: &Path, only: Option<&str>) -> ExitCode {
             limits(p.limits.rpm, p.limits.tpm, "limits per key"),
         );
         if only.is_some() {
-            for (n, k) in keys.iter().enumerate() {
+            for ((n, k), shown) in keys.iter().enumerate().zip(shown_keys(p)) {
                 let state = if k.disabled { "  disabled" } else { "" };
                 let own = limits(k.rpm, k.tpm, "own limits");
-                println!("  key #{n}  {}{state}{own}", shown_key(&k.key));
+                println!("  key {}#{n}  {shown}{state}{own}", p.name.as_str());
             }
             for m in &p.models {
                 println!("  model {}/{}", p.name.as_str(), m.as_str());

@@ -7,7 +7,7 @@ use crate::editor::{
     edit_file, ClientEdit, Edit, EditError, GroupEdit, NewClient, NewGroup, NewKey, NewModel,
     NewProvider, ProviderEdit,
 };
-use crate::manage::{keys_of, shown_key};
+use crate::manage::{keys_of, shown_keys};
 use crate::routes::Manage;
 use crate::{body, json_response, ResBody};
 use http::{Request, Response, StatusCode};
@@ -296,9 +296,10 @@ pub(crate) fn providers(app: &crate::App) -> Result<Value, RouterError> {
     let config = written(app)?;
     let list: Vec<Value> = (config.providers.iter())
         .map(|p| {
-            let keys: Vec<Value> = (keys_of(p).iter().enumerate())
-                .map(|(n, k)| {
-                    json!({"number": n, "key": shown_key(&k.key), "rpm": k.rpm, "tpm": k.tpm, "disabled": k.disabled})
+            let keys: Vec<Value> = (keys_of(p).iter().enumerate().zip(shown_keys(p)))
+                .map(|((n, k), shown)| {
+                    json!({"number": n, "key": format!("{}#{n}", p.name.as_str()), "key_masked": shown,
+                           "rpm": k.rpm, "tpm": k.tpm, "disabled": k.disabled})
                 })
                 .collect();
             json!({

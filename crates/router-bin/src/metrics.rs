@@ -2,7 +2,7 @@
 //! request ends; per-pair figures (tokens, failures by class, breaker state) and reload figures
 //! are read from the router's own counters when scraped, so the hot path pays nothing for them.
 //! Every label value comes from the config or a fixed set, never from a request, and a key is
-//! labelled by a short fingerprint, never by itself.
+//! labelled by its id (`provider#index`), never by itself.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -34,7 +34,8 @@ pub struct Metrics {
 
 /// How one request ended, for the metrics.
 pub struct Finished<'a> {
-    /// `chat`, `messages`, `completions`, `embeddings` or `other`.
+    /// The route's label (see [`crate::routes`]): `chat`, `messages`, `count_tokens`,
+    /// `responses`, `completions`, `embeddings`, `models`, `unknown`, or `admin` (not counted).
     pub endpoint: &'static str,
     /// The group, if the request named a configured one.
     pub group: Option<&'a str>,
@@ -186,6 +187,10 @@ impl Metrics {
     /// A request ended (its last byte sent, or its client gone).
     pub fn finished(&self, f: &Finished<'_>) {
         self.in_flight.dec();
+        // Scrapes, health checks and the dashboard's polls are not traffic.
+        if f.endpoint == crate::routes::ADMIN {
+            return;
+        }
         let group = f.group.unwrap_or("-");
         let (provider, model) = f.served.unwrap_or(("-", "-"));
         let class = match f.status {
@@ -205,7 +210,7 @@ impl Metrics {
                 f.client.unwrap_or("-"),
             ])
             .inc();
-        if f.endpoint != "other" {
+        if !matches!(f.endpoint, "models" | crate::routes::UNKNOWN) {
             self.latency.with_label_values(&[group]).observe(f.latency);
             // Time to the first token of an answer: errors have no tokens.
             if let (Some(t), 200..=299) = (f.ttft, f.status) {
@@ -227,8 +232,9 @@ impl Metrics {
         }
     }
 
-    /// Client requests and those answered with an error (any status but 2xx) per group, from
-    /// the requests counter (for the dashboard's rates).
+    /// Client requests and those answered with an error (any status but 2xx) per group (`-`
+    /// for those that named none: refused keys, unknown models and paths), from the requests
+    /// counter (for the dashboard's rates).
     pub fn group_requests(&self) -> Vec<(String, u64, u64)> {
         let mut out: Vec<(String, u64, u64)> = Vec::new();
         for m in self.requests_metrics() {
@@ -239,9 +245,6 @@ impl Metrics {
                     .map(|l| l.value().to_string())
                     .unwrap_or_default()
             };
-            if label("endpoint") == "other" {
-                continue;
-            }
             let group = label("group");
             let n = m.get_counter().get_value() as u64;
             let error = label("status_class") != "2xx";
@@ -346,11 +349,6 @@ impl Metrics {
     }
 }
 
-/// A key's label: the first 8 hex digits of its fingerprint.
-pub fn key_label(fingerprint: &str) -> &str {
-    fingerprint.get(..8).unwrap_or(fingerprint)
-}
-
 /// Families read from the router at scrape time.
 fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto::MetricFamily>> {
     let registry = Registry::new();
@@ -358,28 +356,28 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
     let tokens = IntCounterVec::new(
         Opts::new(
             "llm_router_tokens_total",
-            "Tokens counted, by provider, key fingerprint, model and kind (prompt, completion).",
+            "Tokens counted, by provider, key id, model and kind (prompt, completion).",
         ),
         &["provider", "key", "model", "kind"],
     )?;
     let cache_tokens = IntCounterVec::new(
         Opts::new(
             "llm_router_cache_tokens_total",
-            "Prompt tokens read from (kind read) or written to (kind write) a provider's prompt cache, by provider, key fingerprint and model; part of the prompt tokens, billed apart.",
+            "Prompt tokens read from (kind read) or written to (kind write) a provider's prompt cache, by provider, key id and model; part of the prompt tokens, billed apart.",
         ),
         &["provider", "key", "model", "kind"],
     )?;
     let pair_requests = IntCounterVec::new(
         Opts::new(
             "llm_router_upstream_requests_total",
-            "Upstream calls, by provider, key fingerprint and model.",
+            "Upstream calls, by provider, key id (provider#index) and model.",
         ),
         &pair,
     )?;
     let failures = IntCounterVec::new(
         Opts::new(
             "llm_router_upstream_failures_total",
-            "Failed upstream calls, by provider, key fingerprint, model and class.",
+            "Failed upstream calls, by provider, key id, model and class.",
         ),
         &["provider", "key", "model", "class"],
     )?;
@@ -405,8 +403,12 @@ fn router_families(router: &Router) -> prometheus::Result<Vec<prometheus::proto:
         Opts::new("llm_router_build_info", "Build information."),
         &["version"],
     )?;
+    // The pairs the config in force serves: a key's or model's history after it left the
+    // config stays in the ledger and /admin/usage, not as series without end.
     for r in router.usage() {
-        let key = key_label(&r.key_fingerprint);
+        let Some(key) = r.key_id.as_deref() else {
+            continue;
+        };
         let labels = [r.provider.as_str(), key, r.model.as_str()];
         let with = |kind: &'static str| [r.provider.as_str(), key, r.model.as_str(), kind];
         tokens

@@ -49,6 +49,13 @@ pub struct RequestLog {
     pub(crate) usage: Option<UsageSlot>,
     /// The named client whose key it came with.
     pub(crate) client: Option<String>,
+    /// The model a failed request asked for, where its error knows it (a served one's is
+    /// in `served`).
+    pub(crate) requested_model: Option<String>,
+    /// Whether the answer is a stream.
+    pub(crate) stream: bool,
+    /// What the client was told, for a request the router refused or could not serve.
+    pub(crate) error: Option<String>,
 }
 
 impl RequestLog {
@@ -85,10 +92,15 @@ impl RequestLog {
         }
         match &self.served {
             Some(s) => {
+                let _ = write!(line, " group={}", s.group);
+                if let Some(asked) = &s.requested {
+                    // The client's text: quoted and escaped as tracing writes a `&str`.
+                    let _ = write!(line, " requested_model={asked:?}");
+                }
                 let _ = write!(
                     line,
-                    " group={} provider={} model={} key={} attempts={} prompt_tokens={prompt} completion_tokens={completion} latency_ms={:?}",
-                    s.group, s.provider, s.model, s.key_id, s.attempts, ms(latency)
+                    " provider={} model={} key={} attempts={} stream={} prompt_tokens={prompt} completion_tokens={completion} latency_ms={:?}",
+                    s.provider, s.model, s.key_id, s.attempts, self.stream, ms(latency)
                 );
                 if let Some(t) = ttft {
                     let _ = write!(line, " ttft_ms={:?}", ms(t));
@@ -101,13 +113,15 @@ impl RequestLog {
                 }
             }
             None => {
-                // A plain `&str` field, which tracing writes quoted.
-                let _ = write!(
-                    line,
-                    " group={:?} attempts={attempts} latency_ms={:?}",
-                    group.unwrap_or("-"),
-                    ms(latency)
-                );
+                // Plain `&str` fields, which tracing writes quoted.
+                let _ = write!(line, " group={:?}", group.unwrap_or("-"));
+                if let Some(asked) = &self.requested_model {
+                    let _ = write!(line, " requested_model={asked:?}");
+                }
+                let _ = write!(line, " attempts={attempts} latency_ms={:?}", ms(latency));
+                if let Some(error) = &self.error {
+                    let _ = write!(line, " error={error:?}");
+                }
             }
         }
         line.push('\n');
@@ -139,6 +153,9 @@ impl RequestLog {
             client: None,
             attempts: 0,
             usage: None,
+            requested_model: None,
+            stream: false,
+            error: None,
         }
     }
 
@@ -201,8 +218,9 @@ impl RequestLog {
                 Some(s) => tracing::info!(
                     target: "access",
                     request_id = %self.request_id, method = %self.method, path = %self.path,
-                    status = self.status, client = self.client.as_deref(), group = %s.group, provider = %s.provider,
-                    model = %s.model, key = %s.key_id, attempts = s.attempts,
+                    status = self.status, client = self.client.as_deref(), group = %s.group,
+                    requested_model = s.requested.as_deref(), provider = %s.provider,
+                    model = %s.model, key = %s.key_id, attempts = s.attempts, stream = self.stream,
                     prompt_tokens = prompt, completion_tokens = completion,
                     latency_ms = ms(latency), ttft_ms = ttft.map(ms),
                     overhead_us = overhead.map(|o| o.as_micros() as u64), cache = self.cache(),
@@ -210,12 +228,13 @@ impl RequestLog {
                 None => tracing::info!(
                     target: "access",
                     request_id = %self.request_id, method = %self.method, path = %self.path,
-                    status = self.status, client = self.client.as_deref(), group = group.unwrap_or("-"), attempts,
-                    latency_ms = ms(latency),
+                    status = self.status, client = self.client.as_deref(), group = group.unwrap_or("-"),
+                    requested_model = self.requested_model.as_deref(), attempts,
+                    latency_ms = ms(latency), error = self.error.as_deref(),
                 ),
             }
         }
-        if self.endpoint != "other" && app.keeps_requests() {
+        if self.endpoint != crate::routes::ADMIN && app.keeps_requests() {
             // Priced as the client's tab priced it: the table of the config serving now.
             let picodollars = match (&self.served, usage) {
                 (Some(s), Some(u)) => (app.router.snapshot().prices())
@@ -229,15 +248,23 @@ impl RequestLog {
                     .map_or(0, |d| d.as_millis() as i64),
                 request_id: self.request_id.clone(),
                 group: group.unwrap_or("-").to_string(),
+                requested_model: match &self.served {
+                    Some(s) => Some(s.requested.as_ref().unwrap_or(&s.group).clone()),
+                    None => self.requested_model.clone(),
+                },
                 provider: self.served.as_ref().map(|s| s.provider.clone()),
                 model: self.served.as_ref().map(|s| s.model.clone()),
-                key_id: self.served.as_ref().map(|s| s.key_id.clone()),
+                key: self.served.as_ref().map(|s| s.key_id.clone()),
                 prompt_tokens: prompt,
                 completion_tokens: completion,
                 cache_read_tokens: usage.map_or(0, |u| u.cache_read_tokens),
                 cache_write_tokens: usage.map_or(0, |u| u.cache_write_tokens),
                 status: self.status,
                 latency_ms: ms(latency),
+                ttft_ms: ttft.map(ms),
+                attempts,
+                stream: self.stream,
+                error: self.error.clone(),
                 client: self.client.clone(),
                 endpoint: self.endpoint,
                 picodollars,

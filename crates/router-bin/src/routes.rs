@@ -97,9 +97,17 @@ pub(crate) struct Route {
     pub(crate) access: Access,
     /// What it does.
     pub(crate) action: Action,
-    /// The `endpoint` label of its requests in the metrics.
+    /// The `endpoint` label of its requests in the metrics; [`ADMIN`] for the operator's
+    /// routes (health, metrics, the admin endpoints and the dashboard), which are not counted.
     pub(crate) label: &'static str,
 }
+
+/// The label of the operator's routes: kept out of the request metrics, the request log and
+/// the dashboard's rates, so scrapes and polls do not count as traffic.
+pub(crate) const ADMIN: &str = "admin";
+
+/// The label of a request for a path no route serves (counted: a client's mistake).
+pub(crate) const UNKNOWN: &str = "unknown";
 
 const fn route(
     path: &'static str,
@@ -119,38 +127,32 @@ const fn route(
 
 /// An admin route that edits the config file.
 const fn manage(path: &'static str, method: Method, what: Manage) -> Route {
-    route(path, method, Access::Admin, Action::Manage(what), "other")
+    route(path, method, Access::Admin, Action::Manage(what), ADMIN)
 }
 
 /// Every route. A new endpoint is a line here and, for a local one, its handler.
 const ROUTES: &[Route] = &[
-    route(
-        "/health",
-        Method::GET,
-        Access::Open,
-        Action::Health,
-        "other",
-    ),
+    route("/health", Method::GET, Access::Open, Action::Health, ADMIN),
     route(
         "/health/live",
         Method::GET,
         Access::Open,
         Action::Live,
-        "other",
+        ADMIN,
     ),
     route(
         "/health/ready",
         Method::GET,
         Access::Open,
         Action::Ready,
-        "other",
+        ADMIN,
     ),
     route(
         "/v1/models",
         Method::GET,
         Access::Client,
         Action::Models,
-        "other",
+        "models",
     ),
     route(
         "/v1/chat/completions",
@@ -199,21 +201,21 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Admin,
         Action::Usage,
-        "other",
+        ADMIN,
     ),
     route(
         "/admin/clients",
         Method::GET,
         Access::Admin,
         Action::Clients,
-        "other",
+        ADMIN,
     ),
     route(
         "/admin/clients",
         Method::POST,
         Access::Admin,
         Action::Manage(Manage::ClientAdd),
-        "other",
+        ADMIN,
     ),
     manage("/admin/clients/*", Method::PATCH, Manage::ClientChange),
     manage("/admin/clients/*", Method::DELETE, Manage::ClientRemove),
@@ -222,7 +224,7 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Admin,
         Action::Providers,
-        "other",
+        ADMIN,
     ),
     manage("/admin/providers", Method::POST, Manage::ProviderAdd),
     manage("/admin/providers/*", Method::PATCH, Manage::ProviderChange),
@@ -243,7 +245,7 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Admin,
         Action::Groups,
-        "other",
+        ADMIN,
     ),
     manage("/admin/groups", Method::POST, Manage::GroupAdd),
     manage("/admin/groups/*", Method::PATCH, Manage::GroupChange),
@@ -264,35 +266,35 @@ const ROUTES: &[Route] = &[
         Method::POST,
         Access::Admin,
         Action::Reload,
-        "other",
+        ADMIN,
     ),
     route(
         "/admin/dashboard",
         Method::GET,
         Access::Admin,
         Action::DashboardData,
-        "other",
+        ADMIN,
     ),
     route(
         "/metrics",
         Method::GET,
         Access::Admin,
         Action::Metrics,
-        "other",
+        ADMIN,
     ),
     route(
         "/dashboard",
         Method::GET,
         Access::Open,
         Action::DashboardPage,
-        "other",
+        ADMIN,
     ),
     route(
         "/demo",
         Method::GET,
         Access::Open,
         Action::DashboardPage,
-        "other",
+        ADMIN,
     ),
 ];
 

@@ -169,10 +169,11 @@ pub fn status(target: &Target) -> ExitCode {
                     .as_str()
                     .map_or(String::new(), |e| format!("  last error: {e}"));
                 println!(
-                    "  {}/{}  {}  {}{until}  requests {}  errors {}{error}",
+                    "  {}/{}  {} {}  {}{until}  requests {}  errors {}{error}",
                     model["provider"].as_str().unwrap_or("?"),
                     model["model"].as_str().unwrap_or("?"),
                     key["key"].as_str().unwrap_or("?"),
+                    key["key_masked"].as_str().unwrap_or("?"),
                     state_word(state),
                     key["requests"],
                     key["errors"],

@@ -140,7 +140,7 @@ async fn a_provider_and_a_group_added_from_the_cli_serve_without_a_restart() {
     assert_eq!(
         said(&shown),
         format!(
-            "acme  openai  enabled  {}  keys: 1  limits per key: 100 rpm\n  key #0  sk-…6789\n",
+            "acme  openai  enabled  {}  keys: 1  limits per key: 100 rpm\n  key acme#0  sk-…6789\n",
             upstream.base_url()
         )
     );
@@ -159,7 +159,10 @@ async fn a_provider_and_a_group_added_from_the_cli_serve_without_a_restart() {
     let text = said(&status);
     assert_eq!(status.status.code(), Some(0), "{text}");
     assert!(text.contains("group fast (least_busy)"), "{text}");
-    assert!(text.contains("acme/gpt-4o-mini  sk-…6789  ok"), "{text}");
+    assert!(
+        text.contains("acme/gpt-4o-mini  acme#0 sk-…6789  ok"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "config: {}",
@@ -271,7 +274,8 @@ async fn the_admin_api_edits_the_served_file_and_answers_with_the_generation() {
     assert_eq!(disabled.status.as_u16(), 200, "{}", disabled.text());
     let listed = admin(&router.addr, Method::GET, "/admin/providers", String::new()).await;
     let acme = named(&listed.json()["providers"], "acme");
-    assert_eq!(acme["keys"][0]["key"], "sk-…1111");
+    assert_eq!(acme["keys"][0]["key"], "acme#0");
+    assert_eq!(acme["keys"][0]["key_masked"], "sk-…1111");
     assert_eq!(acme["keys"][0]["disabled"], true);
     assert!(!listed.text().contains("sk-api-key"), "{}", listed.text());
     let groups = admin(&router.addr, Method::GET, "/admin/groups", String::new())
@@ -480,7 +484,7 @@ async fn status_exit_codes_say_down_not_ready_and_ready() {
     let text = said(&cooling);
     assert_eq!(cooling.status.code(), Some(1), "{text}");
     assert!(
-        text.contains("up/upstream-model  sk-…1234  cooling until "),
+        text.contains("up/upstream-model  up#0 sk-…1234  cooling until "),
         "{text}"
     );
     assert!(text.contains("last error: "), "{text}");

@@ -252,7 +252,7 @@ async fn a_group_made_in_the_dashboard_serves_and_a_refusal_says_why() {
         .submit("key-add", json!({"provider": "up", "key": secret}))
         .await;
     assert!(
-        added.starts_with("added key #1 to provider 'up'"),
+        added.starts_with("added key up#1 to provider 'up'"),
         "{added}"
     );
     let html = page.eval("document.documentElement.outerHTML + document.getElementById('key-add').elements.key.value").await;

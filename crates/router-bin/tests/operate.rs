@@ -146,12 +146,12 @@ fn assert_request_metrics(text: &str, ok: &[(&str, &str)]) {
 
 /// The upstream metrics after `traffic`: tokens as reported, failures, breaker, config.
 fn assert_upstream_metrics(text: &str, server: &TestServer, mock: &MockUpstream) {
-    // Tokens by key fingerprint, exactly what the upstream reported.
+    // Tokens by key id, exactly what the upstream reported.
     let tokens = metric(text, "llm_router_tokens_total", &[]);
     assert_eq!(tokens as u64, mock.tokens_reported());
     let usage = server.router.usage();
     for u in &usage {
-        let key = &u.key_fingerprint[..8];
+        let key = u.key_id.as_deref().unwrap();
         assert_eq!(
             metric(
                 text,
@@ -193,14 +193,15 @@ async fn metrics_move_with_traffic_and_never_show_a_key() {
         .to_str()
         .unwrap()
         .starts_with("text/plain; version=0.0.4"));
-    // Only the refused call above so far (admin and other calls count as endpoint "other").
+    // Scrapes and admin calls, the refused one above too, are not client traffic.
+    assert!(
+        !before.text().contains("endpoint=\"admin\""),
+        "{}",
+        before.text()
+    );
     assert_eq!(
-        metric(
-            &before.text(),
-            "llm_router_requests_total",
-            &[("endpoint", "other"), ("status_class", "4xx")]
-        ),
-        1.0
+        metric(&before.text(), "llm_router_requests_total", &[]),
+        0.0
     );
     assert_eq!(
         metric(
@@ -322,16 +323,26 @@ async fn dashboard_data_shows_groups_usage_health_and_errors() {
     let share: f64 = keys.iter().map(|k| k["share"].as_f64().unwrap()).sum();
     assert!((share - 1.0).abs() < 1e-9, "{share}");
     for k in keys {
-        let shown = k["key"].as_str().unwrap();
+        assert!(k["key"].as_str().unwrap().starts_with("up#"), "{k}");
+        let shown = k["key_masked"].as_str().unwrap();
         assert!(shown.contains('…'), "masked: {shown}");
         assert!(!PROVIDER_KEYS.contains(&shown));
         assert_eq!(k["state"], "closed");
     }
-    // The request that failed on every key is among the recent errors.
+    // The request that failed on every key is among the recent errors, and so are the client's
+    // own: the unknown model, and the client key refused at the admin endpoint above.
     let errors = v["recent_errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 1, "{errors:?}");
-    assert_eq!(errors[0]["status"], 502);
-    assert_eq!(errors[0]["path"], "/v1/chat/completions");
+    let mut statuses: Vec<u64> = errors
+        .iter()
+        .map(|e| e["status"].as_u64().unwrap())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [403, 404, 502], "{errors:?}");
+    let failed = errors.iter().find(|e| e["status"] == 502).unwrap();
+    assert_eq!(
+        (failed["path"].as_str(), failed["count"].as_u64()),
+        (Some("/v1/chat/completions"), Some(1))
+    );
     // The page itself holds no data and needs no key.
     let page = call(Method::GET, &server.url("/dashboard"), &[], "").await;
     assert_eq!(page.status, 200);

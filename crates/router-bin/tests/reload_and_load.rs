@@ -367,7 +367,7 @@ async fn no_request_lost_under_faults_and_reloads() {
     );
     assert!(usage
         .iter()
-        .filter(|u| u.key_id.ends_with("0001"))
+        .filter(|u| u.key_masked.ends_with("0001"))
         .all(|u| u.total_tokens == 0));
     let _ = stop_tx.send(true);
     watcher.await.unwrap();

@@ -85,7 +85,15 @@ async fn chat_round_trip_and_client_key_never_goes_upstream() {
     let row = &usage.json()["usage"][0];
     assert_eq!(row["total_tokens"].as_u64(), Some(mock.tokens_reported()));
     assert_eq!(row["requests"], 1);
-    assert_eq!(row["key_id"], "…-1");
+    // The key by its id and masked form; nothing else names it.
+    assert_eq!(
+        (row["key"].as_str(), row["key_masked"].as_str()),
+        (Some("up#0"), Some("…-1"))
+    );
+    assert!(
+        row.get("key_fingerprint").is_none() && row.get("key_id").is_none(),
+        "{row}"
+    );
     assert!(!usage.text().contains("sk-upstream-1"));
     server.shutdown().await;
 }

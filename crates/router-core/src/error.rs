@@ -164,6 +164,17 @@ impl RouterError {
         Self::NotFound(clip(path))
     }
 
+    /// The model the request asked for, where the error knows it (for the access log).
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            Self::UnknownGroup(model)
+            | Self::Forbidden { group: model, .. }
+            | Self::UpstreamFailed { group: model, .. }
+            | Self::RateLimited { group: model, .. } => Some(model),
+            _ => None,
+        }
+    }
+
     /// Where the error came from.
     pub fn origin(&self) -> Origin {
         match self {

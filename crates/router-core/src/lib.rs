@@ -15,7 +15,8 @@
 //! let bytes = response.body.collect_bytes().await;
 //! println!("{}", String::from_utf8_lossy(&bytes));
 //! for row in router.usage() {
-//!     println!("{} {} {}: {} tokens", row.provider, row.key_id, row.model, row.total_tokens);
+//!     let key = row.key_id.as_deref().unwrap_or("-"); // `provider#index`
+//!     println!("{key} ({}) {}: {} tokens", row.key_masked, row.model, row.total_tokens);
 //! }
 //! # Ok(()) }
 //! ```
@@ -61,7 +62,7 @@ pub use providers::openai::usage_of_body;
 pub use providers::ProviderKind;
 pub use redact::{Redactor, MIN_SECRET_LEN};
 pub use router::{ReloadOutcome, ReloadStats, Router};
-pub use secret::Secret;
+pub use secret::{masked_apart, Secret};
 pub use select::{Expected, Selection, Strategy, Unavailable};
 pub use snapshot::{
     CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,

@@ -292,6 +292,11 @@ impl Router {
 
     /// Usage counters of every (provider, key, model) seen since start, across reloads.
     pub fn usage(&self) -> Vec<UsageRecord> {
-        self.state.usage.records(self.current.load().generation())
+        let snapshot = self.current.load();
+        let ids = (snapshot.groups().iter())
+            .flat_map(|g| g.pairs())
+            .map(|p| (Arc::as_ptr(&p.stats), p.key_id()))
+            .collect();
+        self.state.usage.records(snapshot.generation(), &ids)
     }
 }

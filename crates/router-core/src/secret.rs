@@ -44,6 +44,37 @@ impl Secret {
     }
 }
 
+/// The masked forms of one provider's keys, told apart: each key's [`Secret::masked`], and
+/// where different keys would show the same (`…ed` and `…ed`), each of them followed by `~`
+/// and as many leading hex digits of its [`Secret::fingerprint`] (at least four) as set it
+/// apart (`…ed~3fa2`). The same key written twice shows the same.
+pub fn masked_apart(keys: &[Secret]) -> Vec<String> {
+    let masked: Vec<String> = keys.iter().map(Secret::masked).collect();
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for m in &masked {
+        *seen.entry(m.as_str()).or_default() += 1;
+    }
+    let prints: Vec<String> = keys.iter().map(Secret::fingerprint).collect();
+    (0..keys.len())
+        .map(|i| {
+            if seen[masked[i].as_str()] < 2 {
+                return masked[i].clone();
+            }
+            let rivals: Vec<usize> = (0..keys.len())
+                .filter(|&j| masked[j] == masked[i] && keys[j] != keys[i])
+                .collect();
+            if rivals.is_empty() {
+                return masked[i].clone();
+            }
+            let apart = |n: usize| rivals.iter().all(|&j| prints[j][..n] != prints[i][..n]);
+            let n = (4..=prints[i].len())
+                .find(|&n| apart(n))
+                .unwrap_or(prints[i].len());
+            format!("{}~{}", masked[i], &prints[i][..n])
+        })
+        .collect()
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({})", self.masked())
@@ -77,5 +108,30 @@ mod tests {
         assert_ne!(a.fingerprint(), Secret::new("sk-two").fingerprint());
         assert_eq!(a.fingerprint().len(), 16);
         assert!(!a.fingerprint().contains("sk-one"));
+    }
+
+    #[test]
+    fn masked_forms_of_one_providers_keys_stay_apart() {
+        let keys: Vec<Secret> = [
+            "key-aaaa-ed",
+            "key-bbbb-ed",
+            "sk-proj-abcdefghijklmnopa1b2",
+            "key-aaaa-ed",
+        ]
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+        let shown = masked_apart(&keys);
+        // Two keys ending alike get their fingerprints' heads; one alone keeps its plain mask.
+        assert!(
+            shown[0].starts_with("…ed~") && shown[1].starts_with("…ed~"),
+            "{shown:?}"
+        );
+        assert_ne!(shown[0], shown[1]);
+        assert_eq!(shown[0], format!("…ed~{}", &keys[0].fingerprint()[..4]));
+        assert_eq!(shown[2], "sk-…a1b2");
+        // The same key written twice is one key, shown alike.
+        assert_eq!(shown[3], shown[0]);
+        assert_eq!(masked_apart(&keys[..1]), vec!["…ed".to_string()]);
     }
 }

@@ -83,6 +83,7 @@ pub(crate) fn answer(request: &ChatRequest<'_>, group: &str) -> Result<ChatRespo
         body: ChatBody::counted(Bytes::from(body.to_string())),
         served: Served {
             group: group.to_string(),
+            requested: None,
             provider: "local".to_string(),
             model: "o200k_base".to_string(),
             key_id: "-".to_string(),

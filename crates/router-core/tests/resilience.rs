@@ -54,7 +54,7 @@ fn state_of(r: &Router, model: &str, key_suffix: &str) -> (String, Option<String
     let row = r
         .usage()
         .into_iter()
-        .find(|u| u.model == model && u.key_id.ends_with(key_suffix))
+        .find(|u| u.model == model && u.key_masked.ends_with(key_suffix))
         .unwrap();
     let live = row.live.unwrap();
     (live.state, live.until)
@@ -504,7 +504,7 @@ async fn fault_5xx_reset_and_first_byte_timeout_fail_over_and_count_for_the_brea
         let row = r
             .usage()
             .into_iter()
-            .find(|u| u.model == "a" && u.key_id.ends_with("AA"))
+            .find(|u| u.model == "a" && u.key_masked.ends_with("AA"))
             .unwrap();
         assert_eq!(
             (row.live_state().consecutive_failures, row.errors),

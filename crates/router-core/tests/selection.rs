@@ -171,7 +171,11 @@ providers:
     s.succeed(tokens(20));
     assert_eq!(r.pick("g", 1).unwrap().key_id(), "p#1");
     let usage = r.usage();
-    let one = usage.iter().find(|u| u.key_id == "key…aaaa").unwrap();
+    // One key, one name: its id, as selection gives it, and its masked form.
+    let one = (usage.iter())
+        .find(|u| u.key_id.as_deref() == Some("p#0"))
+        .unwrap();
+    assert_eq!(one.key_masked, "key…aaaa");
     assert_eq!(
         (
             one.errors,
@@ -183,7 +187,7 @@ providers:
     );
     assert!(usage
         .iter()
-        .all(|u| !u.key_id.contains("one") && !u.key_id.contains("two")));
+        .all(|u| !u.key_masked.contains("one") && !u.key_masked.contains("two")));
 }
 
 #[test]
@@ -372,7 +376,8 @@ proptest::proptest! {
             .map(|(i, p)| router_core::UsageRecord {
                 provider: p.provider().name().to_string(),
                 key_fingerprint: p.key_fingerprint(),
-                key_id: p.key_id().to_string(),
+                key_id: Some(p.key_id().to_string()),
+                key_masked: p.key_masked().to_string(),
                 model: p.model().to_string(),
                 total_tokens: usage[i % usage.len()],
                 ..Default::default()

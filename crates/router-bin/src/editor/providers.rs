@@ -174,12 +174,14 @@ pub(super) fn plan(config: &Config, edit: &ProviderEdit) -> Result<Plan, EditErr
             let n = usize::from(p.api_key.is_some()) + p.api_keys.len();
             let at = under(&entry("providers", i), "api_keys");
             let op = Op::Push(at, written_key(key));
-            (vec![op], format!("added key #{n} to provider '{name}'"))
+            (
+                vec![op],
+                format!("added key {name}#{n} to provider '{name}'"),
+            )
         }
         (ProviderEdit::KeyRemove(_, n), Some(i)) => {
             let (at, _) = key_at(&config.providers[i], i, *n)?;
-            let said =
-                format!("removed key #{n} of provider '{name}' (the keys after it are renumbered)");
+            let said = format!("removed key {name}#{n} (the keys after it are renumbered)");
             (vec![Op::Remove(at)], said)
         }
         (ProviderEdit::KeySetDisabled(_, n, disabled), Some(i)) => {
@@ -194,9 +196,9 @@ pub(super) fn plan(config: &Config, edit: &ProviderEdit) -> Result<Plan, EditErr
                 _ => Vec::new(),
             };
             let said = if ops.is_empty() {
-                format!("key #{n} of provider '{name}' was {done} already")
+                format!("key {name}#{n} was {done} already")
             } else {
-                format!("{done} key #{n} of provider '{name}'")
+                format!("{done} key {name}#{n}")
             };
             (ops, said)
         }

@@ -63,6 +63,18 @@ const MIGRATIONS: &[M<'static>] = &[
     ),
     // 5: what the group's response cache did for each request row.
     M::up("ALTER TABLE requests ADD COLUMN cache TEXT;"),
+    // 6: a key is named as everywhere else: `key` is its id (`provider#index`), `key_masked`
+    // its masked form; each request row says what the client asked and how it went.
+    M::up(
+        "ALTER TABLE usage RENAME COLUMN key_id TO key_masked;
+    ALTER TABLE usage ADD COLUMN key TEXT;
+    ALTER TABLE requests RENAME COLUMN key_id TO key;
+    ALTER TABLE requests ADD COLUMN requested_model TEXT;
+    ALTER TABLE requests ADD COLUMN ttft_ms REAL;
+    ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN stream INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE requests ADD COLUMN error TEXT;",
+    ),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -77,12 +89,15 @@ pub struct RequestRow {
     pub request_id: String,
     /// The group asked for (`-` when none was resolved).
     pub group: String,
+    /// The model name the client sent, when it is known (a request refused before its body
+    /// was read has none).
+    pub requested_model: Option<String>,
     /// Provider, model and key id that answered.
     pub provider: Option<String>,
     /// Upstream model.
     pub model: Option<String>,
-    /// Key id (`provider#index`).
-    pub key_id: Option<String>,
+    /// The key's id (`provider#index`).
+    pub key: Option<String>,
     /// Tokens charged.
     pub prompt_tokens: u64,
     /// Tokens charged.
@@ -95,6 +110,14 @@ pub struct RequestRow {
     pub status: u16,
     /// Time to the end of the response.
     pub latency_ms: f64,
+    /// Time to the first byte of the body.
+    pub ttft_ms: Option<f64>,
+    /// Upstream attempts made.
+    pub attempts: usize,
+    /// Whether the answer was a stream.
+    pub stream: bool,
+    /// What the client was told, for a request the router refused or could not serve.
+    pub error: Option<String>,
     /// The named client whose key it came with.
     pub client: Option<String>,
     /// `chat`, `messages`, `completions`, `embeddings`, `responses` or `count_tokens`.
@@ -141,9 +164,10 @@ fn as_i64(n: u64) -> i64 {
 fn load(conn: &Connection, path: &Path) -> Result<Vec<UsageRecord>, String> {
     let mut stmt = conn
         .prepare(
-            "SELECT provider, key_fingerprint, key_id, model, prompt_tokens, completion_tokens,
-                    total_tokens, requests, errors, cache_read_tokens, cache_write_tokens
-             FROM usage ORDER BY provider, model, key_id",
+            "SELECT provider, key_fingerprint, key_masked, model, prompt_tokens,
+                    completion_tokens, total_tokens, requests, errors, cache_read_tokens,
+                    cache_write_tokens, key
+             FROM usage ORDER BY provider, model, key, key_masked",
         )
         .map_err(|e| db_error(path, e))?;
     let n = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -152,7 +176,8 @@ fn load(conn: &Connection, path: &Path) -> Result<Vec<UsageRecord>, String> {
             Ok(UsageRecord {
                 provider: r.get(0)?,
                 key_fingerprint: r.get(1)?,
-                key_id: r.get(2)?,
+                key_masked: r.get(2)?,
+                key_id: r.get(11)?,
                 model: r.get(3)?,
                 prompt_tokens: n(r.get(4)?),
                 completion_tokens: n(r.get(5)?),
@@ -239,12 +264,14 @@ impl Ledger {
             let tx = conn.transaction()?;
             {
                 let mut upsert = tx.prepare_cached(
-                    "INSERT INTO usage (provider, key_fingerprint, model, key_id, prompt_tokens,
-                        completion_tokens, total_tokens, requests, errors, updated_at_ms,
-                        cache_read_tokens, cache_write_tokens)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                    "INSERT INTO usage (provider, key_fingerprint, model, key_masked,
+                        prompt_tokens, completion_tokens, total_tokens, requests, errors,
+                        updated_at_ms, cache_read_tokens, cache_write_tokens, key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT (provider, key_fingerprint, model) DO UPDATE SET
-                        key_id = excluded.key_id, prompt_tokens = excluded.prompt_tokens,
+                        key_masked = excluded.key_masked,
+                        key = coalesce(excluded.key, usage.key),
+                        prompt_tokens = excluded.prompt_tokens,
                         completion_tokens = excluded.completion_tokens,
                         total_tokens = excluded.total_tokens, requests = excluded.requests,
                         errors = excluded.errors, updated_at_ms = excluded.updated_at_ms,
@@ -253,14 +280,15 @@ impl Ledger {
                      WHERE usage.requests != excluded.requests
                         OR usage.total_tokens != excluded.total_tokens
                         OR usage.errors != excluded.errors
-                        OR usage.key_id != excluded.key_id",
+                        OR usage.key_masked != excluded.key_masked
+                        OR usage.key IS NOT coalesce(excluded.key, usage.key)",
                 )?;
                 for u in usage {
                     upsert.execute(params![
                         u.provider,
                         u.key_fingerprint,
                         u.model,
-                        u.key_id,
+                        u.key_masked,
                         as_i64(u.prompt_tokens),
                         as_i64(u.completion_tokens),
                         as_i64(u.total_tokens),
@@ -269,14 +297,16 @@ impl Ledger {
                         now_ms,
                         as_i64(u.cache_read_tokens),
                         as_i64(u.cache_write_tokens),
+                        u.key_id,
                     ])?;
                 }
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO requests (at_ms, request_id, grp, provider, model, key_id,
+                    "INSERT INTO requests (at_ms, request_id, grp, provider, model, key,
                         prompt_tokens, completion_tokens, status, latency_ms, cache_read_tokens,
-                        cache_write_tokens, client, endpoint, picodollars, cache)
+                        cache_write_tokens, client, endpoint, picodollars, cache,
+                        requested_model, ttft_ms, attempts, stream, error)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16)",
+                        ?16, ?17, ?18, ?19, ?20, ?21)",
                 )?;
                 for r in &rows {
                     insert.execute(params![
@@ -285,7 +315,7 @@ impl Ledger {
                         r.group,
                         r.provider,
                         r.model,
-                        r.key_id,
+                        r.key,
                         as_i64(r.prompt_tokens),
                         as_i64(r.completion_tokens),
                         r.status,
@@ -296,6 +326,11 @@ impl Ledger {
                         r.endpoint,
                         as_i64(r.picodollars),
                         r.cache,
+                        r.requested_model,
+                        r.ttft_ms,
+                        as_i64(r.attempts as u64),
+                        r.stream,
+                        r.error,
                     ])?;
                 }
                 tenants::write(&tx, accounts)?;
@@ -340,140 +375,4 @@ pub fn read_tenants(path: &Path) -> Result<Vec<AccountRecord>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "llm-router-ledger-{name}-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("ledger.sqlite3")
-    }
-
-    fn row(at_ms: i64, id: &str) -> RequestRow {
-        RequestRow {
-            at_ms,
-            request_id: id.into(),
-            group: "g".into(),
-            provider: Some("p".into()),
-            model: Some("m".into()),
-            key_id: Some("p#0".into()),
-            prompt_tokens: 3,
-            completion_tokens: 4,
-            cache_read_tokens: 1,
-            cache_write_tokens: 0,
-            status: 200,
-            latency_ms: 1.5,
-            client: Some("team-a".into()),
-            endpoint: "chat",
-            picodollars: 1_250_000,
-            cache: Some("miss"),
-        }
-    }
-
-    #[test]
-    fn request_rows_are_kept_for_the_retention_only() {
-        let path = temp("requests");
-        let (ledger, saved) = Ledger::open(&path, true, Duration::from_secs(3600)).unwrap();
-        assert!(saved.is_empty());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64;
-        ledger.record(row(now - 2 * 3600 * 1000, "too-old"));
-        ledger.record(row(now, "fresh"));
-        ledger.flush(&[], &[]).unwrap();
-        let conn = ledger.conn.lock().unwrap();
-        let ids: Vec<String> = conn
-            .prepare("SELECT request_id FROM requests")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(ids, ["fresh"]);
-        // With its client, endpoint, cost and what the response cache did.
-        let (client, endpoint, cost, cache): (Option<String>, String, i64, Option<String>) = conn
-            .query_row(
-                "SELECT client, endpoint, picodollars, cache FROM requests",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .unwrap();
-        assert_eq!(
-            (client.as_deref(), endpoint.as_str(), cost, cache.as_deref()),
-            (Some("team-a"), "chat", 1_250_000, Some("miss"))
-        );
-        drop(conn);
-        // Without the request log, rows are not even queued.
-        let (quiet, _) = Ledger::open(&temp("quiet"), false, Duration::from_secs(60)).unwrap();
-        quiet.record(row(now, "ignored"));
-        assert!(quiet.pending.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_ledger_of_the_first_schema_is_upgraded_with_its_counters() {
-        let path = temp("upgrade");
-        let mut conn = Connection::open(&path).unwrap();
-        Migrations::from_slice(&MIGRATIONS[..1])
-            .to_latest(&mut conn)
-            .unwrap();
-        conn.execute(
-            "INSERT INTO usage VALUES ('p', '0123456789abcdef', 'm', 'sk-…abcd', 10, 5, 15, 2, 1, 0)",
-            [],
-        )
-        .unwrap();
-        drop(conn);
-        let (_, saved) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
-        assert_eq!(
-            (
-                saved[0].total_tokens,
-                saved[0].requests,
-                saved[0].cache_read_tokens
-            ),
-            (15, 2, 0)
-        );
-    }
-
-    #[test]
-    fn counters_round_trip_and_a_newer_schema_is_refused() {
-        let path = temp("counters");
-        let (ledger, _) = Ledger::open(&path, false, Duration::from_secs(60)).unwrap();
-        let saved_row = UsageRecord {
-            provider: "p".into(),
-            key_id: "sk-…abcd".into(),
-            key_fingerprint: "0123456789abcdef".into(),
-            model: "m".into(),
-            prompt_tokens: 10,
-            completion_tokens: 5,
-            total_tokens: 15,
-            cache_read_tokens: 4,
-            cache_write_tokens: 2,
-            requests: 2,
-            errors: 1,
-            live: None,
-        };
-        let record = UsageRecord {
-            live: Some(router_core::PairState {
-                state: "closed".into(),
-                breaker: "closed".into(),
-                ..Default::default()
-            }),
-            ..saved_row.clone()
-        };
-        ledger.flush(std::slice::from_ref(&record), &[]).unwrap();
-        drop(ledger);
-        let saved = read(&path).unwrap();
-        assert_eq!(saved, [saved_row]);
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(conn);
-        let err = Ledger::open(&path, false, Duration::from_secs(60))
-            .err()
-            .unwrap();
-        assert!(err.contains("schema version 99 is newer"), "{err}");
-    }
-}
+mod tests;

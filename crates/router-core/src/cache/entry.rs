@@ -107,6 +107,7 @@ impl Entry {
             body,
             served: Served {
                 group: group.to_string(),
+                requested: None,
                 provider: "cache".to_string(),
                 model: self.head.model.clone(),
                 key_id: "-".to_string(),

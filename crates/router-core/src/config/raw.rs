@@ -159,8 +159,9 @@ pub struct LedgerConfig {
     /// How often counters are written (default 1s; a `kill -9` loses at most this much).
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
-    /// Also keep one row per request (time, request id, group, provider, model, key id,
-    /// tokens, status, latency) (default false).
+    /// Also keep one row per request, refused ones too (time, request id, group, model asked,
+    /// provider, model, key id, tokens, status, latency, time to first token, attempts,
+    /// stream, error) (default false).
     pub request_log: bool,
     /// How long request rows are kept (default 7 days).
     #[serde(deserialize_with = "duration")]

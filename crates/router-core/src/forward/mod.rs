@@ -210,6 +210,8 @@ struct Tries {
     waited: Duration,
     /// The first provider's refusal of the request itself.
     refusal: Option<RouterError>,
+    /// The model name asked, where it is not the group's ([`Served::requested`]).
+    requested: Option<String>,
 }
 
 impl Tries {
@@ -233,6 +235,7 @@ impl Tries {
             same_provider_retries: 0,
             waited: Duration::ZERO,
             refusal: None,
+            requested: (request.model() != group.name()).then(|| request.model().to_string()),
         }
     }
 
@@ -285,6 +288,7 @@ impl Tries {
     fn served(&self, group: &Group, selection: &Selection) -> Served {
         Served {
             group: group.name().to_string(),
+            requested: self.requested.clone(),
             provider: selection.provider().name().to_string(),
             model: selection.model().to_string(),
             key_id: selection.key_id().to_string(),

@@ -27,6 +27,9 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 pub struct Served {
     /// The group asked for.
     pub group: String,
+    /// The model name the client sent, where it is not the group's name (a provider's bare
+    /// model name, or `group$N`).
+    pub requested: Option<String>,
     /// Provider name.
     pub provider: String,
     /// Upstream model.

@@ -432,15 +432,9 @@ fn add_pairs(
     weight: f64,
     state: &State,
 ) {
-    for (ki, key) in provider.keys.iter().enumerate() {
-        let key_label = if provider.kind().room().is_local() {
-            "mock".to_string()
-        } else {
-            key.masked()
-        };
-        let stats = state
-            .usage
-            .stats_for(provider.name(), &key.fingerprint(), &key_label, model);
+    for (ki, (key, name)) in provider.keys.iter().zip(&provider.key_names).enumerate() {
+        let stats =
+            (state.usage).stats_for(provider.name(), &key.fingerprint(), &name.masked, model);
         pairs.push(Pair {
             hot: stats.hot.clone(),
             model_index: mi,
@@ -449,8 +443,8 @@ fn add_pairs(
             weight,
             key: key.clone(),
             limit: provider.limits.get(ki).cloned().flatten(),
-            key_id: format!("{}#{ki}", provider.name()),
-            key_label,
+            key_id: name.id.clone(),
+            key_label: name.masked.clone(),
             stats,
             siblings: Arc::from(Vec::new()),
         });

@@ -37,6 +37,8 @@ pub struct Provider {
     unknown_fields: UnknownFields,
     responses_native: bool,
     pub(crate) keys: Vec<Secret>,
+    /// How each of `keys` is named everywhere (logs, metrics, admin JSON, ledger).
+    pub(crate) key_names: Vec<KeyName>,
     /// The password of its `proxy:`, masked as its keys are.
     proxy_password: Option<Secret>,
     /// Written `disabled: true`: it has no keys.
@@ -51,6 +53,16 @@ pub struct Provider {
     total_timeout: Option<Duration>,
     max_event_bytes: usize,
     pub(crate) transport: Transport,
+}
+
+/// How an upstream key is named wherever it is shown: by its id, `provider#index`, the index
+/// being its place among the provider's keys as written (`api_key` first, then `api_keys`,
+/// disabled and empty ones counted, as `provider key` numbers them), and by its masked form,
+/// distinct among the provider's keys (see [`crate::masked_apart`]).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyName {
+    pub(crate) id: String,
+    pub(crate) masked: String,
 }
 
 impl std::fmt::Debug for Provider {
@@ -234,7 +246,7 @@ fn compile(
     };
     let limits_ok = limits_ok(&format!("providers[{pi}].limits"), &p.limits, problems);
     let written = if local && !p.disabled {
-        vec![(Secret::new("mock"), p.limits)]
+        vec![(0, Secret::new("mock"), p.limits)]
     } else {
         keys(pi, p, problems, warnings)
     };
@@ -242,9 +254,10 @@ fn compile(
         return None;
     }
     let limits = (written.iter())
-        .map(|(key, l)| key_limit(&name, key, l, state))
+        .map(|(_, key, l)| key_limit(&name, key, l, state))
         .collect();
-    let keys = written.into_iter().map(|(key, _)| key).collect();
+    let key_names = key_names(&name, p, local, &written);
+    let keys = written.into_iter().map(|(_, key, _)| key).collect();
     let (transport, proxy_password) = transport(pi, p, local, server, state, problems)?;
     Some(Provider {
         name,
@@ -266,6 +279,7 @@ fn compile(
         unknown_fields: p.unknown_fields,
         responses_native,
         keys,
+        key_names,
         proxy_password,
         disabled: p.disabled,
         empty_variables: empty_variables(p),
@@ -357,38 +371,52 @@ fn headers(
     headers
 }
 
+/// The names of the keys `written` (each with its place among the keys as written): its id,
+/// and its masked form told apart from the provider's other keys, disabled ones included, as
+/// `provider key list` shows them. The in-process provider's one key is `mock`.
+fn key_names(
+    name: &str,
+    p: &ProviderConfig,
+    local: bool,
+    written: &[(usize, Secret, KeyLimitsConfig)],
+) -> Vec<KeyName> {
+    let all: Vec<Secret> = (p.api_key.iter().chain(&p.api_keys))
+        .map(|k| Secret::new(k.key.as_str()))
+        .collect();
+    let masked = crate::masked_apart(&all);
+    (written.iter())
+        .map(|(n, _, _)| KeyName {
+            id: format!("{name}#{n}"),
+            masked: if local {
+                "mock".to_string()
+            } else {
+                masked.get(*n).cloned().unwrap_or_default()
+            },
+        })
+        .collect()
+}
+
 /// The keys that are not empty (an unset variable) nor disabled, in config order, each with its
-/// limits (its own, else the provider's); none for a disabled provider.
+/// place among the keys as written and its limits (its own, else the provider's); none for a
+/// disabled provider.
 fn keys(
     pi: usize,
     p: &ProviderConfig,
     problems: &mut Problems<'_>,
     warnings: &mut Vec<String>,
-) -> Vec<(Secret, KeyLimitsConfig)> {
+) -> Vec<(usize, Secret, KeyLimitsConfig)> {
     if p.disabled {
         return Vec::new();
     }
-    let written = p
-        .api_key
-        .iter()
-        .filter(|k| !k.disabled)
-        .map(|k| (format!("providers[{pi}].api_key"), &k.key, k.rpm, k.tpm))
-        .chain(
-            p.api_keys
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| !k.disabled)
-                .map(|(i, k)| {
-                    (
-                        format!("providers[{pi}].api_keys[{i}]"),
-                        &k.key,
-                        k.rpm,
-                        k.tpm,
-                    )
-                }),
-        );
+    let paths = (p.api_key.iter().map(|_| format!("providers[{pi}].api_key")))
+        .chain((0..p.api_keys.len()).map(|i| format!("providers[{pi}].api_keys[{i}]")));
+    let written = (p.api_key.iter().chain(&p.api_keys))
+        .zip(paths)
+        .enumerate()
+        .filter(|(_, (k, _))| !k.disabled)
+        .map(|(n, (k, path))| (n, path, &k.key, k.rpm, k.tpm));
     let mut keys = Vec::new();
-    for (path, k, rpm, tpm) in written {
+    for (n, path, k, rpm, tpm) in written {
         let limits = KeyLimitsConfig {
             rpm: rpm.or(p.limits.rpm),
             tpm: tpm.or(p.limits.tpm),
@@ -400,7 +428,7 @@ fn keys(
         } else if super::compile::key_text_ok(&path, k.as_str(), problems)
             && limits_ok(&path, &own, problems)
         {
-            keys.push((Secret::new(k.as_str()), limits));
+            keys.push((n, Secret::new(k.as_str()), limits));
         }
     }
     keys

@@ -214,7 +214,7 @@ struct PairKey {
 
 #[derive(Debug)]
 struct Entry {
-    key_id: String,
+    key_masked: String,
     stats: Arc<PairStats>,
 }
 
@@ -224,9 +224,15 @@ struct Entry {
 pub struct UsageRecord {
     /// Provider name.
     pub provider: String,
-    /// Masked key (`sk-…a1b2`), never the key.
-    pub key_id: String,
-    /// Stable fingerprint of the key (first 16 hex digits of its SHA-256).
+    /// The key's id, `provider#index` (shown as `key`), while the config in force names the
+    /// pair; `None` for the history of a key or model it no longer names.
+    #[serde(rename = "key")]
+    pub key_id: Option<String>,
+    /// The key masked (`sk-…a1b2`), distinct among its provider's keys; never the key.
+    pub key_masked: String,
+    /// Stable fingerprint of the key (first 16 hex digits of its SHA-256): what the ledger
+    /// and the replicas' shared state keep its counters under. Not shown.
+    #[serde(skip)]
     pub key_fingerprint: String,
     /// Upstream model name.
     pub model: String,
@@ -293,7 +299,7 @@ impl UsageLedger {
         &self,
         provider: &str,
         key_fingerprint: &str,
-        key_id: &str,
+        key_masked: &str,
         model: &str,
     ) -> Arc<PairStats> {
         let key = PairKey {
@@ -303,10 +309,10 @@ impl UsageLedger {
         };
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(key).or_insert_with(|| Entry {
-            key_id: key_id.to_string(),
+            key_masked: key_masked.to_string(),
             stats: Arc::new(PairStats::with_slot(self.next_slot())),
         });
-        entry.key_id = key_id.to_string();
+        entry.key_masked = key_masked.to_string();
         entry.stats.clone()
     }
 
@@ -322,7 +328,7 @@ impl UsageLedger {
             };
             // A pair the config names keeps the config's label for its key.
             let entry = map.entry(key).or_insert_with(|| Entry {
-                key_id: s.key_id.clone(),
+                key_masked: s.key_masked.clone(),
                 stats: Arc::new(PairStats::with_slot(self.next_slot())),
             });
             let stats = &entry.stats;
@@ -351,7 +357,13 @@ impl UsageLedger {
             .collect()
     }
 
-    pub(crate) fn records(&self, generation: u64) -> Vec<UsageRecord> {
+    /// Every pair's counters and state; `ids` names the pairs the config in force serves
+    /// (their stats, by address, to their key ids).
+    pub(crate) fn records(
+        &self,
+        generation: u64,
+        ids: &HashMap<*const PairStats, &str>,
+    ) -> Vec<UsageRecord> {
         let now = tokio::time::Instant::now();
         let wall = SystemTime::now();
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
@@ -376,7 +388,8 @@ impl UsageLedger {
                 });
                 UsageRecord {
                     provider: k.provider.clone(),
-                    key_id: e.key_id.clone(),
+                    key_id: ids.get(&Arc::as_ptr(&e.stats)).map(|id| id.to_string()),
+                    key_masked: e.key_masked.clone(),
                     key_fingerprint: k.key_fingerprint.clone(),
                     model: k.model.clone(),
                     prompt_tokens: e.stats.prompt_tokens.load(Relaxed),
@@ -406,7 +419,20 @@ impl UsageLedger {
             })
             .collect();
         out.sort_by(|a, b| {
-            (&a.provider, &a.model, &a.key_id).cmp(&(&b.provider, &b.model, &b.key_id))
+            (
+                &a.provider,
+                &a.model,
+                a.key_id.is_none(),
+                &a.key_id,
+                &a.key_masked,
+            )
+                .cmp(&(
+                    &b.provider,
+                    &b.model,
+                    b.key_id.is_none(),
+                    &b.key_id,
+                    &b.key_masked,
+                ))
         });
         out
     }
