@@ -320,7 +320,7 @@ fn local_endpoint(
         Action::Metrics => {
             let text = app
                 .metrics
-                .render(router)
+                .render(router, &app.ledger_state())
                 .map_err(|e| RouterError::Internal(format!("metrics: {e}")))?;
             let mut r = Response::new(Full::new(Bytes::from(text)).boxed_unsync());
             r.headers_mut().insert(

@@ -137,6 +137,34 @@ fn assert_request_metrics(text: &str, ok: &[(&str, &str)]) {
         4.0
     );
     assert_eq!(metric(text, "llm_router_overhead_seconds_count", &[]), 4.0);
+    // The same per provider and upstream model ("-": none answered), and status codes.
+    let answered = [
+        ("group", "g"),
+        ("provider", "up"),
+        ("model", "upstream-model"),
+    ];
+    for (name, n) in [
+        ("llm_router_request_duration_seconds_count", 4.0),
+        ("llm_router_time_to_first_token_seconds_count", 4.0),
+    ] {
+        assert_eq!(metric(text, name, &answered), n, "{name}");
+    }
+    let unanswered = [("group", "g"), ("provider", "-")];
+    assert_eq!(
+        metric(
+            text,
+            "llm_router_request_duration_seconds_count",
+            &unanswered
+        ),
+        1.0
+    );
+    for (code, n) in [("200", 4.0), ("404", 1.0), ("502", 1.0)] {
+        assert_eq!(
+            metric(text, "llm_router_requests_total", &[("code", code)]),
+            n,
+            "{code}"
+        );
+    }
     // Every request has ended but the scrape itself.
     assert_eq!(metric(text, "llm_router_requests_in_flight", &[]), 1.0);
     // One retry that failed over, and one on the request that failed on both keys.
@@ -170,6 +198,26 @@ fn assert_upstream_metrics(text: &str, server: &TestServer, mock: &MockUpstream)
         3.0
     );
     assert_eq!(metric(text, "llm_router_breaker_state", &[]), 0.0);
+    // Each key in exactly one state: both ok; the group has both to pick from.
+    assert_eq!(
+        metric(text, "llm_router_key_state", &[("state", "ok")]),
+        2.0
+    );
+    assert_eq!(metric(text, "llm_router_key_state", &[]), 2.0);
+    assert_eq!(
+        text.matches("llm_router_key_state{").count(),
+        10,
+        "five states, two keys"
+    );
+    assert_eq!(
+        metric(text, "llm_router_group_usable_pairs", &[("group", "g")]),
+        2.0
+    );
+    assert_eq!(
+        metric(text, "llm_router_group_pairs", &[("group", "g")]),
+        2.0
+    );
+    assert!(metric(text, "process_resident_memory_bytes", &[]) > 0.0);
     assert_eq!(metric(text, "llm_router_config_generation", &[]), 1.0);
     assert_eq!(
         metric(

@@ -58,6 +58,16 @@ impl Pair {
         }
         lock(&self.stats.health).availability(now, generation)
     }
+
+    /// Whether it can be picked as a first choice: not disabled, cooling down or behind an
+    /// open breaker (its key's limits aside).
+    fn usable_first(&self, now: Instant, generation: u64) -> bool {
+        self.hot.get().clean_epoch().is_some()
+            || matches!(
+                lock(&self.stats.health).availability(now, generation),
+                Availability::Usable
+            )
+    }
 }
 
 impl Group {
@@ -65,13 +75,16 @@ impl Group {
     /// (after a 429, a 404 or an unreachable host) nor behind an open breaker.
     pub fn has_usable_pair(&self, snapshot: &Snapshot) -> bool {
         let now = Instant::now();
-        self.pairs.iter().any(|pair| {
-            pair.hot.get().clean_epoch().is_some()
-                || matches!(
-                    lock(&pair.stats.health).availability(now, snapshot.generation()),
-                    Availability::Usable
-                )
-        })
+        (self.pairs.iter()).any(|pair| pair.usable_first(now, snapshot.generation()))
+    }
+
+    /// How many of its pairs can be picked as a first choice now (see
+    /// [`Group::has_usable_pair`]).
+    pub fn usable_pairs(&self, snapshot: &Snapshot) -> usize {
+        let now = Instant::now();
+        (self.pairs.iter())
+            .filter(|pair| pair.usable_first(now, snapshot.generation()))
+            .count()
     }
 
     /// When every pair in scope (all, or model `pinned`) that is not disabled is cooling down
