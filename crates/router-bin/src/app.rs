@@ -39,6 +39,7 @@ pub struct App {
     ledger: Option<Arc<Ledger>>,
     ledger_state: Mutex<LedgerState>,
     recent: RecentErrors,
+    history: crate::history::History,
     /// Set once the shutdown deadline has passed: streams still open end then.
     cut: tokio::sync::watch::Sender<bool>,
     /// When it was made: the server's start.
@@ -66,15 +67,19 @@ impl App {
         // Registering fixed, distinct metric names cannot fail; a failure would be a bug here.
         #[allow(clippy::expect_used)]
         let metrics = Metrics::new().expect("metric names are valid and distinct");
-        Arc::new(Self {
+        let app = Arc::new(Self {
             router,
             metrics,
             ledger,
             ledger_state: Mutex::new(state),
             recent: RecentErrors::default(),
+            history: crate::history::History::default(),
             cut: tokio::sync::watch::Sender::new(false),
             started: std::time::Instant::now(),
-        })
+        });
+        // The charts count from here.
+        app.sample_history();
+        app
     }
 
     /// How long the server has been up.
@@ -108,6 +113,18 @@ impl App {
         self.ledger.as_ref().is_some_and(|l| l.keeps_requests())
     }
 
+    /// The ledger, when it keeps a request log; else why not.
+    pub(crate) fn request_log(&self) -> Result<Arc<Ledger>, String> {
+        match &self.ledger {
+            Some(l) if l.keeps_requests() => Ok(l.clone()),
+            Some(_) => Err("the request log is off (ledger.request_log: false)".into()),
+            None => Err(match self.ledger_state() {
+                LedgerState::Off { reason } => format!("the ledger is off: {reason}"),
+                _ => "the ledger is off".into(),
+            }),
+        }
+    }
+
     /// Queues a request row for the ledger's request log.
     pub(crate) fn record_request(&self, row: RequestRow) {
         if let Some(ledger) = &self.ledger {
@@ -121,6 +138,16 @@ impl App {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         self.recent.record(at, request_id, status, path, message);
+    }
+
+    /// Keeps a sample of the counters for the dashboard's charts.
+    pub(crate) fn sample_history(&self) {
+        self.history.record(crate::history::sample(self));
+    }
+
+    /// The dashboard's charts: the last hour up to now.
+    pub(crate) fn history_json(&self) -> serde_json::Value {
+        self.history.json(crate::history::sample(self))
     }
 
     /// The recent errors, grouped, the latest first.

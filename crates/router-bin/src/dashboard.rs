@@ -11,34 +11,55 @@ use router_core::Snapshot;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// The page.
-pub const PAGE: &[u8] = include_bytes!("dashboard.html");
+/// The page as written, with a mark where the chart library goes.
+const SOURCE: &str = include_str!("dashboard.html");
 
-/// The page's Content-Security-Policy: its one inline script allowed by hash, styles inline,
-/// requests to this origin only.
+/// The chart library, vendored: uPlot 1.6.32 (MIT; its license is `vendor/uplot.LICENSE`).
+const CHART_JS: &str = include_str!("vendor/uplot.iife.min.js");
+const CHART_CSS: &str = include_str!("vendor/uplot.min.css");
+const CHART_LICENSE: &str = include_str!("vendor/uplot.LICENSE");
+
+/// The page as served: one self-contained document, the chart library inlined.
+fn page_text() -> &'static str {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PAGE.get_or_init(|| {
+        let library = format!(
+            "<style>{CHART_CSS}</style>\n<script>/*! uPlot 1.6.32\n{CHART_LICENSE}*/\n{CHART_JS}</script>"
+        );
+        SOURCE.replacen("<!-- chart library -->", &library, 1)
+    })
+}
+
+/// The page's Content-Security-Policy: its inline scripts (the chart library and its own)
+/// allowed by hash, styles inline, requests to this origin only.
 pub fn content_security_policy() -> &'static str {
     static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     CSP.get_or_init(|| {
         use base64::Engine;
         use sha2::Digest;
-        let page = String::from_utf8_lossy(PAGE);
-        let script = page
-            .split_once("<script>")
-            .and_then(|(_, rest)| rest.split_once("</script>"))
-            .map_or("", |(script, _)| script);
-        let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
+        let hashes: Vec<String> = (page_text().split("<script>").skip(1))
+            .filter_map(|rest| rest.split_once("</script>"))
+            .map(|(script, _)| {
+                let hash = sha2::Sha256::digest(script);
+                format!(
+                    "'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(hash)
+                )
+            })
+            .collect();
         format!(
-            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+            "default-src 'none'; script-src {}; style-src 'unsafe-inline'; \
              connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; \
-             form-action 'none'"
+             form-action 'none'",
+            hashes.join(" ")
         )
     })
 }
 
 /// The page, with headers that keep everything outside it out: no CDN, no frames, no other
-/// origin, and no script but the page's own (by its hash).
+/// origin, and no script but the page's own (by their hashes).
 pub fn page() -> Response<ResBody> {
-    let mut r = Response::new(Full::new(Bytes::from_static(PAGE)).boxed_unsync());
+    let mut r = Response::new(Full::new(Bytes::from_static(page_text().as_bytes())).boxed_unsync());
     let headers = r.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -60,19 +81,25 @@ fn seconds(v: f64) -> Value {
     }
 }
 
-/// One key of a group's model: its counters, share of the group's calls, state and last
-/// error (masked as every upstream text is).
+/// One key of a group's model: what this group sent it (`group_requests`, `group_tokens`,
+/// `share` of the group's calls), the pair's totals over every group (the other groups that
+/// share it in `shared_with`), its state and last error (masked as every upstream text is).
 fn key_json(
     p: &router_core::Pair,
     record: Option<&router_core::UsageRecord>,
-    group_requests: u64,
+    group_calls: u64,
+    shared_with: Vec<&str>,
     snapshot: &Snapshot,
 ) -> Value {
     let live = record.and_then(|r| r.live.as_ref());
+    let calls = p.in_group().calls();
     json!({
         "key": p.key_id(),
         "key_masked": p.key_masked(),
         "usage": p.usage(),
+        "group_requests": calls,
+        "group_tokens": p.in_group().tokens(),
+        "shared_with": shared_with,
         "prompt_tokens": record.map_or(0, |r| r.prompt_tokens),
         "completion_tokens": record.map_or(0, |r| r.completion_tokens),
         "cache_read_tokens": record.map_or(0, |r| r.cache_read_tokens),
@@ -80,9 +107,7 @@ fn key_json(
         "total_tokens": record.map_or(0, |r| r.total_tokens),
         "requests": record.map_or(0, |r| r.requests),
         "errors": record.map_or(0, |r| r.errors),
-        "share": if group_requests == 0 { 0.0 } else {
-            record.map_or(0, |r| r.requests) as f64 / group_requests as f64
-        },
+        "share": if group_calls == 0 { 0.0 } else { calls as f64 / group_calls as f64 },
         "state": live.map_or("closed", |l| l.state.as_str()),
         "until": live.and_then(|l| l.until.clone()),
         "consecutive_failures": live.map_or(0, |l| l.consecutive_failures),
@@ -94,15 +119,62 @@ fn key_json(
     })
 }
 
+/// A group's models, each with its keys (see [`key_json`]): `by_pair` gives each pair's
+/// totals, `sharing` the groups each pair is in.
+fn models_json(
+    group: &router_core::Group,
+    by_pair: &HashMap<(&str, &str), &router_core::UsageRecord>,
+    sharing: &HashMap<(&str, &str), Vec<&str>>,
+    snapshot: &Snapshot,
+) -> (Vec<Value>, u64) {
+    let group_calls: u64 = group.pairs().iter().map(|p| p.in_group().calls()).sum();
+    let mut models: Vec<Value> = Vec::new();
+    for p in group.pairs() {
+        let id = (p.key_id(), p.model());
+        let others = (sharing.get(&id).into_iter().flatten())
+            .copied()
+            .filter(|g| *g != group.name())
+            .collect();
+        let key = key_json(p, by_pair.get(&id).copied(), group_calls, others, snapshot);
+        let existing = models.iter_mut().find(|m| {
+            m["index"] == json!(p.model_index()) && m["provider"] == json!(p.provider().name())
+        });
+        match existing {
+            Some(m) => {
+                if let Some(keys) = m["keys"].as_array_mut() {
+                    keys.push(key);
+                }
+            }
+            None => models.push(json!({
+                "index": p.model_index(),
+                "provider": p.provider().name(),
+                "model": p.model(),
+                "weight": p.weight(),
+                "keys": [key],
+            })),
+        }
+    }
+    (models, group_calls)
+}
+
 /// The dashboard's data: groups → models → keys with usage, share of traffic, health and
-/// failures; latency and time-to-first-token percentiles per group; reloads; the ledger; the
-/// recent errors.
+/// failures; latency and time-to-first-token percentiles per group; the rates' counts and
+/// their history; reloads; the ledger; the recent errors.
 pub fn data(app: &App, snapshot: &Snapshot) -> Value {
     let records = app.router.usage();
-    // The pairs the config in force serves, by key id and model.
+    // The pairs the config in force serves, by key id and model, and the groups each is in.
     let by_pair: HashMap<(&str, &str), &router_core::UsageRecord> = (records.iter())
         .filter_map(|r| Some(((r.key_id.as_deref()?, r.model.as_str()), r)))
         .collect();
+    let mut sharing: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for g in snapshot.groups() {
+        for p in g.pairs() {
+            let groups = sharing.entry((p.key_id(), p.model())).or_default();
+            if !groups.contains(&g.name()) {
+                groups.push(g.name());
+            }
+        }
+    }
     let client = app.metrics.group_requests();
     let p50 = app.metrics.quantiles(0.5);
     let p95 = app.metrics.quantiles(0.95);
@@ -114,39 +186,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
     };
     let mut groups = Vec::new();
     for group in snapshot.groups() {
-        let pairs: Vec<_> = group
-            .pairs()
-            .iter()
-            .map(|p| {
-                let record = by_pair.get(&(p.key_id(), p.model())).copied();
-                (p, record)
-            })
-            .collect();
-        let group_requests: u64 = pairs
-            .iter()
-            .filter_map(|(_, r)| r.map(|r| r.requests))
-            .sum();
-        let mut models: Vec<Value> = Vec::new();
-        for (p, record) in &pairs {
-            let key = key_json(p, *record, group_requests, snapshot);
-            let existing = models.iter_mut().find(|m| {
-                m["index"] == json!(p.model_index()) && m["provider"] == json!(p.provider().name())
-            });
-            match existing {
-                Some(m) => {
-                    if let Some(keys) = m["keys"].as_array_mut() {
-                        keys.push(key);
-                    }
-                }
-                None => models.push(json!({
-                    "index": p.model_index(),
-                    "provider": p.provider().name(),
-                    "model": p.model(),
-                    "weight": p.weight(),
-                    "keys": [key],
-                })),
-            }
-        }
+        let (models, upstream_calls) = models_json(group, &by_pair, &sharing, snapshot);
         let (l50, t50) = percentile(&p50, group.name());
         let (l95, t95) = percentile(&p95, group.name());
         let (l99, t99) = percentile(&p99, group.name());
@@ -159,7 +199,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             "client_requests": requests,
             "client_errors": errors,
             "strategy": group.strategy().name(),
-            "upstream_calls": group_requests,
+            "upstream_calls": upstream_calls,
             "latency_seconds": {"p50": seconds(l50), "p95": seconds(l95), "p99": seconds(l99)},
             "ttft_seconds": {"p50": seconds(t50), "p95": seconds(t95), "p99": seconds(t99)},
             "models": models,
@@ -186,6 +226,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
         "ledger": app.ledger_state(),
         "groups": groups,
         "recent_errors": app.recent_errors(),
+        "history": app.history_json(),
         "clients": crate::clients::report(snapshot)["clients"].take(),
     })
 }

@@ -168,6 +168,7 @@ async fn serve_route(
     };
     log.client = client.as_ref().map(|c| c.name().to_string());
     match route.action {
+        Action::Requests => requests(app, request.uri().query()).await.map(complete),
         Action::Manage(what) => {
             // A name that is not UTF-8 once decoded names nothing here.
             let Some(names) = route.names(request.uri().path()) else {
@@ -252,6 +253,28 @@ async fn forward(
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
     Ok((response, known_len))
+}
+
+/// `GET /admin/requests`: the request log's latest rows that the query's filters let through
+/// (`kept: false` and why, when no request log is kept).
+async fn requests(app: &Arc<App>, query: Option<&str>) -> Result<Response<ResBody>, RouterError> {
+    let filter = crate::ledger::RequestFilter::from_query(query)
+        .map_err(|e| RouterError::bad_request(e, None))?;
+    let ledger = match app.request_log() {
+        Ok(ledger) => ledger,
+        Err(why) => {
+            let body = json!({"kept": false, "why": why, "rows": []});
+            return Ok(json_response(StatusCode::OK, &body));
+        }
+    };
+    let rows = tokio::task::spawn_blocking(move || ledger.requests(&filter))
+        .await
+        .map_err(|e| RouterError::Internal(format!("request log: {e}")))?
+        .map_err(RouterError::Internal)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kept": true, "rows": rows}),
+    ))
 }
 
 /// Readiness: 200 when the config is loaded (it is, to answer), the ledger is written or
@@ -342,9 +365,9 @@ fn local_endpoint(
                 });
             }
         },
-        Action::Forward(..) | Action::Manage(_) => {
+        Action::Forward(..) | Action::Manage(_) | Action::Requests => {
             return Err(RouterError::Internal(
-                "a forwarding or editing route reached the local endpoints".into(),
+                "a route served on its own reached the local endpoints".into(),
             ))
         }
     })

@@ -17,6 +17,7 @@ mod cors;
 mod dashboard;
 pub mod editor;
 mod handler;
+mod history;
 mod hooked;
 
 pub mod ledger;

@@ -32,6 +32,8 @@ pub(crate) enum Action {
     Models,
     /// The usage counters.
     Usage,
+    /// The request log's latest rows, filtered.
+    Requests,
     /// The named clients and teams: budgets, limits and spend.
     Clients,
     /// The providers of the config file, keys masked.
@@ -201,6 +203,13 @@ const ROUTES: &[Route] = &[
         Method::GET,
         Access::Admin,
         Action::Usage,
+        ADMIN,
+    ),
+    route(
+        "/admin/requests",
+        Method::GET,
+        Access::Admin,
+        Action::Requests,
         ADMIN,
     ),
     route(

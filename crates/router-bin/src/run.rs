@@ -144,6 +144,10 @@ impl Server {
                 stopped(stop_rx.clone()),
             )?);
         }
+        tasks.push(tokio::spawn(sample_history(
+            app.clone(),
+            stopped(stop_rx.clone()),
+        )));
         // The ledger keeps being written while requests drain after the shutdown: it stops
         // only once serving has ended.
         let (flush_stop_tx, flush_stop_rx) = watch::channel(false);
@@ -298,6 +302,20 @@ async fn flush_ledger(app: Arc<App>, every: Duration, stop: impl Future<Output =
                 let app = app.clone();
                 let _ = tokio::task::spawn_blocking(move || app.flush_ledger()).await;
             }
+        }
+    }
+}
+
+/// Samples the counters for the dashboard's charts every [`crate::history::STEP`] until
+/// `stop`.
+async fn sample_history(app: Arc<App>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(crate::history::STEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => app.sample_history(),
         }
     }
 }

@@ -96,6 +96,12 @@ async fn every_view_names_a_key_alike() {
     }
     router.stop();
 
+    ledger_and_cli_agree(&dir, &masked);
+}
+
+/// The ledger, and `llm-router usage` reading it, name each key as `masked` (id → masked form)
+/// does.
+fn ledger_and_cli_agree(dir: &std::path::Path, masked: &BTreeMap<String, String>) {
     // The ledger, written at shutdown: the same names, in the counters and in each request row.
     let db = rusqlite::Connection::open(dir.join("llm-router-usage.sqlite3")).unwrap();
     let saved: BTreeMap<String, String> = db
@@ -105,7 +111,7 @@ async fn every_view_names_a_key_alike() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(saved, masked);
+    assert_eq!(&saved, masked);
     let per_request: Vec<String> = db
         .prepare("SELECT key FROM requests ORDER BY id")
         .unwrap()
@@ -122,11 +128,11 @@ async fn every_view_names_a_key_alike() {
     // The CLI, reading that ledger: a key and its masked form side by side.
     let out = Command::new(BIN)
         .args(["usage", "--config", "config.yaml"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
-    for (id, m) in &masked {
+    for (id, m) in masked {
         assert!(
             table
                 .lines()
@@ -136,7 +142,7 @@ async fn every_view_names_a_key_alike() {
     }
     let json = Command::new(BIN)
         .args(["usage", "--config", "config.yaml", "--json"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     let rows: Value = serde_json::from_slice(&json.stdout).unwrap();

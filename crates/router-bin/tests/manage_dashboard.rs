@@ -32,21 +32,9 @@ struct Page {
 impl Page {
     /// Starts Chromium and opens `url` in it.
     async fn open(url: &str, profile: &std::path::Path) -> Page {
-        let mut browser = tokio::process::Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
+        let mut browser = common::headless_chromium(profile)
+            .args(["--remote-debugging-port=0", "about:blank"])
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("chromium (Debian package chromium) must be installed");
         let mut lines = tokio::io::BufReader::new(browser.stderr.take().unwrap()).lines();

@@ -103,6 +103,11 @@ async fn client_errors_count_and_say_what_was_asked() {
     assert!(!metrics.contains("endpoint=\"admin\""));
     router.stop();
 
+    request_rows_say_what_happened(&dir);
+}
+
+/// The ledger's request rows, written at shutdown: what each request asked and how it went.
+fn request_rows_say_what_happened(dir: &std::path::Path) {
     // The ledger's request rows, written at shutdown.
     let db = rusqlite::Connection::open(dir.join("llm-router-usage.sqlite3")).unwrap();
     let rows: Vec<Row> = db

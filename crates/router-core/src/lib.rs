@@ -68,5 +68,5 @@ pub use snapshot::{
     CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,
     Snapshot, TlsFiles,
 };
-pub use usage::{FailureCounts, PairState, PairStats, TokenUsage, UsageRecord};
+pub use usage::{FailureCounts, InGroup, PairState, PairStats, TokenUsage, UsageRecord};
 pub use watch::{watch_config, watch_files};

@@ -4,7 +4,10 @@
 //! retention period. Schema changes are numbered migrations (`rusqlite_migration`, which keeps
 //! the version in `PRAGMA user_version`).
 
+mod requests;
 mod tenants;
+
+pub use requests::{RequestFilter, MAX_ROWS};
 
 use router_core::tenants::AccountRecord;
 use router_core::UsageRecord;

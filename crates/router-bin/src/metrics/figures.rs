@@ -44,6 +44,31 @@ impl Metrics {
             .collect()
     }
 
+    /// Each group's latency so far: the sum of its requests' seconds and their count (for the
+    /// dashboard's history).
+    pub fn latency_totals(&self) -> Vec<(String, f64, u64)> {
+        let mut out: Vec<(String, f64, u64)> = Vec::new();
+        for family in self.registry.gather() {
+            if family.name() != "llm_router_request_duration_seconds" {
+                continue;
+            }
+            for m in family.get_metric() {
+                let group = (m.get_label().iter())
+                    .find(|l| l.name() == "group")
+                    .map_or("", |l| l.value());
+                let h = m.get_histogram();
+                match out.iter_mut().find(|(g, _, _)| g == group) {
+                    Some((_, sum, count)) => {
+                        *sum += h.get_sample_sum();
+                        *count += h.get_sample_count();
+                    }
+                    None => out.push((group.to_string(), h.get_sample_sum(), h.get_sample_count())),
+                }
+            }
+        }
+        out
+    }
+
     /// The request histograms' quantile `q` per group (latency, then time to first token),
     /// over every provider and model that answered it, estimated from the buckets as
     /// Prometheus' `histogram_quantile` does (for the dashboard).

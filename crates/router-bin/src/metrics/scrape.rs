@@ -65,21 +65,6 @@ pub(super) fn families(
         ),
         &["provider", "key", "model", "state"],
     )?;
-    let reloads = IntCounterVec::new(
-        Opts::new(
-            "llm_router_config_reloads_total",
-            "Config reloads, by result.",
-        ),
-        &["result"],
-    )?;
-    let generation = IntGauge::new(
-        "llm_router_config_generation",
-        "Generation of the config in force.",
-    )?;
-    let build = IntGaugeVec::new(
-        Opts::new("llm_router_build_info", "Build information."),
-        &["version"],
-    )?;
     // The pairs the config in force serves: a key's or model's history after it left the
     // config stays in the ledger and /admin/usage, not as series without end.
     for r in router.usage() {
@@ -122,13 +107,7 @@ pub(super) fn families(
             key_state.with_label_values(&with(name)).set(now);
         }
     }
-    let stats = router.reload_stats();
-    reloads
-        .with_label_values(&["success"])
-        .inc_by(stats.succeeded);
-    reloads.with_label_values(&["failure"]).inc_by(stats.failed);
-    generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
-    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    config_families(router, &registry)?;
     state_gauges(router, &registry)?;
     group_gauges(router, &registry)?;
     ledger_gauge(ledger, &registry)?;
@@ -138,10 +117,36 @@ pub(super) fn families(
     registry.register(Box::new(failures))?;
     registry.register(Box::new(breaker))?;
     registry.register(Box::new(key_state))?;
+    Ok(registry.gather())
+}
+
+/// Reloads by result, the generation in force, and the build.
+fn config_families(router: &Router, registry: &Registry) -> prometheus::Result<()> {
+    let reloads = IntCounterVec::new(
+        Opts::new(
+            "llm_router_config_reloads_total",
+            "Config reloads, by result.",
+        ),
+        &["result"],
+    )?;
+    let generation = IntGauge::new(
+        "llm_router_config_generation",
+        "Generation of the config in force.",
+    )?;
+    let build = IntGaugeVec::new(
+        Opts::new("llm_router_build_info", "Build information."),
+        &["version"],
+    )?;
+    let stats = router.reload_stats();
+    reloads
+        .with_label_values(&["success"])
+        .inc_by(stats.succeeded);
+    reloads.with_label_values(&["failure"]).inc_by(stats.failed);
+    generation.set(i64::try_from(router.snapshot().generation()).unwrap_or(i64::MAX));
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     registry.register(Box::new(reloads))?;
     registry.register(Box::new(generation))?;
-    registry.register(Box::new(build))?;
-    Ok(registry.gather())
+    registry.register(Box::new(build))
 }
 
 /// The gauges of what only some configs have: Redis (`state.redis`), a response cache.

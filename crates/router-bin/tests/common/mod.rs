@@ -443,3 +443,22 @@ pub fn metric(addr: &str, line_start: &str) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {line_start} in\n{out}"))
 }
+
+/// Headless Chromium (Debian package chromium) with its profile in `profile`: no GPU, no
+/// sandbox (CI runs as root), no network of its own, killed with the test.
+pub fn headless_chromium(profile: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("chromium");
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .kill_on_drop(true);
+    c
+}

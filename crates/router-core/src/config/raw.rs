@@ -161,7 +161,8 @@ pub struct LedgerConfig {
     pub flush_interval: Duration,
     /// Also keep one row per request, refused ones too (time, request id, group, model asked,
     /// provider, model, key id, tokens, status, latency, time to first token, attempts,
-    /// stream, error) (default false).
+    /// stream, error), kept for `retention` (default true: the dashboard's request log reads
+    /// it).
     pub request_log: bool,
     /// How long request rows are kept (default 7 days).
     #[serde(deserialize_with = "duration")]
@@ -174,7 +175,7 @@ impl Default for LedgerConfig {
             enabled: true,
             path: None,
             flush_interval: Duration::from_secs(1),
-            request_log: false,
+            request_log: true,
             retention: Duration::from_secs(7 * 24 * 3600),
         }
     }

@@ -213,6 +213,9 @@ impl Group {
             None => pair.stats.with_health(generation, |h| h.on_pick(now)),
         };
         pair.stats.begin(estimate, snapshot.request_penalty());
+        pair.in_group
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Selection {
             provider: pair.provider.clone(),
             model: pair.model.clone(),
@@ -220,6 +223,7 @@ impl Group {
             key_id: pair.key_id.clone(),
             pair_index: index,
             stats: pair.stats.clone(),
+            in_group: pair.in_group.clone(),
             siblings: pair.siblings.clone(),
             reservation: estimate,
             request_penalty: snapshot.request_penalty(),

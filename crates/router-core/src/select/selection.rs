@@ -23,6 +23,7 @@ pub struct Selection {
     pub(super) key_id: String,
     pub(super) pair_index: usize,
     pub(super) stats: Arc<PairStats>,
+    pub(super) in_group: Arc<crate::usage::InGroup>,
     pub(super) siblings: Arc<[Arc<PairStats>]>,
     pub(super) reservation: u64,
     pub(super) request_penalty: u64,
@@ -97,6 +98,7 @@ impl Selection {
         }
         // Tokens first, then the reservation: a concurrent pick never sees too little usage.
         self.stats.record_tokens(usage);
+        (self.in_group.tokens).fetch_add(usage.total_tokens, std::sync::atomic::Ordering::Relaxed);
         self.stats.release(self.reservation);
         let (breaker, epoch) = (&self.resilience.breaker, self.epoch);
         let change = self.stats.with_health(self.generation, |h| {
@@ -158,6 +160,8 @@ impl Selection {
         if let Some(usage) = usage {
             self.bill(&usage);
             self.stats.record_tokens(usage);
+            (self.in_group.tokens)
+                .fetch_add(usage.total_tokens, std::sync::atomic::Ordering::Relaxed);
             if let Some(sent) = self.sent.take() {
                 sent.settle(usage.total_tokens);
             }
@@ -207,6 +211,7 @@ impl Selection {
             sent.forget();
         }
         self.stats.withdraw(self.request_penalty);
+        crate::state::hot::sub(&self.in_group.calls, 1);
         self.release();
     }
 }

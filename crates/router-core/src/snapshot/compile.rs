@@ -334,7 +334,7 @@ pub(super) fn group(
             continue;
         }
         let model: Arc<str> = Arc::from(m.name.as_str());
-        add_pairs(&mut pairs, provider, &model, mi, m.weight.0, state);
+        add_pairs(&mut pairs, name, provider, &model, mi, m.weight.0, state);
     }
     if pairs.is_empty() {
         if !model_problem {
@@ -423,9 +423,10 @@ fn cache(
     Some(Some(cache.clone()))
 }
 
-/// One pair per key of `provider` for model entry `mi`.
+/// One pair per key of `provider` for model entry `mi` of group `group`.
 fn add_pairs(
     pairs: &mut Vec<Pair>,
+    group: &str,
     provider: &Arc<Provider>,
     model: &Arc<str>,
     mi: usize,
@@ -433,8 +434,9 @@ fn add_pairs(
     state: &State,
 ) {
     for (ki, (key, name)) in provider.keys.iter().zip(&provider.key_names).enumerate() {
-        let stats =
-            (state.usage).stats_for(provider.name(), &key.fingerprint(), &name.masked, model);
+        let fingerprint = key.fingerprint();
+        let stats = (state.usage).stats_for(provider.name(), &fingerprint, &name.masked, model);
+        let in_group = (state.usage).in_group(group, provider.name(), &fingerprint, model);
         pairs.push(Pair {
             hot: stats.hot.clone(),
             model_index: mi,
@@ -446,6 +448,7 @@ fn add_pairs(
             key_id: name.id.clone(),
             key_label: name.masked.clone(),
             stats,
+            in_group,
             siblings: Arc::from(Vec::new()),
         });
     }

@@ -42,6 +42,8 @@ pub struct Pair {
     /// Its key's upstream limits, if it has any (read by every pick of the pair).
     pub(crate) limit: Option<KeyLimit>,
     pub(crate) stats: Arc<PairStats>,
+    /// What this group sent to the pair (apart from other groups that share it).
+    pub(crate) in_group: Arc<crate::usage::InGroup>,
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
     pub(crate) key: Secret,
@@ -79,6 +81,11 @@ impl Pair {
     /// Masked key (`sk-…a1b2`; `mock` for the in-process provider).
     pub fn key_masked(&self) -> &str {
         &self.key_label
+    }
+    /// What its group sent to it and was charged, since start (a pair two groups share is
+    /// counted apart in each; its [`crate::UsageRecord`] holds the totals).
+    pub fn in_group(&self) -> &crate::usage::InGroup {
+        &self.in_group
     }
     /// Current selection usage (tokens + penalties + reservations).
     pub fn usage(&self) -> u64 {

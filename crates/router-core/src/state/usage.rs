@@ -204,12 +204,41 @@ pub struct FailureCounts {
     pub upstream: u64,
 }
 
+/// What one group sent to a pair and was charged for (a pair two groups share is counted apart
+/// in each), since start.
+#[derive(Debug, Default)]
+pub struct InGroup {
+    pub(crate) calls: AtomicU64,
+    pub(crate) tokens: AtomicU64,
+}
+
+impl InGroup {
+    /// Calls this group sent to the pair.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Relaxed)
+    }
+    /// Tokens charged for them.
+    pub fn tokens(&self) -> u64 {
+        self.tokens.load(Relaxed)
+    }
+}
+
 /// Identity of a pair in the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PairKey {
     provider: String,
     key_fingerprint: String,
     model: String,
+}
+
+impl PairKey {
+    fn new(provider: &str, key_fingerprint: &str, model: &str) -> Self {
+        Self {
+            provider: provider.to_string(),
+            key_fingerprint: key_fingerprint.to_string(),
+            model: model.to_string(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -284,6 +313,8 @@ pub struct PairState {
 #[derive(Debug, Default)]
 pub(crate) struct UsageLedger {
     entries: RwLock<HashMap<PairKey, Entry>>,
+    /// Each group's share of its pairs, by group name and pair.
+    in_groups: Mutex<HashMap<(String, PairKey), Arc<InGroup>>>,
     /// Where new pairs' [`Hot`] counters go (taken under the `entries` write lock).
     slab: Mutex<HotSlab>,
 }
@@ -302,11 +333,7 @@ impl UsageLedger {
         key_masked: &str,
         model: &str,
     ) -> Arc<PairStats> {
-        let key = PairKey {
-            provider: provider.to_string(),
-            key_fingerprint: key_fingerprint.to_string(),
-            model: model.to_string(),
-        };
+        let key = PairKey::new(provider, key_fingerprint, model);
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(key).or_insert_with(|| Entry {
             key_masked: key_masked.to_string(),
@@ -314,6 +341,19 @@ impl UsageLedger {
         });
         entry.key_masked = key_masked.to_string();
         entry.stats.clone()
+    }
+
+    /// What group `group` sent to a pair, created on first use (when a config is compiled).
+    pub(crate) fn in_group(
+        &self,
+        group: &str,
+        provider: &str,
+        key_fingerprint: &str,
+        model: &str,
+    ) -> Arc<InGroup> {
+        let key = PairKey::new(provider, key_fingerprint, model);
+        let mut map = self.in_groups.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((group.to_string(), key)).or_default().clone()
     }
 
     /// Adds saved counters to the pairs they belong to (creating pairs the config does not
