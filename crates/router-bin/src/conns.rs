@@ -76,6 +76,9 @@ impl Limits {
 pub(crate) enum Closed {
     /// No first request within the handshake timeout.
     Handshake,
+    /// The TLS handshake failed (a client that does not trust the certificate, or does not
+    /// speak TLS).
+    TlsFailed,
     /// Idle past the keep-alive timeout.
     Keepalive,
     /// Idle the longest when a new connection needed room.
@@ -86,8 +89,9 @@ pub(crate) enum Closed {
 
 impl Closed {
     /// Every reason, for the metric's labels.
-    pub(crate) const ALL: [Closed; 4] = [
+    pub(crate) const ALL: [Closed; 5] = [
         Closed::Handshake,
+        Closed::TlsFailed,
         Closed::Keepalive,
         Closed::Evicted,
         Closed::Shutdown,
@@ -96,6 +100,7 @@ impl Closed {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Closed::Handshake => "handshake_timeout",
+            Closed::TlsFailed => "tls_handshake_failed",
             Closed::Keepalive => "keepalive_timeout",
             Closed::Evicted => "evicted",
             Closed::Shutdown => "shutdown",

@@ -112,8 +112,8 @@ pub(crate) async fn serve_as(
                             // its first request.
                             match tokio::time::timeout(limits.handshake, tls.accept(stream)).await {
                                 Ok(Ok(stream)) => served.drive(&builder, TokioIo::new(stream)).await,
-                                Ok(Err(e)) => served.end_before_a_request(&format!("TLS handshake failed: {e}")),
-                                Err(_) => served.end_before_a_request("no TLS handshake within server.handshake_timeout"),
+                                Ok(Err(e)) => served.end_before_a_request(&format!("TLS handshake failed: {e}"), Closed::TlsFailed),
+                                Err(_) => served.end_before_a_request("no TLS handshake within server.handshake_timeout", Closed::Handshake),
                             }
                         });
                     }
@@ -200,12 +200,10 @@ impl Served {
     }
 
     /// Ends a connection that never got to HTTP (its TLS handshake failed or took too long).
-    fn end_before_a_request(self, why: &str) {
+    fn end_before_a_request(self, why: &str, reason: Closed) {
         tracing::debug!("connection closed: {why}");
         self.conns.release(&self.conn);
-        self.app
-            .metrics
-            .connection_closed(Some(Closed::Handshake.label()));
+        self.app.metrics.connection_closed(Some(reason.label()));
     }
 }
 

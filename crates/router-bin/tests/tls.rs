@@ -127,9 +127,16 @@ async fn https_with_http2_by_alpn_and_a_renewed_certificate_without_a_restart() 
     );
     let none = chat(&addr, &first.ca_pem, &[]).await.unwrap();
     assert_eq!((none.version, none.status), (Version::HTTP_11, 200));
-    // A client that trusts another CA is refused in the handshake.
+    // A client that trusts another CA is refused in the handshake, counted as such.
     let second = test_certificates().unwrap();
     assert!(chat(&addr, &second.ca_pem, &[b"h2"]).await.is_err());
+    let auth = format!("authorization: Bearer {KEY}");
+    let url = format!("https://localhost:{}/metrics", port(&addr));
+    let failed = "llm_router_connections_closed_total{reason=\"tls_handshake_failed\"} 1";
+    let counted = common::eventually(std::time::Duration::from_secs(10), || {
+        router.curl(&["-k", "-H", &auth, &url]).contains(failed)
+    });
+    assert!(counted.await, "{}", router.curl(&["-k", "-H", &auth, &url]));
 
     // Renewal: the files change, the next handshakes get the new certificate.
     install(&dir, &second);

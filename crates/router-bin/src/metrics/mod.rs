@@ -130,8 +130,8 @@ impl Metrics {
             Opts::new(
                 "llm_router_connections_closed_total",
                 "Client connections the router closed, by reason: handshake_timeout, \
-                 keepalive_timeout, evicted (idle the longest, to make room at \
-                 server.max_connections), shutdown.",
+                 tls_handshake_failed, keepalive_timeout, evicted (idle the longest, to make \
+                 room at server.max_connections), shutdown.",
             ),
             &["reason"],
         )?;

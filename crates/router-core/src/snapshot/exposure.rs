@@ -27,11 +27,38 @@ pub(super) fn warn(
              admin_key to keep them apart"
                 .into(),
         ),
-        Some(admin) if client_keys.iter().any(|k| k.expose() == admin.as_str()) => warnings.push(
+        Some(admin) if client_keys.iter().any(|k| same_key(k.expose(), admin.as_str())) => warnings.push(
             "admin_key is also a client key: whoever holds that client key is an admin; \
                  give admin_key a key of its own"
                 .into(),
         ),
         _ => {}
+    }
+}
+
+/// Whether two keys as written open the same door: equal, or one (or both) written as
+/// `sha256:<hex>` of the other.
+fn same_key(a: &str, b: &str) -> bool {
+    let hashed = |k: &str| match k.strip_prefix("sha256:") {
+        Some(hex) => hex.to_ascii_lowercase(),
+        None => hex::encode(sha2::Sha256::digest(k.as_bytes())),
+    };
+    use sha2::Digest;
+    a == b || hashed(a) == hashed(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_key;
+
+    #[test]
+    fn a_key_and_its_hash_are_the_same_key() {
+        // SHA-256 of "abc".
+        let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(same_key("abc", "abc"));
+        assert!(same_key("abc", abc) && same_key(abc, "abc"));
+        assert!(same_key(&abc.to_ascii_uppercase().replace("SHA256:", "sha256:"), abc));
+        assert!(!same_key("abd", abc));
+        assert!(!same_key("abc", "abd"));
     }
 }
