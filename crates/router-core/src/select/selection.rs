@@ -20,7 +20,8 @@ pub struct Selection {
     pub(super) provider: Arc<Provider>,
     pub(super) model: Arc<str>,
     pub(super) key: Secret,
-    pub(super) key_id: String,
+    /// Its key's id, shared with the pair (a pick copies no string).
+    pub(super) key_id: Arc<str>,
     pub(super) pair_index: usize,
     pub(super) stats: Arc<PairStats>,
     pub(super) in_group: Arc<crate::usage::InGroup>,

@@ -445,7 +445,7 @@ fn add_pairs(
             weight,
             key: key.clone(),
             limit: provider.limits.get(ki).cloned().flatten(),
-            key_id: name.id.clone(),
+            key_id: Arc::from(name.id.as_str()),
             key_label: name.masked.clone(),
             stats,
             in_group,

@@ -14,7 +14,9 @@ pub(super) fn warn(
     admin_closed: bool,
     warnings: &mut Vec<String>,
 ) {
-    match &config.admin_key {
+    let admin = config.admin_key.as_ref().map(|k| k.as_str());
+    let shared = admin.is_some_and(|a| client_keys.iter().any(|k| same_key(k.expose(), a)));
+    match admin {
         None if client_keys.is_empty() => warnings.push(
             "no api_key and no admin_key: anyone who can reach the router may call its groups \
              and its admin endpoints (/admin/*: reload, config edits, usage; /metrics; the \
@@ -27,7 +29,7 @@ pub(super) fn warn(
              admin_key to keep them apart"
                 .into(),
         ),
-        Some(admin) if client_keys.iter().any(|k| same_key(k.expose(), admin.as_str())) => warnings.push(
+        Some(_) if shared => warnings.push(
             "admin_key is also a client key: whoever holds that client key is an admin; \
                  give admin_key a key of its own"
                 .into(),
@@ -57,7 +59,10 @@ mod tests {
         let abc = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert!(same_key("abc", "abc"));
         assert!(same_key("abc", abc) && same_key(abc, "abc"));
-        assert!(same_key(&abc.to_ascii_uppercase().replace("SHA256:", "sha256:"), abc));
+        assert!(same_key(
+            &abc.to_ascii_uppercase().replace("SHA256:", "sha256:"),
+            abc
+        ));
         assert!(!same_key("abd", abc));
         assert!(!same_key("abc", "abd"));
     }

@@ -47,7 +47,7 @@ pub struct Pair {
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
     pub(crate) key: Secret,
-    pub(crate) key_id: String,
+    pub(crate) key_id: Arc<str>,
     pub(crate) key_label: String,
     /// Every pair of the group with the same provider and model (itself included).
     pub(crate) siblings: Arc<[Arc<PairStats>]>,
