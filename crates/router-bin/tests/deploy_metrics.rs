@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{as_admin, repo_root, say_hi, temp_dir, Running, KEY};
+use common::{as_admin, config, repo_root, say_hi, temp_dir, Running, TestServer, KEY};
 use http::Method;
 use mock_upstream::MockUpstream;
 use serde_json::Value;
@@ -123,6 +123,53 @@ async fn every_dashboard_and_alert_query_names_a_metric_a_router_exposes() {
         );
     }
     router.stop();
+}
+
+/// The value of the series of a scrape whose name and labels start as `series` does.
+fn value(text: &str, series: &str) -> f64 {
+    (text.lines())
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// What the alert on a group with no usable key reads: a key refused by its upstream (401)
+/// turns its state to `disabled` and its group's usable pairs to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_shows_in_the_key_state_and_empties_its_group() {
+    let upstream = MockUpstream::start().await.unwrap();
+    let admin = format!("admin_key: \"{ADMIN}\"");
+    let server =
+        TestServer::start(&config(&upstream.base_url(), &["sk-only-key-0001"], &admin)).await;
+    let base = server.url("");
+    let base = base.trim_end_matches('/');
+    let addr = base.trim_start_matches("http://");
+    let scrape = || async {
+        as_admin(addr, ADMIN, Method::GET, "/metrics", "")
+            .await
+            .text()
+    };
+    let before = scrape().await;
+    let key = "llm_router_key_state{key=\"up#0\",model=\"upstream-model\",provider=\"up\"";
+    assert_eq!(value(&before, &format!("{key},state=\"ok\"}}")), 1.0);
+    assert_eq!(
+        value(&before, "llm_router_group_usable_pairs{group=\"g\"}"),
+        1.0
+    );
+    upstream.fail_next(&[401]);
+    assert_eq!(say_hi(base, KEY, "g").await.status, 502);
+    let after = scrape().await;
+    assert_eq!(value(&after, &format!("{key},state=\"disabled\"}}")), 1.0);
+    assert_eq!(value(&after, &format!("{key},state=\"ok\"}}")), 0.0);
+    assert_eq!(
+        value(&after, "llm_router_group_usable_pairs{group=\"g\"}"),
+        0.0
+    );
+    assert_eq!(value(&after, "llm_router_group_pairs{group=\"g\"}"), 1.0);
+    // No ledger here: no ledger gauge either.
+    assert!(!after.contains("llm_router_ledger_up"));
+    server.shutdown().await;
 }
 
 /// The rules' syntax and their unit tests, by `promtool` (Debian package prometheus, which
