@@ -26,18 +26,44 @@ fn post(path: &str, body: &str, close: bool) -> String {
 }
 
 /// Sends one chat request on a new connection and returns the response's status line and how
-/// long the whole exchange took.
+/// long it took to arrive whole (its head and `content-length` bytes of body; the close that
+/// follows is not timed), reading for up to `limit`.
 fn chat_once(addr: &str, limit: Duration) -> (String, Duration) {
     let started = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(limit)).unwrap();
     s.write_all(post("/v1/chat/completions", CHAT, true).as_bytes())
         .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
+    let mut out: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let whole = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        let length = (head.lines())
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(str::to_string)
+            })
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        length.is_some_and(|n| body.len() >= n)
+    };
+    while !whole(&out) {
+        let left = limit.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let took = started.elapsed();
     let text = String::from_utf8_lossy(&out);
     let status = text.lines().next().unwrap_or("").to_string();
-    (status, started.elapsed())
+    (status, took)
 }
 
 /// Whether the server closed `s` within `limit` (end of file or a reset; whatever it sent
