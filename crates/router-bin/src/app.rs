@@ -142,12 +142,13 @@ impl App {
 
     /// Keeps a sample of the counters for the dashboard's charts.
     pub(crate) fn sample_history(&self) {
-        self.history.record(crate::history::sample(self));
+        let figures = self.metrics.figures();
+        self.history.record(crate::history::sample(self, &figures));
     }
 
-    /// The dashboard's charts: the last hour up to now.
-    pub(crate) fn history_json(&self) -> serde_json::Value {
-        self.history.json(crate::history::sample(self))
+    /// The dashboard's charts: the last hour up to now (`figures`: the request metrics now).
+    pub(crate) fn history_json(&self, figures: &crate::metrics::Figures) -> serde_json::Value {
+        self.history.json(crate::history::sample(self, figures))
     }
 
     /// The recent errors, grouped, the latest first.

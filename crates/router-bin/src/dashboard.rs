@@ -175,10 +175,11 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
             }
         }
     }
-    let client = app.metrics.group_requests();
-    let p50 = app.metrics.quantiles(0.5);
-    let p95 = app.metrics.quantiles(0.95);
-    let p99 = app.metrics.quantiles(0.99);
+    let figures = app.metrics.figures();
+    let client = figures.group_requests();
+    let p50 = figures.quantiles(0.5);
+    let p95 = figures.quantiles(0.95);
+    let p99 = figures.quantiles(0.99);
     let percentile = |list: &[(String, f64, f64)], group: &str| {
         list.iter()
             .find(|(g, _, _)| g == group)
@@ -226,7 +227,7 @@ pub fn data(app: &App, snapshot: &Snapshot) -> Value {
         "ledger": app.ledger_state(),
         "groups": groups,
         "recent_errors": app.recent_errors(),
-        "history": app.history_json(),
+        "history": app.history_json(&figures),
         "clients": crate::clients::report(snapshot)["clients"].take(),
     })
 }

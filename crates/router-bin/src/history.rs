@@ -97,18 +97,19 @@ impl History {
 }
 
 /// The router's counters now: client requests and errors per group (`-` for those that
-/// named none) and latency from the metrics, tokens from what each group's pairs were charged.
-pub(crate) fn sample(app: &App) -> Sample {
+/// named none) and latency from the request metrics' `figures`, tokens from what each group's
+/// pairs were charged.
+pub(crate) fn sample(app: &App, figures: &crate::metrics::Figures) -> Sample {
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
     let mut groups: Vec<(String, Totals)> = Vec::new();
-    for (name, requests, errors) in app.metrics.group_requests() {
+    for (name, requests, errors) in figures.group_requests() {
         let i = slot(&name, &mut groups);
         groups[i].1.requests = requests;
         groups[i].1.errors = errors;
     }
-    for (name, sum, count) in app.metrics.latency_totals() {
+    for (name, sum, count) in figures.latency_totals() {
         let i = slot(&name, &mut groups);
         groups[i].1.latency_sum = sum;
         groups[i].1.latency_count = count;

@@ -1,9 +1,25 @@
 //! What the dashboard reads of the request metrics: requests and errors per group, and the
-//! latency percentiles per group, estimated from the histograms' buckets.
+//! latency percentiles per group, estimated from the histograms' buckets. They are collected
+//! once per dashboard answer (not through the registry, whose process collector reads /proc).
 
 use super::Metrics;
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
+
+/// The request metrics as they are now: requests, latency and time to first token.
+pub struct Figures(Vec<MetricFamily>);
 
 impl Metrics {
+    /// The request metrics now, for the dashboard's figures.
+    pub fn figures(&self) -> Figures {
+        let mut families = self.requests.collect();
+        families.extend(self.latency.collect());
+        families.extend(self.ttft.collect());
+        Figures(families)
+    }
+}
+
+impl Figures {
     /// Client requests and those answered with an error (any status but 2xx) per group (`-`
     /// for those that named none: refused keys, unknown models and paths), from the requests
     /// counter (for the dashboard's rates).
@@ -35,20 +51,17 @@ impl Metrics {
         out
     }
 
-    fn requests_metrics(&self) -> Vec<prometheus::proto::Metric> {
-        self.registry
-            .gather()
-            .into_iter()
+    fn requests_metrics(&self) -> impl Iterator<Item = &prometheus::proto::Metric> {
+        (self.0.iter())
             .filter(|f| f.name() == "llm_router_requests_total")
-            .flat_map(|f| f.get_metric().to_vec())
-            .collect()
+            .flat_map(|f| f.get_metric())
     }
 
     /// Each group's latency so far: the sum of its requests' seconds and their count (for the
     /// dashboard's history).
     pub fn latency_totals(&self) -> Vec<(String, f64, u64)> {
         let mut out: Vec<(String, f64, u64)> = Vec::new();
-        for family in self.registry.gather() {
+        for family in &self.0 {
             if family.name() != "llm_router_request_duration_seconds" {
                 continue;
             }
@@ -74,7 +87,7 @@ impl Metrics {
     /// Prometheus' `histogram_quantile` does (for the dashboard).
     pub fn quantiles(&self, q: f64) -> Vec<(String, f64, f64)> {
         let mut out: Vec<(String, f64, f64)> = Vec::new();
-        for family in self.registry.gather() {
+        for family in &self.0 {
             let latency = match family.name() {
                 "llm_router_request_duration_seconds" => true,
                 "llm_router_time_to_first_token_seconds" => false,
@@ -182,7 +195,7 @@ mod tests {
             .latency
             .with_label_values(&["h", "a", "m"])
             .observe(0.0002);
-        let p50 = metrics.quantiles(0.5);
+        let p50 = metrics.figures().quantiles(0.5);
         let of = |group: &str| p50.iter().find(|(g, _, _)| g == group).unwrap().1;
         // Two of g's three samples are in (0.1, 0.25]: its median is there, not at a's.
         assert!((0.1..=0.25).contains(&of("g")), "{p50:?}");

@@ -12,6 +12,8 @@ use prometheus::{
 use router_core::Router;
 
 mod figures;
+
+pub use figures::Figures;
 mod scrape;
 
 /// Latency buckets, in seconds: from 100 µs (router overhead) to 5 minutes (long answers).
