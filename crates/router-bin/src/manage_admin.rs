@@ -298,7 +298,7 @@ pub(crate) fn providers(app: &crate::App) -> Result<Value, RouterError> {
         .map(|p| {
             let keys: Vec<Value> = (keys_of(p).iter().enumerate().zip(shown_keys(p)))
                 .map(|((n, k), shown)| {
-                    json!({"number": n, "key": format!("{}#{n}", p.name.as_str()), "key_masked": shown,
+                    json!({"number": n, "key": router_core::key_id(p.name.as_str(), n), "key_masked": shown,
                            "rpm": k.rpm, "tpm": k.tpm, "disabled": k.disabled})
                 })
                 .collect();

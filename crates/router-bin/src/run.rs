@@ -290,32 +290,40 @@ fn open_ledger(router: &Router) -> (Option<Arc<Ledger>>, LedgerState) {
     }
 }
 
-/// Writes the ledger every `every` until `stop`.
+/// Writes the ledger every `every` until `stop`, off the async threads.
 async fn flush_ledger(app: Arc<App>, every: Duration, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tick.tick() => {
-                let app = app.clone();
-                let _ = tokio::task::spawn_blocking(move || app.flush_ledger()).await;
-            }
+    each(every, stop, || {
+        let app = app.clone();
+        async move {
+            let _ = tokio::task::spawn_blocking(move || app.flush_ledger()).await;
         }
-    }
+    })
+    .await;
 }
 
 /// Samples the counters for the dashboard's charts every [`crate::history::STEP`] until
 /// `stop`.
 async fn sample_history(app: Arc<App>, stop: impl Future<Output = ()>) {
+    each(crate::history::STEP, stop, || {
+        app.sample_history();
+        std::future::ready(())
+    })
+    .await;
+}
+
+/// Runs `tick` at once, then every `period` (a late tick delays the next), until `stop`.
+async fn each<F: Future<Output = ()>>(
+    period: Duration,
+    stop: impl Future<Output = ()>,
+    mut tick: impl FnMut() -> F,
+) {
     tokio::pin!(stop);
-    let mut tick = tokio::time::interval(crate::history::STEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tick.tick() => app.sample_history(),
+            _ = interval.tick() => tick().await,
         }
     }
 }

@@ -62,7 +62,7 @@ pub use providers::openai::usage_of_body;
 pub use providers::ProviderKind;
 pub use redact::{Redactor, MIN_SECRET_LEN};
 pub use router::{ReloadOutcome, ReloadStats, Router};
-pub use secret::{masked_apart, Secret};
+pub use secret::{key_id, masked_apart, Secret};
 pub use select::{Expected, Selection, Strategy, Unavailable};
 pub use snapshot::{
     CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,

@@ -44,6 +44,13 @@ impl Secret {
     }
 }
 
+/// A key's id, wherever it is shown: `provider#index`, the index being its place among the
+/// provider's keys as written (`api_key` first, then `api_keys`; disabled and empty ones
+/// counted).
+pub fn key_id(provider: &str, index: usize) -> String {
+    format!("{provider}#{index}")
+}
+
 /// The masked forms of one provider's keys, told apart: each key's [`Secret::masked`], and
 /// where different keys would show the same (`…ed` and `…ed`), each of them followed by `~`
 /// and as many leading hex digits of its [`Secret::fingerprint`] (at least four) as set it

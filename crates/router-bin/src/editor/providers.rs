@@ -176,12 +176,18 @@ pub(super) fn plan(config: &Config, edit: &ProviderEdit) -> Result<Plan, EditErr
             let op = Op::Push(at, written_key(key));
             (
                 vec![op],
-                format!("added key {name}#{n} to provider '{name}'"),
+                format!(
+                    "added key {} to provider '{name}'",
+                    router_core::key_id(name, n)
+                ),
             )
         }
         (ProviderEdit::KeyRemove(_, n), Some(i)) => {
             let (at, _) = key_at(&config.providers[i], i, *n)?;
-            let said = format!("removed key {name}#{n} (the keys after it are renumbered)");
+            let said = format!(
+                "removed key {} (the keys after it are renumbered)",
+                router_core::key_id(name, *n)
+            );
             (vec![Op::Remove(at)], said)
         }
         (ProviderEdit::KeySetDisabled(_, n, disabled), Some(i)) => {
@@ -196,9 +202,9 @@ pub(super) fn plan(config: &Config, edit: &ProviderEdit) -> Result<Plan, EditErr
                 _ => Vec::new(),
             };
             let said = if ops.is_empty() {
-                format!("key {name}#{n} was {done} already")
+                format!("key {} was {done} already", router_core::key_id(name, *n))
             } else {
-                format!("{done} key {name}#{n}")
+                format!("{done} key {}", router_core::key_id(name, *n))
             };
             (ops, said)
         }

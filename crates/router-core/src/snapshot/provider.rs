@@ -386,7 +386,7 @@ fn key_names(
     let masked = crate::masked_apart(&all);
     (written.iter())
         .map(|(n, _, _)| KeyName {
-            id: format!("{name}#{n}"),
+            id: crate::key_id(name, *n),
             masked: if local {
                 "mock".to_string()
             } else {
