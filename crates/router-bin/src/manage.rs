@@ -458,8 +458,7 @@ fn list_providers(path: &Path, only: Option<&str>) -> ExitCode {
             for ((n, k), shown) in keys.iter().enumerate().zip(shown_keys(p)) {
                 let state = if k.disabled { "  disabled" } else { "" };
                 let own = limits(k.rpm, k.tpm, "own limits");
-                let id = router_core::key_id(p.name.as_str(), n);
-                println!("  key {id}  {shown}{state}{own}");
+                println!("  key {}#{n}  {shown}{state}{own}", p.name.as_str());
             }
             for m in &p.models {
                 println!("  model {}/{}", p.name.as_str(), m.as_str());
