@@ -18,7 +18,9 @@
 mod anthropic;
 mod faults;
 mod gemini;
+mod oauth;
 mod openai;
+pub use oauth::{Form, TokenEndpoint};
 mod other;
 mod proxy;
 pub use proxy::{ConnectProxy, TunnelAsked};

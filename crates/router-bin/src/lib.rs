@@ -23,6 +23,7 @@ mod hooked;
 pub mod ledger;
 pub mod manage;
 mod manage_admin;
+mod manage_list;
 mod metrics;
 mod observe;
 mod one_line;

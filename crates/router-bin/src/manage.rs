@@ -230,13 +230,17 @@ fn provider_model(written: &str) -> Result<(String, String), String> {
 }
 
 /// A provider's keys as they may be shown, in order: a `${VARIABLE}` reference as written,
-/// else masked as the router masks it (told apart from the provider's other keys).
+/// else masked as the router masks it (told apart from the provider's other keys); an OAuth
+/// credential as `oauth:` and its client id.
 pub(crate) fn shown_keys(p: &ProviderConfig) -> Vec<String> {
     let keys = keys_of(p);
     let values: Vec<Secret> = keys.iter().map(|k| Secret::new(k.key.as_str())).collect();
     let masked = router_core::masked_apart(&values);
     (keys.iter().zip(masked))
-        .map(|(k, m)| k.key.template().map_or(m, str::to_string))
+        .map(|(k, m)| match &k.oauth {
+            Some(oauth) => format!("oauth:{}", oauth.client_id.as_str()),
+            None => k.key.template().map_or(m, str::to_string),
+        })
         .collect()
 }
 
@@ -245,7 +249,7 @@ pub(crate) fn keys_of(p: &ProviderConfig) -> Vec<&ProviderKey> {
     p.api_key.iter().chain(&p.api_keys).collect()
 }
 
-fn parsed(path: &Path) -> Result<Config, String> {
+pub(crate) fn parsed(path: &Path) -> Result<Config, String> {
     Source::read(path)
         .and_then(|s| s.parse())
         .map_err(|e| e.to_string())
@@ -285,7 +289,7 @@ pub(crate) fn refused(e: &EditError) -> ExitCode {
     }
 }
 
-fn usage_error(message: &str) -> ExitCode {
+pub(crate) fn usage_error(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
 }
@@ -304,8 +308,8 @@ fn run(path: &Path, edit: Edit) -> ExitCode {
 /// Runs a `provider …` command on the config file at `path`.
 pub fn provider(path: &Path, command: ProviderCommand) -> ExitCode {
     let edit = match command {
-        ProviderCommand::List => return list_providers(path, None),
-        ProviderCommand::Show { name } => return list_providers(path, Some(&name)),
+        ProviderCommand::List => return crate::manage_list::providers(path, None),
+        ProviderCommand::Show { name } => return crate::manage_list::providers(path, Some(&name)),
         ProviderCommand::Add {
             name,
             kind,
@@ -370,8 +374,8 @@ pub fn group(path: &Path, command: GroupCommand) -> ExitCode {
         })
     };
     let edit = match command {
-        GroupCommand::List => return list_groups(path, None),
-        GroupCommand::Show { name } => return list_groups(path, Some(&name)),
+        GroupCommand::List => return crate::manage_list::groups(path, None),
+        GroupCommand::Show { name } => return crate::manage_list::groups(path, Some(&name)),
         GroupCommand::Add {
             name,
             strategy,
@@ -415,86 +419,4 @@ pub fn group(path: &Path, command: GroupCommand) -> ExitCode {
         },
     };
     run(path, Edit::Group(edit))
-}
-
-/// `provider list`, or `provider show NAME` with `only`.
-fn list_providers(path: &Path, only: Option<&str>) -> ExitCode {
-    let config = match parsed(path) {
-        Ok(c) => c,
-        Err(e) => return usage_error(&e),
-    };
-    let providers: Vec<&ProviderConfig> = (config.providers.iter())
-        .filter(|p| only.is_none_or(|n| p.name.as_str() == n))
-        .collect();
-    if let (Some(name), true) = (only, providers.is_empty()) {
-        return usage_error(&format!("no provider named '{name}'"));
-    }
-    let limits = |rpm: Option<u64>, tpm: Option<u64>, label: &str| {
-        let said: Vec<String> = [
-            rpm.map(|n| format!("{n} rpm")),
-            tpm.map(|n| format!("{n} tpm")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if said.is_empty() {
-            String::new()
-        } else {
-            format!("  {label}: {}", said.join(", "))
-        }
-    };
-    for p in providers {
-        let keys = keys_of(p);
-        let state = if p.disabled { "disabled" } else { "enabled" };
-        let base = p.base_url.as_ref().map_or("-", |u| u.as_str());
-        println!(
-            "{}  {}  {state}  {base}  keys: {}{}",
-            p.name.as_str(),
-            p.kind(),
-            keys.len(),
-            limits(p.limits.rpm, p.limits.tpm, "limits per key"),
-        );
-        if only.is_some() {
-            for ((n, k), shown) in keys.iter().enumerate().zip(shown_keys(p)) {
-                let state = if k.disabled { "  disabled" } else { "" };
-                let own = limits(k.rpm, k.tpm, "own limits");
-                println!("  key {}#{n}  {shown}{state}{own}", p.name.as_str());
-            }
-            for m in &p.models {
-                println!("  model {}/{}", p.name.as_str(), m.as_str());
-            }
-        }
-    }
-    ExitCode::SUCCESS
-}
-
-/// `group list`, or `group show NAME` with `only`.
-fn list_groups(path: &Path, only: Option<&str>) -> ExitCode {
-    let config = match parsed(path) {
-        Ok(c) => c,
-        Err(e) => return usage_error(&e),
-    };
-    let groups: Vec<_> = (config.groups.iter())
-        .filter(|g| only.is_none_or(|n| g.name.as_str() == n))
-        .collect();
-    if let (Some(name), true) = (only, groups.is_empty()) {
-        return usage_error(&format!("no group named '{name}'"));
-    }
-    for g in groups {
-        println!("{}  {}", g.name.as_str(), g.strategy.name());
-        for m in &g.models {
-            let tags = if m.tags.is_empty() {
-                String::new()
-            } else {
-                format!("  tags: {}", m.tags.join(","))
-            };
-            println!(
-                "  {}/{}  weight {}{tags}",
-                m.provider.as_str(),
-                m.name.as_str(),
-                m.weight.0
-            );
-        }
-    }
-    ExitCode::SUCCESS
 }

@@ -274,12 +274,14 @@ fn open_ledger(router: &Router) -> (Option<Arc<Ledger>>, LedgerState) {
                 }
             };
             router.restore_tenants(&accounts);
+            let ledger = Arc::new(ledger);
+            router.keep_tokens_in(Arc::new(crate::ledger::LedgerVault(ledger.clone())));
             tracing::info!(
                 pairs = saved.len(),
                 accounts = accounts.len(),
                 "usage ledger {shown}: counters restored"
             );
-            (Some(Arc::new(ledger)), LedgerState::Ok { path: shown })
+            (Some(ledger), LedgerState::Ok { path: shown })
         }
         Err(error) => {
             tracing::error!(

@@ -10,7 +10,7 @@ use crate::fields::Fields;
 use crate::providers::{Kind, WireFormat};
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
-use crate::{Redactor, RouterError, Secret};
+use crate::{Redactor, RouterError};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -90,16 +90,16 @@ impl<'a> Exchange<'a> {
             .url(provider, self.op, model, self.request.stream())
     }
 
-    /// Puts the key (and the headers the kind requires) on the upstream request; the client's
-    /// own headers of that format go along when its bytes pass through.
+    /// Puts the credential (and the headers the kind requires) on the upstream request; the
+    /// client's own headers of that format go along when its bytes pass through.
     pub(crate) fn authorize(
         &self,
         provider: &Provider,
-        key: &Secret,
+        credential: crate::providers::Credential<'_>,
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
         let client = self.client_headers.filter(|_| self.passthrough);
-        self.kind.authorize(provider, key, client, headers)
+        self.kind.authorize(provider, credential, client, headers)
     }
 
     /// The upstream request body for `model`, and the fields it left out (by the field policy,

@@ -290,6 +290,12 @@ impl Router {
         self.state.usage.pairs()
     }
 
+    /// Keeps the refresh tokens OAuth credentials rotate in `vault` from now on, and reads
+    /// them back from it (after a restart). Give it before the first request.
+    pub fn keep_tokens_in(&self, vault: Arc<dyn crate::TokenVault>) {
+        self.state.oauth.keep_in(vault);
+    }
+
     /// Usage counters of every (provider, key, model) seen since start, across reloads.
     pub fn usage(&self) -> Vec<UsageRecord> {
         let snapshot = self.current.load();

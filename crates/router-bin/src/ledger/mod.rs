@@ -1,13 +1,16 @@
 //! The persistent usage ledger: the per-(provider, key, model) counters saved to SQLite off
 //! the hot path (a write at every flush interval and at shutdown), loaded back at start so
 //! selection continues from where it was; optionally one row per request, kept for a
-//! retention period. Schema changes are numbered migrations (`rusqlite_migration`, which keeps
-//! the version in `PRAGMA user_version`).
+//! retention period; and the refresh tokens OAuth credentials rotated (written at once).
+//! Schema changes are numbered migrations (`rusqlite_migration`, which keeps the version in
+//! `PRAGMA user_version`).
 
 mod requests;
 mod tenants;
+mod tokens;
 
 pub use requests::{RequestFilter, MAX_ROWS};
+pub use tokens::LedgerVault;
 
 use router_core::tenants::AccountRecord;
 use router_core::UsageRecord;
@@ -78,6 +81,8 @@ const MIGRATIONS: &[M<'static>] = &[
     ALTER TABLE requests ADD COLUMN stream INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE requests ADD COLUMN error TEXT;",
     ),
+    // 7: the refresh tokens OAuth credentials rotated.
+    M::up(tokens::SCHEMA),
 ];
 
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
@@ -157,6 +162,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), String> {
         ));
     }
     migrations.to_latest(conn).map_err(failed)
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn as_i64(n: u64) -> i64 {
@@ -260,9 +272,7 @@ impl Ledger {
         let rows = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let path = &self.path;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = now_ms();
         let write = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction()?;
             {

@@ -213,6 +213,7 @@ impl From<EnvString> for super::ProviderKey {
     fn from(key: EnvString) -> Self {
         super::ProviderKey {
             key,
+            oauth: None,
             rpm: None,
             tpm: None,
             disabled: false,
@@ -227,7 +228,10 @@ impl<'de> Deserialize<'de> for super::ProviderKey {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Written {
-            key: KeyText,
+            #[serde(default)]
+            key: Option<KeyText>,
+            #[serde(default)]
+            oauth: Option<super::OAuthConfig>,
             #[serde(default)]
             rpm: Option<u64>,
             #[serde(default)]
@@ -239,12 +243,22 @@ impl<'de> Deserialize<'de> for super::ProviderKey {
         impl<'de> Visitor<'de> for V {
             type Value = super::ProviderKey;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key as a string, or {key, rpm, tpm, disabled}")
+                f.write_str("a key as a string, or {key or oauth, rpm, tpm, disabled}")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 let w = Written::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let key = match (w.key, &w.oauth) {
+                    (Some(_), Some(_)) => {
+                        return Err(de::Error::custom(
+                            "a key has either `key` or `oauth`, not both",
+                        ))
+                    }
+                    (None, None) => return Err(de::Error::missing_field("key")),
+                    (key, _) => key.map(|k| k.0).unwrap_or_default(),
+                };
                 Ok(super::ProviderKey {
-                    key: w.key.0,
+                    key,
+                    oauth: w.oauth,
                     rpm: w.rpm,
                     tpm: w.tpm,
                     disabled: w.disabled,

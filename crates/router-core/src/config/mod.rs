@@ -5,11 +5,13 @@ mod cache;
 mod de;
 mod env;
 mod lines;
+mod oauth;
 mod raw;
 mod state;
 mod tenants;
 
 pub use cache::{CacheBackend, CacheConfig};
+pub use oauth::{OAuthConfig, OAuthGrant};
 pub use raw::{
     BreakerConfig, BudgetConfig, ClientConfig, Config, EnvString, GroupConfig, KeyLimitsConfig,
     LedgerConfig, LimitsConfig, MaxTokensField, ModelConfig, Outage, Period, PriceConfig,

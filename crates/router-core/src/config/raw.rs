@@ -350,11 +350,13 @@ pub struct ProviderConfig {
     /// be any OpenAI-compatible server). `mock` takes none.
     #[serde(default)]
     pub base_url: Option<EnvString>,
-    /// One API key: a string, or `{key, rpm, tpm, disabled}` as in `api_keys`.
+    /// One API key: a string, or `{key, rpm, tpm, disabled}` (or `{oauth, ...}`) as in
+    /// `api_keys`.
     #[serde(default)]
     pub api_key: Option<ProviderKey>,
     /// API keys; usage is balanced over them. Each is a string, or `{key, rpm, tpm, disabled}`
-    /// with limits of its own (overriding `limits`).
+    /// with limits of its own (overriding `limits`), or `{oauth: {...}, rpm, tpm, disabled}`:
+    /// an OAuth 2.0 credential (see [`super::OAuthConfig`]).
     #[serde(default, deserialize_with = "provider_keys")]
     pub api_keys: Vec<ProviderKey>,
     /// The upstream limits of each of its keys (see [`KeyLimitsConfig`]).
@@ -406,11 +408,14 @@ pub struct ProviderConfig {
     pub responses: Option<ResponsesMode>,
 }
 
-/// One of a provider's `api_keys`: written as the key alone, or as `{key, rpm, tpm, disabled}`.
+/// One of a provider's `api_keys`: written as the key alone, or as `{key, rpm, tpm, disabled}`,
+/// or with `oauth:` in place of `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderKey {
-    /// The key.
+    /// The key (empty for an OAuth credential).
     pub key: EnvString,
+    /// An OAuth 2.0 credential in place of the key.
+    pub oauth: Option<super::OAuthConfig>,
     /// Its requests per minute (overrides the provider's `limits.rpm`).
     pub rpm: Option<u64>,
     /// Its tokens per minute (overrides the provider's `limits.tpm`).

@@ -5,10 +5,11 @@ use super::failure::{status_error, transport_error, AttemptError};
 use super::relay::{client_headers, is_event_stream, read_full, ChatBody, ChatResponse, Served};
 use super::stream::ChatStream;
 use crate::exchange::Exchange;
-use crate::providers::UpstreamBody;
+use crate::providers::{Credential, UpstreamBody};
 use crate::select::Selection;
 use crate::snapshot::{Provider, Transport};
 use crate::sse::SseScanner;
+use crate::Secret;
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
@@ -59,8 +60,28 @@ pub(super) async fn attempt(
         first_byte,
         label: ids.label,
     };
-    let response = match send(&attempt, body, ids.number).await {
-        Ok(r) => r,
+    let body = Bytes::from(body);
+    let mut sent = send(&attempt, body.clone(), ids.number, None).await;
+    // An OAuth token the upstream refused (revoked, or expired early): renewed once, and the
+    // call sent again with the new one.
+    let refused = match (&sent, attempt.selection.credential()) {
+        (Ok((response, Some(used))), Some(credential))
+            if response.status() == http::StatusCode::UNAUTHORIZED =>
+        {
+            Some((credential.clone(), used.clone()))
+        }
+        _ => None,
+    };
+    if let Some((credential, used)) = refused {
+        drop(sent);
+        let renewed = match credential.renew_refused(&used).await {
+            Ok(token) => token,
+            Err(fault) => return Err(attempt.fail(AttemptError::credential(fault))),
+        };
+        sent = send(&attempt, body, ids.number, Some(renewed)).await;
+    }
+    let response = match sent {
+        Ok((r, _)) => r,
         Err(e) => return Err(attempt.fail(e)),
     };
     let status = response.status();
@@ -77,26 +98,34 @@ pub(super) async fn attempt(
     }
 }
 
-/// The request to the upstream: in process for a local kind, else over HTTP with the key.
+/// The request to the upstream: in process for a local kind, else over HTTP with the key, or
+/// with `bearer` (else the credential's current token) for an OAuth credential. Returns the
+/// answer and the token sent, if one was.
 async fn send(
     attempt: &Attempt<'_>,
-    body: Vec<u8>,
+    body: Bytes,
     request_id: u64,
-) -> Result<http::Response<UpstreamBody>, AttemptError> {
+    bearer: Option<Secret>,
+) -> Result<(http::Response<UpstreamBody>, Option<Secret>), AttemptError> {
     let provider = &attempt.provider;
     let client = match &provider.transport {
         Transport::Local => {
-            return provider
-                .kind()
-                .room()
+            return (provider.kind().room())
                 .answer_locally(&body, request_id)
+                .map(|answer| (answer, None))
                 .ok_or_else(|| AttemptError::upstream("the provider has no local answer"))
         }
         Transport::Http(client) => client,
     };
+    let bearer = match (bearer, attempt.selection.credential()) {
+        (None, Some(credential)) => {
+            Some(credential.token().await.map_err(AttemptError::credential)?)
+        }
+        (bearer, _) => bearer,
+    };
     let url = attempt.exchange.url(provider, attempt.selection.model());
     let mut request = Request::post(url)
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(body))
         .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
     let headers = request.headers_mut();
     headers.insert(
@@ -114,9 +143,12 @@ async fn send(
     for (name, value) in provider.headers() {
         headers.insert(name.clone(), value.clone());
     }
-    attempt
-        .exchange
-        .authorize(provider, attempt.selection.key(), headers)
+    let credential = match &bearer {
+        Some(token) => Credential::Bearer(token),
+        None => Credential::Key(attempt.selection.key()),
+    };
+    (attempt.exchange)
+        .authorize(provider, credential, headers)
         .map_err(AttemptError::upstream)?;
     let first_byte = attempt.first_byte;
     match tokio::time::timeout(first_byte, client.request(request)).await {
@@ -124,7 +156,10 @@ async fn send(
             "no response within {first_byte:?}"
         ))),
         Ok(Err(e)) => Err(transport_error(&e)),
-        Ok(Ok(response)) => Ok(response.map(|b| b.map_err(super::BoxError::from).boxed_unsync())),
+        Ok(Ok(response)) => Ok((
+            response.map(|b| b.map_err(super::BoxError::from).boxed_unsync()),
+            bearer,
+        )),
     }
 }
 

@@ -24,6 +24,21 @@ impl AttemptError {
             timeout: false,
         }
     }
+    /// No token for the key's OAuth credential: a refusal rests the key, an endpoint that did
+    /// not answer counts for the breaker.
+    pub(crate) fn credential(fault: crate::oauth::Fault) -> Self {
+        Self {
+            failure: if fault.refused {
+                Failure::CredentialRefused {
+                    pause: crate::oauth::REFUSED_PAUSE,
+                }
+            } else {
+                Failure::Upstream
+            },
+            outcome: fault.message,
+            timeout: false,
+        }
+    }
     pub(crate) fn timeout(outcome: impl Into<String>) -> Self {
         Self {
             outcome: outcome.into(),

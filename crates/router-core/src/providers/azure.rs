@@ -1,10 +1,9 @@
 //! `azure`: Azure OpenAI. Requests go to a deployment (a model entry's `name`) with the
 //! `api-version` query parameter and the `api-key` header; answers are OpenAI's.
 
-use super::{path_segment, put_key, Kind};
+use super::{path_segment, put_credential, Credential, Kind};
 use crate::dialects::Endpoint;
 use crate::snapshot::Provider;
-use crate::Secret;
 use http::HeaderMap;
 
 /// The `azure` kind.
@@ -34,10 +33,10 @@ impl Kind for Azure {
     fn authorize(
         &self,
         _provider: &Provider,
-        key: &Secret,
+        credential: Credential<'_>,
         _client: Option<&HeaderMap>,
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
-        put_key(headers, "api-key", key.expose())
+        put_credential(headers, "api-key", credential)
     }
 }

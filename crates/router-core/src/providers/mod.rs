@@ -82,20 +82,16 @@ pub(crate) trait Kind: Sync {
     }
     /// The URL of `op` for `model` (a stream's, when `stream`).
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, stream: bool) -> String;
-    /// Puts the key, and any header the kind requires, on an upstream request. `client` holds
-    /// the client's headers when the client speaks the kind's own format.
+    /// Puts the credential, and any header the kind requires, on an upstream request.
+    /// `client` holds the client's headers when the client speaks the kind's own format.
     fn authorize(
         &self,
         _provider: &Provider,
-        key: &Secret,
+        credential: Credential<'_>,
         _client: Option<&HeaderMap>,
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
-        put_key(
-            headers,
-            "authorization",
-            &format!("Bearer {}", key.expose()),
-        )
+        put_credential(headers, "authorization", credential)
     }
     /// A request of operation `op` in the common form, in the kind's format, for `model`;
     /// what it leaves out goes by the field policy in `fields`.
@@ -220,11 +216,35 @@ impl<'de> serde::Deserialize<'de> for ProviderKind {
 
 /// Sets the key header `name` to `value`, unless the provider's own `headers` set it (a custom
 /// scheme).
-pub(crate) fn put_key(
+/// What an upstream request is authorized with.
+#[derive(Clone, Copy)]
+pub(crate) enum Credential<'a> {
+    /// A key, in the header the kind takes keys in.
+    Key(&'a Secret),
+    /// An OAuth access token: `Authorization: Bearer`, whatever the kind.
+    Bearer(&'a Secret),
+}
+
+/// Puts `credential` on an upstream request: a key in `key_header` (as a bearer token when
+/// that is `authorization`), an access token as a bearer token.
+pub(crate) fn put_credential(
     headers: &mut HeaderMap,
-    name: &'static str,
-    value: &str,
+    key_header: &'static str,
+    credential: Credential<'_>,
 ) -> Result<(), &'static str> {
+    match credential {
+        Credential::Key(key) if key_header != "authorization" => {
+            put_key(headers, key_header, key.expose())
+        }
+        Credential::Key(token) | Credential::Bearer(token) => put_key(
+            headers,
+            "authorization",
+            &format!("Bearer {}", token.expose()),
+        ),
+    }
+}
+
+fn put_key(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), &'static str> {
     let name = HeaderName::from_static(name);
     if !headers.contains_key(&name) {
         let mut value =

@@ -220,6 +220,7 @@ impl Group {
             provider: pair.provider.clone(),
             model: pair.model.clone(),
             key: pair.key.clone(),
+            credential: pair.credential.clone(),
             key_id: pair.key_id.clone(),
             pair_index: index,
             stats: pair.stats.clone(),

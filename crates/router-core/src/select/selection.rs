@@ -20,6 +20,8 @@ pub struct Selection {
     pub(super) provider: Arc<Provider>,
     pub(super) model: Arc<str>,
     pub(super) key: Secret,
+    /// The key's OAuth credential, when it is one.
+    pub(super) credential: Option<Arc<crate::oauth::OAuthCredential>>,
     /// Its key's id, shared with the pair (a pick copies no string).
     pub(super) key_id: Arc<str>,
     pub(super) pair_index: usize,
@@ -52,9 +54,21 @@ impl Selection {
     pub fn model(&self) -> &str {
         &self.model
     }
-    /// The provider key to send upstream.
+    /// The provider key to send upstream. For a key that is an OAuth credential this only
+    /// stands for it (its counters are kept under it): send [`Selection::access_token`].
     pub fn key(&self) -> &Secret {
         &self.key
+    }
+    /// For a key that is an OAuth credential, the access token to send as `Authorization:
+    /// Bearer` (obtained or renewed as the router does for its own calls), or why there is
+    /// none; `None` for a static key.
+    pub async fn access_token(&self) -> Option<Result<Secret, String>> {
+        let credential = self.credential.as_ref()?;
+        Some(credential.token().await.map_err(|fault| fault.message))
+    }
+    /// The key's OAuth credential, when it is one (its token is sent in place of the key).
+    pub(crate) fn credential(&self) -> Option<&Arc<crate::oauth::OAuthCredential>> {
+        self.credential.as_ref()
     }
     /// `provider#index` of the key, safe to show.
     pub fn key_id(&self) -> &str {

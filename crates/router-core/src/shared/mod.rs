@@ -13,6 +13,7 @@ pub(crate) mod budgets;
 pub(crate) mod cache;
 pub(crate) mod limits;
 mod sync;
+pub(crate) mod tokens;
 
 use crate::Router;
 use arc_swap::ArcSwapOption;

@@ -444,6 +444,7 @@ fn add_pairs(
             model: model.clone(),
             weight,
             key: key.clone(),
+            credential: provider.credentials.get(ki).cloned().flatten(),
             limit: provider.limits.get(ki).cloned().flatten(),
             key_id: Arc::from(name.id.as_str()),
             key_label: name.masked.clone(),

@@ -6,6 +6,7 @@ mod base_url;
 mod compile;
 mod direct;
 mod exposure;
+mod keys;
 mod listener_tls;
 mod provider;
 mod settings;
@@ -47,6 +48,8 @@ pub struct Pair {
     pub(crate) provider: Arc<Provider>,
     pub(crate) model: Arc<str>,
     pub(crate) key: Secret,
+    /// Its key's OAuth credential, when it is one.
+    pub(crate) credential: Option<Arc<crate::oauth::OAuthCredential>>,
     pub(crate) key_id: Arc<str>,
     pub(crate) key_label: String,
     /// Every pair of the group with the same provider and model (itself included).

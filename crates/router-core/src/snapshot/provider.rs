@@ -1,9 +1,11 @@
 //! A provider as compiled: its kind, where to send, what to add, how to connect.
 
 use super::compile::Problems;
-use crate::config::{KeyLimitsConfig, ProviderConfig, ResponsesMode, ServerConfig};
+use super::keys::{self, KeyName};
+use crate::config::{ProviderConfig, ResponsesMode, ServerConfig};
 use crate::dialects::Endpoint;
 use crate::fields::UnknownFields;
+use crate::oauth::OAuthCredential;
 use crate::providers::ProviderKind;
 use crate::state::limits::KeyLimit;
 use crate::state::State;
@@ -11,7 +13,6 @@ use crate::upstream::{read_ca_file, HttpClient, ProxyRoute};
 use crate::Secret;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ pub struct Provider {
     unknown_fields: UnknownFields,
     responses_native: bool,
     pub(crate) keys: Vec<Secret>,
+    /// The OAuth credential of each of `keys` that is one.
+    pub(crate) credentials: Vec<Option<Arc<OAuthCredential>>>,
     /// How each of `keys` is named everywhere (logs, metrics, admin JSON, ledger).
     pub(crate) key_names: Vec<KeyName>,
     /// The password of its `proxy:`, masked as its keys are.
@@ -53,16 +56,6 @@ pub struct Provider {
     total_timeout: Option<Duration>,
     max_event_bytes: usize,
     pub(crate) transport: Transport,
-}
-
-/// How an upstream key is named wherever it is shown: by its id, `provider#index`, the index
-/// being its place among the provider's keys as written (`api_key` first, then `api_keys`,
-/// disabled and empty ones counted, as `provider key` numbers them), and by its masked form,
-/// distinct among the provider's keys (see [`crate::masked_apart`]).
-#[derive(Debug, Clone)]
-pub(crate) struct KeyName {
-    pub(crate) id: String,
-    pub(crate) masked: String,
 }
 
 impl std::fmt::Debug for Provider {
@@ -145,7 +138,11 @@ impl Provider {
             .filter_map(|v| v.to_str().ok())
             .map(Secret::new);
         let proxy = self.proxy_password.iter().cloned();
-        self.keys.iter().cloned().chain(headers).chain(proxy)
+        let oauth = (self.credentials.iter().flatten()).flat_map(|c| c.settings().secrets());
+        (self.keys.iter().cloned())
+            .chain(headers)
+            .chain(proxy)
+            .chain(oauth)
     }
     /// Usable keys, in config order.
     pub fn keys(&self) -> &[Secret] {
@@ -244,21 +241,40 @@ fn compile(
         }
         (Some(default), mode) => mode.map_or(default, |m| m == ResponsesMode::Native),
     };
-    let limits_ok = limits_ok(&format!("providers[{pi}].limits"), &p.limits, problems);
+    let limits_ok = keys::limits_ok(&format!("providers[{pi}].limits"), &p.limits, problems);
     let written = if local && !p.disabled {
-        vec![(0, Secret::new("mock"), p.limits)]
+        let key = Secret::new("mock");
+        vec![keys::Written {
+            place: 0,
+            key,
+            limits: p.limits,
+            oauth: None,
+        }]
     } else {
-        keys(pi, p, problems, warnings)
+        keys::keys(pi, p, problems, warnings)
     };
     if !limits_ok {
         return None;
     }
     let limits = (written.iter())
-        .map(|(_, key, l)| key_limit(&name, key, l, state))
+        .map(|w| keys::key_limit(&name, &w.key, &w.limits, state))
         .collect();
-    let key_names = key_names(&name, p, local, &written);
-    let keys = written.into_iter().map(|(_, key, _)| key).collect();
+    let key_names = keys::key_names(&name, p, local, &written);
     let (transport, proxy_password) = transport(pi, p, local, server, state, problems)?;
+    let (keys, credentials) = (written.into_iter().zip(&key_names))
+        .map(|(w, key_name)| {
+            let credential = match (w.oauth, &transport) {
+                (Some(settings), Transport::Http(client)) => Some(Arc::new(OAuthCredential::new(
+                    settings,
+                    key_name.id.clone(),
+                    (**client).clone(),
+                    state,
+                ))),
+                _ => None,
+            };
+            (w.key, credential)
+        })
+        .unzip();
     Some(Provider {
         name,
         kind,
@@ -279,10 +295,11 @@ fn compile(
         unknown_fields: p.unknown_fields,
         responses_native,
         keys,
+        credentials,
         key_names,
         proxy_password,
         disabled: p.disabled,
-        empty_variables: empty_variables(p),
+        empty_variables: keys::empty_variables(p),
         limits,
         first_byte_timeout: p.timeouts.first_byte.unwrap_or(server.first_byte_timeout),
         idle_timeout: p.timeouts.idle.unwrap_or(server.idle_timeout),
@@ -369,109 +386,4 @@ fn headers(
         }
     }
     headers
-}
-
-/// The names of the keys `written` (each with its place among the keys as written): its id,
-/// and its masked form told apart from the provider's other keys, disabled ones included, as
-/// `provider key list` shows them. The in-process provider's one key is `mock`.
-fn key_names(
-    name: &str,
-    p: &ProviderConfig,
-    local: bool,
-    written: &[(usize, Secret, KeyLimitsConfig)],
-) -> Vec<KeyName> {
-    let all: Vec<Secret> = (p.api_key.iter().chain(&p.api_keys))
-        .map(|k| Secret::new(k.key.as_str()))
-        .collect();
-    let masked = crate::masked_apart(&all);
-    (written.iter())
-        .map(|(n, _, _)| KeyName {
-            id: crate::key_id(name, *n),
-            masked: if local {
-                "mock".to_string()
-            } else {
-                masked.get(*n).cloned().unwrap_or_default()
-            },
-        })
-        .collect()
-}
-
-/// The keys that are not empty (an unset variable) nor disabled, in config order, each with its
-/// place among the keys as written and its limits (its own, else the provider's); none for a
-/// disabled provider.
-fn keys(
-    pi: usize,
-    p: &ProviderConfig,
-    problems: &mut Problems<'_>,
-    warnings: &mut Vec<String>,
-) -> Vec<(usize, Secret, KeyLimitsConfig)> {
-    if p.disabled {
-        return Vec::new();
-    }
-    let paths = (p.api_key.iter().map(|_| format!("providers[{pi}].api_key")))
-        .chain((0..p.api_keys.len()).map(|i| format!("providers[{pi}].api_keys[{i}]")));
-    let written = (p.api_key.iter().chain(&p.api_keys))
-        .zip(paths)
-        .enumerate()
-        .filter(|(_, (k, _))| !k.disabled)
-        .map(|(n, (k, path))| (n, path, &k.key, k.rpm, k.tpm));
-    let mut keys = Vec::new();
-    for (n, path, k, rpm, tpm) in written {
-        let limits = KeyLimitsConfig {
-            rpm: rpm.or(p.limits.rpm),
-            tpm: tpm.or(p.limits.tpm),
-        };
-        let own = KeyLimitsConfig { rpm, tpm };
-        if k.as_str().is_empty() {
-            let what = k.template().unwrap_or("the key");
-            warnings.push(format!("{path}: {what} is empty; key skipped"));
-        } else if super::compile::key_text_ok(&path, k.as_str(), problems)
-            && limits_ok(&path, &own, problems)
-        {
-            keys.push((n, Secret::new(k.as_str()), limits));
-        }
-    }
-    keys
-}
-
-/// The variables of `p`'s keys that expanded to nothing, as written.
-fn empty_variables(p: &ProviderConfig) -> Vec<String> {
-    let written = p.api_key.iter().chain(&p.api_keys);
-    written
-        .filter(|k| k.key.as_str().is_empty())
-        .filter_map(|k| k.key.template().map(str::to_string))
-        .collect()
-}
-
-/// Whether `limits` (at `path`) are usable: a limit of 0 would never let a request through.
-fn limits_ok(path: &str, limits: &KeyLimitsConfig, problems: &mut Problems<'_>) -> bool {
-    let mut ok = true;
-    for (what, value) in [("rpm", limits.rpm), ("tpm", limits.tpm)] {
-        if value == Some(0) {
-            problems.push(
-                format!("{path}.{what}"),
-                "must be at least 1 (leave it out for no limit)",
-            );
-            ok = false;
-        }
-    }
-    ok
-}
-
-/// The limit of `provider`'s `key`, counted in its window of `state` (none without limits).
-fn key_limit(
-    provider: &str,
-    key: &Secret,
-    limits: &KeyLimitsConfig,
-    state: &State,
-) -> Option<KeyLimit> {
-    let (rpm, tpm) = (
-        limits.rpm.and_then(NonZeroU64::new),
-        limits.tpm.and_then(NonZeroU64::new),
-    );
-    (rpm.is_some() || tpm.is_some()).then(|| KeyLimit {
-        rpm,
-        tpm,
-        window: state.limits.of(provider, &key.fingerprint()),
-    })
 }

@@ -46,6 +46,11 @@ pub enum Failure {
     Unauthorized,
     /// 404, connection refused, DNS failure: the model on that provider cools down briefly.
     ModelUnavailable,
+    /// The key's OAuth token endpoint refused it: the key rests for `pause`.
+    CredentialRefused {
+        /// How long.
+        pause: Duration,
+    },
     /// 5xx, reset, timeout, a stream broken mid-way: counted by the circuit breaker.
     Upstream,
 }
@@ -85,6 +90,8 @@ pub(crate) enum Availability {
 #[derive(Debug)]
 pub(crate) struct Health {
     rate_limited_until: Option<Instant>,
+    /// Its OAuth credential was refused until then.
+    credential_refused_until: Option<Instant>,
     model_down_until: Option<Instant>,
     disabled_in_generation: Option<u64>,
     breaker: Breaker,
@@ -103,6 +110,7 @@ impl Default for Health {
     fn default() -> Self {
         Self {
             rate_limited_until: None,
+            credential_refused_until: None,
             model_down_until: None,
             disabled_in_generation: None,
             breaker: Breaker::Closed,
@@ -134,6 +142,7 @@ impl Health {
         // below the one the key was disabled in) does not make it clean.
         self.disabled_in_generation.is_none_or(|g| g < generation)
             && self.rate_limited_until.is_none_or(|u| u <= now)
+            && self.credential_refused_until.is_none_or(|u| u <= now)
             && self.model_down_until.is_none_or(|u| u <= now)
             && self.breaker == Breaker::Closed
     }
@@ -147,7 +156,9 @@ impl Health {
         if self.disabled_in_generation == Some(generation) {
             return Availability::Disabled;
         }
-        if let Some(until) = self.rate_limited_until.filter(|u| *u > now) {
+        // A refused credential is not picked until its pause ends, as a rate-limited key.
+        let held = self.rate_limited_until.max(self.credential_refused_until);
+        if let Some(until) = held.filter(|u| *u > now) {
             return Availability::RateLimited(until);
         }
         let resting = self.model_down_until.is_some_and(|u| u > now)
@@ -276,6 +287,10 @@ impl Health {
                     return Some(Change::KeyDisabled);
                 }
             }
+            Failure::CredentialRefused { pause } => {
+                self.credential_refused_until = Some(later(now, pause));
+                self.on_neutral(epoch);
+            }
             Failure::ModelUnavailable => {
                 self.model_down_until = Some(later(now, model_cooldown));
                 self.on_neutral(epoch);
@@ -326,6 +341,8 @@ impl Health {
             ("disabled", None)
         } else if let Some(u) = self.rate_limited_until.filter(|u| *u > now) {
             ("rate_limited", Some(u))
+        } else if let Some(u) = self.credential_refused_until.filter(|u| *u > now) {
+            ("credential_refused", Some(u))
         } else {
             match self.breaker {
                 Breaker::Open { until } if until > now => ("open", Some(until)),

@@ -25,7 +25,9 @@ pub(crate) struct State {
     /// What each named client and team used, and their limiters.
     pub(crate) tenants: crate::tenants::Accounts,
     /// The link to the state other replicas share, if any.
-    pub(crate) shared: crate::shared::Link,
+    pub(crate) shared: std::sync::Arc<crate::shared::Link>,
     /// This replica's kept answers (groups with `cache:`).
     pub(crate) cache: crate::cache::LocalCache,
+    /// The OAuth credentials' tokens, and where rotated refresh tokens are kept.
+    pub(crate) oauth: std::sync::Arc<crate::oauth::Tokens>,
 }

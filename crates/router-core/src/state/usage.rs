@@ -181,7 +181,7 @@ impl PairStats {
         self.errors.fetch_add(1, Relaxed);
         let class = match failure {
             crate::Failure::RateLimited { .. } => 0,
-            crate::Failure::Unauthorized => 1,
+            crate::Failure::Unauthorized | crate::Failure::CredentialRefused { .. } => 1,
             crate::Failure::ModelUnavailable => 2,
             crate::Failure::Upstream => 3,
         };
@@ -196,7 +196,7 @@ impl PairStats {
 pub struct FailureCounts {
     /// 429s.
     pub rate_limited: u64,
-    /// 401s and 403s.
+    /// 401s and 403s, and refusals of an OAuth credential by its token endpoint.
     pub unauthorized: u64,
     /// 404s, refused connections, failed DNS lookups.
     pub model_unavailable: u64,
@@ -292,7 +292,9 @@ pub struct PairState {
     /// Tokens currently reserved by requests in flight.
     pub reserved: u64,
     /// Health: `closed` (healthy), `open` or `half_open` (circuit breaker), `rate_limited`
-    /// (429 cooldown), `model_cooldown` (404 or unreachable), `disabled` (401/403 until reload).
+    /// (429 cooldown), `credential_refused` (its OAuth token endpoint refused the key, which
+    /// rests a minute), `model_cooldown` (404 or unreachable), `disabled` (401/403 until
+    /// reload).
     pub state: String,
     /// The circuit breaker alone (`closed`, `half_open`, `open`), whatever cooldown or
     /// disabling `state` shows ahead of it.

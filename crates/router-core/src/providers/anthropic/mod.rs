@@ -15,13 +15,13 @@ pub(crate) use response::{error_body, response};
 pub(crate) use stream::StreamTranslator;
 pub(crate) use usage::Usage;
 
-use super::{put_key, Kind, WireFormat};
+use super::{put_credential, Credential, Kind, WireFormat};
 use crate::codec::{StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
 use crate::fields::Fields;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
-use crate::{RouterError, Secret};
+use crate::RouterError;
 use http::{HeaderMap, HeaderValue};
 use serde_json::{Map, Value};
 
@@ -65,7 +65,7 @@ impl Kind for Anthropic {
     fn authorize(
         &self,
         provider: &Provider,
-        key: &Secret,
+        credential: Credential<'_>,
         client: Option<&HeaderMap>,
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
@@ -78,7 +78,7 @@ impl Kind for Anthropic {
         if let Some(beta) = client.and_then(|h| h.get("anthropic-beta")) {
             headers.insert("anthropic-beta", beta.clone());
         }
-        put_key(headers, "x-api-key", key.expose())
+        put_credential(headers, "x-api-key", credential)
     }
     fn request(
         &self,

@@ -16,13 +16,13 @@ pub(crate) use response::{error_body, response, usage_of};
 #[cfg(test)]
 pub(crate) use stream::StreamTranslator;
 
-use super::{path_segment, put_key, Kind, WireFormat};
+use super::{path_segment, put_credential, Credential, Kind, WireFormat};
 use crate::codec::{DecodedReader, StreamDecoder, StreamReader};
 use crate::dialects::{ChatRequest, Endpoint};
 use crate::fields::Fields;
 use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
-use crate::{RouterError, Secret};
+use crate::RouterError;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
@@ -69,11 +69,11 @@ impl Kind for Gemini {
     fn authorize(
         &self,
         _provider: &Provider,
-        key: &Secret,
+        credential: Credential<'_>,
         _client: Option<&HeaderMap>,
         headers: &mut HeaderMap,
     ) -> Result<(), &'static str> {
-        put_key(headers, "x-goog-api-key", key.expose())
+        put_credential(headers, "x-goog-api-key", credential)
     }
     fn request(
         &self,

@@ -1,0 +1,211 @@
+//! An OAuth 2.0 token endpoint (RFC 6749 §4.4, §5, §6) for tests of upstream credentials: the
+//! refresh-token and client-credentials grants, refresh tokens it rotates on request, a
+//! lifetime it says, and refusals (`invalid_grant`, `invalid_client`) when told to. It serves
+//! `POST /oauth2/token` on a loopback port and notes every form it was sent.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// A token request's form, field by field.
+pub type Form = BTreeMap<String, String>;
+
+#[derive(Default)]
+struct Inner {
+    issued: u64,
+    expires_in: Option<u64>,
+    rotate: bool,
+    refuse: bool,
+    refresh_tokens: HashSet<String>,
+    client_secret: Option<String>,
+    forms: Vec<Form>,
+}
+
+/// The token endpoint, serving until dropped.
+pub struct TokenEndpoint {
+    addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TokenEndpoint {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TokenEndpoint {
+    /// Starts one on a free local port. It grants tokens valid for an hour, accepts no
+    /// refresh token and no client secret until told to, and does not rotate.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Mutex::new(Inner {
+            expires_in: Some(3600),
+            ..Inner::default()
+        }));
+        let shared = inner.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let shared = shared.clone();
+                        async move {
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            let form: Form = form_of(&body.unwrap_or_default());
+                            Ok::<_, Infallible>(answer(&shared, form))
+                        }
+                    });
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(Self { addr, inner, task })
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `http://127.0.0.1:<port>/oauth2/token`.
+    pub fn url(&self) -> String {
+        format!("http://{}/oauth2/token", self.addr)
+    }
+
+    /// Accepts `token` as a refresh token (until it is rotated away).
+    pub fn accept_refresh_token(&self, token: &str) {
+        self.inner().refresh_tokens.insert(token.to_string());
+    }
+
+    /// Accepts the client-credentials grant with this secret.
+    pub fn accept_client_secret(&self, secret: &str) {
+        self.inner().client_secret = Some(secret.to_string());
+    }
+
+    /// The `expires_in` it says (none: it says nothing of the lifetime).
+    pub fn set_expires_in(&self, seconds: Option<u64>) {
+        self.inner().expires_in = seconds;
+    }
+
+    /// Whether each refresh gives a new refresh token and retires the one used.
+    pub fn rotate_refresh_tokens(&self, rotate: bool) {
+        self.inner().rotate = rotate;
+    }
+
+    /// Whether it refuses every grant (`invalid_grant`), as after a revoked login.
+    pub fn refuse(&self, refuse: bool) {
+        self.inner().refuse = refuse;
+    }
+
+    /// The forms it was sent, in order.
+    pub fn forms(&self) -> Vec<Form> {
+        self.inner().forms.clone()
+    }
+
+    /// Access tokens granted so far (the last one is `access-<n>`).
+    pub fn issued(&self) -> u64 {
+        self.inner().issued
+    }
+
+    /// The refresh tokens it accepts now.
+    pub fn refresh_tokens(&self) -> Vec<String> {
+        let mut tokens: Vec<String> = self.inner().refresh_tokens.iter().cloned().collect();
+        tokens.sort();
+        tokens
+    }
+}
+
+fn form_of(body: &Bytes) -> Form {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+fn refusal(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
+}
+
+/// The answer to one token request.
+fn answer(shared: &Mutex<Inner>, form: Form) -> Response<Full<Bytes>> {
+    let mut inner = shared.lock().unwrap_or_else(|p| p.into_inner());
+    inner.forms.push(form.clone());
+    if inner.refuse {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the grant was revoked",
+        );
+    }
+    let mut rotated = None;
+    match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            let sent = form.get("refresh_token").cloned().unwrap_or_default();
+            if !inner.refresh_tokens.contains(&sent) {
+                return refusal(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the refresh token is not valid",
+                );
+            }
+            if inner.rotate {
+                inner.refresh_tokens.remove(&sent);
+                let next = format!("refresh-{}", inner.issued + 1);
+                inner.refresh_tokens.insert(next.clone());
+                rotated = Some(next);
+            }
+        }
+        Some("client_credentials") => {
+            let good = inner.client_secret.is_some()
+                && form.get("client_secret") == inner.client_secret.as_ref();
+            if !good {
+                return refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "client authentication failed",
+                );
+            }
+        }
+        _ => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "unknown grant_type",
+            )
+        }
+    }
+    inner.issued += 1;
+    let mut body = json!({
+        "access_token": format!("access-{}", inner.issued),
+        "token_type": "Bearer",
+    });
+    if let Some(seconds) = inner.expires_in {
+        body["expires_in"] = json!(seconds);
+    }
+    if let Some(next) = rotated {
+        body["refresh_token"] = json!(next);
+    }
+    json_response(StatusCode::OK, body)
+}
