@@ -21,6 +21,7 @@ mod load;
 mod parts;
 mod proxies;
 mod shared;
+mod sink;
 mod soak;
 mod streams;
 mod system;
@@ -65,6 +66,10 @@ pub(crate) struct Args {
     /// Only the non-streamed 1 KB runs (for comparing builds quickly).
     #[arg(long)]
     pub(crate) quick: bool,
+    /// Trace every request: the router sends its spans to an OTLP sink the bench runs
+    /// (`telemetry: {otlp_endpoint, sample_ratio: 1}`).
+    #[arg(long)]
+    pub(crate) traced: bool,
     /// Only these parts, comma-separated: requests, streams, compression, ttfb, memory, many,
     /// reload, redis, bodies, soak.
     #[arg(long, value_delimiter = ',')]
@@ -99,7 +104,8 @@ async fn main() {
         .unwrap_or_else(|e| panic!("mock upstream: {e}"));
     mock.keep_last_request_only();
     let direct = format!("{}/chat/completions", mock.base_url());
-    let config = router_config(&dir, &mock);
+    let sink = sink::start_if(args.traced).await;
+    let config = router_config(&dir, &mock, sink.as_ref().map(|(url, _)| url.as_str()));
 
     let mut report = String::new();
     let _ = writeln!(report, "# Benchmarks\n");
@@ -145,6 +151,9 @@ async fn main() {
 
     if want("requests") || args.quick {
         requests(&args, &mut report, &direct, &proxies).await;
+    }
+    if let Some((_, taken)) = &sink {
+        let _ = writeln!(report, "{}", taken.said());
     }
     if args.quick {
         drop(proxies);

@@ -48,10 +48,14 @@ pub(crate) fn wait_port(port: u16) {
     }
 }
 
-pub(crate) fn router_config(dir: &Path, mock: &MockUpstream) -> PathBuf {
+/// The router's config: the mock as its one provider; its spans to `traces` when given.
+pub(crate) fn router_config(dir: &Path, mock: &MockUpstream, traces: Option<&str>) -> PathBuf {
     let path = dir.join("config.yaml");
+    let telemetry = traces.map_or(String::new(), |url| {
+        format!("telemetry: {{otlp_endpoint: \"{url}\", sample_ratio: 1}}\n")
+    });
     let yaml = format!(
-        "api_key: bench-key\nledger: {{enabled: true}}\ngroups:\n  - name: g\n    models: [{{provider: mock, name: bench-model}}]\nproviders:\n  - {{name: mock, base_url: \"{}\", api_key: sk-bench}}\n",
+        "{telemetry}api_key: bench-key\nledger: {{enabled: true}}\ngroups:\n  - name: g\n    models: [{{provider: mock, name: bench-model}}]\nproviders:\n  - {{name: mock, base_url: \"{}\", api_key: sk-bench}}\n",
         mock.base_url()
     );
     let _ = std::fs::write(&path, yaml);

@@ -25,6 +25,8 @@ mod other;
 mod proxy;
 pub use proxy::{ConnectProxy, TunnelAsked};
 mod responses;
+mod serve;
+pub use serve::{serve, Asked};
 mod stream;
 mod tls;
 pub use tls::{test_certificates, TestCertificates};

@@ -5,16 +5,11 @@
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http_body_util::Full;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
 
 /// A token request's form, field by field.
 pub type Form = BTreeMap<String, String>;
@@ -47,30 +42,12 @@ impl TokenEndpoint {
     /// Starts one on a free local port. It grants tokens valid for an hour, accepts no
     /// refresh token and no client secret until told to, and does not rotate.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let inner = Arc::new(Mutex::new(Inner {
             expires_in: Some(3600),
             ..Inner::default()
         }));
         let shared = inner.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let shared = shared.clone();
-                        async move {
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                            let form: Form = form_of(&body.unwrap_or_default());
-                            Ok::<_, Infallible>(answer(&shared, form))
-                        }
-                    });
-                    let builder = auto::Builder::new(TokioExecutor::new());
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let (addr, task) = crate::serve(move |asked| answer(&shared, form_of(&asked.body))).await?;
         Ok(Self { addr, inner, task })
     }
 

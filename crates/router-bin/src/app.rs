@@ -44,6 +44,8 @@ pub struct App {
     cut: tokio::sync::watch::Sender<bool>,
     /// When it was made: the server's start.
     started: std::time::Instant,
+    /// The traces' exporter, when `telemetry` is on.
+    pub(crate) telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
         // Registering fixed, distinct metric names cannot fail; a failure would be a bug here.
         #[allow(clippy::expect_used)]
         let metrics = Metrics::new().expect("metric names are valid and distinct");
+        let router_snapshot = router.snapshot();
         let app = Arc::new(Self {
             router,
             metrics,
@@ -76,10 +79,19 @@ impl App {
             history: crate::history::History::default(),
             cut: tokio::sync::watch::Sender::new(false),
             started: std::time::Instant::now(),
+            telemetry: start_telemetry(&router_snapshot),
         });
         // The charts count from here.
         app.sample_history();
         app
+    }
+
+    /// Sends the spans waiting for export to the collector, and waits until it took them
+    /// (blocking: call it off the async threads). Nothing without `telemetry`.
+    pub fn flush_traces(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.flush();
+        }
     }
 
     /// How long the server has been up.
@@ -185,6 +197,31 @@ impl App {
                 }
                 *state = LedgerState::Failing { path, error };
             }
+        }
+    }
+}
+
+/// The traces' exporter of `telemetry`, if it is on (started on the current runtime; without
+/// one, or if it cannot start, traces are off and the reason logged).
+fn start_telemetry(snapshot: &router_core::Snapshot) -> Option<crate::telemetry::Telemetry> {
+    let settings = snapshot.telemetry()?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        tracing::error!("telemetry: no async runtime to export from; traces are off");
+        return None;
+    }
+    match crate::telemetry::Telemetry::start(settings) {
+        Ok(telemetry) => {
+            tracing::info!(
+                "telemetry: traces to {} as {} (sampling {})",
+                settings.traces_url,
+                settings.service_name,
+                settings.sample_ratio
+            );
+            Some(telemetry)
+        }
+        Err(e) => {
+            tracing::error!("{e}; traces are off");
+            None
         }
     }
 }

@@ -234,11 +234,17 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let limits = body::BodyLimits::of(snapshot.server());
+    let trace = (app.telemetry.as_ref()).map(|t| Arc::new(t.begin(&parts.headers)));
+    log.trace = trace.clone();
     let body = body::read_limited(incoming, declared, limits).await?;
     let client = ClientRequest::new(dialect, endpoint, &body)
         .with_headers(&parts.headers)
         .with_client(named)
         .with_request_id(&log.request_id);
+    let client = match &trace {
+        Some(trace) => client.traced(trace),
+        None => client,
+    };
     let answer = app.router.forward(snapshot, client).await?;
     log.served = Some(answer.served);
     let known_len = answer.body.len();

@@ -32,6 +32,7 @@ mod routes;
 mod run;
 mod server;
 pub mod status;
+mod telemetry;
 mod tls;
 
 pub use app::{App, LedgerState};

@@ -56,6 +56,8 @@ pub struct RequestLog {
     pub(crate) stream: bool,
     /// What the client was told, for a request the router refused or could not serve.
     pub(crate) error: Option<String>,
+    /// Its trace, when `telemetry` is on (reported when it ends, if sampled).
+    pub(crate) trace: Option<Arc<router_core::Trace>>,
 }
 
 impl RequestLog {
@@ -156,6 +158,7 @@ impl RequestLog {
             requested_model: None,
             stream: false,
             error: None,
+            trace: None,
         }
     }
 
@@ -165,6 +168,42 @@ impl RequestLog {
             .as_ref()?
             .cache
             .map(router_core::CacheOutcome::as_str)
+    }
+
+    /// Hands its spans to the exporter, when `telemetry` is on and its trace is sampled.
+    fn report_trace(
+        &self,
+        latency: Duration,
+        group: Option<&str>,
+        usage: Option<TokenUsage>,
+        attempts: usize,
+    ) {
+        let (Some(trace), Some(telemetry)) = (&self.trace, &self.app.telemetry) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        telemetry.report(
+            trace,
+            &crate::telemetry::Facts {
+                endpoint: self.endpoint,
+                method: self.method.as_str(),
+                path: &self.path,
+                request_id: &self.request_id,
+                status: self.status,
+                requested_model: match &self.served {
+                    Some(s) => Some(s.requested.as_deref().unwrap_or(&s.group)),
+                    None => self.requested_model.as_deref(),
+                },
+                group,
+                client: self.client.as_deref(),
+                served: self.served.as_ref(),
+                usage,
+                attempts,
+                error: self.error.as_deref(),
+                started: now.checked_sub(latency).unwrap_or(now),
+                ended: now,
+            },
+        );
     }
 
     fn finish(&mut self, first_byte: Option<Instant>) {
@@ -234,6 +273,7 @@ impl RequestLog {
                 ),
             }
         }
+        self.report_trace(latency, group, usage, attempts);
         if self.endpoint != crate::routes::ADMIN && app.keeps_requests() {
             // Priced as the client's tab priced it: the table of the config serving now.
             let picodollars = match (&self.served, usage) {

@@ -194,6 +194,9 @@ impl Server {
             let _ = tokio::task::spawn_blocking(move || flushed.flush_ledger()).await;
             tracing::info!("usage ledger written");
         }
+        // The last spans, while the runtime that exports them still runs.
+        let traced = app.clone();
+        let _ = tokio::task::spawn_blocking(move || traced.flush_traces()).await;
         served.map_err(|e| e.to_string())
     }
 }

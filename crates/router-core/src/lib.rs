@@ -43,6 +43,7 @@ pub mod sse;
 mod state;
 pub mod tenants;
 mod tokens;
+mod trace;
 #[cfg(test)]
 mod translations;
 mod upstream;
@@ -68,7 +69,8 @@ pub use secret::{key_id, masked_apart, Secret};
 pub use select::{Expected, Selection, Strategy, Unavailable};
 pub use snapshot::{
     CorsOrigins, Group, LedgerSettings, LogFormat, Pair, Provider, ServerSettings, SharedSettings,
-    Snapshot, TlsFiles,
+    Snapshot, TelemetrySettings, TlsFiles,
 };
+pub use trace::{AttemptSpan, Trace};
 pub use usage::{FailureCounts, InGroup, PairState, PairStats, TokenUsage, UsageRecord};
 pub use watch::{watch_config, watch_files};

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+pub mod otlp;
 pub mod redis_server;
 
 pub const KEY: &str = "client-key-for-tests";

@@ -8,6 +8,7 @@ mod lines;
 mod oauth;
 mod raw;
 mod state;
+mod telemetry;
 mod tenants;
 
 pub use cache::{CacheBackend, CacheConfig};
@@ -19,6 +20,7 @@ pub use raw::{
     TeamConfig, Weight,
 };
 pub use state::{RedisConfig, StateConfig};
+pub use telemetry::TelemetryConfig;
 
 use std::collections::HashMap;
 use std::fmt;

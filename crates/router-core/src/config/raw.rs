@@ -52,6 +52,9 @@ pub struct Config {
     /// Retries, cooldowns and the circuit breaker.
     #[serde(default)]
     pub resilience: ResilienceConfig,
+    /// Traces sent to an OpenTelemetry collector (read at start).
+    #[serde(default)]
+    pub telemetry: super::TelemetryConfig,
     /// Groups: the names clients send as `model`.
     #[serde(default)]
     pub groups: Vec<GroupConfig>,

@@ -104,6 +104,9 @@ pub struct ClientRequest<'a> {
     /// The caller's id of the request (a server's `x-request-id`), named in the router's log
     /// lines about it: a failed upstream attempt, a stream broken mid-way.
     pub request_id: Option<&'a str>,
+    /// The trace it belongs to, if the caller traces it: each upstream attempt is sent with a
+    /// `traceparent` of its own, as the request span's child, and noted in it.
+    pub trace: Option<&'a crate::Trace>,
 }
 
 impl<'a> ClientRequest<'a> {
@@ -116,6 +119,7 @@ impl<'a> ClientRequest<'a> {
             headers: None,
             client: None,
             request_id: None,
+            trace: None,
         }
     }
 
@@ -145,6 +149,14 @@ impl<'a> ClientRequest<'a> {
     /// The same request from a named client (`None`: an unnamed key, or no authentication).
     pub fn with_client(self, client: Option<&'a Arc<Client>>) -> Self {
         Self { client, ..self }
+    }
+
+    /// The same request, traced in `trace` (see [`crate::Trace`]).
+    pub fn traced(self, trace: &'a crate::Trace) -> Self {
+        Self {
+            trace: Some(trace),
+            ..self
+        }
     }
 
     /// The same request, known to the caller as `id` (its log lines name it).

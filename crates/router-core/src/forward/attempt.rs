@@ -34,8 +34,33 @@ struct Attempt<'a> {
 }
 
 /// Sends `body` to the pair `selection` holds and relays the answer, settling the selection
-/// by the outcome.
+/// by the outcome; in a traced request, as a span of its own, which the upstream is told of
+/// (`traceparent`) and the trace notes.
 pub(super) async fn attempt(
+    exchange: &Exchange<'_>,
+    selection: Selection,
+    body: Vec<u8>,
+    deadline: Instant,
+    ids: &super::RequestIds<'_>,
+    served: Served,
+) -> Result<ChatResponse, Failed> {
+    let Some(trace) = ids.trace else {
+        return run(exchange, selection, body, deadline, ids, served).await;
+    };
+    let provider = selection.provider().clone();
+    let (span_id, traceparent) = trace.child();
+    let ids = super::RequestIds {
+        traceparent: Some(traceparent),
+        ..*ids
+    };
+    let (sent, number) = (std::time::SystemTime::now(), served.attempts);
+    let outcome = run(exchange, selection, body, deadline, &ids, served).await;
+    trace.note(span(&outcome, &provider, span_id, sent, number));
+    outcome
+}
+
+/// One attempt, untraced or with its `traceparent` in `ids`.
+async fn run(
     exchange: &Exchange<'_>,
     selection: Selection,
     body: Vec<u8>,
@@ -61,7 +86,7 @@ pub(super) async fn attempt(
         label: ids.label,
     };
     let body = Bytes::from(body);
-    let mut sent = send(&attempt, body.clone(), ids.number, None).await;
+    let mut sent = send(&attempt, body.clone(), ids, None).await;
     // An OAuth token the upstream refused (revoked, or expired early): renewed once, and the
     // call sent again with the new one.
     let refused = match (&sent, attempt.selection.credential()) {
@@ -78,7 +103,7 @@ pub(super) async fn attempt(
             Ok(token) => token,
             Err(fault) => return Err(attempt.fail(AttemptError::credential(fault))),
         };
-        sent = send(&attempt, body, ids.number, Some(renewed)).await;
+        sent = send(&attempt, body, ids, Some(renewed)).await;
     }
     let response = match sent {
         Ok((r, _)) => r,
@@ -98,20 +123,47 @@ pub(super) async fn attempt(
     }
 }
 
+/// What attempt `number`, sent at `sent` to `provider` as span `span_id`, came to, as a span
+/// of the request's trace.
+fn span(
+    outcome: &Result<ChatResponse, Failed>,
+    provider: &Provider,
+    span_id: [u8; 8],
+    sent: std::time::SystemTime,
+    number: usize,
+) -> crate::AttemptSpan {
+    let (served, status, failure) = match outcome {
+        Ok(answer) => (&answer.served, Some(answer.status.as_u16()), None),
+        Err((served, e)) => (served, e.status, Some(e.outcome.clone())),
+    };
+    crate::AttemptSpan {
+        span_id,
+        number,
+        provider: served.provider.clone(),
+        kind: provider.kind().name(),
+        model: served.model.clone(),
+        key_id: served.key_id.clone(),
+        started: sent,
+        ended: std::time::SystemTime::now(),
+        status,
+        failure,
+    }
+}
+
 /// The request to the upstream: in process for a local kind, else over HTTP with the key, or
 /// with `bearer` (else the credential's current token) for an OAuth credential. Returns the
 /// answer and the token sent, if one was.
 async fn send(
     attempt: &Attempt<'_>,
     body: Bytes,
-    request_id: u64,
+    ids: &super::RequestIds<'_>,
     bearer: Option<Secret>,
 ) -> Result<(http::Response<UpstreamBody>, Option<Secret>), AttemptError> {
     let provider = &attempt.provider;
     let client = match &provider.transport {
         Transport::Local => {
             return (provider.kind().room())
-                .answer_locally(&body, request_id)
+                .answer_locally(&body, ids.number)
                 .map(|answer| (answer, None))
                 .ok_or_else(|| AttemptError::upstream("the provider has no local answer"))
         }
@@ -142,6 +194,11 @@ async fn send(
     );
     for (name, value) in provider.headers() {
         headers.insert(name.clone(), value.clone());
+    }
+    if let Some(traceparent) = &ids.traceparent {
+        let value = HeaderValue::from_str(traceparent)
+            .map_err(|_| AttemptError::upstream("bad traceparent"))?;
+        headers.insert("traceparent", value);
     }
     let credential = match &bearer {
         Some(token) => Credential::Bearer(token),

@@ -14,6 +14,8 @@ pub(crate) struct AttemptError {
     pub(crate) failure: Failure,
     /// Whether it was a timeout.
     pub(crate) timeout: bool,
+    /// The upstream's status, when it answered with one.
+    pub(crate) status: Option<u16>,
 }
 
 impl AttemptError {
@@ -22,6 +24,7 @@ impl AttemptError {
             outcome: outcome.into(),
             failure: Failure::Upstream,
             timeout: false,
+            status: None,
         }
     }
     /// No token for the key's OAuth credential: a refusal rests the key, an endpoint that did
@@ -37,6 +40,7 @@ impl AttemptError {
             },
             outcome: fault.message,
             timeout: false,
+            status: None,
         }
     }
     pub(crate) fn timeout(outcome: impl Into<String>) -> Self {
@@ -44,6 +48,7 @@ impl AttemptError {
             outcome: outcome.into(),
             failure: Failure::Upstream,
             timeout: true,
+            status: None,
         }
     }
 }
@@ -71,6 +76,7 @@ pub(crate) fn transport_error(e: &hyper_util::client::legacy::Error) -> AttemptE
             outcome: format!("connection failed ({detail})"),
             failure: Failure::ModelUnavailable,
             timeout: false,
+            status: None,
         }
     } else if e.is_connect() && timed_out {
         AttemptError::timeout("connect timeout")
@@ -112,6 +118,7 @@ pub(crate) fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<At
         outcome: format!("status {}", status.as_u16()),
         failure,
         timeout: false,
+        status: Some(status.as_u16()),
     })
 }
 

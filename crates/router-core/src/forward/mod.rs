@@ -5,6 +5,7 @@
 mod attempt;
 mod failure;
 mod relay;
+mod resolve;
 mod stream;
 
 pub use relay::{BoxError, ChatBody, ChatResponse, Served};
@@ -31,7 +32,7 @@ pub(crate) async fn forward(
     state: &crate::state::State,
 ) -> Result<ChatResponse, RouterError> {
     let mut request = ChatRequest::parse_for(client.body, client.dialect, client.endpoint)?;
-    let (group, pinned) = resolve(snapshot, request.model())?;
+    let (group, pinned) = resolve::resolve(snapshot, request.model())?;
     let link = &state.shared;
     let tab = match client.client {
         Some(named) => Some(Arc::new(
@@ -72,9 +73,11 @@ pub(crate) async fn forward(
     let ids = RequestIds {
         number: request_id,
         label: client.request_id,
+        trace: client.trace,
+        traceparent: None,
     };
     let mut tries = Tries::new(group, &request, resilience.request_timeout, estimate);
-    tries.only_tagged(group, pinned, &asked_tags(&client, &request))?;
+    tries.only_tagged(group, pinned, &resolve::asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
         return crate::tokens::answer(&request, group.name());
     }
@@ -182,6 +185,10 @@ async fn admit(
 pub(super) struct RequestIds<'a> {
     pub(super) number: u64,
     pub(super) label: Option<&'a str>,
+    /// The trace the request belongs to, if it is traced.
+    pub(super) trace: Option<&'a crate::Trace>,
+    /// The `traceparent` of the attempt under way, when the request is traced.
+    pub(super) traceparent: Option<String>,
 }
 
 impl RequestIds<'_> {
@@ -423,69 +430,4 @@ impl Tries {
             },
         }
     }
-}
-
-/// The tags the request asks for: its `x-llm-router-tags` header's and its body's
-/// `metadata.tags`, each once.
-fn asked_tags(client: &ClientRequest<'_>, request: &ChatRequest<'_>) -> Vec<String> {
-    let mut tags = crate::dialects::tags::from_headers(client.headers);
-    for tag in request.tags() {
-        if !tags.contains(tag) {
-            tags.push(tag.clone());
-        }
-    }
-    tags
-}
-
-/// Resolves `group` or pinned `group$N` (1-based) to the group and the 0-based model index.
-fn resolve<'s>(
-    snapshot: &'s Snapshot,
-    model: &str,
-) -> Result<(&'s Arc<Group>, Option<usize>), RouterError> {
-    if let Some(group) = snapshot.group(model) {
-        return Ok((group, None));
-    }
-    let Some((name, n)) = model.rsplit_once('$') else {
-        if let Some(choices) = snapshot.ambiguous(model) {
-            return Err(RouterError::bad_request(
-                format!(
-                    "'{}' is a model of several providers: ask for one of {}",
-                    crate::error::clip(model),
-                    choices.join(", ")
-                ),
-                Some("model"),
-            ));
-        }
-        return Err(RouterError::unknown_group(model));
-    };
-    let group = snapshot
-        .group(name)
-        .ok_or_else(|| RouterError::unknown_group(model))?;
-    let count = group.model_count();
-    // A plain number: no sign, no leading zero, so one model has one name.
-    let plain = !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
-    let index = n
-        .parse::<usize>()
-        .ok()
-        .filter(|i| plain && (1..=count).contains(i));
-    let Some(index) = index else {
-        return Err(RouterError::bad_request(
-            format!(
-                "'{}': the part after '$' pins one model of group '{name}' and must be a \
-                 number from 1 to {count}",
-                crate::error::clip(model)
-            ),
-            Some("model"),
-        ));
-    };
-    if !group.pairs().iter().any(|p| p.model_index() == index - 1) {
-        return Err(RouterError::bad_request(
-            format!(
-                "'{name}${index}': model {index} of group '{name}' is not available (its \
-                 provider has no usable key)"
-            ),
-            Some("model"),
-        ));
-    }
-    Ok((group, Some(index - 1)))
 }

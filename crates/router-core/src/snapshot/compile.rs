@@ -68,6 +68,7 @@ pub(crate) fn compile(
     super::exposure::warn(config, &client_keys, admin_closed, &mut warnings);
     settings::check(config, &mut problems);
     let shared = super::shared::compile(&config.state, &mut problems);
+    let telemetry = super::telemetry::compile(&config.telemetry, &mut problems);
     let server = settings::server(&config.server, source, &mut warnings);
     let providers = provider::compile_all(
         &config.providers,
@@ -111,6 +112,7 @@ pub(crate) fn compile(
         prices: tenants.prices,
         ledger: settings::ledger(&config.ledger, source),
         shared,
+        telemetry,
         cache_max_bytes: config.state.cache_max_bytes,
         request_penalty: config.request_penalty,
         error_penalty: config.error_penalty,

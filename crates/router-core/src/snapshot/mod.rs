@@ -11,6 +11,7 @@ mod listener_tls;
 mod provider;
 mod settings;
 mod shared;
+mod telemetry;
 
 pub(crate) use compile::compile;
 pub use listener_tls::TlsFiles;
@@ -18,6 +19,7 @@ pub use provider::Provider;
 pub(crate) use provider::Transport;
 pub use settings::{CorsOrigins, LedgerSettings, LogFormat, ServerSettings};
 pub use shared::SharedSettings;
+pub use telemetry::TelemetrySettings;
 
 use crate::config::{CacheConfig, ResilienceConfig};
 use crate::select::Strategy;
@@ -173,6 +175,7 @@ pub struct Snapshot {
     prices: Arc<Prices>,
     ledger: LedgerSettings,
     shared: Option<SharedSettings>,
+    telemetry: Option<TelemetrySettings>,
     cache_max_bytes: u64,
     request_penalty: u64,
     error_penalty: u64,
@@ -252,6 +255,10 @@ impl Snapshot {
     /// Where the replicas share state (`state.redis`), if anywhere.
     pub fn shared(&self) -> Option<&SharedSettings> {
         self.shared.as_ref()
+    }
+    /// Where the router's traces go (`telemetry`), if anywhere.
+    pub fn telemetry(&self) -> Option<&TelemetrySettings> {
+        self.telemetry.as_ref()
     }
     /// Size bound of the in-memory response cache (`state.cache_max_bytes`).
     pub fn cache_max_bytes(&self) -> u64 {
