@@ -43,7 +43,7 @@ async fn start() -> std::io::Result<(String, Arc<Taken>)> {
     let (addr, _task) = mock_upstream::serve(move |asked| {
         counted.exports.fetch_add(1, Relaxed);
         counted.bytes.fetch_add(asked.body.len() as u64, Relaxed);
-        http::Response::new(Full::new(Bytes::new()))
+        async { http::Response::new(Full::new(Bytes::new())) }
     })
     .await?;
     Ok((format!("http://{addr}"), taken))

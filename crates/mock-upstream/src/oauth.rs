@@ -1,7 +1,8 @@
 //! An OAuth 2.0 token endpoint (RFC 6749 §4.4, §5, §6) for tests of upstream credentials: the
 //! refresh-token and client-credentials grants, refresh tokens it rotates on request, a
-//! lifetime it says, and refusals (`invalid_grant`, `invalid_client`) when told to. It serves
-//! `POST /oauth2/token` on a loopback port and notes every form it was sent.
+//! lifetime it says, and refusals (`invalid_grant`, `invalid_client`) when told to; it can hold
+//! requests, and rotate a token as another client would. It serves `POST /oauth2/token` on a
+//! loopback port and notes every form it was sent.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
@@ -29,6 +30,8 @@ struct Inner {
 pub struct TokenEndpoint {
     addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    /// Whether requests are answered (`false`: held until released).
+    open: Arc<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,8 +50,27 @@ impl TokenEndpoint {
             ..Inner::default()
         }));
         let shared = inner.clone();
-        let (addr, task) = crate::serve(move |asked| answer(&shared, form_of(&asked.body))).await?;
-        Ok(Self { addr, inner, task })
+        let open = Arc::new(tokio::sync::watch::Sender::new(true));
+        let gate = open.clone();
+        let (addr, task) = crate::serve(move |asked| {
+            let (shared, mut open) = (shared.clone(), gate.subscribe());
+            async move {
+                let form = form_of(&asked.body);
+                (shared.lock().unwrap_or_else(|p| p.into_inner()))
+                    .forms
+                    .push(form.clone());
+                // Held while the test holds the endpoint (its form is noted already).
+                let _ = open.wait_for(|open| *open).await;
+                answer(&shared, form)
+            }
+        })
+        .await?;
+        Ok(Self {
+            addr,
+            inner,
+            open,
+            task,
+        })
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -83,6 +105,24 @@ impl TokenEndpoint {
     /// Whether it refuses every grant (`invalid_grant`), as after a revoked login.
     pub fn refuse(&self, refuse: bool) {
         self.inner().refuse = refuse;
+    }
+
+    /// Holds the requests that come from now on (their forms noted) until [`Self::release`].
+    pub fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    /// Answers the held requests, and the next ones at once.
+    pub fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    /// Rotates `from` to `to` as a refresh by another client of the same account would:
+    /// `from` is refused from now on, `to` accepted.
+    pub fn rotate_now(&self, from: &str, to: &str) {
+        let mut inner = self.inner();
+        inner.refresh_tokens.remove(from);
+        inner.refresh_tokens.insert(to.to_string());
     }
 
     /// The forms it was sent, in order.
@@ -128,7 +168,6 @@ fn refusal(status: StatusCode, error: &str, description: &str) -> Response<Full<
 /// The answer to one token request.
 fn answer(shared: &Mutex<Inner>, form: Form) -> Response<Full<Bytes>> {
     let mut inner = shared.lock().unwrap_or_else(|p| p.into_inner());
-    inner.forms.push(form.clone());
     if inner.refuse {
         return refusal(
             StatusCode::BAD_REQUEST,

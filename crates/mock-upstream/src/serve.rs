@@ -1,6 +1,6 @@
 //! A small HTTP server for the test doubles beside the mock upstream (a token endpoint, an
 //! OTLP receiver, a span sink): each request's path and whole body are handed to a function
-//! whose answer is sent back.
+//! whose answer (a future) is sent back.
 
 use bytes::Bytes;
 use http::Response;
@@ -9,6 +9,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -23,9 +24,10 @@ pub struct Asked {
 
 /// Serves HTTP/1.1 and HTTP/2 on a free local port, each request answered by `answer`, until
 /// the task is aborted. Returns the address and the task.
-pub async fn serve<F>(answer: F) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
+pub async fn serve<F, A>(answer: F) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
 where
-    F: Fn(Asked) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    F: Fn(Asked) -> A + Send + Sync + 'static,
+    A: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -40,7 +42,7 @@ where
                         let path = req.uri().path().to_string();
                         let body = req.into_body().collect().await;
                         let body = body.map(|b| b.to_bytes()).unwrap_or_default();
-                        Ok::<_, Infallible>(answer(Asked { path, body }))
+                        Ok::<_, Infallible>(answer(Asked { path, body }).await)
                     }
                 });
                 let builder = auto::Builder::new(TokioExecutor::new());

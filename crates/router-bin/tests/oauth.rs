@@ -166,6 +166,16 @@ async fn replica(yaml: &str) -> (TestServer, tokio::sync::oneshot::Sender<()>) {
     panic!("the replica never shared its state");
 }
 
+/// A replica's config: one refresh-token credential of `endpoint`, state shared in `redis`.
+fn shared_yaml(redis: &RedisServer, mock: &MockUpstream, endpoint: &TokenEndpoint) -> String {
+    format!(
+        "api_key: \"{KEY}\"\nstate:\n  redis: {{url: \"{}\", prefix: \"oauth-test:\", sync_interval: 50ms}}\ngroups:\n  - {{name: g, models: [{{provider: up, name: m}}]}}\nproviders:\n  - name: up\n    base_url: \"{}\"\n    api_key: {{oauth: {{grant: refresh_token, token_url: \"{}\", client_id: router-test, refresh_token: refresh-0}}}}\n",
+        redis.url(),
+        mock.base_url(),
+        endpoint.url()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
     let redis = RedisServer::start().await;
@@ -173,12 +183,7 @@ async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
     let endpoint = TokenEndpoint::start().await.unwrap();
     endpoint.accept_refresh_token("refresh-0");
     endpoint.rotate_refresh_tokens(true);
-    let yaml = format!(
-        "api_key: \"{KEY}\"\nstate:\n  redis: {{url: \"{}\", prefix: \"oauth-test:\", sync_interval: 50ms}}\ngroups:\n  - {{name: g, models: [{{provider: up, name: m}}]}}\nproviders:\n  - name: up\n    base_url: \"{}\"\n    api_key: {{oauth: {{grant: refresh_token, token_url: \"{}\", client_id: router-test, refresh_token: refresh-0}}}}\n",
-        redis.url(),
-        mock.base_url(),
-        endpoint.url()
-    );
+    let yaml = shared_yaml(&redis, &mock, &endpoint);
     let body = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
     let (a, _a) = replica(&yaml).await;
     assert_eq!(post_chat(&a, body).await.status, 200);
@@ -204,4 +209,55 @@ async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
     assert_eq!(forms.len(), 2);
     assert_eq!(forms[1]["refresh_token"], "refresh-1");
     assert_eq!(endpoint.refresh_tokens(), ["refresh-2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_by_another_replica_in_the_middle_of_a_refresh_is_taken_up() {
+    let redis = RedisServer::start().await;
+    let mock = MockUpstream::start().await.unwrap();
+    let endpoint = TokenEndpoint::start().await.unwrap();
+    endpoint.accept_refresh_token("refresh-0");
+    endpoint.rotate_refresh_tokens(true);
+    let (a, _a) = replica(&shared_yaml(&redis, &mock, &endpoint)).await;
+    let body = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+    assert_eq!(post_chat(&a, body).await.status, 200);
+    // The upstream refuses access-1: A renews with refresh-1, which it read from Redis; its
+    // request is held at the endpoint.
+    mock.add_rule(Rule::new(Fault::Status(401)).key("access-1"));
+    endpoint.hold();
+    let a = std::sync::Arc::new(a);
+    let call = {
+        let a = a.clone();
+        tokio::spawn(async move { post_chat(&a, body).await.status })
+    };
+    for _ in 0..500 {
+        if endpoint.forms().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(endpoint.forms()[1]["refresh_token"], "refresh-1");
+    // Meanwhile another replica refreshed: refresh-1 is retired, Redis holds its successor.
+    endpoint.rotate_now("refresh-1", "refresh-other");
+    let mut c = redis.connection().await;
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("oauth-test:oauth:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let () = redis::cmd("SET")
+        .arg(&names[0])
+        .arg("refresh-other")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    endpoint.release();
+    // Refused, A reads Redis again and asks with the other replica's token: the call goes
+    // through, and the key does not rest.
+    assert_eq!(call.await.unwrap(), 200);
+    let forms = endpoint.forms();
+    assert_eq!(forms.len(), 3, "{forms:?}");
+    assert_eq!(forms[2]["refresh_token"], "refresh-other");
+    assert_eq!(a.router.usage()[0].live.as_ref().unwrap().state, "closed");
+    assert_eq!(mock.count("access-2", None), 1);
 }

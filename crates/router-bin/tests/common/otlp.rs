@@ -63,11 +63,12 @@ impl OtlpReceiver {
                 }
                 _ => 400,
             };
-            http::Response::builder()
+            let answer = http::Response::builder()
                 .status(status)
                 .header("content-type", "application/x-protobuf")
                 .body(Full::new(Bytes::new()))
-                .unwrap()
+                .unwrap();
+            async move { answer }
         })
         .await
         .unwrap();

@@ -143,11 +143,19 @@ impl OAuthCredential {
 
     /// Asks the token endpoint (under the flight), and keeps what it said.
     async fn fetch(&self) -> Result<Secret, Fault> {
-        let refresh = match self.settings.grant {
+        let mut refresh = match self.settings.grant {
             OAuthGrant::RefreshToken => self.refresh_token().await,
             OAuthGrant::ClientCredentials => None,
         };
-        let outcome = endpoint::request(&self.client, &self.settings, refresh.as_ref()).await;
+        let mut outcome = endpoint::request(&self.client, &self.settings, refresh.as_ref()).await;
+        if let (Err(Fault { refused: true, .. }), Some(sent)) = (&outcome, &refresh) {
+            // Another replica may have rotated the token between this one's read of Redis and
+            // its request: the endpoint refuses the one it retired. Once more with Redis's.
+            if let Some(newer) = self.kept_in_redis().await.filter(|kept| kept != sent) {
+                refresh = Some(newer);
+                outcome = endpoint::request(&self.client, &self.settings, refresh.as_ref()).await;
+            }
+        }
         if let Ok(Granted {
             refresh_token: Some(rotated),
             ..
