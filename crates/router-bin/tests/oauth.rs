@@ -166,28 +166,25 @@ async fn replica(yaml: &str) -> (TestServer, tokio::sync::oneshot::Sender<()>) {
     panic!("the replica never shared its state");
 }
 
-/// A replica's config: one refresh-token credential of `endpoint`, state shared in `redis`.
-fn shared_yaml(redis: &RedisServer, mock: &MockUpstream, endpoint: &TokenEndpoint) -> String {
-    format!(
-        "api_key: \"{KEY}\"\nstate:\n  redis: {{url: \"{}\", prefix: \"oauth-test:\", sync_interval: 50ms}}\ngroups:\n  - {{name: g, models: [{{provider: up, name: m}}]}}\nproviders:\n  - name: up\n    base_url: \"{}\"\n    api_key: {{oauth: {{grant: refresh_token, token_url: \"{}\", client_id: router-test, refresh_token: refresh-0}}}}\n",
-        redis.url(),
-        mock.base_url(),
-        endpoint.url()
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
+/// Redis, the mock upstream and a token endpoint that accepts `refresh-0` and rotates; the
+/// config of a replica whose one key is that credential, its state shared in Redis.
+async fn shared_setup() -> (RedisServer, MockUpstream, TokenEndpoint, String) {
     let redis = RedisServer::start().await;
     let mock = MockUpstream::start().await.unwrap();
     let endpoint = TokenEndpoint::start().await.unwrap();
     endpoint.accept_refresh_token("refresh-0");
     endpoint.rotate_refresh_tokens(true);
-    let yaml = shared_yaml(&redis, &mock, &endpoint);
-    let body = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
-    let (a, _a) = replica(&yaml).await;
-    assert_eq!(post_chat(&a, body).await.status, 200);
-    // Redis holds the rotated token, under the credential's digest.
+    let yaml = format!(
+        "api_key: \"{KEY}\"\nstate:\n  redis: {{url: \"{}\", prefix: \"oauth-test:\", sync_interval: 50ms}}\ngroups:\n  - {{name: g, models: [{{provider: up, name: m}}]}}\nproviders:\n  - name: up\n    base_url: \"{}\"\n    api_key: {{oauth: {{grant: refresh_token, token_url: \"{}\", client_id: router-test, refresh_token: refresh-0}}}}\n",
+        redis.url(),
+        mock.base_url(),
+        endpoint.url()
+    );
+    (redis, mock, endpoint, yaml)
+}
+
+/// The name Redis keeps the one credential's refresh token under, and a connection.
+async fn kept_name(redis: &RedisServer) -> (redis::aio::MultiplexedConnection, String) {
     let mut c = redis.connection().await;
     let names: Vec<String> = redis::cmd("KEYS")
         .arg("oauth-test:oauth:*")
@@ -195,9 +192,23 @@ async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
         .await
         .unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
-    assert!(!names[0].contains("refresh"), "{names:?}");
+    assert!(
+        !names[0].contains("refresh"),
+        "a digest, not a token: {names:?}"
+    );
+    (c, names[0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
+    let (redis, _mock, endpoint, yaml) = shared_setup().await;
+    let body = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
+    let (a, _a) = replica(&yaml).await;
+    assert_eq!(post_chat(&a, body).await.status, 200);
+    // Redis holds the rotated token, under the credential's digest.
+    let (mut c, name) = kept_name(&redis).await;
     let kept: String = redis::cmd("GET")
-        .arg(&names[0])
+        .arg(&name)
         .query_async(&mut c)
         .await
         .unwrap();
@@ -213,12 +224,8 @@ async fn replicas_sharing_redis_go_on_from_each_others_rotation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_by_another_replica_in_the_middle_of_a_refresh_is_taken_up() {
-    let redis = RedisServer::start().await;
-    let mock = MockUpstream::start().await.unwrap();
-    let endpoint = TokenEndpoint::start().await.unwrap();
-    endpoint.accept_refresh_token("refresh-0");
-    endpoint.rotate_refresh_tokens(true);
-    let (a, _a) = replica(&shared_yaml(&redis, &mock, &endpoint)).await;
+    let (redis, mock, endpoint, yaml) = shared_setup().await;
+    let (a, _a) = replica(&yaml).await;
     let body = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
     assert_eq!(post_chat(&a, body).await.status, 200);
     // The upstream refuses access-1: A renews with refresh-1, which it read from Redis; its
@@ -239,14 +246,9 @@ async fn a_rotation_by_another_replica_in_the_middle_of_a_refresh_is_taken_up() 
     assert_eq!(endpoint.forms()[1]["refresh_token"], "refresh-1");
     // Meanwhile another replica refreshed: refresh-1 is retired, Redis holds its successor.
     endpoint.rotate_now("refresh-1", "refresh-other");
-    let mut c = redis.connection().await;
-    let names: Vec<String> = redis::cmd("KEYS")
-        .arg("oauth-test:oauth:*")
-        .query_async(&mut c)
-        .await
-        .unwrap();
+    let (mut c, name) = kept_name(&redis).await;
     let () = redis::cmd("SET")
-        .arg(&names[0])
+        .arg(&name)
         .arg("refresh-other")
         .query_async(&mut c)
         .await
