@@ -110,6 +110,13 @@ async fn a_rotated_refresh_token_outlives_a_restart_and_a_refusal_rests_the_key(
     assert_eq!(key["state"], "credential_refused", "{key}");
     assert_eq!(key["last_error"].as_str(), Some(reason));
     second.wait_for("the key rests for 1m");
+    // While it rests, a request it is the last resort for fails at once with the reason, in
+    // the client's error, without asking the endpoint again (and not as a 429: waiting does
+    // not mend a revoked login).
+    let again = say_hi(&base, KEY, "g").await;
+    assert_eq!(again.status, 502, "{}", again.text());
+    assert!(again.text().contains("invalid_grant"), "{}", again.text());
+    assert_eq!(endpoint.forms().len(), 3);
     assert_no_secret(&second.stop_with_log());
     std::fs::remove_dir_all(&dir).unwrap();
 }

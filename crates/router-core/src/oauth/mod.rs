@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// How long a key rests after its token endpoint refused it: the refusal is given to every
-/// request meanwhile, without asking again.
+/// How long a key rests after its token endpoint refused it (picked only when no other pair
+/// is left): the refusal is given to every request meanwhile, without asking again.
 pub(crate) const REFUSED_PAUSE: Duration = Duration::from_secs(60);
 
 /// What a credential sends to its token endpoint.

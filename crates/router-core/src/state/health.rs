@@ -156,12 +156,14 @@ impl Health {
         if self.disabled_in_generation == Some(generation) {
             return Availability::Disabled;
         }
-        // A refused credential is not picked until its pause ends, as a rate-limited key.
-        let held = self.rate_limited_until.max(self.credential_refused_until);
-        if let Some(until) = held.filter(|u| *u > now) {
+        if let Some(until) = self.rate_limited_until.filter(|u| *u > now) {
             return Availability::RateLimited(until);
         }
+        // A refused credential rests as a model that is down: picked only when nothing else is
+        // left, and then it fails at once with the refusal's reason (not a 429: waiting does
+        // not mend a revoked login).
         let resting = self.model_down_until.is_some_and(|u| u > now)
+            || self.credential_refused_until.is_some_and(|u| u > now)
             || match self.breaker {
                 Breaker::Closed => false,
                 Breaker::Open { until } => until > now,
