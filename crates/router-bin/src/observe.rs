@@ -170,6 +170,15 @@ impl RequestLog {
             .map(router_core::CacheOutcome::as_str)
     }
 
+    /// The model the client asked for: a served request's (its group's name unless it named
+    /// another), else what a failed request's error knows.
+    fn asked_model(&self) -> Option<&str> {
+        match &self.served {
+            Some(s) => Some(s.requested.as_deref().unwrap_or(&s.group)),
+            None => self.requested_model.as_deref(),
+        }
+    }
+
     /// Hands its spans to the exporter, when `telemetry` is on and its trace is sampled.
     fn report_trace(
         &self,
@@ -190,10 +199,7 @@ impl RequestLog {
                 path: &self.path,
                 request_id: &self.request_id,
                 status: self.status,
-                requested_model: match &self.served {
-                    Some(s) => Some(s.requested.as_deref().unwrap_or(&s.group)),
-                    None => self.requested_model.as_deref(),
-                },
+                requested_model: self.asked_model(),
                 group,
                 client: self.client.as_deref(),
                 served: self.served.as_ref(),
@@ -288,10 +294,7 @@ impl RequestLog {
                     .map_or(0, |d| d.as_millis() as i64),
                 request_id: self.request_id.clone(),
                 group: group.unwrap_or("-").to_string(),
-                requested_model: match &self.served {
-                    Some(s) => Some(s.requested.as_ref().unwrap_or(&s.group).clone()),
-                    None => self.requested_model.clone(),
-                },
+                requested_model: self.asked_model().map(str::to_string),
                 provider: self.served.as_ref().map(|s| s.provider.clone()),
                 model: self.served.as_ref().map(|s| s.model.clone()),
                 key: self.served.as_ref().map(|s| s.key_id.clone()),

@@ -42,6 +42,17 @@ fn router(yaml: &str) -> Arc<Router> {
     Arc::new(Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap())
 }
 
+/// The mock upstream, a token endpoint that accepts `refresh-0` (rotating refresh tokens when
+/// `rotate`), and a router whose one key logs in with it.
+async fn logged_in(rotate: bool) -> (MockUpstream, TokenEndpoint, Arc<Router>) {
+    let mock = MockUpstream::start().await.unwrap();
+    let endpoint = TokenEndpoint::start().await.unwrap();
+    endpoint.accept_refresh_token("refresh-0");
+    endpoint.rotate_refresh_tokens(rotate);
+    let r = router(&config(&mock, "openai", &[refreshing(&endpoint)]));
+    (mock, endpoint, r)
+}
+
 /// The bearer tokens the mock upstream was sent, in order.
 fn bearers(mock: &MockUpstream) -> Vec<String> {
     mock.requests().iter().filter_map(|r| r.bearer()).collect()
@@ -64,12 +75,8 @@ async fn granted(endpoint: &TokenEndpoint, n: u64) {
 
 #[tokio::test(start_paused = true)]
 async fn a_token_is_renewed_ahead_of_expiry_then_waited_for_once_expired() {
-    let mock = MockUpstream::start().await.unwrap();
-    let endpoint = TokenEndpoint::start().await.unwrap();
-    endpoint.accept_refresh_token("refresh-0");
-    endpoint.rotate_refresh_tokens(true);
+    let (mock, endpoint, r) = logged_in(true).await;
     endpoint.set_expires_in(Some(600));
-    let r = router(&config(&mock, "openai", &[refreshing(&endpoint)]));
 
     assert_eq!(chat(&r, CHAT.as_bytes()).await.unwrap().status, 200);
     assert_eq!(endpoint.issued(), 1);
@@ -103,10 +110,7 @@ async fn a_token_is_renewed_ahead_of_expiry_then_waited_for_once_expired() {
 
 #[tokio::test(start_paused = true)]
 async fn a_401_renews_the_token_once_and_sends_the_call_again() {
-    let mock = MockUpstream::start().await.unwrap();
-    let endpoint = TokenEndpoint::start().await.unwrap();
-    endpoint.accept_refresh_token("refresh-0");
-    let r = router(&config(&mock, "openai", &[refreshing(&endpoint)]));
+    let (mock, endpoint, r) = logged_in(false).await;
     // The upstream revoked access-1 before its time.
     mock.add_rule(Rule::new(Fault::Status(401)).key("access-1"));
     let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
@@ -141,11 +145,7 @@ async fn all_served(r: &Arc<Router>, n: usize) {
 
 #[tokio::test(start_paused = true)]
 async fn a_hundred_requests_at_once_cause_one_token_request() {
-    let mock = MockUpstream::start().await.unwrap();
-    let endpoint = TokenEndpoint::start().await.unwrap();
-    endpoint.accept_refresh_token("refresh-0");
-    endpoint.rotate_refresh_tokens(true);
-    let r = router(&config(&mock, "openai", &[refreshing(&endpoint)]));
+    let (mock, endpoint, r) = logged_in(true).await;
     all_served(&r, 100).await;
     assert_eq!(endpoint.forms().len(), 1, "one token request");
     // A hundred 401s at once: one renewal, and each call sent again with its token.
