@@ -13,7 +13,7 @@ use router_core::{ChatBody, Served, TokenUsage};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Whether access lines are written for a plain-text log (see [`RequestLog::write_text_line`])
 /// rather than as a structured event (which a JSON log, or colours on a terminal, need).
@@ -39,6 +39,9 @@ pub struct RequestLog {
     pub(crate) path: String,
     pub(crate) endpoint: &'static str,
     pub(crate) started: Instant,
+    /// The wall-clock time it began, when `telemetry` is on (its spans' start; the attempts'
+    /// spans are stamped on the same clock, so they fall inside it).
+    wall_started: Option<SystemTime>,
     /// When the response head was ready.
     pub(crate) head: Option<Instant>,
     pub(crate) status: u16,
@@ -140,7 +143,9 @@ impl RequestLog {
         started: Instant,
     ) -> Self {
         app.metrics.started();
+        let wall_started = app.telemetry.as_ref().map(|_| SystemTime::now());
         Self {
+            wall_started,
             app,
             done: false,
             request_id,
@@ -187,10 +192,11 @@ impl RequestLog {
         usage: Option<TokenUsage>,
         attempts: usize,
     ) {
-        let (Some(trace), Some(telemetry)) = (&self.trace, &self.app.telemetry) else {
+        let (Some(trace), Some(telemetry), Some(started)) =
+            (&self.trace, &self.app.telemetry, self.wall_started)
+        else {
             return;
         };
-        let now = std::time::SystemTime::now();
         telemetry.report(
             trace,
             &crate::telemetry::Facts {
@@ -206,8 +212,8 @@ impl RequestLog {
                 usage,
                 attempts,
                 error: self.error.as_deref(),
-                started: now.checked_sub(latency).unwrap_or(now),
-                ended: now,
+                started,
+                ended: started + latency,
             },
         );
     }
