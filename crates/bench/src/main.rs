@@ -20,6 +20,7 @@ mod costs;
 mod load;
 mod parts;
 mod proxies;
+mod requests;
 mod shared;
 mod sink;
 mod soak;
@@ -31,6 +32,7 @@ use costs::*;
 use mock_upstream::MockUpstream;
 use parts::*;
 use proxies::*;
+use requests::requests;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use system::*;
@@ -44,6 +46,11 @@ pub(crate) struct Args {
     /// Concurrent connections at saturation.
     #[arg(long, default_value_t = 64)]
     pub(crate) concurrency: usize,
+    /// Rounds of the request runs: each target is measured this many times, in turns with the
+    /// others, and the median is reported with the range (this VM's figures move 20–40% from
+    /// one run to the next).
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rounds: usize,
     /// Requests per second for the fixed-rate run (a moderate rate, where a proxy's wake-ups
     /// and timers show more than at saturation).
     #[arg(long, default_value_t = 500)]

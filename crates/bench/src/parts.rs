@@ -1,4 +1,4 @@
-//! The report's parts: requests, time to first byte, memory, many streams, reloads (the long
+//! The report's parts: time to first byte, memory, many streams, reloads (the long
 //! runs are in `soak.rs`).
 
 use crate::{load::*, proxies::*, streams::*, system::*, Args};
@@ -7,73 +7,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Saturation and fixed rate, for each target and body size.
-pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, proxies: &[Proxy]) {
-    let _ = writeln!(report, "## Non-streamed requests\n");
-    let _ = writeln!(
-        report,
-        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {} req/s | p99 at {} req/s | proxy CPU per request at {} req/s | page faults, context switches per request at {} req/s |",
-        args.rate, args.rate, args.rate, args.rate
-    );
-    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
-    let sizes: &[usize] = if args.quick {
-        &[1024]
-    } else {
-        &[1024, 32 * 1024]
-    };
-    for &size in sizes {
-        let body = chat_body(size, false);
-        let mut targets: Vec<(&str, String, Option<u32>)> =
-            vec![("direct to mock", direct.to_string(), None)];
-        for p in proxies {
-            targets.push((p.name, p.url.clone(), Some(p.pid)));
-        }
-        for (name, url, pid) in targets {
-            // Warm up connections and caches.
-            let _ = saturate(&url, &body, args.concurrency, 1).await;
-            let cpu0 = pid.map(cpu_time);
-            let mut sat = saturate(&url, &body, args.concurrency, args.seconds).await;
-            let cpu = cpu_per_request(pid, cpu0, sat.ok + sat.errors);
-            let cpu0 = pid.map(cpu_time);
-            let counts0 = pid.map(faults_and_switches);
-            let mut fixed = fixed_rate(&url, &body, args.rate, args.seconds.min(5)).await;
-            let fixed_cpu = cpu_per_request(pid, cpu0, fixed.ok + fixed.errors);
-            let counts = match (pid, counts0) {
-                (Some(pid), Some((f0, s0))) => {
-                    let (f, s) = faults_and_switches(pid);
-                    let n = (fixed.ok + fixed.errors).max(1) as f64;
-                    format!(
-                        "{:.2}, {:.2}",
-                        f.saturating_sub(f0) as f64 / n,
-                        s.saturating_sub(s0) as f64 / n
-                    )
-                }
-                _ => "–".into(),
-            };
-            let _ = writeln!(
-                report,
-                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {cpu} | {} µs | {} µs | {fixed_cpu} | {counts} |",
-                size / 1024,
-                sat.rps(),
-                us(sat.percentile(0.5)),
-                us(sat.percentile(0.99)),
-                sat.errors + fixed.errors,
-                us(fixed.percentile(0.5)),
-                us(fixed.percentile(0.99)),
-            );
-            eprintln!("done: {name} {size}");
-        }
-    }
-}
-
-/// The CPU time `pid` used since `before`, per request of `requests` ("–" for no process).
-fn cpu_per_request(pid: Option<u32>, before: Option<Duration>, requests: u64) -> String {
-    match (pid, before) {
-        (Some(pid), Some(before)) => format!("{:.1} µs", cpu_us_per(pid, before, requests)),
-        _ => "–".into(),
-    }
-}
 
 /// Streams: time to first byte, added by each proxy.
 pub(crate) async fn ttfb(report: &mut String, direct: &str, proxies: &[Proxy]) {

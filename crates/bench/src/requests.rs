@@ -1,0 +1,138 @@
+//! The requests part: saturation and a fixed rate, for each target and body size, in rounds.
+
+use crate::{load::*, proxies::*, system::*, Args};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What one round measured of one target.
+#[derive(Default)]
+struct Sample {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: u64,
+    /// The proxy's CPU per request at saturation, in µs (none for the mock itself).
+    cpu: Option<f64>,
+    fixed_p50: Duration,
+    fixed_p99: Duration,
+    fixed_cpu: Option<f64>,
+    /// Page faults and context switches per request at the fixed rate.
+    faults: Option<f64>,
+    switches: Option<f64>,
+}
+
+/// One round on one target: a second of warm-up, saturation, then the fixed rate.
+async fn measure(args: &Args, url: &str, pid: Option<u32>, body: &bytes::Bytes) -> Sample {
+    let _ = saturate(url, body, args.concurrency, 1).await;
+    let cpu0 = pid.map(cpu_time);
+    let mut sat = saturate(url, body, args.concurrency, args.seconds).await;
+    let cpu = pid
+        .zip(cpu0)
+        .map(|(p, c)| cpu_us_per(p, c, sat.ok + sat.errors));
+    let cpu0 = pid.map(cpu_time);
+    let counts0 = pid.map(faults_and_switches);
+    let mut fixed = fixed_rate(url, body, args.rate, args.seconds.min(5)).await;
+    let n = fixed.ok + fixed.errors;
+    let fixed_cpu = pid.zip(cpu0).map(|(p, c)| cpu_us_per(p, c, n));
+    let counts = pid.zip(counts0).map(|(pid, (f0, s0))| {
+        let (f, s) = faults_and_switches(pid);
+        let n = n.max(1) as f64;
+        (
+            f.saturating_sub(f0) as f64 / n,
+            s.saturating_sub(s0) as f64 / n,
+        )
+    });
+    Sample {
+        rps: sat.rps(),
+        p50: sat.percentile(0.5),
+        p99: sat.percentile(0.99),
+        errors: sat.errors + fixed.errors,
+        cpu,
+        fixed_p50: fixed.percentile(0.5),
+        fixed_p99: fixed.percentile(0.99),
+        fixed_cpu,
+        faults: counts.map(|c| c.0),
+        switches: counts.map(|c| c.1),
+    }
+}
+
+/// The median of what `figure` reads from each round.
+fn median_of<T: PartialOrd + Copy>(rounds: &[Sample], figure: impl Fn(&Sample) -> T) -> T {
+    let mut v: Vec<T> = rounds.iter().map(figure).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// A CPU figure: the median, and the range when there was more than one round.
+fn cpu_cell(rounds: &[Sample], figure: impl Fn(&Sample) -> Option<f64>) -> String {
+    let mut v: Vec<f64> = rounds.iter().filter_map(figure).collect();
+    if v.is_empty() {
+        return "–".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    if v.len() == 1 {
+        format!("{median:.1} µs")
+    } else {
+        format!("{median:.1} µs ({:.0}–{:.0})", v[0], v[v.len() - 1])
+    }
+}
+
+/// Saturation and fixed rate, for each target and body size: `--rounds` rounds, the targets
+/// in turns within each, so that a slow moment of the machine falls on all of them.
+pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, proxies: &[Proxy]) {
+    let rounds = args.rounds.max(1);
+    let _ = writeln!(report, "## Non-streamed requests\n");
+    if rounds > 1 {
+        let _ = writeln!(
+            report,
+            "Each figure is the median of {rounds} rounds, the targets measured in turns within each; CPU figures give the range of the rounds in brackets.\n"
+        );
+    }
+    let rate = args.rate;
+    let _ = writeln!(
+        report,
+        "| target | body | req/s at saturation | p50 | p99 | errors | proxy CPU per request | p50 at {rate} req/s | p99 at {rate} req/s | proxy CPU per request at {rate} req/s | page faults, context switches per request at {rate} req/s |",
+    );
+    let _ = writeln!(report, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let sizes: &[usize] = if args.quick {
+        &[1024]
+    } else {
+        &[1024, 32 * 1024]
+    };
+    let mut targets: Vec<(&str, &str, Option<u32>)> = vec![("direct to mock", direct, None)];
+    targets.extend(
+        proxies
+            .iter()
+            .map(|p| (p.name, p.url.as_str(), Some(p.pid))),
+    );
+    for &size in sizes {
+        let body = chat_body(size, false);
+        let mut samples: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            for ((name, url, pid), kept) in targets.iter().zip(&mut samples) {
+                kept.push(measure(args, url, *pid, &body).await);
+                eprintln!("done: {name} {size} (round {})", round + 1);
+            }
+        }
+        for ((name, _, _), s) in targets.iter().zip(&samples) {
+            let counts = match (median_of(s, |x| x.faults), median_of(s, |x| x.switches)) {
+                (Some(f), Some(c)) => format!("{f:.2}, {c:.2}"),
+                _ => "–".into(),
+            };
+            let _ = writeln!(
+                report,
+                "| {name} | {} KB | {:.0} | {} µs | {} µs | {} | {} | {} µs | {} µs | {} | {counts} |",
+                size / 1024,
+                median_of(s, |x| x.rps),
+                us(median_of(s, |x| x.p50)),
+                us(median_of(s, |x| x.p99)),
+                s.iter().map(|x| x.errors).sum::<u64>(),
+                cpu_cell(s, |x| x.cpu),
+                us(median_of(s, |x| x.fixed_p50)),
+                us(median_of(s, |x| x.fixed_p99)),
+                cpu_cell(s, |x| x.fixed_cpu),
+            );
+        }
+    }
+}
