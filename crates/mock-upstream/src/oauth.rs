@@ -169,21 +169,22 @@ fn refusal(status: StatusCode, error: &str, description: &str) -> Response<Full<
 fn answer(shared: &Mutex<Inner>, form: Form) -> Response<Full<Bytes>> {
     let mut inner = shared.lock().unwrap_or_else(|p| p.into_inner());
     if inner.refuse {
-        return refusal(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "the grant was revoked",
-        );
+        let revoked = match form.get("refresh_token") {
+            Some(token) => format!("the grant of refresh token {token} was revoked"),
+            None => "the grant was revoked".to_string(),
+        };
+        return refusal(StatusCode::BAD_REQUEST, "invalid_grant", &revoked);
     }
     let mut rotated = None;
     match form.get("grant_type").map(String::as_str) {
         Some("refresh_token") => {
             let sent = form.get("refresh_token").cloned().unwrap_or_default();
             if !inner.refresh_tokens.contains(&sent) {
+                // Naming the token, as some identity providers do.
                 return refusal(
                     StatusCode::BAD_REQUEST,
                     "invalid_grant",
-                    "the refresh token is not valid",
+                    &format!("the refresh token {sent} is not valid"),
                 );
             }
             if inner.rotate {

@@ -19,7 +19,13 @@ use std::time::Duration;
 const ADMIN: &str = "admin-key-for-oauth-tests";
 
 /// The secrets of the tests' credential, none of which may be shown.
-const SECRETS: [&str; 4] = ["refresh-0", "refresh-1", "client-secret-value", "access-"];
+const SECRETS: [&str; 5] = [
+    "refresh-0",
+    "refresh-1",
+    "refresh-2",
+    "client-secret-value",
+    "access-",
+];
 
 /// A config at `dir` whose one key is a refresh-token credential of `endpoint`.
 fn write_config(dir: &Path, mock: &MockUpstream, endpoint: &TokenEndpoint) {
@@ -101,8 +107,9 @@ async fn a_rotated_refresh_token_outlives_a_restart_and_a_refusal_rests_the_key(
     assert_eq!(row["state"], "credential_refused", "{row}");
     assert!(row["until"].is_string(), "{row}");
     let reason = row["last_error"].as_str().unwrap();
+    // The endpoint named the rotated refresh token it was sent (in no config): masked.
     assert!(
-        reason.contains("refused the refresh_token grant (400 Bad Request): invalid_grant"),
+        reason.contains("refused the refresh_token grant (400 Bad Request): invalid_grant (the grant of refresh token …-2 was revoked)"),
         "{reason}"
     );
     let dashboard = as_admin(&second.addr, ADMIN, Method::GET, "/admin/dashboard", "").await;
@@ -116,6 +123,7 @@ async fn a_rotated_refresh_token_outlives_a_restart_and_a_refusal_rests_the_key(
     let again = say_hi(&base, KEY, "g").await;
     assert_eq!(again.status, 502, "{}", again.text());
     assert!(again.text().contains("invalid_grant"), "{}", again.text());
+    assert!(!again.text().contains("refresh-2"), "{}", again.text());
     assert_eq!(endpoint.forms().len(), 3);
     assert_no_secret(&second.stop_with_log());
     std::fs::remove_dir_all(&dir).unwrap();

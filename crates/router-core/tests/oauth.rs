@@ -130,6 +130,32 @@ async fn a_401_renews_the_token_once_and_sends_the_call_again() {
     assert_eq!(r.usage()[0].live_state().state, "disabled");
 }
 
+/// The body of `answer`, as text.
+async fn text_of(answer: router_core::ChatResponse) -> String {
+    String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_access_token_the_upstream_echoes_reaches_the_client_masked() {
+    let (mock, _endpoint, r) = logged_in(false).await;
+    // An error answer naming the token it was sent (in no config: the endpoint issued it).
+    mock.add_rule(Rule::new(Fault::EchoKey(400)));
+    let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
+    assert_eq!(answer.status, 400);
+    let text = text_of(answer).await;
+    assert!(text.contains("you sent auth Bearer …-1"), "{text}");
+    assert!(!text.contains("access-1"), "{text}");
+    // A stream's error event naming it.
+    mock.clear_rules();
+    let events = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"error\":{\"message\":\"bad auth access-1\",\"type\":\"server_error\"}}\n\n";
+    mock.add_rule(Rule::new(Fault::EventStream(events.to_string())));
+    let streamed = r#"{"model":"g","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let text = text_of(chat(&r, streamed.as_bytes()).await.unwrap()).await;
+    assert!(text.contains("bad auth …-1"), "{text}");
+    assert!(!text.contains("access-1"), "{text}");
+    assert_eq!(bearers(&mock), ["access-1", "access-1"]);
+}
+
 /// Sends `n` requests at once; each is answered 200.
 async fn all_served(r: &Arc<Router>, n: usize) {
     let calls: Vec<_> = (0..n)
@@ -180,7 +206,7 @@ async fn a_refused_credential_rests_its_key_with_the_reason_shown() {
     assert!(refused.until.is_some());
     let reason = refused.last_error.as_deref().unwrap();
     assert!(
-        reason.contains("refused the refresh_token grant (400 Bad Request): invalid_grant (the refresh token is not valid)"),
+        reason.contains("refused the refresh_token grant (400 Bad Request): invalid_grant (the refresh token …-0 is not valid)"),
         "{reason}"
     );
     assert!(!reason.contains("refresh-0"), "{reason}");

@@ -9,7 +9,7 @@ use crate::providers::{Credential, UpstreamBody};
 use crate::select::Selection;
 use crate::snapshot::{Provider, Transport};
 use crate::sse::SseScanner;
-use crate::Secret;
+use crate::{Redactor, Secret};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
@@ -31,6 +31,9 @@ struct Attempt<'a> {
     first_byte: Duration,
     /// The caller's id of the request, for a broken stream's log line.
     label: Option<&'a str>,
+    /// The OAuth access token the answer came for, masked in the upstream's error words like
+    /// a configured key.
+    token: Option<Secret>,
 }
 
 /// Sends `body` to the pair `selection` holds and relays the answer, settling the selection
@@ -75,7 +78,7 @@ async fn run(
         .first_byte_timeout()
         .min(provider.total_timeout().unwrap_or(Duration::MAX))
         .min(remaining);
-    let attempt = Attempt {
+    let mut attempt = Attempt {
         exchange,
         selection,
         provider,
@@ -84,6 +87,7 @@ async fn run(
         deadline,
         first_byte,
         label: ids.label,
+        token: None,
     };
     let body = Bytes::from(body);
     let mut sent = send(&attempt, body.clone(), ids, None).await;
@@ -106,7 +110,10 @@ async fn run(
         sent = send(&attempt, body, ids, Some(renewed)).await;
     }
     let response = match sent {
-        Ok((r, _)) => r,
+        Ok((r, token)) => {
+            attempt.token = token;
+            r
+        }
         Err(e) => return Err(attempt.fail(e)),
     };
     let status = response.status();
@@ -311,7 +318,10 @@ impl Attempt<'_> {
             self.provider.idle_timeout(),
             self.exchange.request().prompt_estimate(),
         )
-        .redacting(self.exchange.redactor().clone())
+        .redacting(match &self.token {
+            Some(token) => Arc::new(self.exchange.redactor().and(token)),
+            None => self.exchange.redactor().clone(),
+        })
         .limited(self.provider.max_event_bytes())
         .labelled(self.label.map(Arc::from));
         Ok(ChatResponse {
@@ -343,6 +353,13 @@ impl Attempt<'_> {
             }
         };
         self.served.upstream_wait += self.started.elapsed();
+        // The configured secrets are masked in `answer`; the token sent, here.
+        let bytes = match &self.token {
+            Some(token) if !status.is_success() => {
+                Redactor::default().and(token).redact_bytes(bytes)
+            }
+            _ => bytes,
+        };
         let Some((bytes, usage)) = self.exchange.answer(status, bytes, &self.served.model) else {
             return Err(self.fail(AttemptError::upstream(
                 "unreadable answer from the provider",

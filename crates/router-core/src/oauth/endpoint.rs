@@ -3,7 +3,7 @@
 use super::{Fault, Settings};
 use crate::config::OAuthGrant;
 use crate::upstream::HttpClient;
-use crate::Secret;
+use crate::{Redactor, Secret};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request};
 use http_body_util::{BodyExt, Full, Limited};
@@ -108,15 +108,23 @@ pub(super) async fn request(
     }
     match serde_json::from_slice::<Refusal>(&body) {
         // Only the endpoint's error code and description: never the body, which might echo
-        // what was sent.
-        Ok(r) if status.is_client_error() => Err(Fault::refused(format!(
-            "the token endpoint {url} refused the {} grant ({status}): {}{}",
-            settings.grant.name(),
-            r.error,
-            r.error_description
-                .map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
-                .unwrap_or_default()
-        ))),
+        // what was sent. The description too may name the refresh token or the client secret
+        // sent (a rotated refresh token is in no config): both masked.
+        Ok(r) if status.is_client_error() => {
+            let redactor = match refresh_token {
+                Some(token) => Redactor::new(&settings.client_secret).and(token),
+                None => Redactor::new(&settings.client_secret),
+            };
+            let shown = |text: &str| redactor.redact_str(text).into_owned();
+            Err(Fault::refused(format!(
+                "the token endpoint {url} refused the {} grant ({status}): {}{}",
+                settings.grant.name(),
+                shown(&r.error),
+                r.error_description
+                    .map(|d| format!(" ({})", shown(&d).chars().take(200).collect::<String>()))
+                    .unwrap_or_default()
+            )))
+        }
         _ => Err(Fault::unreachable(format!(
             "the token endpoint {url} answered {status}"
         ))),
