@@ -8,8 +8,8 @@
 //! stream's first byte, 10,000 concurrent streams, and throughput while the router reloads its
 //! config every second; then, each through a fresh router, bursts of large request bodies (is the
 //! memory given back?) and the soak (mixed traffic, upstream faults, a reload every 10 s: nothing
-//! lost, tokens counted against the mock's, RSS by minute); and what sharing state through Redis
-//! costs a request (fresh routers with and without `state.redis`, in turns). Writes Markdown to
+//! lost, tokens counted against the mock's, RSS by minute); and what the request log and sharing
+//! state through Redis cost a request (fresh routers with and without each, in turns). Writes Markdown to
 //! stdout or `--out`.
 //!
 //! `cargo build --release -p router-bin -p bench && target/release/loadbench --out docs/benchmarks.md`
@@ -78,7 +78,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) traced: bool,
     /// Only these parts, comma-separated: requests, streams, compression, ttfb, memory, many,
-    /// reload, redis, bodies, soak.
+    /// reload, requestlog, redis, bodies, soak.
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Seconds of the soak (steady rate, upstream faults, reloads; 0 skips it).
@@ -195,7 +195,10 @@ async fn main() {
         reload(&args, &mut report, &router_url, &config).await;
     }
     drop(proxies);
-    // Fresh routers, with and without state.redis, in turns.
+    // Fresh routers in turns: with and without the request log, with and without state.redis.
+    if want("requestlog") {
+        shared::request_log_cost(&args, &mut report, &dir, &config).await;
+    }
     if want("redis") {
         shared::redis_cost(&args, &mut report, &dir, &config).await;
     }

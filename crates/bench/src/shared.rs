@@ -1,7 +1,8 @@
-//! What sharing state through Redis costs a request: the same router config with and without
-//! `state.redis`, each in a fresh router on the pinned core, measured in turns (three each) so
-//! the difference can be read against the run-to-run spread. The exchange with Redis is a task
-//! beside the server; no request waits for it.
+//! What one setting of the router's config costs a request: the same config with and without
+//! it, each in a fresh router on the pinned core, measured in turns (three each) so the
+//! difference can be read against the run-to-run spread. Two such parts: sharing state through
+//! Redis (its exchange is a task beside the server; no request waits for it), and the request
+//! log (`ledger.request_log`, a row per request written in the ledger's flush).
 
 use crate::load::*;
 use crate::proxies::*;
@@ -52,11 +53,49 @@ pub(crate) async fn redis_cost(args: &Args, report: &mut String, dir: &Path, pla
         &shared,
         format!("{text}state:\n  redis: {{url: \"redis://127.0.0.1:{port}\"}}\n"),
     );
+    let about = "The same config with and without `state.redis` (a local `redis-server`, default \
+         `sync_interval` 200ms)";
+    let variants = [("without Redis", plain), ("with Redis", shared.as_path())];
+    in_turns(args, report, dir, about, &variants).await;
+}
+
+/// What the request log costs: the bench's config (`ledger: {enabled: true}`, the request log
+/// on by default) and the same with `request_log: false`.
+pub(crate) async fn request_log_cost(args: &Args, report: &mut String, dir: &Path, plain: &Path) {
+    let _ = writeln!(report, "\n## With and without the request log\n");
+    let text = std::fs::read_to_string(plain).unwrap_or_default();
+    let on = "ledger: {enabled: true}";
+    if !text.contains(on) {
+        let _ = writeln!(report, "the bench's config has no `{on}`; skipped.\n");
+        return;
+    }
+    let off = dir.join("config-no-request-log.yaml");
+    let _ = std::fs::write(
+        &off,
+        text.replace(on, "ledger: {enabled: true, request_log: false}"),
+    );
+    let about = "The same config (the ledger on) with `ledger.request_log` at its default (on) \
+         and off";
+    let variants = [
+        ("request log on", plain),
+        ("request log off", off.as_path()),
+    ];
+    in_turns(args, report, dir, about, &variants).await;
+}
+
+/// Each of `variants` (a name and a config) in a fresh router, in turns, `ROUNDS` times: CPU
+/// per 1 KB request at saturation and at the fixed rate, one table row each.
+async fn in_turns(
+    args: &Args,
+    report: &mut String,
+    dir: &Path,
+    about: &str,
+    variants: &[(&str, &Path)],
+) {
     let _ = writeln!(
         report,
-        "The same config with and without `state.redis` (a local `redis-server`, default \
-         `sync_interval` 200ms), each in a fresh router, in turns. CPU per 1 KB request, from \
-         /proc, at saturation ({} connections, {} s) and at {} req/s ({} s).\n",
+        "{about}, each in a fresh router, in turns. CPU per 1 KB request, from /proc, at \
+         saturation ({} connections, {} s) and at {} req/s ({} s).\n",
         args.concurrency,
         args.seconds,
         args.rate,
@@ -69,7 +108,7 @@ pub(crate) async fn redis_cost(args: &Args, report: &mut String, dir: &Path, pla
     );
     let body = chat_body(1024, false);
     for round in 1..=ROUNDS {
-        for (name, config) in [("without Redis", plain), ("with Redis", shared.as_path())] {
+        for &(name, config) in variants {
             let router = start_router(&args.router, dir, config, args.proxy_core);
             let _ = saturate(&router.url, &body, args.concurrency, 1).await;
             let cpu0 = cpu_time(router.pid);
@@ -85,7 +124,7 @@ pub(crate) async fn redis_cost(args: &Args, report: &mut String, dir: &Path, pla
                 us(fixed.percentile(0.99)),
                 sat.errors + fixed.errors
             );
-            eprintln!("done: redis round {round} {name}");
+            eprintln!("done: round {round} {name}");
         }
     }
 }
