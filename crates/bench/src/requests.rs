@@ -21,7 +21,7 @@ struct Sample {
     switches: Option<f64>,
 }
 
-/// One round on one target: a second of warm-up, saturation, then the fixed rate.
+/// One round on one target: a second of warm-up, saturation, a pause, then the fixed rate.
 async fn measure(args: &Args, url: &str, pid: Option<u32>, body: &bytes::Bytes) -> Sample {
     let _ = saturate(url, body, args.concurrency, 1).await;
     let cpu0 = pid.map(cpu_time);
@@ -29,6 +29,7 @@ async fn measure(args: &Args, url: &str, pid: Option<u32>, body: &bytes::Bytes) 
     let cpu = pid
         .zip(cpu0)
         .map(|(p, c)| cpu_us_per(p, c, sat.ok + sat.errors));
+    settle().await;
     let cpu0 = pid.map(cpu_time);
     let counts0 = pid.map(faults_and_switches);
     let mut fixed = fixed_rate(url, body, args.rate, args.seconds.min(5)).await;
@@ -54,6 +55,13 @@ async fn measure(args: &Args, url: &str, pid: Option<u32>, body: &bytes::Bytes) 
         faults: counts.map(|c| c.0),
         switches: counts.map(|c| c.1),
     }
+}
+
+/// A pause between saturation and the fixed rate, so that what saturation left the proxy to do
+/// (the router's ledger flush of its last second of request rows, up to tens of thousands, and
+/// the closing of its connections) is not counted in the fixed rate's CPU.
+pub(crate) async fn settle() {
+    tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
 /// The median of what `figure` reads from each round.

@@ -114,6 +114,7 @@ async fn in_turns(
             let cpu0 = cpu_time(router.pid);
             let sat = saturate(&router.url, &body, args.concurrency, args.seconds).await;
             let sat_cpu = cpu_us_per(router.pid, cpu0, sat.ok + sat.errors);
+            crate::requests::settle().await;
             let cpu0 = cpu_time(router.pid);
             let mut fixed = fixed_rate(&router.url, &body, args.rate, args.seconds.min(5)).await;
             let fixed_cpu = cpu_us_per(router.pid, cpu0, fixed.ok + fixed.errors);
