@@ -195,20 +195,7 @@ async fn main() {
         reload(&args, &mut report, &router_url, &config).await;
     }
     drop(proxies);
-    // Fresh routers in turns: with and without the request log, with and without state.redis.
-    if want("requestlog") {
-        shared::request_log_cost(&args, &mut report, &dir, &config).await;
-    }
-    if want("redis") {
-        shared::redis_cost(&args, &mut report, &dir, &config).await;
-    }
-    // Fresh routers: their memory from start, not what the runs above left.
-    if want("bodies") {
-        soak::bodies(&args, &mut report, &dir).await;
-    }
-    if want("soak") && args.soak_seconds > 0 {
-        soak::soak(&args, &mut report, &dir).await;
-    }
+    fresh_router_parts(&args, &mut report, &dir, &config, want).await;
 
     let _ = std::fs::remove_dir_all(&dir);
     match &args.out {
@@ -218,5 +205,28 @@ async fn main() {
             }
         }
         None => print!("{report}"),
+    }
+}
+
+/// The parts that start routers of their own: settings measured in turns, then bursts of large
+/// bodies and the soak (fresh routers: their memory from start, not what the runs above left).
+async fn fresh_router_parts(
+    args: &Args,
+    report: &mut String,
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    want: impl Fn(&str) -> bool,
+) {
+    if want("requestlog") {
+        shared::request_log_cost(args, report, dir, config).await;
+    }
+    if want("redis") {
+        shared::redis_cost(args, report, dir, config).await;
+    }
+    if want("bodies") {
+        soak::bodies(args, report, dir).await;
+    }
+    if want("soak") && args.soak_seconds > 0 {
+        soak::soak(args, report, dir).await;
     }
 }
