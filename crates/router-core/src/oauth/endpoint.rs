@@ -108,12 +108,13 @@ pub(super) async fn request(
     }
     match serde_json::from_slice::<Refusal>(&body) {
         // Only the endpoint's error code and description: never the body, which might echo
-        // what was sent. The description too may name the refresh token or the client secret
-        // sent (a rotated refresh token is in no config): both masked.
+        // what was sent. The description too may name the credential's secrets, or the refresh
+        // token sent (a rotated one is in no config): all masked.
         Ok(r) if status.is_client_error() => {
+            let written = Redactor::new(&settings.secrets().collect::<Vec<_>>());
             let redactor = match refresh_token {
-                Some(token) => Redactor::new(&settings.client_secret).and(token),
-                None => Redactor::new(&settings.client_secret),
+                Some(token) => written.and(token),
+                None => written,
             };
             let shown = |text: &str| redactor.redact_str(text).into_owned();
             Err(Fault::refused(format!(
