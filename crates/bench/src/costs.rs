@@ -20,17 +20,20 @@ async fn saturated_cpu(args: &Args, pid: u32, url: &str, body: &Bytes) -> (f64, 
 }
 
 /// CPU per 50-word stream through each proxy, with no delay between the upstream's events and
-/// with 10 ms between them (as a model generates).
+/// with 10 ms between them (as a model generates): `--rounds` rounds, the targets in turns
+/// within each, as for the requests.
 pub(crate) async fn stream_cpu(
     args: &Args,
     report: &mut String,
     mock: &MockUpstream,
     proxies: &[Proxy],
 ) {
+    let rounds = args.rounds.max(1);
     let _ = writeln!(
         report,
         "\n## CPU per stream\n\n{STREAM_WORDS}-word answers streamed ({} events each), {} \
-         concurrent streams for {} s; CPU of the proxy per stream.\n",
+         concurrent streams for {} s; CPU of the proxy per stream. The median of {rounds} \
+         round(s), the targets in turns within each; the range of the rounds in brackets.\n",
         STREAM_WORDS + 4,
         args.concurrency,
         args.seconds
@@ -40,17 +43,30 @@ pub(crate) async fn stream_cpu(
         "| target | no delay: CPU per stream | streams/s | errors | 10 ms between events: CPU per stream | streams/s | errors |\n|---|---|---|---|---|---|---|"
     );
     let body = stream_body(STREAM_WORDS);
-    let mut rows: Vec<String> = proxies.iter().map(|p| format!("| {} ", p.name)).collect();
-    for delay in [Duration::ZERO, Duration::from_millis(10)] {
-        mock.set_chunk_delay(delay);
-        for (p, row) in proxies.iter().zip(rows.iter_mut()) {
-            let (per, run) = saturated_cpu(args, p.pid, &p.url, &body).await;
-            let _ = write!(row, "| {per:.1} µs | {:.0} | {} ", run.rps(), run.errors);
-            eprintln!("done: stream cpu {} {delay:?}", p.name);
+    let delays = [Duration::ZERO, Duration::from_millis(10)];
+    // For each delay and target: CPU per stream, streams per second and errors of each round.
+    let mut samples = vec![vec![Vec::new(); proxies.len()]; delays.len()];
+    for round in 1..=rounds {
+        for (delay, by_target) in delays.iter().zip(samples.iter_mut()) {
+            mock.set_chunk_delay(*delay);
+            for (p, rounds_of) in proxies.iter().zip(by_target.iter_mut()) {
+                let (per, run) = saturated_cpu(args, p.pid, &p.url, &body).await;
+                rounds_of.push((per, run.rps(), run.errors));
+                eprintln!("done: stream cpu {} {delay:?}, round {round}", p.name);
+            }
         }
     }
     mock.set_chunk_delay(Duration::ZERO);
-    for row in rows {
+    for (i, p) in proxies.iter().enumerate() {
+        let mut row = format!("| {} ", p.name);
+        for by_target in &samples {
+            let rounds_of = &by_target[i];
+            let cpu = crate::requests::range_cell(rounds_of.iter().map(|r| r.0).collect());
+            let mut rps: Vec<f64> = rounds_of.iter().map(|r| r.1).collect();
+            rps.sort_by(f64::total_cmp);
+            let errors: u64 = rounds_of.iter().map(|r| r.2).sum();
+            let _ = write!(row, "| {cpu} | {:.0} | {errors} ", rps[rps.len() / 2]);
+        }
         let _ = writeln!(report, "{row}|");
     }
 }

@@ -73,7 +73,12 @@ fn median_of<T: PartialOrd + Copy>(rounds: &[Sample], figure: impl Fn(&Sample) -
 
 /// A CPU figure: the median, and the range when there was more than one round.
 fn cpu_cell(rounds: &[Sample], figure: impl Fn(&Sample) -> Option<f64>) -> String {
-    let mut v: Vec<f64> = rounds.iter().filter_map(figure).collect();
+    range_cell(rounds.iter().filter_map(figure).collect())
+}
+
+/// A CPU figure in µs from the values of each round: the median, and the range when there
+/// was more than one.
+pub(crate) fn range_cell(mut v: Vec<f64>) -> String {
     if v.is_empty() {
         return "–".into();
     }

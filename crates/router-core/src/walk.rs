@@ -202,5 +202,13 @@ mod tests {
             field(br#"{"a":"\"usage\":2,\\","usage":3}"#, "usage"),
             Some(&b"3"[..])
         );
+        // Escaped quotes and backslashes in longer strings.
+        for fill in 10..20 {
+            let a = "x".repeat(fill);
+            let doc = format!(r#"{{"a":"{a}\"usage\":2,\\","usage":3,"b":"{a}\\"}}"#);
+            assert_eq!(field(doc.as_bytes(), "usage"), Some(&b"3"[..]), "{doc}");
+            let cut = format!(r#"{{"a":"{a}\""#);
+            assert_eq!(field(cut.as_bytes(), "a"), None, "{cut}");
+        }
     }
 }

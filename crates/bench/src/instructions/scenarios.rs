@@ -19,12 +19,17 @@ struct Ask {
     path: &'static str,
     body: Bytes,
     accept_encoding: Option<&'static str>,
+    /// Counted over a tenth of the session's requests.
+    fewer: bool,
 }
 
 /// Requests sent before the counters are zeroed (callgrind translates code on first use).
 const WARM_UP: u64 = 20;
 /// Selections counted in process: the difference between these two runs.
 const PICKS: (u64, u64) = (200, 2200);
+/// The gap between a paced stream's events: long enough, even under callgrind, for the
+/// router to go idle between two of them.
+const PACE: Duration = Duration::from_millis(2);
 
 /// Every figure, in the order of the baseline file.
 pub(crate) async fn count_all(args: &Args) -> Result<Vec<Count>, String> {
@@ -59,6 +64,7 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
         path: "/v1/chat/completions",
         body: chat_body(1024),
         accept_encoding: None,
+        fewer: false,
     };
     let mut session = Session::start(&router, dir, args.requests, &chat, |listen| {
         vec![
@@ -73,6 +79,7 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
         path: "/v1/messages",
         body: messages_body(1024),
         accept_encoding: None,
+        fewer: false,
     };
     let (few, many) = (
         stream_ask("/v1/chat/completions", 8),
@@ -82,11 +89,6 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
         stream_ask("/v1/messages", 8),
         stream_ask("/v1/messages", 40),
     );
-    let count = |name, what, instructions| Count {
-        name,
-        what,
-        instructions,
-    };
     let mut counts = vec![
         count(
             "chat_pass_through",
@@ -131,24 +133,15 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
             session.per_chunk(&few_translated, &many_translated).await?,
         ),
     ];
-    drop(session);
-    // The same chat completion through the router's HTTP stack alone.
-    let bare = router.with_file_name("bareproxy");
-    let mut session = Session::start(&bare, dir, args.requests, &chat, |listen| {
-        vec![
-            "--listen".into(),
-            listen,
-            "--upstream".into(),
-            format!("http://{}", mock.addr()),
-        ]
-    })
-    .await?;
+    mock.set_chunk_delay(PACE);
     counts.push(count(
-        "bare_stack",
-        "per 1 KB chat completion through bareproxy: the HTTP stack without the router",
-        session.per_call(&chat).await?,
+        "stream_chunk_paced",
+        "per further event of an OpenAI stream, 2 ms between events: each its own wake-up",
+        session.per_chunk(&few.fewer(), &many.fewer()).await?,
     ));
+    mock.set_chunk_delay(Duration::ZERO);
     drop(session);
+    counts.extend(bare_counts(&router.with_file_name("bareproxy"), args, mock, dir, &chat).await?);
     counts.push(count(
         "selection",
         "per pick and settlement, usage strategy over 16 pairs",
@@ -157,7 +150,64 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
     Ok(counts)
 }
 
+fn count(name: &'static str, what: &'static str, instructions: u64) -> Count {
+    Count {
+        name,
+        what,
+        instructions,
+    }
+}
+
+/// The same chat completion, and a paced stream, through the router's HTTP stack alone
+/// (`bareproxy`).
+async fn bare_counts(
+    bare: &Path,
+    args: &Args,
+    mock: &MockUpstream,
+    dir: &Path,
+    chat: &Ask,
+) -> Result<Vec<Count>, String> {
+    let mut session = Session::start(bare, dir, args.requests, chat, |listen| {
+        vec![
+            "--listen".into(),
+            listen,
+            "--upstream".into(),
+            format!("http://{}", mock.addr()),
+        ]
+    })
+    .await?;
+    let plain = count(
+        "bare_stack",
+        "per 1 KB chat completion through bareproxy: the HTTP stack without the router",
+        session.per_call(chat).await?,
+    );
+    let (few, many) = (
+        stream_ask("/v1/chat/completions", 8).fewer(),
+        stream_ask("/v1/chat/completions", 40).fewer(),
+    );
+    mock.set_chunk_delay(PACE);
+    let paced = session.per_chunk(&few, &many).await;
+    mock.set_chunk_delay(Duration::ZERO);
+    Ok(vec![
+        plain,
+        count(
+            "bare_stream_chunk_paced",
+            "the paced stream's further event through bareproxy",
+            paced?,
+        ),
+    ])
+}
+
 impl Ask {
+    /// The same request, counted over a tenth as many requests (for the paced streams,
+    /// which take their time).
+    fn fewer(&self) -> Self {
+        Self {
+            fewer: true,
+            ..self.clone()
+        }
+    }
+
     /// The same request, accepting `coding`.
     fn encoded(&self, coding: &'static str) -> Self {
         Self {
@@ -259,10 +309,19 @@ impl Session {
             self.send(ask).await?;
         }
         self.counted.zero()?;
-        for _ in 0..self.n {
+        for _ in 0..self.runs(ask) {
             self.send(ask).await?;
         }
         self.counted.dump()
+    }
+
+    /// Counted requests of `ask`.
+    fn runs(&self, ask: &Ask) -> u64 {
+        if ask.fewer {
+            (self.n / 10).max(1)
+        } else {
+            self.n
+        }
     }
 
     /// Instructions per request of `ask`.
@@ -279,9 +338,10 @@ impl Session {
         if extra == 0 {
             return Err(format!("{}: no more events in the longer stream", few.path));
         }
+        let runs = self.runs(few);
         let few = self.counted_run(few).await?;
         let many = self.counted_run(many).await?;
-        Ok(many.saturating_sub(few) / (self.n * extra))
+        Ok(many.saturating_sub(few) / (runs * extra))
     }
 
     /// Events in the answer to `ask` (sent uncompressed).
@@ -367,5 +427,6 @@ fn stream_ask(path: &'static str, words: usize) -> Ask {
         path,
         body: Bytes::from(body),
         accept_encoding: None,
+        fewer: false,
     }
 }

@@ -3,6 +3,7 @@
 //! failed try means, [`relay`] and [`stream`] the answer on its way to the client.
 
 mod attempt;
+mod endings;
 mod failure;
 mod relay;
 mod resolve;

@@ -3,6 +3,7 @@
 //! stream ends, breaks or is left by its client; a failure mid-stream becomes the client's
 //! error event and a clean end.
 
+use super::endings::{Cut, Ending, Endings};
 use crate::codec::{Codec, Incomplete};
 use crate::dialects::Dialect;
 use crate::health::Failure;
@@ -16,12 +17,10 @@ use bytes::{Bytes, BytesMut};
 
 use http_body::{Body, Frame};
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
 
 /// Events that may echo a secret (errors) are redacted; the searcher is built once.
 static ERROR: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -42,7 +41,8 @@ pub(crate) struct ChatStream {
     /// What is left to send once the upstream is done.
     trailer: Option<Bytes>,
     idle: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// A gap of `idle`, or the caller's cut (a server's shutdown).
+    endings: Endings,
     /// What the upstream streamed, for a charge when its final usage report never comes.
     meter: StreamMeter,
     prompt_estimate: u64,
@@ -50,8 +50,6 @@ pub(crate) struct ChatStream {
     charged: Option<TokenUsage>,
     /// Masks the config's secrets in the upstream's error events.
     redactor: Arc<Redactor>,
-    /// Ends the stream when it completes, with the message it gives (a server's shutdown).
-    cut: Option<Cut>,
     /// What was sent, for the response cache, if it keeps this answer.
     recording: Option<Recording>,
     /// The caller's id of the request, named when the stream breaks.
@@ -65,9 +63,6 @@ struct Recording {
     /// It ended with everything the upstream had to say, and no error.
     whole: bool,
 }
-
-/// What ends a stream from outside: it completes with the message for the client.
-pub(crate) type Cut = Pin<Box<dyn Future<Output = String> + Send>>;
 
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,12 +95,11 @@ impl ChatStream {
             finished: false,
             trailer: None,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            endings: Endings::new(idle),
             meter: StreamMeter::default(),
             prompt_estimate,
             charged: None,
             redactor: Arc::default(),
-            cut: None,
             recording: None,
             label: None,
         }
@@ -161,7 +155,7 @@ impl ChatStream {
 
     /// The stream, ended by `cut` when it completes (see [`ChatStream::cut_now`]).
     pub(crate) fn cut_when(&mut self, cut: Cut) {
-        self.cut = Some(cut);
+        self.endings.cut_when(cut);
     }
 
     /// Ends the stream now, not by the upstream's fault: the client gets its dialect's error
@@ -323,8 +317,7 @@ impl ChatStream {
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let deadline = crate::health::later(Instant::now(), this.idle);
-                    this.timer.as_mut().reset(deadline);
+                    this.endings.heard();
                     if let Ok(data) = frame.into_data() {
                         if let Some(out) = this.process(&data) {
                             return this.send(out);
@@ -333,21 +326,14 @@ impl ChatStream {
                 }
                 Poll::Ready(Some(Err(e))) => this.fail(format!("upstream stream failed: {e}")),
                 Poll::Ready(None) => this.end(),
-                Poll::Pending => {
-                    if let Some(Poll::Ready(message)) =
-                        this.cut.as_mut().map(|cut| cut.as_mut().poll(cx))
-                    {
-                        this.cut = None;
-                        this.cut_now(message);
-                        continue;
-                    }
-                    if this.timer.as_mut().poll(cx).is_ready() {
+                Poll::Pending => match this.endings.poll(cx) {
+                    Poll::Ready(Ending::Cut(message)) => this.cut_now(message),
+                    Poll::Ready(Ending::Idle) => {
                         let idle = this.idle;
                         this.fail(format!("upstream sent nothing for {idle:?}"));
-                        continue;
                     }
-                    return Poll::Pending;
-                }
+                    Poll::Pending => return Poll::Pending,
+                },
             }
         }
     }
