@@ -45,20 +45,27 @@ impl SseScanner {
 
     /// Adds bytes and returns every event completed by them, each with its terminating blank line.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Bytes> {
+        let mut events = Vec::new();
+        self.push_into(chunk, &mut events);
+        events
+    }
+
+    /// [`SseScanner::push`], the events appended to `events` (a buffer the caller reuses).
+    pub fn push_into(&mut self, chunk: &[u8], events: &mut Vec<Bytes>) {
         if self.too_large {
-            return Vec::new();
+            return;
         }
         self.buf.extend_from_slice(chunk);
-        let mut events = self.scan();
+        let from = events.len();
+        self.scan(events);
         if self.limit > 0 {
-            if let Some(at) = events.iter().position(|e| e.len() > self.limit) {
-                events.truncate(at);
+            if let Some(at) = events[from..].iter().position(|e| e.len() > self.limit) {
+                events.truncate(from + at);
                 self.overflow();
             } else if self.buf.len() > self.limit {
                 self.overflow();
             }
         }
-        events
     }
 
     fn overflow(&mut self) {
@@ -67,8 +74,7 @@ impl SseScanner {
         self.pos = 0;
     }
 
-    fn scan(&mut self) -> Vec<Bytes> {
-        let mut events = Vec::new();
+    fn scan(&mut self, events: &mut Vec<Bytes>) {
         let mut i = self.pos;
         while i < self.buf.len() {
             // Jump to the next line end; the bytes skipped belong to a line.
@@ -100,7 +106,6 @@ impl SseScanner {
             }
         }
         self.pos = i;
-        events
     }
 
     /// At end of stream: whatever is left (an event without its blank line), if any.

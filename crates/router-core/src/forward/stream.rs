@@ -32,6 +32,9 @@ pub(crate) struct ChatStream {
     /// The first frame, read before the stream was committed to.
     first: Option<Bytes>,
     scanner: SseScanner,
+    /// Reused for each frame: the events it completed, and what goes out of them.
+    events: Vec<Bytes>,
+    kept: Vec<Bytes>,
     codec: Codec,
     /// The client's dialect, for the error event of a broken stream.
     dialect: Dialect,
@@ -89,6 +92,8 @@ impl ChatStream {
             upstream,
             first: Some(first),
             scanner: SseScanner::new(),
+            events: Vec::new(),
+            kept: Vec::new(),
             codec,
             dialect,
             selection: Some(selection),
@@ -176,8 +181,10 @@ impl ChatStream {
 
     /// The bytes to send for one upstream frame, if any.
     fn process(&mut self, data: &[u8]) -> Option<Bytes> {
-        let events = self.scanner.push(data);
-        let out = self.collect(events);
+        let mut events = std::mem::take(&mut self.events);
+        self.scanner.push_into(data, &mut events);
+        let out = self.collect(&mut events);
+        self.events = events;
         if self.scanner.too_large() && !self.finished {
             // What came before it goes out; the stream ends with the client's error event.
             self.fail(
@@ -188,9 +195,10 @@ impl ChatStream {
         out
     }
 
-    fn collect(&mut self, events: Vec<Bytes>) -> Option<Bytes> {
-        let mut kept: Vec<Bytes> = Vec::with_capacity(events.len());
-        for event in events {
+    /// What goes out for `events` (which it empties).
+    fn collect(&mut self, events: &mut Vec<Bytes>) -> Option<Bytes> {
+        let mut kept = std::mem::take(&mut self.kept);
+        for event in events.drain(..) {
             // An upstream may echo the key it got in an error; no other event could know it.
             let event = if ERROR.find(&event).is_some() {
                 self.redactor.redact_bytes(event)
@@ -203,13 +211,15 @@ impl ChatStream {
             }
             self.codec.relay(event.clone(), data.as_deref(), &mut kept);
         }
-        join(kept)
+        let out = join(&mut kept);
+        self.kept = kept;
+        out
     }
 
     fn end(&mut self) {
         let mut out: Vec<Bytes> = Vec::new();
         if let Some(tail) = self.scanner.finish() {
-            if let Some(b) = self.collect(vec![tail]) {
+            if let Some(b) = self.collect(&mut vec![tail]) {
                 let terminated = b.ends_with(b"\n\n") || b.ends_with(b"\r\n\r\n");
                 out.push(b);
                 if !terminated {
@@ -221,7 +231,7 @@ impl ChatStream {
         if !self.codec.failed() && self.codec.end(&mut out) == Err(Incomplete) {
             self.fail("upstream stream ended before it was complete".to_string());
             out.extend(self.trailer.take());
-            self.trailer = join(out);
+            self.trailer = join(&mut out);
             return;
         }
         let charge = self.charge();
@@ -237,7 +247,7 @@ impl ChatStream {
             recording.whole = !self.codec.failed();
         }
         self.finished = true;
-        self.trailer = join(out);
+        self.trailer = join(&mut out);
     }
 
     /// Settles the stream if it has not ended (the client left: what was streamed is charged)
@@ -292,7 +302,7 @@ impl ChatStream {
             .body;
         let mut events = Vec::new();
         if self.codec.interrupt(&body, &mut events) {
-            join(events).unwrap_or_default()
+            join(&mut events).unwrap_or_default()
         } else {
             self.dialect.room().stream_error_event(&body)
         }
@@ -339,14 +349,14 @@ impl ChatStream {
     }
 }
 
-/// Pieces as one frame; `None` when there are none.
-fn join(mut pieces: Vec<Bytes>) -> Option<Bytes> {
+/// Pieces as one frame (which takes them out); `None` when there are none.
+fn join(pieces: &mut Vec<Bytes>) -> Option<Bytes> {
     match pieces.len() {
         0 => None,
         1 => pieces.pop(),
         _ => {
             let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
-            for p in pieces {
+            for p in pieces.drain(..) {
                 out.extend_from_slice(&p);
             }
             Some(out.freeze())
