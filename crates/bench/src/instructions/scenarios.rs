@@ -133,13 +133,11 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
             session.per_chunk(&few_translated, &many_translated).await?,
         ),
     ];
-    mock.set_chunk_delay(PACE);
     counts.push(count(
         "stream_chunk_paced",
         "per further event of an OpenAI stream, 2 ms between events: each its own wake-up",
-        session.per_chunk(&few.fewer(), &many.fewer()).await?,
+        session.paced_per_chunk(mock).await?,
     ));
-    mock.set_chunk_delay(Duration::ZERO);
     drop(session);
     counts.extend(bare_counts(&router.with_file_name("bareproxy"), args, mock, dir, &chat).await?);
     counts.push(count(
@@ -181,19 +179,12 @@ async fn bare_counts(
         "per 1 KB chat completion through bareproxy: the HTTP stack without the router",
         session.per_call(chat).await?,
     );
-    let (few, many) = (
-        stream_ask("/v1/chat/completions", 8).fewer(),
-        stream_ask("/v1/chat/completions", 40).fewer(),
-    );
-    mock.set_chunk_delay(PACE);
-    let paced = session.per_chunk(&few, &many).await;
-    mock.set_chunk_delay(Duration::ZERO);
     Ok(vec![
         plain,
         count(
             "bare_stream_chunk_paced",
             "the paced stream's further event through bareproxy",
-            paced?,
+            session.paced_per_chunk(mock).await?,
         ),
     ])
 }
@@ -342,6 +333,17 @@ impl Session {
         let few = self.counted_run(few).await?;
         let many = self.counted_run(many).await?;
         Ok(many.saturating_sub(few) / (runs * extra))
+    }
+
+    /// Instructions per event of an OpenAI stream whose events come `PACE` apart, over a tenth
+    /// of the requests.
+    async fn paced_per_chunk(&mut self, mock: &MockUpstream) -> Result<u64, String> {
+        let few = stream_ask("/v1/chat/completions", 8).fewer();
+        let many = stream_ask("/v1/chat/completions", 40).fewer();
+        mock.set_chunk_delay(PACE);
+        let counted = self.per_chunk(&few, &many).await;
+        mock.set_chunk_delay(Duration::ZERO);
+        counted
     }
 
     /// Events in the answer to `ask` (sent uncompressed).

@@ -16,8 +16,8 @@ pub(crate) type Cut = Pin<Box<dyn Future<Output = String> + Send>>;
 
 /// Why a stream is ended from outside.
 pub(crate) enum Ending {
-    /// The upstream sent nothing for the idle timeout.
-    Idle,
+    /// The upstream sent nothing for this long (the idle timeout).
+    Idle(Duration),
     /// The caller cut it, with this message for the client.
     Cut(String),
 }
@@ -71,7 +71,7 @@ async fn idle_watch(idle: Duration, heard: Arc<AtomicBool>) -> Ending {
         } else {
             quiet += 1;
             if quiet == 4 {
-                return Ending::Idle;
+                return Ending::Idle(idle);
             }
         }
     }
@@ -83,11 +83,8 @@ mod tests {
     use std::future::poll_fn;
     use tokio::time::{advance, Instant};
 
-    /// Lets the watches run after the clock moved; whether one ended.
+    /// Whether a watch has ended (each that woke is polled here).
     async fn ended(endings: &mut Endings) -> Option<Ending> {
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
         match poll_fn(|cx| Poll::Ready(endings.poll(cx))).await {
             Poll::Ready(ending) => Some(ending),
             Poll::Pending => None,
@@ -109,7 +106,7 @@ mod tests {
         loop {
             advance(Duration::from_millis(250)).await;
             if let Some(ending) = ended(&mut endings).await {
-                assert!(matches!(ending, Ending::Idle));
+                assert!(matches!(ending, Ending::Idle(d) if d == Duration::from_secs(8)));
                 break;
             }
             assert!(last.elapsed() < Duration::from_secs(10));

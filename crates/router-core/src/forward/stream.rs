@@ -43,8 +43,7 @@ pub(crate) struct ChatStream {
     finished: bool,
     /// What is left to send once the upstream is done.
     trailer: Option<Bytes>,
-    idle: Duration,
-    /// A gap of `idle`, or the caller's cut (a server's shutdown).
+    /// A gap as long as the idle timeout, or the caller's cut (a server's shutdown).
     endings: Endings,
     /// What the upstream streamed, for a charge when its final usage report never comes.
     meter: StreamMeter,
@@ -99,7 +98,6 @@ impl ChatStream {
             selection: Some(selection),
             finished: false,
             trailer: None,
-            idle,
             endings: Endings::new(idle),
             meter: StreamMeter::default(),
             prompt_estimate,
@@ -338,8 +336,7 @@ impl ChatStream {
                 Poll::Ready(None) => this.end(),
                 Poll::Pending => match this.endings.poll(cx) {
                     Poll::Ready(Ending::Cut(message)) => this.cut_now(message),
-                    Poll::Ready(Ending::Idle) => {
-                        let idle = this.idle;
+                    Poll::Ready(Ending::Idle(idle)) => {
                         this.fail(format!("upstream sent nothing for {idle:?}"));
                     }
                     Poll::Pending => return Poll::Pending,
