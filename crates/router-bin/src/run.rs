@@ -11,7 +11,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -65,13 +65,10 @@ impl Server {
             None => None,
         };
         let addr = listen.unwrap_or_else(|| snapshot.listen());
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = listener_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let admin = match snapshot.server().admin_listen {
             Some(admin) => Some(
-                TcpListener::bind(admin)
-                    .await
+                listener_on(admin)
                     .map_err(|e| format!("cannot listen on {admin} (server.admin_listen): {e}"))?,
             ),
             None => None,
@@ -202,6 +199,23 @@ impl Server {
 }
 
 /// Completes once `stop` turns true.
+/// How many connections the kernel may hold complete and not yet accepted (it caps this at
+/// `net.core.somaxconn`). The standard library's 128 drops the handshakes of a burst while the
+/// accept loop is busy or waiting for room, and each dropped client waits a second to retry.
+const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`BACKLOG`].
+fn listener_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
@@ -353,5 +367,28 @@ async fn reload_on_hangup(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    /// A burst of connections larger than the standard library's backlog completes at once
+    /// while nothing accepts them: none waits for a handshake retry.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        let listener = listener_on("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let burst = std::thread::spawn(move || {
+            (0..400)
+                .map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(500)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(burst.map(|b| b.len()).map_err(|e| e.kind()), Ok(400));
+        drop(listener);
     }
 }
