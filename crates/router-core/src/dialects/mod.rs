@@ -6,6 +6,7 @@
 //! with only `model` replaced; the request is then never parsed beyond its first validation.
 
 pub(crate) mod anthropic;
+mod edit;
 pub(crate) mod openai;
 mod prompt;
 mod request;

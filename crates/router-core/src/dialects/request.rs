@@ -2,6 +2,7 @@
 //! field but `model` (and, for streams, `stream_options`; for a capped request, its completion
 //! limit) reaches the upstream byte for byte.
 
+use super::edit::Edit;
 use super::{prompt, Dialect, Endpoint};
 use crate::RouterError;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -313,38 +314,33 @@ impl<'a> ChatRequest<'a> {
     /// set so usage can be counted, `limit` added when given, and `metadata.tags` taken out.
     /// Every other byte is kept.
     pub fn upstream_body(&self, upstream_model: &str, limit: Option<CompletionLimit>) -> Vec<u8> {
-        let model_json = serde_json::Value::String(upstream_model.to_string()).to_string();
-        let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
-        if let Some((span, rest)) = &self.metadata {
+        let end = self.object_end..self.object_end;
+        let mut edits: [Option<(Range<usize>, Edit<'_>)>; 4] = [
+            Some((self.model_span.clone(), Edit::Model(upstream_model))),
             // The router's tags go no further.
-            edits.push((
-                span.clone(),
-                serde_json::Value::Object(rest.clone()).to_string(),
-            ));
-        }
-        if let Some((field, tokens)) = limit {
-            let end = self.object_end..self.object_end;
-            edits.push((end, format!(",\"{field}\":{tokens}")));
-        }
+            (self.metadata.as_ref()).map(|(span, rest)| (span.clone(), Edit::Object(rest))),
+            limit.map(|limit| (end.clone(), Edit::Limit(limit))),
+            None,
+        ];
         if self.dialect == Dialect::OpenAi && self.stream && !self.client_wants_usage {
-            match &self.stream_options {
+            edits[3] = Some(match &self.stream_options {
                 Some((span, options)) => {
                     let mut options = options.clone().unwrap_or_default();
                     options.insert("include_usage".into(), serde_json::Value::Bool(true));
-                    edits.push((span.clone(), serde_json::Value::Object(options).to_string()));
+                    (span.clone(), Edit::Options(options))
                 }
-                None => edits.push((
-                    self.object_end..self.object_end,
-                    ",\"stream_options\":{\"include_usage\":true}".to_string(),
-                )),
-            }
+                None => (
+                    end,
+                    Edit::Text(",\"stream_options\":{\"include_usage\":true}"),
+                ),
+            });
         }
-        edits.sort_by_key(|(r, _)| r.start);
+        edits.sort_by_key(|e| e.as_ref().map_or(usize::MAX, |(r, _)| r.start));
         let mut out = Vec::with_capacity(self.body.len() + 64);
         let mut pos = 0;
-        for (range, text) in edits {
+        for (range, edit) in edits.into_iter().flatten() {
             out.extend_from_slice(&self.body.as_bytes()[pos..range.start]);
-            out.extend_from_slice(text.as_bytes());
+            edit.write(&mut out);
             pos = range.end;
         }
         out.extend_from_slice(&self.body.as_bytes()[pos..]);
