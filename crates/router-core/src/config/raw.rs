@@ -255,7 +255,7 @@ pub struct BreakerConfig {
     pub failure_rate: f64,
     /// ...counting only once the window holds this many calls (default 10).
     pub min_requests: u32,
-    /// The window over which the failure rate is measured (default 60s).
+    /// The window over which the failure rate is measured (default 60s), counted in 32 slices.
     #[serde(deserialize_with = "duration")]
     pub window: Duration,
     /// How long it stays open before letting one probe through (default 30s).

@@ -4,7 +4,6 @@
 //! Time is tokio's clock, so tests can pause and advance it.
 
 use crate::config::BreakerConfig;
-use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -96,8 +95,8 @@ pub(crate) struct Health {
     disabled_in_generation: Option<u64>,
     breaker: Breaker,
     consecutive_failures: u32,
-    /// Recent outcomes (time, failed) within the breaker window.
-    window: VecDeque<(Instant, bool)>,
+    /// Calls and failures within the breaker window.
+    window: super::outcomes::Outcomes,
     last_failure: Option<Instant>,
     /// Bumped each time the breaker opens: an outcome of a call picked before that (a stale
     /// one) cannot close or reopen it.
@@ -115,7 +114,7 @@ impl Default for Health {
             disabled_in_generation: None,
             breaker: Breaker::Closed,
             consecutive_failures: 0,
-            window: VecDeque::new(),
+            window: super::outcomes::Outcomes::default(),
             last_failure: None,
             epoch: 0,
             latency: super::latency::Latency::default(),
@@ -217,16 +216,6 @@ impl Health {
         self.epoch
     }
 
-    fn prune(&mut self, now: Instant, window: Duration) {
-        while self
-            .window
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > window)
-        {
-            self.window.pop_front();
-        }
-    }
-
     /// A call of `epoch` succeeded. A success from before the breaker opened is only counted
     /// in the window; one from the probe (or a last-resort call) closes the breaker.
     pub(crate) fn on_success(
@@ -235,8 +224,7 @@ impl Health {
         cfg: &BreakerConfig,
         epoch: u64,
     ) -> Option<Change> {
-        self.window.push_back((now, false));
-        self.prune(now, cfg.window);
+        self.window.record(now, false, cfg.window);
         if epoch != self.epoch && !matches!(self.breaker, Breaker::Closed) {
             return None;
         }
@@ -299,11 +287,9 @@ impl Health {
             }
             Failure::Upstream => {
                 self.consecutive_failures += 1;
-                self.window.push_back((now, true));
-                self.prune(now, cfg.window);
-                let failed = self.window.iter().filter(|(_, f)| *f).count();
-                let total = self.window.len();
-                let rate_tripped = total >= cfg.min_requests as usize
+                self.window.record(now, true, cfg.window);
+                let (failed, total) = (self.window.failed(), self.window.calls());
+                let rate_tripped = total >= u64::from(cfg.min_requests)
                     && failed as f64 >= cfg.failure_rate * total as f64;
                 let tripped = match self.breaker {
                     Breaker::Closed => {

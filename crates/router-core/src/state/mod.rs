@@ -7,6 +7,7 @@ pub(crate) mod health;
 pub(crate) mod hot;
 pub(crate) mod latency;
 pub(crate) mod limits;
+pub(crate) mod outcomes;
 pub(crate) mod usage;
 
 use crate::upstream::ClientCache;
