@@ -1,5 +1,7 @@
 //! `llm-router`: parse arguments, init logging, then run the command.
 
+mod allocator;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use router_bin::cli;
 use std::path::PathBuf;
@@ -143,33 +145,6 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// glibc's malloc raises its mmap threshold each time a large block is freed, so after a burst
-/// of large request bodies their memory stays in the heap for good. Measured with
-/// `loadbench --only bodies` (three bursts of 100 concurrent 1 MiB bodies): RSS 251 MiB five
-/// seconds after the last burst by default, 26 MiB with the threshold fixed at 128 KiB (and a
-/// lower peak, 168 MiB against 257). A fixed threshold keeps every block of 128 KiB or more in
-/// its own mapping, given back to the system when it is freed.
-#[cfg(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(any(feature = "mimalloc", feature = "jemalloc"))
-))]
-#[allow(unsafe_code)]
-fn return_large_blocks() {
-    // SAFETY: `mallopt` sets one of the allocator's parameters; it takes plain integers,
-    // touches no memory of ours and may be called at any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    target_env = "gnu",
-    not(any(feature = "mimalloc", feature = "jemalloc"))
-)))]
-fn return_large_blocks() {}
-
 /// The address `--listen` names: an IP address and port, else a host name and port resolved
 /// (the first address it has).
 fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -187,7 +162,7 @@ fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
 
 #[allow(clippy::print_stderr)]
 fn main() -> ExitCode {
-    return_large_blocks();
+    allocator::return_large_blocks();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     let target = router_bin::status::Target {
@@ -266,6 +241,7 @@ fn main() -> ExitCode {
             for w in router.snapshot().warnings() {
                 tracing::warn!("{w}");
             }
+            allocator::give_back_free_pages();
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
