@@ -247,10 +247,9 @@ impl Conn {
     /// idle too long. Returns the connection's result and why the server closed it, if it did.
     pub(crate) async fn drive<C: GracefulConnection>(
         &self,
-        connection: C,
+        mut connection: Pin<Box<C>>,
         limits: Limits,
     ) -> (Result<(), C::Error>, Option<Closed>) {
-        tokio::pin!(connection);
         let why = loop {
             let deadline = self.deadline(&limits);
             tokio::select! {

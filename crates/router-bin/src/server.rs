@@ -180,15 +180,20 @@ impl Served {
             service_fn(move |request| {
                 let busy = conn.begin();
                 let app = app.clone();
+                // Boxed: hyper keeps room for this future as long as the connection lives, so
+                // the handling (a kilobyte) has its own allocation, freed once the head is out.
+                let handled = Box::pin(async move { handle(&app, request, admin_only).await });
                 async move {
-                    let response = handle(&app, request, admin_only).await;
+                    let response = handled.await;
                     Ok::<_, Infallible>(
                         response.map(|body| BusyBody::new(body, busy).boxed_unsync()),
                     )
                 }
             })
         };
-        let connection = builder.serve_connection(io, service).into_owned();
+        // Boxed: on the heap it is held once and sized to itself, where a future that owns it
+        // would hold it twice (as a captured value, then as the pinned one it polls).
+        let connection = Box::pin(builder.serve_connection(io, service).into_owned());
         async move {
             let (result, closed) = conn.drive(connection, limits).await;
             if let Err(e) = result {
