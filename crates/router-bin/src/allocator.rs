@@ -10,9 +10,9 @@
 //!   in its own mapping, given back to the system when it is freed.
 //! - The smaller blocks a burst of requests freed stay in the heap's arenas as free pages,
 //!   which glibc gives back only from the top of an arena. After `loadbench --only requests
-//!   --rounds 1 --seconds 5`, the router held 15.8 MiB of anonymous memory, of which
-//!   `malloc_trim` gave back 8.9 MiB (6.9 MiB left). So every [`GIVE_BACK_EVERY`] a thread of
-//!   its own gives the free pages back.
+//!   --rounds 1 --seconds 5`, the router held 15,840 kB of anonymous memory, of which
+//!   `malloc_trim` gave back 8,960 kB. So every [`GIVE_BACK_EVERY`] a thread of its own gives
+//!   the free pages back (6,000 to 9,000 instructions a call; `docs/benchmarks.md`).
 
 use std::time::Duration;
 
