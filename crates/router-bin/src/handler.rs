@@ -39,7 +39,18 @@ fn complete(response: Response<ResBody>) -> Routed {
 
 /// Handles one request. `admin_only` is for the admin listener, which serves health,
 /// metrics, the admin endpoints and the dashboard only.
-pub async fn handle(
+///
+/// Boxed: hyper keeps room for a service's future as long as the connection lives, so the
+/// handling (kilobytes) has its own allocation, freed once the response head is ready.
+pub fn handle<'a>(
+    app: &'a Arc<App>,
+    request: Request<Incoming>,
+    admin_only: bool,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<ResBody>> + Send + 'a>> {
+    Box::pin(handled(app, request, admin_only))
+}
+
+async fn handled(
     app: &Arc<App>,
     request: Request<Incoming>,
     admin_only: bool,
@@ -73,9 +84,7 @@ pub async fn handle(
     let label = route.map_or(crate::routes::UNKNOWN, |r| r.label);
     // Logged when the response ends, or when this future is dropped before it has one.
     let mut log = RequestLog::new(app.clone(), id.clone(), method, path, label, started);
-    // Boxed: hyper keeps this future's allocation for the connection's life, so the
-    // forwarding state (kilobytes) lives in its own allocation, freed when the head is ready.
-    let routed = Box::pin(serve_route(app, &snapshot, route, request, &mut log)).await;
+    let routed = serve_route(app, &snapshot, route, request, &mut log).await;
     let (mut response, known_len) = match routed {
         Ok(ok) => ok,
         Err(e) => {

@@ -180,11 +180,8 @@ impl Served {
             service_fn(move |request| {
                 let busy = conn.begin();
                 let app = app.clone();
-                // Boxed: hyper keeps room for this future as long as the connection lives, so
-                // the handling (a kilobyte) has its own allocation, freed once the head is out.
-                let handled = Box::pin(async move { handle(&app, request, admin_only).await });
                 async move {
-                    let response = handled.await;
+                    let response = handle(&app, request, admin_only).await;
                     Ok::<_, Infallible>(
                         response.map(|body| BusyBody::new(body, busy).boxed_unsync()),
                     )

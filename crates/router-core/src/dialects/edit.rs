@@ -2,6 +2,7 @@
 //! in place of spans of the client's request, each straight into the new body.
 
 use super::request::CompletionLimit;
+use std::borrow::Cow;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
@@ -9,10 +10,9 @@ type JsonObject = serde_json::Map<String, serde_json::Value>;
 pub(super) enum Edit<'e> {
     /// The upstream model's name, as a JSON string.
     Model(&'e str),
-    /// `metadata` without the router's tags.
-    Object(&'e JsonObject),
-    /// `stream_options` with `include_usage` set.
-    Options(JsonObject),
+    /// An object: `metadata` without the router's tags, `stream_options` with
+    /// `include_usage` set.
+    Object(Cow<'e, JsonObject>),
     /// A completion limit, as a further field.
     Limit(CompletionLimit),
     /// Text as it is.
@@ -20,16 +20,15 @@ pub(super) enum Edit<'e> {
 }
 
 impl Edit<'_> {
-    /// Writes it straight into the body (strings and objects cannot fail to serialize).
+    /// Writes it straight into the body: writing into a `Vec` cannot fail, nor can
+    /// serializing a string or a map with string keys.
     pub(super) fn write(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         let _ = match self {
             Edit::Model(name) => serde_json::to_writer(&mut *out, name),
-            Edit::Object(object) => serde_json::to_writer(&mut *out, object),
-            Edit::Options(object) => serde_json::to_writer(&mut *out, object),
+            Edit::Object(object) => serde_json::to_writer(&mut *out, object.as_ref()),
             Edit::Limit((field, tokens)) => {
-                use std::io::Write as _;
-                let _ = write!(out, ",\"{field}\":{tokens}");
-                Ok(())
+                write!(out, ",\"{field}\":{tokens}").map_err(serde_json::Error::io)
             }
             Edit::Text(text) => {
                 out.extend_from_slice(text.as_bytes());

@@ -318,7 +318,8 @@ impl<'a> ChatRequest<'a> {
         let mut edits: [Option<(Range<usize>, Edit<'_>)>; 4] = [
             Some((self.model_span.clone(), Edit::Model(upstream_model))),
             // The router's tags go no further.
-            (self.metadata.as_ref()).map(|(span, rest)| (span.clone(), Edit::Object(rest))),
+            (self.metadata.as_ref())
+                .map(|(span, rest)| (span.clone(), Edit::Object(Cow::Borrowed(rest)))),
             limit.map(|limit| (end.clone(), Edit::Limit(limit))),
             None,
         ];
@@ -327,7 +328,7 @@ impl<'a> ChatRequest<'a> {
                 Some((span, options)) => {
                     let mut options = options.clone().unwrap_or_default();
                     options.insert("include_usage".into(), serde_json::Value::Bool(true));
-                    (span.clone(), Edit::Options(options))
+                    (span.clone(), Edit::Object(Cow::Owned(options)))
                 }
                 None => (
                     end,
