@@ -12,7 +12,8 @@ fn presented(headers: &HeaderMap) -> Option<&[u8]> {
             return Some(v[7..].trim_ascii());
         }
     }
-    headers.get("x-api-key").map(|v| v.as_bytes().trim_ascii())
+    const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+    headers.get(X_API_KEY).map(|v| v.as_bytes().trim_ascii())
 }
 
 /// Whether the request carries one of `keys`. With no keys configured, every request passes.

@@ -18,16 +18,27 @@ use std::sync::Arc;
 /// A response and, for a complete body, its length (what compression decides by).
 type Routed = (Response<ResBody>, Option<usize>);
 
+/// The request id's header, named once (a name given as text is parsed at each use).
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The client's `x-request-id` when it is a sane one (1 to 128 letters, digits and
 /// `-_.:/+=@`: a UUID, a trace id, base64), else a new random id. Nothing in it needs
 /// quoting or escaping in a log line.
 fn request_id(headers: &http::HeaderMap) -> String {
     let sane = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b);
     headers
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(sane))
-        .map_or_else(|| format!("{:016x}", fastrand::u64(..)), str::to_string)
+        .map_or_else(random_id, str::to_string)
+}
+
+/// 16 random hex digits.
+fn random_id() -> String {
+    let mut hex = [0u8; 16];
+    // Eight bytes always fit sixteen digits.
+    let _ = hex::encode_to_slice(fastrand::u64(..).to_be_bytes(), &mut hex);
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 fn complete(response: Response<ResBody>) -> Routed {
@@ -76,7 +87,7 @@ async fn handled(
             response.headers_mut(),
         );
         if let Ok(value) = HeaderValue::from_str(&id) {
-            response.headers_mut().insert("x-request-id", value);
+            response.headers_mut().insert(X_REQUEST_ID, value);
         }
         return response;
     }
@@ -98,7 +109,7 @@ async fn handled(
         response.headers_mut(),
     );
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     if server.compression {
         response = compress::apply(

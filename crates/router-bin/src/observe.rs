@@ -81,42 +81,66 @@ impl RequestLog {
     ) {
         use std::io::Write as _;
         let (prompt, completion) = usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        // Pieces pushed as they are and integers through `itoa`: `write!` costs as much as
+        // a cached answer's whole access line.
         let mut line = String::with_capacity(320);
         let _ = write!(
             line,
-            "{}  INFO access: request_id={} method={} path={} status={}",
-            humantime::format_rfc3339_micros(std::time::SystemTime::now()),
-            self.request_id,
-            self.method,
-            self.path,
-            self.status
+            "{}",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
         );
+        for piece in [
+            "  INFO access: request_id=",
+            &self.request_id,
+            " method=",
+            self.method.as_str(),
+            " path=",
+            &self.path,
+            " status=",
+            itoa::Buffer::new().format(self.status),
+        ] {
+            line.push_str(piece);
+        }
         if let Some(client) = &self.client {
             // A client's name is the operator's text: written as tracing writes a `&str`.
             let _ = write!(line, " client={client:?}");
         }
         match &self.served {
             Some(s) => {
-                let _ = write!(line, " group={}", s.group);
+                line.push_str(" group=");
+                line.push_str(&s.group);
                 if let Some(asked) = &s.requested {
                     // The client's text: quoted and escaped as tracing writes a `&str`.
                     let _ = write!(line, " requested_model={asked:?}");
                 }
-                let _ = write!(
-                    line,
-                    " provider={} model={} key={} attempts={} stream={} prompt_tokens={prompt} completion_tokens={completion} latency_ms=",
-                    s.provider, s.model, s.key_id, s.attempts, self.stream
-                );
+                for (name, value) in [
+                    (" provider=", s.provider.as_str()),
+                    (" model=", &s.model),
+                    (" key=", &s.key_id),
+                    (" attempts=", itoa::Buffer::new().format(s.attempts)),
+                    (" stream=", if self.stream { "true" } else { "false" }),
+                    (" prompt_tokens=", itoa::Buffer::new().format(prompt)),
+                    (
+                        " completion_tokens=",
+                        itoa::Buffer::new().format(completion),
+                    ),
+                ] {
+                    line.push_str(name);
+                    line.push_str(value);
+                }
+                line.push_str(" latency_ms=");
                 write_ms(&mut line, latency);
                 if let Some(t) = ttft {
                     line.push_str(" ttft_ms=");
                     write_ms(&mut line, t);
                 }
                 if let Some(o) = overhead {
-                    let _ = write!(line, " overhead_us={}", o.as_micros() as u64);
+                    line.push_str(" overhead_us=");
+                    line.push_str(itoa::Buffer::new().format(o.as_micros() as u64));
                 }
                 if let Some(cache) = self.cache() {
-                    let _ = write!(line, " cache={cache}");
+                    line.push_str(" cache=");
+                    line.push_str(cache);
                 }
             }
             None => {
@@ -125,7 +149,9 @@ impl RequestLog {
                 if let Some(asked) = &self.requested_model {
                     let _ = write!(line, " requested_model={asked:?}");
                 }
-                let _ = write!(line, " attempts={attempts} latency_ms=");
+                line.push_str(" attempts=");
+                line.push_str(itoa::Buffer::new().format(attempts));
+                line.push_str(" latency_ms=");
                 write_ms(&mut line, latency);
                 if let Some(error) = &self.error {
                     let _ = write!(line, " error={error:?}");
@@ -395,18 +421,17 @@ fn ms(d: Duration) -> f64 {
 /// integers: formatting the float cost about 550 instructions each.
 fn write_ms(out: &mut String, d: Duration) {
     let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    let (whole, mut fraction) = (micros / 1000, micros % 1000);
-    let _ = write!(out, "{whole}.");
+    let (whole, fraction) = (micros / 1000, micros % 1000);
+    out.push_str(itoa::Buffer::new().format(whole));
+    out.push('.');
     if fraction == 0 {
         out.push('0');
         return;
     }
-    let mut width = 3;
-    while fraction % 10 == 0 {
-        fraction /= 10;
-        width -= 1;
-    }
-    let _ = write!(out, "{fraction:0width$}");
+    // Three digits, then the trailing zeros dropped: `.5`, `.05`, `.005`, `.123`.
+    let digits = [fraction / 100, fraction / 10 % 10, fraction % 10].map(|d| b'0' + d as u8);
+    let len = 3 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+    out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{Redactor, RouterError};
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::uri::InvalidUri;
+use http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -84,10 +85,16 @@ impl<'a> Exchange<'a> {
         self.passthrough
     }
 
-    /// The upstream's URL for `model`.
-    pub(crate) fn url(&self, provider: &Provider, model: &str) -> String {
-        self.kind
-            .url(provider, self.op, model, self.request.stream())
+    /// The upstream's URL for `model`: parsed once per provider and operation when the kind's
+    /// URLs do not depend on the model or streaming.
+    pub(crate) fn uri(&self, provider: &Provider, model: &str) -> Result<Uri, InvalidUri> {
+        let stream = self.request.stream();
+        let url = || self.kind.url(provider, self.op, model, stream);
+        if self.kind.url_per_operation() {
+            provider.target.uri(self.op, url)
+        } else {
+            url().parse()
+        }
     }
 
     /// Puts the credential (and the headers the kind requires) on the upstream request; the

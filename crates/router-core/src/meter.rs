@@ -104,6 +104,10 @@ impl Visit<'_> for Seen {
             _ => {}
         }
     }
+    fn skips(&self, at: At) -> bool {
+        // Nothing below a place the meter does not know counts.
+        at == At::Other
+    }
 }
 
 /// Text streamed so far, and how much of it came after the last completion count.

@@ -1,29 +1,67 @@
 //! Provider API keys and client keys: a type that never shows itself.
 
+use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// A secret string (an API key). `Debug` and `Display` show only a masked form, it is never
-/// serialized, and the only way to the real value is [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// serialized, and the only way to the real value is [`Secret::expose`]. A clone shares the
+/// value (a pick copies no key).
+#[derive(Clone)]
+pub struct Secret(Arc<Inner>);
+
+struct Inner {
+    value: String,
+    /// The value as a header value, as is and as a bearer token: built on the first request
+    /// that sends it, then shared by every request (`None` if it cannot be a header value).
+    headers: [OnceLock<Option<HeaderValue>>; 2],
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Arc::new(Inner {
+            value: value.into(),
+            headers: Default::default(),
+        }))
+    }
+
+    /// The value as a sensitive header value, after `Bearer ` when `bearer`; `None` if it
+    /// holds characters a header cannot.
+    pub(crate) fn header_value(&self, bearer: bool) -> Option<HeaderValue> {
+        let cell = &self.0.headers[usize::from(bearer)];
+        cell.get_or_init(|| {
+            let mut value = if bearer {
+                HeaderValue::from_str(&format!("Bearer {}", self.0.value))
+            } else {
+                HeaderValue::from_str(&self.0.value)
+            }
+            .ok()?;
+            value.set_sensitive(true);
+            Some(value)
+        })
+        .clone()
     }
 
     /// The real value, for the one place that needs it: the upstream request header or the
     /// constant-time comparison of a client key.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.0.value
     }
 
     /// A masked form safe to show: the first three and last four characters of a long key
     /// (`sk-…a1b2`), only the last two of a shorter one, nothing of a very short one.
     pub fn masked(&self) -> String {
-        let chars: Vec<char> = self.0.chars().collect();
+        let chars: Vec<char> = self.0.value.chars().collect();
         let n = chars.len();
         if n >= 16 {
             let head: String = chars[..3].iter().collect();
@@ -40,7 +78,7 @@ impl Secret {
     /// A stable, non-reversible identifier of the key: the first 16 hex digits of its SHA-256.
     /// Usage counters are keyed by it, so they follow a key when keys are reordered.
     pub fn fingerprint(&self) -> String {
-        hex::encode(&Sha256::digest(self.0.as_bytes())[..8])
+        hex::encode(&Sha256::digest(self.0.value.as_bytes())[..8])
     }
 }
 
@@ -106,6 +144,19 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(sk-…a1b2)");
         assert_eq!(Secret::new("abcdefgh12").masked(), "…12");
         assert_eq!(Secret::new("short").masked(), "…");
+    }
+
+    #[test]
+    fn header_values_are_built_once_and_stay_sensitive() {
+        let s = Secret::new("sk-one");
+        let bearer = s.header_value(true).unwrap();
+        assert_eq!(bearer, "Bearer sk-one");
+        assert!(bearer.is_sensitive());
+        assert_eq!(s.header_value(false).unwrap(), "sk-one");
+        // A clone shares what was built; a secret is still compared by its text alone.
+        assert_eq!(s.clone().header_value(true).unwrap(), bearer);
+        assert_eq!(s, Secret::new("sk-one"));
+        assert_eq!(Secret::new("sk-\none").header_value(true), None);
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub(crate) trait Visit<'a> {
     fn element(&self, at: Self::At) -> Self::At;
     /// A value at `at`, as written (a string with its quotes).
     fn value(&mut self, at: Self::At, raw: &'a [u8]);
+    /// Whether nothing at `at` matters: the value there, and all it holds, is passed over
+    /// without a call (its brackets matched and its strings jumped, what lies between them
+    /// not checked).
+    fn skips(&self, _at: Self::At) -> bool {
+        false
+    }
 }
 
 /// Nesting deeper than this is refused (serde_json's own limit).
@@ -64,6 +70,9 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
             if at == At::Field {
                 self.found = Some(raw);
             }
+        }
+        fn skips(&self, at: At) -> bool {
+            at == At::Other
         }
     }
     if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -116,24 +125,67 @@ impl<'a, V: Visit<'a>> Walker<'a, '_, V> {
         if depth > MAX_DEPTH {
             return None;
         }
+        if self.visitor.skips(at) {
+            return self.skip(pos, depth);
+        }
         let end = match *self.data.get(pos)? {
             b'{' => self.object(pos, at, depth)?,
             b'[' => self.array(pos, at, depth)?,
             b'"' => self.string(pos)?,
-            _ => {
-                let len = self.data[pos..]
-                    .iter()
-                    .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                    .unwrap_or(self.data.len() - pos);
-                if len == 0 {
-                    return None;
-                }
-                pos + len
-            }
+            _ => self.scalar(pos)?,
         };
         let data = self.data;
         self.visitor.value(at, &data[pos..end]);
         Some(end)
+    }
+
+    /// The end of the number, `true`, `false` or `null` at `pos`.
+    fn scalar(&self, pos: usize) -> Option<usize> {
+        let len = self.data[pos..]
+            .iter()
+            .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            .unwrap_or(self.data.len() - pos);
+        (len > 0).then_some(pos + len)
+    }
+
+    /// The end of the value at `pos` (at `depth`), passed over: each bracket must close
+    /// the last one opened, and a container whose contents would sit deeper than the limit
+    /// is refused; strings are jumped, and nothing else is checked.
+    fn skip(&self, pos: usize, depth: usize) -> Option<usize> {
+        match *self.data.get(pos)? {
+            b'{' | b'[' => {}
+            b'"' => return self.string(pos),
+            _ => return self.scalar(pos),
+        }
+        // Bit `i` of `arrays` says whether the container `i` levels up is an array; the
+        // depth limit keeps `level` within its 128 bits.
+        let (mut arrays, mut level, mut at) = (0u128, 0usize, pos);
+        loop {
+            match *self.data.get(at)? {
+                b'"' => {
+                    at = self.string(at)?;
+                    continue;
+                }
+                open @ (b'{' | b'[') => {
+                    level += 1;
+                    if depth + level > MAX_DEPTH {
+                        return None;
+                    }
+                    arrays = (arrays << 1) | u128::from(open == b'[');
+                }
+                close @ (b'}' | b']') => {
+                    if (arrays & 1 == 1) != (close == b']') {
+                        return None;
+                    }
+                    (arrays, level) = (arrays >> 1, level - 1);
+                    if level == 0 {
+                        return Some(at + 1);
+                    }
+                }
+                _ => {}
+            }
+            at += 1;
+        }
     }
 
     fn object(&mut self, pos: usize, at: V::At, depth: usize) -> Option<usize> {
@@ -183,7 +235,7 @@ impl<'a, V: Visit<'a>> Walker<'a, '_, V> {
 
 #[cfg(test)]
 mod tests {
-    use super::field;
+    use super::{field, walk, Visit};
 
     #[test]
     fn a_top_level_field_is_found_as_written() {
@@ -209,6 +261,36 @@ mod tests {
             assert_eq!(field(doc.as_bytes(), "usage"), Some(&b"3"[..]), "{doc}");
             let cut = format!(r#"{{"a":"{a}\""#);
             assert_eq!(field(cut.as_bytes(), "a"), None, "{cut}");
+        }
+    }
+
+    #[test]
+    fn a_field_is_found_past_values_it_skips() {
+        let doc = br#"{"choices":[{"m":{"c":"}]\"{["},"l":null}],"n":[[],{}],"usage":{"t":1}}"#;
+        assert_eq!(field(doc, "usage"), Some(&br#"{"t":1}"#[..]));
+        // A bracket closed by the other kind, or never closed, is refused.
+        assert_eq!(field(br#"{"a":[1},"usage":2}"#, "usage"), None);
+        assert_eq!(field(br#"{"a":{"b":1]],"usage":2}"#, "usage"), None);
+        assert_eq!(field(br#"{"a":[[1],"usage":2}"#, "usage"), None);
+        assert_eq!(field(br#"{"a":,"usage":2}"#, "usage"), None);
+    }
+
+    #[test]
+    fn skipped_nesting_has_the_same_limit() {
+        /// Visits everything.
+        struct All;
+        impl Visit<'_> for All {
+            type At = ();
+            fn key(&self, _: (), _: &[u8]) {}
+            fn element(&self, _: ()) {}
+            fn value(&mut self, _: (), _: &[u8]) {}
+        }
+        let nested = |n: usize| format!(r#"{{"a":{}1{},"usage":2}}"#, "[".repeat(n), "]".repeat(n));
+        // The object is at depth 0: the `n` arrays' contents sit at depth `n + 1`.
+        for (n, walks) in [(127, true), (128, false)] {
+            let doc = nested(n);
+            assert_eq!(walk(doc.as_bytes(), (), &mut All), walks, "{n}");
+            assert_eq!(field(doc.as_bytes(), "usage").is_some(), walks, "{n}");
         }
     }
 }

@@ -68,6 +68,8 @@ async fn azure_uses_the_deployment_url_and_api_key_header() {
     assert_eq!(seen.path, "/openai/deployments/my-deploy/chat/completions");
     assert_eq!(seen.headers["api-key"], "az-key-000000001");
     assert!(seen.headers.get("authorization").is_none());
+    let authority = base.trim_start_matches("http://");
+    assert_eq!(seen.headers["host"], authority);
     assert_eq!(
         std::str::from_utf8(&seen.body).unwrap(),
         body.replace(r#""g""#, r#""my-deploy""#)
@@ -106,6 +108,12 @@ async fn anthropic_request_and_answer_are_translated() {
     assert_eq!(seen.headers["x-api-key"], "sk-provider-key-0001");
     assert_eq!(seen.headers["anthropic-version"], "2023-06-01");
     assert!(seen.headers.get("authorization").is_none());
+    // The URL and `Host` built once for the provider: its own authority, port included.
+    let authority = mock
+        .base_url()
+        .trim_start_matches("http://")
+        .replace("/v1", "");
+    assert_eq!(seen.headers["host"], authority.as_str());
     let sent = seen.json();
     assert_eq!(sent["system"], "be brief");
     assert_eq!(sent["max_tokens"], 321);

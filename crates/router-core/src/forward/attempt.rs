@@ -182,11 +182,18 @@ async fn send(
         }
         (bearer, _) => bearer,
     };
-    let url = attempt.exchange.url(provider, attempt.selection.model());
-    let mut request = Request::post(url)
+    let bad =
+        |e: &dyn std::fmt::Display| AttemptError::upstream(format!("bad upstream request: {e}"));
+    let uri = (attempt.exchange)
+        .uri(provider, attempt.selection.model())
+        .map_err(|e| bad(&e))?;
+    let mut request = Request::post(uri)
         .body(Full::new(body))
-        .map_err(|e| AttemptError::upstream(format!("bad upstream request: {e}")))?;
+        .map_err(|e| bad(&e))?;
     let headers = request.headers_mut();
+    if let Some(host) = provider.target.host() {
+        headers.insert(header::HOST, host.clone());
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -19,7 +19,7 @@ use crate::snapshot::Provider;
 use crate::usage::TokenUsage;
 use crate::{RouterError, Secret};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -82,6 +82,11 @@ pub(crate) trait Kind: Sync {
     }
     /// The URL of `op` for `model` (a stream's, when `stream`).
     fn url(&self, provider: &Provider, op: Endpoint, model: &str, stream: bool) -> String;
+    /// Whether [`Kind::url`] depends on the provider and the operation alone (not on the model
+    /// or streaming), so that it is built once for each.
+    fn url_per_operation(&self) -> bool {
+        false
+    }
     /// Puts the credential, and any header the kind requires, on an upstream request.
     /// `client` holds the client's headers when the client speaks the kind's own format.
     fn authorize(
@@ -214,8 +219,6 @@ impl<'de> serde::Deserialize<'de> for ProviderKind {
     }
 }
 
-/// Sets the key header `name` to `value`, unless the provider's own `headers` set it (a custom
-/// scheme).
 /// What an upstream request is authorized with.
 #[derive(Clone, Copy)]
 pub(crate) enum Credential<'a> {
@@ -226,30 +229,20 @@ pub(crate) enum Credential<'a> {
 }
 
 /// Puts `credential` on an upstream request: a key in `key_header` (as a bearer token when
-/// that is `authorization`), an access token as a bearer token.
+/// that is `authorization`), an access token as a bearer token; unless the provider's own
+/// `headers` set that header already (a custom scheme).
 pub(crate) fn put_credential(
     headers: &mut HeaderMap,
     key_header: &'static str,
     credential: Credential<'_>,
 ) -> Result<(), &'static str> {
-    match credential {
-        Credential::Key(key) if key_header != "authorization" => {
-            put_key(headers, key_header, key.expose())
-        }
-        Credential::Key(token) | Credential::Bearer(token) => put_key(
-            headers,
-            "authorization",
-            &format!("Bearer {}", token.expose()),
-        ),
-    }
-}
-
-fn put_key(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<(), &'static str> {
+    let (name, secret, bearer) = match credential {
+        Credential::Key(key) if key_header != "authorization" => (key_header, key, false),
+        Credential::Key(token) | Credential::Bearer(token) => ("authorization", token, true),
+    };
     let name = HeaderName::from_static(name);
     if !headers.contains_key(&name) {
-        let mut value =
-            HeaderValue::from_str(value).map_err(|_| "provider key has invalid characters")?;
-        value.set_sensitive(true);
+        let value = (secret.header_value(bearer)).ok_or("provider key has invalid characters")?;
         headers.insert(name, value);
     }
     Ok(())

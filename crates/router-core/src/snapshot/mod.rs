@@ -11,6 +11,7 @@ mod listener_tls;
 mod provider;
 mod settings;
 mod shared;
+mod target;
 mod telemetry;
 
 pub(crate) use compile::compile;

@@ -2,6 +2,7 @@
 
 use super::compile::Problems;
 use super::keys::{self, KeyName};
+use super::target::Target;
 use crate::config::{ProviderConfig, ResponsesMode, ServerConfig};
 use crate::dialects::Endpoint;
 use crate::fields::UnknownFields;
@@ -56,6 +57,8 @@ pub struct Provider {
     total_timeout: Option<Duration>,
     max_event_bytes: usize,
     pub(crate) transport: Transport,
+    /// Its `Host` header and the URLs built once.
+    pub(crate) target: Target,
 }
 
 impl std::fmt::Debug for Provider {
@@ -278,6 +281,7 @@ fn compile(
     Some(Provider {
         name,
         kind,
+        target: Target::new(&base_url),
         base_url,
         headers,
         api_version: p

@@ -60,6 +60,9 @@ impl Kind for Anthropic {
             _ => format!("{}/messages", provider.base_url()),
         }
     }
+    fn url_per_operation(&self) -> bool {
+        true
+    }
     /// The client's own `anthropic-version` and `anthropic-beta` win over the provider's: its
     /// body was written for them.
     fn authorize(

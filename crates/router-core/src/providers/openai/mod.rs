@@ -35,6 +35,9 @@ impl Kind for OpenAi {
     fn url(&self, provider: &Provider, op: Endpoint, _model: &str, _stream: bool) -> String {
         format!("{}/{}", provider.base_url(), op.path())
     }
+    fn url_per_operation(&self) -> bool {
+        true
+    }
 }
 
 /// A translated request for an OpenAI-compatible provider: the completion limit goes in the
