@@ -242,7 +242,9 @@ pub(crate) fn put_credential(
     };
     let name = HeaderName::from_static(name);
     if !headers.contains_key(&name) {
-        let value = (secret.header_value(bearer)).ok_or("provider key has invalid characters")?;
+        let value = secret
+            .header_value(bearer)
+            .ok_or("provider key has invalid characters")?;
         headers.insert(name, value);
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Where a provider's requests go, worked out once for a config rather than for every request:
-//! the `Host` header, and the parsed URL of each operation whose URL names no model.
+//! the `Host` header of a plain-HTTP provider, and the parsed URL of each operation whose URL
+//! names no model.
 
 use crate::dialects::Endpoint;
 use http::uri::InvalidUri;
@@ -7,7 +8,7 @@ use http::{HeaderValue, Uri};
 use std::sync::OnceLock;
 
 /// A provider's `Host` header and the URLs built so far.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Target {
     host: Option<HeaderValue>,
     uris: [OnceLock<Uri>; 5],
@@ -15,15 +16,24 @@ pub(crate) struct Target {
 
 impl Target {
     /// The target of a provider at `base_url` (empty for a local kind: no `Host`).
+    ///
+    /// Only a plain-HTTP provider gets a `Host` here: its connections are HTTP/1. Over HTTPS
+    /// the connection may be HTTP/2 (by ALPN), where the authority goes in `:authority` as
+    /// written and a `Host` beside it must not differ; the client adds one to HTTP/1
+    /// requests only.
     pub(crate) fn new(base_url: &str) -> Self {
-        let host = base_url.parse::<Uri>().ok().as_ref().and_then(host_header);
+        let host = (base_url.parse::<Uri>().ok())
+            .filter(|uri| uri.scheme_str() == Some("http"))
+            .as_ref()
+            .and_then(host_header);
         Self {
             host,
             uris: Default::default(),
         }
     }
 
-    /// The `Host` header of every request to it: every kind's URLs start with its base URL.
+    /// The `Host` header of every request to a plain-HTTP provider: every kind's URLs start
+    /// with its base URL.
     pub(crate) fn host(&self) -> Option<&HeaderValue> {
         self.host.as_ref()
     }
@@ -73,20 +83,23 @@ mod tests {
 
     #[test]
     fn the_host_header_leaves_out_the_default_port_only() {
+        let host = |url: &str| host_header(&url.parse().unwrap()).unwrap();
+        assert_eq!(host("https://api.openai.com/v1"), "api.openai.com");
+        assert_eq!(host("https://api.openai.com:443/v1"), "api.openai.com");
+        assert_eq!(host("HTTP://127.0.0.1:80"), "127.0.0.1");
+        assert_eq!(host("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(host("https://example.com:80/x"), "example.com:80");
+        assert_eq!(host("http://[::1]:9000"), "[::1]:9000");
+        assert_eq!(host("http://user:pw@proxy.lan:3128/v1"), "proxy.lan:3128");
+    }
+
+    #[test]
+    fn only_a_plain_http_provider_gets_its_host_here() {
         let host = |url: &str| Target::new(url).host().cloned();
-        assert_eq!(host("https://api.openai.com/v1").unwrap(), "api.openai.com");
-        assert_eq!(
-            host("https://api.openai.com:443/v1").unwrap(),
-            "api.openai.com"
-        );
-        assert_eq!(host("http://127.0.0.1:80").unwrap(), "127.0.0.1");
         assert_eq!(host("http://127.0.0.1:8080/v1").unwrap(), "127.0.0.1:8080");
-        assert_eq!(host("https://example.com:80/x").unwrap(), "example.com:80");
-        assert_eq!(host("http://[::1]:9000").unwrap(), "[::1]:9000");
-        assert_eq!(
-            host("http://user:pw@proxy.lan:3128/v1").unwrap(),
-            "proxy.lan:3128"
-        );
+        // HTTPS may be HTTP/2, where `:authority` carries it.
+        assert_eq!(host("https://api.openai.com/v1"), None);
+        // A local kind has no base URL.
         assert_eq!(host(""), None);
     }
 
