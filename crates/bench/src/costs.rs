@@ -71,49 +71,83 @@ pub(crate) async fn stream_cpu(
     }
 }
 
+/// The codings the compression part asks for, `None` being identity (measured first in each
+/// round, as the base of the others).
+const CODINGS: [Option<&str>; 3] = [None, Some("gzip"), Some("br")];
+
 /// The router's CPU per request with each `Accept-Encoding`, for complete answers of two sizes
-/// and for streams (compressed and flushed event by event).
+/// and for streams (compressed and flushed event by event): `--rounds` rounds, the codings in
+/// turns within each, so that what compression adds is the ratio to identity measured moments
+/// before, and a slow moment of the machine does not pass for the cost of an encoding.
 pub(crate) async fn compression_cost(args: &Args, report: &mut String, url: &str, pid: u32) {
+    let rounds = args.rounds.max(1);
     let _ = writeln!(
         report,
         "\n## What compression costs\n\nllm-router only (`server.compression_min_bytes` at its \
-         default); each answer echoes the request's text. CPU of the router per request at \
-         saturation ({} connections, {} s each), and the answer's bytes on the wire.\n",
+         default); each answer echoes the request's text, which is prose (words of a small \
+         vocabulary in a fixed pseudo-random order). CPU of the router per request at \
+         saturation ({} connections, {} s each), and the answer's bytes on the wire. The median \
+         of {rounds} round(s), identity, gzip and br in turns within each; what an encoding adds \
+         is the median of its rounds' ratios to that round's identity, the range in brackets.\n",
         args.concurrency, args.seconds
     );
     let _ = writeln!(
         report,
-        "| answer | Accept-Encoding | CPU per request | added to identity | bytes on the wire |\n|---|---|---|---|---|"
+        "| answer | Accept-Encoding | CPU per request | added to identity | errors | bytes on the wire |\n|---|---|---|---|---|---|"
     );
-    let answers: [(&str, Bytes); 3] = [
-        ("complete, 1 KB", chat_body(1024, false)),
-        ("complete, 8 KB", chat_body(8 * 1024, false)),
-        ("streamed, 54 events", stream_body(STREAM_WORDS)),
+    let answers: [(&str, Bytes); 4] = [
+        ("complete, 1 KB", prose_chat_body(1024)),
+        ("complete, 4 KB", prose_chat_body(4 * 1024)),
+        ("complete, 8 KB", prose_chat_body(8 * 1024)),
+        ("streamed, 54 events", prose_stream_body(STREAM_WORDS)),
     ];
     for (answer, body) in answers {
-        let mut identity = None;
-        for coding in [None, Some("gzip"), Some("br")] {
-            accept_encoding(coding);
-            let bytes = body_bytes(url, &body).await;
-            let (per, run) = saturated_cpu(args, pid, url, &body).await;
-            let base = *identity.get_or_insert(per);
+        let mut bytes = [0; CODINGS.len()];
+        // For each coding: CPU per request and errors of each round.
+        let mut samples = vec![Vec::new(); CODINGS.len()];
+        for round in 1..=rounds {
+            for ((coding, kept), wire) in CODINGS.iter().zip(&mut samples).zip(&mut bytes) {
+                accept_encoding(*coding);
+                if round == 1 {
+                    *wire = body_bytes(url, &body).await;
+                }
+                let (per, run) = saturated_cpu(args, pid, url, &body).await;
+                kept.push((per, run.errors));
+                eprintln!("done: compression {answer} {coding:?}, round {round}");
+            }
+        }
+        let identity: Vec<f64> = samples[0].iter().map(|r| r.0).collect();
+        for ((coding, kept), wire) in CODINGS.iter().zip(&samples).zip(bytes) {
+            let cpu = crate::requests::range_cell(kept.iter().map(|r| r.0).collect());
             let added = if coding.is_none() {
                 "–".to_string()
             } else {
-                format!("{:+.0}%", (per / base - 1.0) * 100.0)
+                let ratios = kept.iter().zip(&identity).map(|(r, base)| r.0 / base - 1.0);
+                percent_cell(ratios.collect())
             };
-            let errors = if run.errors > 0 {
-                format!(" ({} errors)", run.errors)
-            } else {
-                String::new()
-            };
+            let errors: u64 = kept.iter().map(|r| r.1).sum();
             let _ = writeln!(
                 report,
-                "| {answer} | {} | {per:.1} µs{errors} | {added} | {bytes} |",
+                "| {answer} | {} | {cpu} | {added} | {errors} | {wire} |",
                 coding.unwrap_or("identity"),
             );
-            eprintln!("done: compression {answer} {coding:?}");
         }
     }
     accept_encoding(args.accept_encoding.as_deref());
+}
+
+/// Ratios as a signed percentage: the median, and the range when there was more than one.
+fn percent_cell(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    let pct = |x: f64| format!("{:+.0}%", x * 100.0);
+    match v.as_slice() {
+        [] => "–".into(),
+        [one] => pct(*one),
+        _ => format!(
+            "{} ({} to {})",
+            pct(v[v.len() / 2]),
+            pct(v[0]),
+            pct(v[v.len() - 1])
+        ),
+    }
 }

@@ -27,21 +27,99 @@ pub(crate) fn h2_client() -> HttpClient {
 }
 
 pub(crate) fn chat_body(size: usize, stream: bool) -> Bytes {
+    chat_body_of(size, stream, 64, |n| vec![b'a'; n])
+}
+
+/// A chat request of `size` bytes whose message is prose (`prose`): the mock echoes all of it
+/// (`max_tokens` is above its word count), so the answer is about as long as the request and
+/// compresses as a model's text does, not as a run of one letter.
+pub(crate) fn prose_chat_body(size: usize) -> Bytes {
+    chat_body_of(size, false, 1_000_000, |n| prose(n).into_bytes())
+}
+
+/// A chat request of `size` bytes whose message is `fill`'s bytes for the room left.
+fn chat_body_of(
+    size: usize,
+    stream: bool,
+    max_tokens: u32,
+    fill: impl Fn(usize) -> Vec<u8>,
+) -> Bytes {
     let head = format!(
         r#"{{"model":"g","stream":{stream},"temperature":0.2,"messages":[{{"role":"user","content":""#
     );
-    let tail = r#"hi"}],"max_tokens":64}"#;
-    let fill = size.saturating_sub(head.len() + tail.len());
+    let tail = format!(r#"hi"}}],"max_tokens":{max_tokens}}}"#);
     let mut body = head.into_bytes();
-    body.extend(std::iter::repeat_n(b'a', fill));
+    body.extend(fill(size.saturating_sub(body.len() + tail.len())));
     body.extend_from_slice(tail.as_bytes());
     Bytes::from(body)
+}
+
+/// `len` bytes of English-like text: words of a small vocabulary in a fixed pseudo-random
+/// order, with sentence ends, so that it compresses about as well as a model's answer
+/// (gzip at level 1: about 2.5 times).
+pub(crate) fn prose(len: usize) -> String {
+    const WORDS: [&str; 32] = [
+        "the",
+        "model",
+        "returns",
+        "a",
+        "response",
+        "with",
+        "tokens",
+        "and",
+        "usage",
+        "which",
+        "router",
+        "counts",
+        "for",
+        "each",
+        "key",
+        "budget",
+        "stream",
+        "event",
+        "provider",
+        "request",
+        "answer",
+        "of",
+        "to",
+        "in",
+        "is",
+        "that",
+        "JSON",
+        "compression",
+        "latency",
+        "cost",
+        "when",
+        "every",
+    ];
+    let mut text = String::with_capacity(len + 16);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    while text.len() < len {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        text.push_str(WORDS[(state >> 59) as usize]);
+        text.push_str(if (state >> 20).is_multiple_of(11) { ". " } else { " " });
+    }
+    text.truncate(len);
+    text
 }
 
 /// A streamed request whose message is `words` words: the mock echoes it one word per event,
 /// so the answer is `words` + 5 events (role, finish, usage when asked, `[DONE]`).
 pub(crate) fn stream_body(words: usize) -> Bytes {
-    let text = vec!["word"; words].join(" ");
+    stream_body_of(&vec!["word"; words].join(" "))
+}
+
+/// A streamed request of `words` words of prose (see `prose_chat_body`).
+pub(crate) fn prose_stream_body(words: usize) -> Bytes {
+    // Words average under eight bytes with their spaces; cut at the last whole word.
+    let text = prose(words * 8);
+    let text: Vec<&str> = text.split_whitespace().take(words).collect();
+    stream_body_of(&text.join(" "))
+}
+
+fn stream_body_of(text: &str) -> Bytes {
     Bytes::from(format!(
         r#"{{"model":"g","stream":true,"max_tokens":64,"messages":[{{"role":"user","content":"{text}"}}]}}"#
     ))
