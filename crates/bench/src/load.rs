@@ -30,11 +30,13 @@ pub(crate) fn chat_body(size: usize, stream: bool) -> Bytes {
     chat_body_of(size, stream, 64, |n| vec![b'a'; n])
 }
 
-/// A chat request of `size` bytes whose message is prose (`prose`): the mock echoes all of it
-/// (`max_tokens` is above its word count), so the answer is about as long as the request and
-/// compresses as a model's text does, not as a run of one letter.
+/// A chat request of `size` bytes whose message is prose (`mock_upstream::prose`): the mock
+/// echoes all of it (`max_tokens` is above its word count), so the answer is about as long as
+/// the request and compresses as a model's text does, not as a run of one letter.
 pub(crate) fn prose_chat_body(size: usize) -> Bytes {
-    chat_body_of(size, false, 1_000_000, |n| prose(n).into_bytes())
+    chat_body_of(size, false, 1_000_000, |n| {
+        mock_upstream::prose(n).into_bytes()
+    })
 }
 
 /// A chat request of `size` bytes whose message is `fill`'s bytes for the room left.
@@ -54,57 +56,6 @@ fn chat_body_of(
     Bytes::from(body)
 }
 
-/// `len` bytes of English-like text: words of a small vocabulary in a fixed pseudo-random
-/// order, with sentence ends, so that it compresses about as well as a model's answer
-/// (gzip at level 1: about 2.5 times).
-pub(crate) fn prose(len: usize) -> String {
-    const WORDS: [&str; 32] = [
-        "the",
-        "model",
-        "returns",
-        "a",
-        "response",
-        "with",
-        "tokens",
-        "and",
-        "usage",
-        "which",
-        "router",
-        "counts",
-        "for",
-        "each",
-        "key",
-        "budget",
-        "stream",
-        "event",
-        "provider",
-        "request",
-        "answer",
-        "of",
-        "to",
-        "in",
-        "is",
-        "that",
-        "JSON",
-        "compression",
-        "latency",
-        "cost",
-        "when",
-        "every",
-    ];
-    let mut text = String::with_capacity(len + 16);
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    while text.len() < len {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        text.push_str(WORDS[(state >> 59) as usize]);
-        text.push_str(if (state >> 20).is_multiple_of(11) { ". " } else { " " });
-    }
-    text.truncate(len);
-    text
-}
-
 /// A streamed request whose message is `words` words: the mock echoes it one word per event,
 /// so the answer is `words` + 5 events (role, finish, usage when asked, `[DONE]`).
 pub(crate) fn stream_body(words: usize) -> Bytes {
@@ -114,7 +65,7 @@ pub(crate) fn stream_body(words: usize) -> Bytes {
 /// A streamed request of `words` words of prose (see `prose_chat_body`).
 pub(crate) fn prose_stream_body(words: usize) -> Bytes {
     // Words average under eight bytes with their spaces; cut at the last whole word.
-    let text = prose(words * 8);
+    let text = mock_upstream::prose(words * 8);
     let text: Vec<&str> = text.split_whitespace().take(words).collect();
     stream_body_of(&text.join(" "))
 }

@@ -22,6 +22,8 @@ mod oauth;
 mod openai;
 pub use oauth::{Form, TokenEndpoint};
 mod other;
+mod prose;
+pub use prose::prose;
 mod proxy;
 pub use proxy::{ConnectProxy, TunnelAsked};
 mod responses;

@@ -27,8 +27,9 @@ impl Coding {
 }
 
 /// The best coding the client accepts for a complete body: highest q (> 0), gzip before
-/// brotli on a tie (on a chat answer gzip costs the router less CPU for about the same size;
-/// see `docs/benchmarks.md`); `*` covers codings not named.
+/// brotli on a tie (on a 4–8 KB prose answer gzip costs the router a third to two thirds of
+/// brotli's CPU, for a fifth more bytes; see `docs/benchmarks.md`); `*` covers codings not
+/// named.
 pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
     let (br, gz) = accepted(accept);
     if br <= 0.0 && gz <= 0.0 {
@@ -41,7 +42,7 @@ pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
 }
 
 /// The coding for a stream: gzip when accepted, else none. Flushed after every event, gzip
-/// keeps its window across events and shrinks an OpenAI stream about 16 times for 12% more
+/// keeps its window across events and shrinks an OpenAI stream 12 to 16 times for 6–12% more
 /// CPU; brotli at the quality we can afford shrinks it by a sixth for 56% more (measured in
 /// `docs/benchmarks.md`, "What compression costs").
 fn negotiate_stream(accept: &str) -> Option<Coding> {
