@@ -75,10 +75,11 @@ pub(crate) async fn stream_cpu(
 /// round, as the base of the others).
 const CODINGS: [Option<&str>; 3] = [None, Some("gzip"), Some("br")];
 
-/// The router's CPU per request with each `Accept-Encoding`, for complete answers of two sizes
-/// and for streams (compressed and flushed event by event): `--rounds` rounds, the codings in
-/// turns within each, so that what compression adds is the ratio to identity measured moments
-/// before, and a slow moment of the machine does not pass for the cost of an encoding.
+/// The router's CPU per request with each `Accept-Encoding`, for complete prose answers of 1,
+/// 4 and 8 KB and for a stream (compressed and flushed event by event): `--rounds` rounds, the
+/// codings in turns within each, so that what compression adds is the ratio to identity
+/// measured moments before, and a slow moment of the machine does not pass for the cost of an
+/// encoding.
 pub(crate) async fn compression_cost(args: &Args, report: &mut String, url: &str, pid: u32) {
     let rounds = args.rounds.max(1);
     let _ = writeln!(

@@ -1,5 +1,5 @@
 //! What compressing a chat answer of prose costs, at the settings the router uses (deflate at
-//! level 1 with a reused state, brotli at quality 1 with a 64 KiB window) and at the nearest
+//! level 1 with a reused state, brotli at quality 0 with a 64 KiB window) and at the nearest
 //! others: the numbers behind the levels in `src/compress.rs`.
 //!
 //! `cargo bench -p router-bin --bench encoders`

@@ -27,7 +27,7 @@ impl Coding {
 }
 
 /// The best coding the client accepts for a complete body: highest q (> 0), gzip before
-/// brotli on a tie (on a 4–8 KB prose answer gzip costs the router a third to two thirds of
+/// brotli on a tie (on a 4–8 KB prose answer gzip costs the router about two thirds of
 /// brotli's CPU, for a fifth more bytes; see `docs/benchmarks.md`); `*` covers codings not
 /// named.
 pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
@@ -77,9 +77,11 @@ fn accepted(accept: &str) -> (f32, f32) {
     )
 }
 
-/// Brotli's quality: the fastest, whose state is small (a few KiB, so each response's encoder
-/// costs no page faults), compressing a 1.2 KB chat answer in about 10 µs.
-const BROTLI_QUALITY: u32 = 1;
+/// Brotli's quality: the fastest. On prose answers of 1–8 KB it took two thirds to three
+/// quarters of quality 1's time for about 8% more bytes, still a fifth fewer than gzip's
+/// (`cargo bench -p router-bin --bench encoders`; `docs/benchmarks.md`, the eighth round), and
+/// it needs none of the 640 KiB of buffers quality 1 allocates, zeroed, for each response.
+const BROTLI_QUALITY: u32 = 0;
 /// Brotli's window: 64 KiB, more than a JSON answer or an SSE event needs.
 const BROTLI_WINDOW: u32 = 16;
 /// Deflate's level for gzip: the fastest.
