@@ -77,10 +77,10 @@ fn accepted(accept: &str) -> (f32, f32) {
     )
 }
 
-/// Brotli's quality: the fastest. On prose answers of 1–8 KB it took two thirds to three
-/// quarters of quality 1's time for about 8% more bytes, still a fifth fewer than gzip's
-/// (`cargo bench -p router-bin --bench encoders`; `docs/benchmarks.md`, the eighth round), and
-/// it needs none of the 640 KiB of buffers quality 1 allocates, zeroed, for each response.
+/// Brotli's quality: the fastest. On prose answers of 1–8 KB it took 66–88% of quality 1's
+/// time for 6–7% more bytes, still a sixth fewer than gzip's (`cargo bench -p router-bin
+/// --bench encoders`; `docs/benchmarks.md`, the eighth round), and it needs none of the
+/// 640 KiB of buffers quality 1 allocates, zeroed, for each response.
 const BROTLI_QUALITY: u32 = 0;
 /// Brotli's window: 64 KiB, more than a JSON answer or an SSE event needs.
 const BROTLI_WINDOW: u32 = 16;
