@@ -64,8 +64,8 @@ pub(crate) fn stream_body(words: usize) -> Bytes {
 
 /// A streamed request of `words` words of prose (see `prose_chat_body`).
 pub(crate) fn prose_stream_body(words: usize) -> Bytes {
-    // Words average under eight bytes with their spaces; cut at the last whole word.
-    let text = mock_upstream::prose(words * 8);
+    // Words average under six bytes with their spaces: sixteen a word leaves room to spare.
+    let text = mock_upstream::prose(words * 16);
     let text: Vec<&str> = text.split_whitespace().take(words).collect();
     stream_body_of(&text.join(" "))
 }

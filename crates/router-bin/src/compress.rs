@@ -43,8 +43,8 @@ pub(crate) fn negotiate(accept: &str) -> Option<Coding> {
 
 /// The coding for a stream: gzip when accepted, else none. Flushed after every event, gzip
 /// keeps its window across events and shrinks an OpenAI stream 12 to 16 times for 6–12% more
-/// CPU; brotli at the quality we can afford shrinks it by a sixth for 56% more (measured in
-/// `docs/benchmarks.md`, "What compression costs").
+/// CPU; brotli at quality 1, flushed per event, shrank it by a sixth for 56% more (measured
+/// in `docs/benchmarks.md`, the second round).
 fn negotiate_stream(accept: &str) -> Option<Coding> {
     (accepted(accept).1 > 0.0).then_some(Coding::Gzip)
 }
