@@ -9,7 +9,7 @@
 //! `--requests` requests, then the counters are dumped and divided. A per-chunk figure is the
 //! difference between two streams of the same bytes in few and in many events. Selection is
 //! counted in this process (`Router::pick` and its settlement), run under callgrind twice with
-//! different counts.
+//! different counts, and so are the request log's rows, queued and written by a ledger flush.
 //!
 //! `cargo build --release -p router-bin -p bench && target/release/instructions`
 //! (`--write` records the counts as the new baseline.)
@@ -17,6 +17,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod callgrind;
+mod in_process;
 mod scenarios;
 
 use clap::Parser;
@@ -49,12 +50,19 @@ pub(crate) struct Args {
     /// Internal: run this many selections in this process and exit (counted from outside).
     #[arg(long, hide = true)]
     pick: Option<u64>,
+    /// Internal: write this many request rows to a new ledger and exit (counted from outside).
+    #[arg(long, hide = true)]
+    rows: Option<u64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(n) = args.pick {
-        scenarios::pick_loop(n);
+        in_process::pick_loop(n);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(n) = args.rows {
+        in_process::rows_loop(n);
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

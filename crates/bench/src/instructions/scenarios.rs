@@ -1,13 +1,16 @@
 //! What is counted: requests through the router under callgrind, and selection in process.
+//! The router runs with its ledger off: a flush, once a second by the clock, would fall in
+//! one counted run and not in another. What the request log's rows cost is counted apart
+//! (`ledger_row`, in process).
 
-use crate::callgrind::{run_to_end, Counted};
+use crate::callgrind::Counted;
+use crate::in_process;
 use crate::{Args, Count};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use mock_upstream::MockUpstream;
-use router_core::{Format, Router, Source, TokenUsage};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,8 +28,6 @@ struct Ask {
 
 /// Requests sent before the counters are zeroed (callgrind translates code on first use).
 const WARM_UP: u64 = 20;
-/// Selections counted in process: the difference between these two runs.
-const PICKS: (u64, u64) = (200, 2200);
 /// The gap between a paced stream's events: long enough, even under callgrind, for the
 /// router to go idle between two of them.
 const PACE: Duration = Duration::from_millis(2);
@@ -143,7 +144,12 @@ async fn count_in(args: &Args, mock: &MockUpstream, dir: &Path) -> Result<Vec<Co
     counts.push(count(
         "selection",
         "per pick and settlement, usage strategy over 16 pairs",
-        selection(dir)?,
+        in_process::selection(dir)?,
+    ));
+    counts.push(count(
+        "ledger_row",
+        "per request row of the request log, queued and written by a ledger flush",
+        in_process::ledger_row(dir)?,
     ));
     Ok(counts)
 }
@@ -357,50 +363,13 @@ impl Session {
     }
 }
 
-/// Selections per pick and settlement, counted in a process of its own.
-fn selection(dir: &Path) -> Result<u64, String> {
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let few = run_to_end(&me, &["--pick".into(), PICKS.0.to_string()], dir)?;
-    let many = run_to_end(&me, &["--pick".into(), PICKS.1.to_string()], dir)?;
-    Ok(many.saturating_sub(few) / (PICKS.1 - PICKS.0))
-}
-
-/// `n` picks and settlements in a group of 16 pairs (4 providers, 2 keys and 2 models each).
-pub(crate) fn pick_loop(n: u64) {
-    let mut yaml = String::from("groups:\n  - name: g\n    models:\n");
-    for p in 0..4 {
-        for m in 0..2 {
-            yaml.push_str(&format!("      - {{provider: p{p}, name: m{m}}}\n"));
-        }
-    }
-    yaml.push_str("providers:\n");
-    for p in 0..4 {
-        yaml.push_str(&format!(
-            "  - {{name: p{p}, base_url: \"http://127.0.0.1:9/v1\", api_keys: [k{p}a, k{p}b]}}\n"
-        ));
-    }
-    let router = match Router::from_source(&Source::from_text(yaml, Format::Yaml)) {
-        Ok(r) => r,
-        Err(e) => panic!("selection config: {e}"),
-    };
-    let usage = TokenUsage {
-        prompt_tokens: 90,
-        completion_tokens: 10,
-        total_tokens: 100,
-        ..TokenUsage::default()
-    };
-    for _ in 0..n {
-        match router.pick("g", 100) {
-            Ok(selection) => selection.succeed(usage),
-            Err(e) => panic!("pick: {e}"),
-        }
-    }
-}
-
+/// A chat request of `size` bytes whose message is prose, echoed whole (its limit is far
+/// above its words): the answer compresses as a model's would.
 fn chat_body(size: usize) -> Bytes {
-    let head = r#"{"model":"g","temperature":0.2,"messages":[{"role":"user","content":""#;
-    let tail = r#"hi"}],"max_tokens":64}"#;
-    filled(head, tail, size)
+    let head = r#"{"model":"g","temperature":0.2,"max_tokens":1000000,"messages":[{"role":"user","content":""#;
+    let tail = r#""}]}"#;
+    let fill = size.saturating_sub(head.len() + tail.len());
+    Bytes::from(format!("{head}{}{tail}", mock_upstream::prose(fill)))
 }
 
 fn messages_body(size: usize) -> Bytes {

@@ -6,6 +6,7 @@
 //! `PRAGMA user_version`).
 
 mod requests;
+mod rows;
 mod tenants;
 mod tokens;
 
@@ -226,6 +227,7 @@ impl Ledger {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| db_error(path, e))?;
         migrate(&mut conn, path)?;
+        rows::prepare(&conn).map_err(|e| db_error(path, e))?;
         let saved = load(&conn, path)?;
         Ok((
             Self {
@@ -313,39 +315,7 @@ impl Ledger {
                         u.key_id,
                     ])?;
                 }
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO requests (at_ms, request_id, grp, provider, model, key,
-                        prompt_tokens, completion_tokens, status, latency_ms, cache_read_tokens,
-                        cache_write_tokens, client, endpoint, picodollars, cache,
-                        requested_model, ttft_ms, attempts, stream, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
-                        ?16, ?17, ?18, ?19, ?20, ?21)",
-                )?;
-                for r in &rows {
-                    insert.execute(params![
-                        r.at_ms,
-                        r.request_id,
-                        r.group,
-                        r.provider,
-                        r.model,
-                        r.key,
-                        as_i64(r.prompt_tokens),
-                        as_i64(r.completion_tokens),
-                        r.status,
-                        r.latency_ms,
-                        as_i64(r.cache_read_tokens),
-                        as_i64(r.cache_write_tokens),
-                        r.client,
-                        r.endpoint,
-                        as_i64(r.picodollars),
-                        r.cache,
-                        r.requested_model,
-                        r.ttft_ms,
-                        as_i64(r.attempts as u64),
-                        r.stream,
-                        r.error,
-                    ])?;
-                }
+                rows::write(&tx, &rows)?;
                 tenants::write(&tx, accounts)?;
                 let oldest = now_ms.saturating_sub(self.retention.as_millis() as i64);
                 tx.execute("DELETE FROM requests WHERE at_ms < ?1", params![oldest])?;

@@ -98,6 +98,90 @@ fn request_rows_are_kept_for_the_retention_only() {
 }
 
 #[test]
+fn every_queued_row_is_written_with_each_column_in_its_place() {
+    // Two statements of many rows and a few rows alone, each row unlike the others.
+    let (ledger, _) = Ledger::open(&temp("batches"), true, Duration::from_secs(3600)).unwrap();
+    let now = now_ms();
+    let rows: Vec<RequestRow> = (0..67u64)
+        .map(|i| {
+            let n = i as i64;
+            let mut r = row(now - n, &format!("r{i}"));
+            r.group = format!("g{i}");
+            r.requested_model = (i % 3 != 0).then(|| format!("asked{i}"));
+            r.provider = Some(format!("p{i}"));
+            r.model = Some(format!("m{i}"));
+            r.key = Some(format!("p{i}#{i}"));
+            (r.prompt_tokens, r.completion_tokens) = (i, 1000 + i);
+            (r.cache_read_tokens, r.cache_write_tokens) = (2000 + i, 3000 + i);
+            r.status = 200 + i as u16;
+            r.latency_ms = i as f64 + 0.5;
+            r.ttft_ms = (i % 2 == 0).then_some(i as f64 / 4.0);
+            r.attempts = 1 + i as usize % 4;
+            r.stream = i % 2 == 1;
+            r.error = (i % 5 == 0).then(|| format!("e{i}"));
+            r.client = (i % 4 != 0).then(|| format!("c{i}"));
+            r.endpoint = ["chat", "messages"][i as usize % 2];
+            r.picodollars = 7 * i;
+            r.cache = [None, Some("hit"), Some("miss")][i as usize % 3];
+            r
+        })
+        .collect();
+    for r in &rows {
+        ledger.record(r.clone());
+    }
+    ledger.flush(&[], &[]).unwrap();
+    let conn = ledger.conn.lock().unwrap();
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {} FROM requests ORDER BY id",
+            rows::COLUMNS
+        ))
+        .unwrap();
+    let read: Vec<String> = stmt
+        .query_map([], |r| {
+            let v: Vec<rusqlite::types::Value> = (0..rows::WIDTH)
+                .map(|i| r.get(i))
+                .collect::<Result<_, _>>()?;
+            Ok(format!("{v:?}"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    use rusqlite::types::Value::{Integer as I, Null, Real as R, Text as T};
+    let text = |s: &Option<String>| s.clone().map_or(Null, T);
+    let expected: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let v = vec![
+                I(r.at_ms),
+                T(r.request_id.clone()),
+                T(r.group.clone()),
+                text(&r.provider),
+                text(&r.model),
+                text(&r.key),
+                I(r.prompt_tokens as i64),
+                I(r.completion_tokens as i64),
+                I(r.status.into()),
+                R(r.latency_ms),
+                I(r.cache_read_tokens as i64),
+                I(r.cache_write_tokens as i64),
+                text(&r.client),
+                T(r.endpoint.into()),
+                I(r.picodollars as i64),
+                r.cache.map_or(Null, |c| T(c.into())),
+                text(&r.requested_model),
+                r.ttft_ms.map_or(Null, R),
+                I(r.attempts as i64),
+                I(r.stream.into()),
+                text(&r.error),
+            ];
+            format!("{v:?}")
+        })
+        .collect();
+    assert_eq!(read, expected);
+}
+
+#[test]
 fn a_ledger_of_the_first_schema_is_upgraded_with_its_counters() {
     let path = temp("upgrade");
     let mut conn = Connection::open(&path).unwrap();
