@@ -54,7 +54,8 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = Vec::new();
+                // A request has a handful of fields: room for them at once.
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     fields.push((key, value));
@@ -63,6 +64,16 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// The string `raw` holds, if it is one. Without escapes it is the text between its quotes
+/// (`raw` was checked as JSON when it was read).
+fn string_of(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(inner.to_string()),
+        _ => serde_json::from_str(text).ok(),
     }
 }
 
@@ -123,7 +134,7 @@ impl<'a> ChatRequest<'a> {
                             Some("model"),
                         ));
                     }
-                    let name: String = serde_json::from_str(raw.get()).map_err(|_| {
+                    let name = string_of(raw).ok_or_else(|| {
                         RouterError::bad_request("'model' must be a string", Some("model"))
                     })?;
                     model = Some((name, span_of(body, raw)));
@@ -457,6 +468,15 @@ mod tests {
         assert!(msg(b"{\"model\":\"\xff\"}").contains("UTF-8"));
         assert!(msg(br#"{"messages":[]}"#).contains("'model'"));
         assert!(msg(br#"{"model":1,"messages":[]}"#).contains("must be a string"));
+        assert!(msg(br#"{"model":null,"messages":[]}"#).contains("must be a string"));
+        // A name with escapes is read unescaped; one without is its text.
+        assert_eq!(
+            parse(r#"{"model":"g\u0031\"","messages":[]}"#)
+                .unwrap()
+                .model(),
+            "g1\""
+        );
+        assert_eq!(parse(r#"{"model":"","messages":[]}"#).unwrap().model(), "");
         assert!(msg(br#"{"model":"a"}"#).contains("'messages'"));
         assert!(msg(br#"{"model":"a","messages":{}}"#).contains("must be an array"));
         assert!(msg(br#"{"model":"a","messages":[],"stream":"yes"}"#).contains("boolean"));

@@ -93,10 +93,12 @@ impl From<RawUsage> for TokenUsage {
 /// `usage` field is parsed; the rest of the answer is walked over (see `walk`).
 pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
     let usage = crate::walk::field(body, "usage")?;
-    serde_json::from_slice::<Option<RawUsage>>(usage)
-        .ok()
-        .flatten()
-        .map(Into::into)
+    // Read as text when it is (as JSON must be): serde then checks no key's UTF-8 again.
+    let parsed = match std::str::from_utf8(usage) {
+        Ok(text) => serde_json::from_str::<Option<RawUsage>>(text),
+        Err(_) => serde_json::from_slice::<Option<RawUsage>>(usage),
+    };
+    parsed.ok().flatten().map(Into::into)
 }
 
 /// The `usage` of a parsed answer or chunk, if it has one.
@@ -132,5 +134,48 @@ impl WireFormat for OpenAiWire {
     }
     fn stream_decoder(&self, _model: &str) -> Box<dyn StreamDecoder> {
         Box::<stream::Decoder>::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usage_of_body;
+
+    fn total(body: &[u8]) -> Option<(u64, u64, u64, u64)> {
+        usage_of_body(body).map(|u| {
+            let read = u.cache_read_tokens;
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens, read)
+        })
+    }
+
+    #[test]
+    fn an_answers_usage_is_read_as_serde_reads_it() {
+        let usage = |u: &str| format!(r#"{{"id":"x","choices":[],"usage":{u}}}"#);
+        let of = |u: &str| total(usage(u).as_bytes());
+        let full = r#"{"prompt_tokens":5,"completion_tokens":2,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":3}}"#;
+        assert_eq!(of(full), Some((5, 2, 8, 3)));
+        // The total, when missing, is the sum; an escaped key is its unescaped name.
+        assert_eq!(
+            of(r#"{"prompt\u005ftokens":5,"completion_tokens":2}"#),
+            Some((5, 2, 7, 0))
+        );
+        // What serde refuses counts nothing: a key twice, a count that is no integer, details
+        // that are no object; no usage at all is none.
+        for refused in [
+            r#"{"prompt_tokens":5,"prompt_tokens":6}"#,
+            r#"{"prompt_tokens":5.5}"#,
+            r#"{"prompt_tokens":"5"}"#,
+            r#"{"prompt_tokens":-1}"#,
+            r#"{"prompt_tokens":5,"prompt_tokens_details":7}"#,
+            "null",
+        ] {
+            assert_eq!(of(refused), None, "{refused}");
+        }
+        // Text that is not UTF-8 in a field the router does not read is passed over, as serde
+        // passes over what it ignores.
+        let mut odd = usage(r#"{"prompt_tokens":4,"note":"?"}"#).into_bytes();
+        let at = odd.iter().position(|&b| b == b'?').unwrap();
+        odd[at] = 0xff;
+        assert_eq!(total(&odd), Some((4, 0, 4, 0)));
     }
 }
