@@ -43,7 +43,30 @@ pub struct ChatRequest<'a> {
 /// A completion limit to add to a request that sets none: the field it goes in, and tokens.
 pub type CompletionLimit = (&'static str, u64);
 
-struct TopLevel<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct TopLevel<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+/// A field's name: borrowed from the body unless it has escapes (serde's own `Cow` always
+/// copies, an allocation for each field of each request).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(name)))
+            }
+            fn visit_str<E>(self, name: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(name.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -56,7 +79,7 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 // A request has a handful of fields: room for them at once.
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Key<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     fields.push((key, value));
                 }
@@ -126,7 +149,7 @@ impl<'a> ChatRequest<'a> {
         let mut max_tokens = 0u64;
         let (mut tags, mut metadata) = (Vec::new(), None);
         for (key, raw) in &top.0 {
-            match key.as_ref() {
+            match key.0.as_ref() {
                 "model" => {
                     if model.is_some() {
                         return Err(RouterError::bad_request(
@@ -477,6 +500,9 @@ mod tests {
             "g1\""
         );
         assert_eq!(parse(r#"{"model":"","messages":[]}"#).unwrap().model(), "");
+        // So is a field's name.
+        let escaped = parse(r#"{"\u006dodel":"g","messages":[],"stre\u0061m":true}"#).unwrap();
+        assert_eq!((escaped.model(), escaped.stream()), ("g", true));
         assert!(msg(br#"{"model":"a"}"#).contains("'messages'"));
         assert!(msg(br#"{"model":"a","messages":{}}"#).contains("must be an array"));
         assert!(msg(br#"{"model":"a","messages":[],"stream":"yes"}"#).contains("boolean"));
