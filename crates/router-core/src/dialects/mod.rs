@@ -12,6 +12,7 @@ mod prompt;
 mod request;
 pub(crate) mod responses;
 pub(crate) mod tags;
+mod top_level;
 
 pub use request::{ChatRequest, CompletionLimit, INLINE_DATA_TOKENS};
 
