@@ -1,7 +1,6 @@
-//! What is counted: requests through the router under callgrind, and selection in process.
-//! The router runs with its ledger off: a flush, once a second by the clock, would fall in
-//! one counted run and not in another. What the request log's rows cost is counted apart
-//! (`ledger_row`, in process).
+//! What is counted: requests through the router under callgrind (selection and the request
+//! log's rows are counted in process, `in_process.rs`). The router runs with its ledger off:
+//! a flush, once a second by the clock, would fall in one counted run and not in another.
 
 use crate::callgrind::Counted;
 use crate::in_process;

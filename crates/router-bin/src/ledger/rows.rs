@@ -1,7 +1,8 @@
 //! Writing the queued request rows: [`BATCH`] rows to an `INSERT` statement, the rest one by
-//! one. Each statement SQLite runs has a fixed cost (starting it, halting it, its cursors) of
-//! about 1,500 instructions, against about 10,000 for a row's values and its index entry
-//! (callgrind, the 21 columns of a request row).
+//! one, their parameters bound directly. Each statement SQLite runs has a cost of its own
+//! (starting it, halting it, opening its cursors): a row queued and written cost 14,226
+//! instructions one to a statement, through `params!`, and costs 12,917 so (`instructions`,
+//! `ledger_row`).
 
 use super::{as_i64, RequestRow};
 use rusqlite::{Connection, Statement, Transaction};
