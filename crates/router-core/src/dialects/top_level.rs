@@ -42,8 +42,8 @@ impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                // A request has a handful of fields: room for them at once.
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                // A request has a handful of fields (serde_json gives no count): room for them at once.
+                let mut fields = Vec::with_capacity(8);
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     fields.push((key, value));
