@@ -68,15 +68,14 @@ async fn handled(
 ) -> Response<ResBody> {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    // The target as the request's head holds it (a clone shares its bytes): the log names
+    // its path, never its query.
+    let uri = request.uri().clone();
     let snapshot = app.router.snapshot();
     let server = snapshot.server();
     let origin = request.headers().get(header::ORIGIN).cloned();
-    let accept = request
-        .headers()
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    // Held as the header's value (shared with the request's head), read when compressing.
+    let accept = request.headers().get(header::ACCEPT_ENCODING).cloned();
     let id = request_id(request.headers());
     if method == Method::OPTIONS {
         let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
@@ -91,10 +90,10 @@ async fn handled(
         }
         return response;
     }
-    let route = Route::find(&path, &method, admin_only);
+    let route = Route::find(uri.path(), &method, admin_only);
     let label = route.map_or(crate::routes::UNKNOWN, |r| r.label);
     // Logged when the response ends, or when this future is dropped before it has one.
-    let mut log = RequestLog::new(app.clone(), id.clone(), method, path, label, started);
+    let mut log = RequestLog::new(app.clone(), id, method, uri, label, started);
     let routed = serve_route(app, &snapshot, route, request, &mut log).await;
     let (mut response, known_len) = match routed {
         Ok(ok) => ok,
@@ -108,13 +107,13 @@ async fn handled(
         origin.as_ref(),
         response.headers_mut(),
     );
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(&log.request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     if server.compression {
         response = compress::apply(
             response,
-            accept.as_deref(),
+            accept.as_ref().and_then(|v| v.to_str().ok()),
             known_len,
             server.compression_min_bytes,
         )
@@ -146,7 +145,7 @@ fn failed(app: &App, log: &mut RequestLog, e: &RouterError, dialect: Dialect) ->
     app.record_error(
         &log.request_id,
         response.status().as_u16(),
-        &log.path,
+        log.path(),
         message.clone(),
     );
     log.error = Some(message);

@@ -36,7 +36,8 @@ pub struct RequestLog {
     done: bool,
     pub(crate) request_id: String,
     pub(crate) method: http::Method,
-    pub(crate) path: String,
+    /// The request's target; only its path is logged.
+    uri: http::Uri,
     pub(crate) endpoint: &'static str,
     pub(crate) started: Instant,
     /// The wall-clock time it began, when `telemetry` is on (its spans' start; the attempts'
@@ -95,7 +96,7 @@ impl RequestLog {
             " method=",
             self.method.as_str(),
             " path=",
-            &self.path,
+            self.path(),
             " status=",
             itoa::Buffer::new().format(self.status),
         ] {
@@ -114,7 +115,7 @@ impl RequestLog {
                     let _ = write!(line, " requested_model={asked:?}");
                 }
                 for (name, value) in [
-                    (" provider=", s.provider.as_str()),
+                    (" provider=", &*s.provider),
                     (" model=", &s.model),
                     (" key=", &s.key_id),
                     (" attempts=", itoa::Buffer::new().format(s.attempts)),
@@ -167,7 +168,7 @@ impl RequestLog {
         app: Arc<App>,
         request_id: String,
         method: http::Method,
-        path: String,
+        uri: http::Uri,
         endpoint: &'static str,
         started: Instant,
     ) -> Self {
@@ -180,7 +181,7 @@ impl RequestLog {
             request_id,
             method,
             endpoint,
-            path,
+            uri,
             started,
             head: None,
             status: 0,
@@ -206,10 +207,37 @@ impl RequestLog {
 
     /// The model the client asked for: a served request's (its group's name unless it named
     /// another), else what a failed request's error knows.
+    /// The request's path (its query left out: it may hold a key).
+    pub(crate) fn path(&self) -> &str {
+        self.uri.path()
+    }
+
     fn asked_model(&self) -> Option<&str> {
         match &self.served {
             Some(s) => Some(s.requested.as_deref().unwrap_or(&s.group)),
             None => self.requested_model.as_deref(),
+        }
+    }
+
+    /// The group, for its row: shared with the snapshot when the request was served (`-`
+    /// when none was resolved).
+    fn shared_group(&self) -> Arc<str> {
+        match (&self.served, &self.group) {
+            (Some(s), _) => s.group.clone(),
+            (None, Some(group)) => group.as_str().into(),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// [`Self::asked_model`], for its row: shared when it is the group's name.
+    fn shared_asked_model(&self) -> Option<Arc<str>> {
+        match &self.served {
+            Some(Served {
+                requested: None,
+                group,
+                ..
+            }) => Some(group.clone()),
+            _ => self.asked_model().map(Arc::from),
         }
     }
 
@@ -231,7 +259,7 @@ impl RequestLog {
             &crate::telemetry::Facts {
                 endpoint: self.endpoint,
                 method: self.method.as_str(),
-                path: &self.path,
+                path: self.path(),
                 request_id: &self.request_id,
                 status: self.status,
                 requested_model: self.asked_model(),
@@ -269,17 +297,14 @@ impl RequestLog {
         let group = self
             .served
             .as_ref()
-            .map(|s| s.group.as_str())
+            .map(|s| &*s.group)
             .or(self.group.as_deref());
         let attempts = self.served.as_ref().map_or(self.attempts, |s| s.attempts);
         app.metrics.finished(&Finished {
             client: self.client.as_deref(),
             endpoint: self.endpoint,
             group,
-            served: self
-                .served
-                .as_ref()
-                .map(|s| (s.provider.as_str(), s.model.as_str())),
+            served: self.served.as_ref().map(|s| (&*s.provider, &*s.model)),
             status: self.status,
             attempts,
             latency: latency.as_secs_f64(),
@@ -297,7 +322,7 @@ impl RequestLog {
             match &self.served {
                 Some(s) => tracing::info!(
                     target: "access",
-                    request_id = %self.request_id, method = %self.method, path = %self.path,
+                    request_id = %self.request_id, method = %self.method, path = %self.path(),
                     status = self.status, client = self.client.as_deref(), group = %s.group,
                     requested_model = s.requested.as_deref(), provider = %s.provider,
                     model = %s.model, key = %s.key_id, attempts = s.attempts, stream = self.stream,
@@ -307,7 +332,7 @@ impl RequestLog {
                 ),
                 None => tracing::info!(
                     target: "access",
-                    request_id = %self.request_id, method = %self.method, path = %self.path,
+                    request_id = %self.request_id, method = %self.method, path = %self.path(),
                     status = self.status, client = self.client.as_deref(), group = group.unwrap_or("-"),
                     requested_model = self.requested_model.as_deref(), attempts,
                     latency_ms = ms(latency), error = self.error.as_deref(),
@@ -327,9 +352,10 @@ impl RequestLog {
                 at_ms: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_millis() as i64),
-                request_id: self.request_id.clone(),
-                group: group.unwrap_or("-").to_string(),
-                requested_model: self.asked_model().map(str::to_string),
+                // Its last use: the log is done.
+                request_id: std::mem::take(&mut self.request_id),
+                group: self.shared_group(),
+                requested_model: self.shared_asked_model(),
                 provider: self.served.as_ref().map(|s| s.provider.clone()),
                 model: self.served.as_ref().map(|s| s.model.clone()),
                 key: self.served.as_ref().map(|s| s.key_id.clone()),

@@ -55,7 +55,7 @@ async fn a_repeated_request_is_answered_from_the_cache_and_charged_once() {
     let first = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(cache_header(&first), "miss");
     assert_eq!(first.served.cache, Some(CacheOutcome::Miss));
-    assert_eq!(first.served.provider, "up");
+    assert_eq!(&*first.served.provider, "up");
     let first_body = first.body.collect_bytes().await;
 
     // The same request written differently (key order, spacing) is the same request.
@@ -66,10 +66,10 @@ async fn a_repeated_request_is_answered_from_the_cache_and_charged_once() {
     assert_eq!(second.headers["content-type"], "application/json");
     assert_eq!(second.served.cache, Some(CacheOutcome::Hit));
     assert_eq!(
-        (second.served.provider.as_str(), second.served.attempts),
+        (&*second.served.provider, second.served.attempts),
         ("cache", 0)
     );
-    assert_eq!(second.served.model, "upstream-model");
+    assert_eq!(&*second.served.model, "upstream-model");
     assert_eq!(second.body.settle_usage(), None, "a hit charges nothing");
     assert_eq!(second.body.collect_bytes().await, first_body);
 

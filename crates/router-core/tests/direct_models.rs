@@ -32,13 +32,10 @@ async fn a_providers_models_are_callable_by_full_and_bare_name() {
     for name in ["a/only-a", "only-a", "a/only-a", "only-a"] {
         let answer = chat(&r, body(name).as_bytes()).await.unwrap();
         assert_eq!(
-            (
-                answer.served.provider.as_str(),
-                answer.served.model.as_str()
-            ),
+            (&*answer.served.provider, &*answer.served.model),
             ("a", "only-a")
         );
-        assert_eq!(answer.served.group, "a/only-a", "{name}");
+        assert_eq!(&*answer.served.group, "a/only-a", "{name}");
     }
     // Balanced over the provider's keys, and counted.
     assert_eq!((mock.count("ka1", None), mock.count("ka2", None)), (2, 2));
@@ -51,11 +48,11 @@ async fn a_providers_models_are_callable_by_full_and_bare_name() {
     );
     // A group of that name wins over the bare name; the full name still reaches provider a.
     let answer = chat(&r, body("shared").as_bytes()).await.unwrap();
-    assert_eq!(answer.served.provider, "b");
+    assert_eq!(&*answer.served.provider, "b");
     let answer = chat(&r, body("a/shared").as_bytes()).await.unwrap();
-    assert_eq!(answer.served.provider, "a");
+    assert_eq!(&*answer.served.provider, "a");
     assert_eq!(
-        chat(&r, body("b/both").as_bytes())
+        &*chat(&r, body("b/both").as_bytes())
             .await
             .unwrap()
             .served
@@ -83,10 +80,7 @@ async fn a_direct_call_fails_over_among_the_providers_keys() {
     mock.add_rule(Rule::new(Fault::Status(500)).key("ka1"));
     let r = router(&mock);
     let answer = chat(&r, body("only-a").as_bytes()).await.unwrap();
-    assert_eq!(
-        (answer.served.key_id.as_str(), answer.served.attempts),
-        ("a#1", 2)
-    );
+    assert_eq!((&*answer.served.key_id, answer.served.attempts), ("a#1", 2));
 }
 
 #[test]

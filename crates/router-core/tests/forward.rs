@@ -27,7 +27,7 @@ async fn non_stream_round_trip_keeps_bytes_and_counts_usage() {
     let r = router(&one_provider(&mock.base_url(), "\"sk-upstream-key-0001\""));
     let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.served.key_id, "up#0");
+    assert_eq!(&*answer.served.key_id, "up#0");
     let body: Value = serde_json::from_slice(&answer.body.collect_bytes().await).unwrap();
     assert_eq!(
         body["choices"][0]["message"]["content"],

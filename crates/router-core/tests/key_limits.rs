@@ -226,7 +226,7 @@ async fn with_every_key_at_its_limit_a_request_gets_429_or_waits_its_queue_timeo
     let config: Config = serde_yaml::from_str(&yaml("    queue_timeout: 45s\n")).unwrap();
     r.apply(&config).unwrap();
     let answer = chat(&r, BODY).await.unwrap();
-    assert_eq!(answer.served.key_id, "p#0");
+    assert_eq!(&*answer.served.key_id, "p#0");
     let waited = asked.elapsed();
     assert!(
         waited >= Duration::from_secs(40) && waited < Duration::from_secs(41),

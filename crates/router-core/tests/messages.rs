@@ -228,10 +228,7 @@ async fn a_stream_that_opens_with_an_error_event_fails_over() {
     );
     let body = json!({"model": "claude", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let answer = messages(&r, body.to_string().as_bytes()).await.unwrap();
-    assert_eq!(
-        (answer.served.key_id.as_str(), answer.served.attempts),
-        ("p#1", 2)
-    );
+    assert_eq!((&*answer.served.key_id, answer.served.attempts), ("p#1", 2));
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(
         !text.contains("overloaded_error") && text.contains("message_stop"),

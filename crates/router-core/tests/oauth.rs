@@ -194,7 +194,7 @@ async fn a_refused_credential_rests_its_key_with_the_reason_shown() {
     for _ in 0..3 {
         let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
         assert_eq!(answer.status, 200);
-        assert_eq!(answer.served.key_id, "p#1");
+        assert_eq!(&*answer.served.key_id, "p#1");
     }
     assert_eq!(endpoint.forms().len(), 1, "asked once, then rested");
     let rows: HashMap<String, _> = (r.usage().into_iter())
@@ -215,7 +215,7 @@ async fn a_refused_credential_rests_its_key_with_the_reason_shown() {
     endpoint.accept_refresh_token("refresh-0");
     tokio::time::advance(Duration::from_secs(61)).await;
     let answer = chat(&r, CHAT.as_bytes()).await.unwrap();
-    assert_eq!(answer.served.key_id, "p#0");
+    assert_eq!(&*answer.served.key_id, "p#0");
     assert_eq!(endpoint.forms().len(), 2);
 }
 

@@ -185,7 +185,7 @@ async fn least_busy_sends_new_traffic_away_from_a_pair_that_holds_its_requests()
     assert_eq!(held.await.unwrap().unwrap(), 200);
     // Nothing in flight now: k-slow, the less used, is picked again.
     assert_eq!(
-        chat(&r, BODY.as_bytes()).await.unwrap().served.key_id,
+        &*chat(&r, BODY.as_bytes()).await.unwrap().served.key_id,
         "up#0"
     );
 }
@@ -366,7 +366,7 @@ async fn fault_429_fails_over_and_cools_the_key_for_retry_after() {
             .times(1),
     );
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!((served.key_id.as_str(), served.attempts), ("up#1", 2));
+    assert_eq!((&*served.key_id, served.attempts), ("up#1", 2));
     let (state, until) = state_of(&r, "a", "AA");
     assert_eq!(state, "rate_limited");
     let until = humantime::parse_rfc3339(&until.unwrap()).unwrap();
@@ -384,7 +384,7 @@ async fn fault_429_fails_over_and_cools_the_key_for_retry_after() {
             .times(1),
     );
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!(served.key_id, "up#1");
+    assert_eq!(&*served.key_id, "up#1");
     let until = humantime::parse_rfc3339(&state_of(&r, "a", "AA").1.unwrap()).unwrap();
     let left = until.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(
@@ -421,10 +421,7 @@ async fn fault_401_and_403_fail_over_and_disable_the_key() {
         let r = router(&http_group(&mock, ""));
         mock.add_rule(Rule::new(Fault::Status(status)).key("key-00000000AA"));
         let (served, _) = ok_body(&r, CHAT).await;
-        assert_eq!(
-            (served.model.as_str(), served.key_id.as_str()),
-            ("a", "up#1")
-        );
+        assert_eq!((&*served.model, &*served.key_id), ("a", "up#1"));
         assert_eq!(state_of(&r, "a", "AA").0, "disabled");
         assert_eq!(
             state_of(&r, "b", "AA").0,
@@ -444,7 +441,7 @@ async fn fault_404_fails_over_to_another_model_not_another_key() {
     let r = router(&http_group(&mock, ""));
     mock.add_rule(Rule::new(Fault::Status(404)).model("a"));
     let (served, body) = ok_body(&r, CHAT).await;
-    assert_eq!((served.model.as_str(), served.attempts), ("b", 2));
+    assert_eq!((&*served.model, served.attempts), ("b", 2));
     assert_eq!(body["model"], "b");
     assert_eq!(
         mock.count("key-00000000BB", Some("a")),
@@ -468,7 +465,7 @@ async fn fault_connection_refused_fails_over_to_another_model() {
     );
     let r = router(&yaml);
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+    assert_eq!((&*served.provider, served.attempts), ("up", 2));
     let states: Vec<String> = r
         .usage()
         .iter()
@@ -495,11 +492,7 @@ async fn fault_5xx_reset_and_first_byte_timeout_fail_over_and_count_for_the_brea
                 .times(1),
         );
         let (served, _) = ok_body(&r, CHAT).await;
-        assert_eq!(
-            (served.key_id.as_str(), served.attempts),
-            ("up#1", 2),
-            "{fault:?}"
-        );
+        assert_eq!((&*served.key_id, served.attempts), ("up#1", 2), "{fault:?}");
         assert_eq!(mock.requests().len(), 2, "{fault:?}");
         let row = r
             .usage()
@@ -559,7 +552,7 @@ async fn per_provider_timeout_overrides_the_server_one() {
     );
     let r = router(&yaml);
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+    assert_eq!((&*served.provider, served.attempts), ("up", 2));
 }
 
 #[tokio::test]
@@ -580,18 +573,14 @@ async fn pinned_model_uses_only_that_model_and_fails_over_among_its_keys() {
     let pinned = CHAT.replace("\"g\"", "\"g$2\"");
     for _ in 0..6 {
         let (served, _) = ok_body(&r, &pinned).await;
-        assert_eq!(served.model, "b");
+        assert_eq!(&*served.model, "b");
     }
     assert_eq!(mock.count("key-00000000AA", Some("b")), 3, "keys balanced");
     assert_eq!(mock.count("key-00000000BB", Some("b")), 3);
     mock.add_rule(Rule::new(Fault::Status(500)).key("key-00000000AA").times(1));
     let (served, _) = ok_body(&r, &pinned.replace("g$2", "g$1")).await;
     assert_eq!(
-        (
-            served.model.as_str(),
-            served.key_id.as_str(),
-            served.attempts
-        ),
+        (&*served.model, &*served.key_id, served.attempts),
         ("a", "up#1", 2)
     );
     // Both keys of the pinned model fail: it never falls to the other model.
@@ -738,7 +727,7 @@ async fn absurd_retry_after_is_capped_not_a_panic() {
             .times(1),
     );
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!(served.key_id, "up#1");
+    assert_eq!(&*served.key_id, "up#1");
     let until = humantime::parse_rfc3339(&state_of(&r, "a", "AA").1.unwrap()).unwrap();
     let left = until.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(
@@ -877,7 +866,7 @@ async fn attempts_running_out_on_429s_is_a_502_when_healthy_pairs_remain() {
     );
     // The next request skips the three cooling keys and reaches k4.
     let (served, _) = ok_body(&r, CHAT).await;
-    assert_eq!(served.key_id, "up#3");
+    assert_eq!(&*served.key_id, "up#3");
 }
 
 #[tokio::test]
@@ -891,7 +880,7 @@ async fn per_provider_total_timeout() {
         mock.base_url()
     );
     let (served, _) = ok_body(&router(&yaml), CHAT).await;
-    assert_eq!((served.provider.as_str(), served.attempts), ("up", 2));
+    assert_eq!((&*served.provider, served.attempts), ("up", 2));
 }
 
 /// A stream whose events never end is cut at `server.max_event_bytes`: before the client got
@@ -915,7 +904,7 @@ async fn an_endless_stream_line_fails_the_attempt_at_the_limit() {
     let r = Router::from_source(&Source::from_text(yaml, Format::Yaml)).unwrap();
     let body = br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
     let answer = chat(&r, body).await.unwrap();
-    assert_eq!(answer.served.provider, "b");
+    assert_eq!(&*answer.served.provider, "b");
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(
         text.contains("\"says: \"") && text.ends_with("data: [DONE]\n\n"),
@@ -930,7 +919,7 @@ async fn an_endless_stream_line_fails_the_attempt_at_the_limit() {
         bytes: 8 * 1024 * 1024,
     }));
     let answer = chat(&r, body).await.unwrap();
-    assert_eq!(answer.served.provider, "a");
+    assert_eq!(&*answer.served.provider, "a");
     let text = String::from_utf8(answer.body.collect_bytes().await.to_vec()).unwrap();
     assert!(text.starts_with(first), "{text}");
     assert!(
@@ -1069,7 +1058,7 @@ async fn lowest_cost_picks_the_cheaper_model_and_fails_over_to_the_dearer() {
     const BODY: &str = r#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#;
     for _ in 0..10 {
         assert_eq!(
-            chat(&r, BODY.as_bytes()).await.unwrap().served.model,
+            &*chat(&r, BODY.as_bytes()).await.unwrap().served.model,
             "cheap"
         );
     }
@@ -1078,11 +1067,11 @@ async fn lowest_cost_picks_the_cheaper_model_and_fails_over_to_the_dearer() {
     // The cheap model fails: the dearer one, not the unpriced one.
     mock.add_rule(Rule::new(Fault::Status(500)).model("cheap"));
     let answer = chat(&r, BODY.as_bytes()).await.unwrap();
-    assert_eq!(answer.served.model, "dear");
+    assert_eq!(&*answer.served.model, "dear");
     // Only when no priced model can serve does the unpriced one (after both keys of each).
     mock.add_rule(Rule::new(Fault::Status(500)).model("dear"));
     let answer = chat(&r, BODY.as_bytes()).await.unwrap();
-    assert_eq!(answer.served.model, "free");
+    assert_eq!(&*answer.served.model, "free");
 }
 
 #[tokio::test]
@@ -1095,12 +1084,12 @@ async fn lowest_cost_prices_the_request_it_is_given() {
         r#"{{"model":"h","max_tokens":10,"messages":[{{"role":"user","content":"{words}"}}]}}"#
     );
     let answer = chat(&r, prompt_heavy.as_bytes()).await.unwrap();
-    assert_eq!(answer.served.model, "long-in");
+    assert_eq!(&*answer.served.model, "long-in");
     // A short prompt and a long answer: long-out.
     let answer_heavy =
         r#"{"model":"h","max_tokens":4000,"messages":[{"role":"user","content":"hi"}]}"#;
     let answer = chat(&r, answer_heavy.as_bytes()).await.unwrap();
-    assert_eq!(answer.served.model, "long-out");
+    assert_eq!(&*answer.served.model, "long-out");
 }
 
 /// Requests sent one after another to `r`'s group `g`, by key of the answer.
@@ -1109,7 +1098,7 @@ async fn keys_of(r: &Router, n: usize) -> HashMap<String, usize> {
     let mut out = HashMap::new();
     for _ in 0..n {
         let answer = chat(r, BODY.as_bytes()).await.unwrap();
-        *out.entry(answer.served.key_id).or_default() += 1;
+        *out.entry(answer.served.key_id.to_string()).or_default() += 1;
     }
     out
 }

@@ -55,7 +55,7 @@ async fn ask(r: &Router, body: &Value) -> Result<router_core::ChatResponse, Rout
 async fn complete(r: &Router, body: &Value) -> (http::HeaderMap, String, Value) {
     let answer = ask(r, body).await.unwrap();
     assert_eq!(answer.status, 200);
-    let (headers, provider) = (answer.headers.clone(), answer.served.provider.clone());
+    let (headers, provider) = (answer.headers.clone(), answer.served.provider.to_string());
     let bytes = answer.body.collect_bytes().await;
     (headers, provider, serde_json::from_slice(&bytes).unwrap())
 }

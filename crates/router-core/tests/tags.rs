@@ -49,7 +49,7 @@ async fn only_models_carrying_every_tag_serve_under_every_strategy() {
         let r = router(&mock, strategy);
         for _ in 0..12 {
             let answer = ask(&r, Some("fast, eu"), PLAIN).await.unwrap();
-            assert_eq!(answer.served.model, "m-eu-fast", "{strategy}");
+            assert_eq!(&*answer.served.model, "m-eu-fast", "{strategy}");
         }
         for _ in 0..12 {
             let answer = ask(&r, None, EU_IN_BODY).await.unwrap();
@@ -61,7 +61,7 @@ async fn only_models_carrying_every_tag_serve_under_every_strategy() {
         }
         // The header's and the body's tags together.
         let answer = ask(&r, Some("fast"), EU_IN_BODY).await.unwrap();
-        assert_eq!(answer.served.model, "m-eu-fast", "{strategy}");
+        assert_eq!(&*answer.served.model, "m-eu-fast", "{strategy}");
         // Without tags, every model may serve.
         let mut models = std::collections::HashSet::new();
         for _ in 0..30 {
@@ -88,7 +88,7 @@ async fn failover_stays_among_the_tagged_models() {
     let r = router(&mock, "fallback");
     // m-eu fails; untagged, fallback would go to m-us next (model 2): with `eu`, m-eu-fast.
     let answer = ask(&r, Some("eu"), PLAIN).await.unwrap();
-    assert_eq!(answer.served.model, "m-eu-fast");
+    assert_eq!(&*answer.served.model, "m-eu-fast");
     assert!(answer.served.attempts > 1);
     // Both eu models fail: the request fails rather than going to m-us.
     mock.add_rule(Rule::new(Fault::Status(500)).model("m-eu-fast"));

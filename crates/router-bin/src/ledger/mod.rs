@@ -18,7 +18,7 @@ use router_core::UsageRecord;
 use rusqlite::{params, Connection, OpenFlags};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The schema, one migration per version; version N is reached by running the first N.
@@ -89,7 +89,8 @@ const MIGRATIONS: &[M<'static>] = &[
 /// Most request rows held while the ledger cannot be written; older ones are dropped first.
 const MAX_PENDING_ROWS: usize = 100_000;
 
-/// One request, for the request log.
+/// One request, for the request log. The names of what served it are shared with the
+/// config's snapshot, so a row copies none of them.
 #[derive(Debug, Clone)]
 pub struct RequestRow {
     /// When it ended (Unix milliseconds).
@@ -97,16 +98,16 @@ pub struct RequestRow {
     /// Its request id.
     pub request_id: String,
     /// The group asked for (`-` when none was resolved).
-    pub group: String,
+    pub group: Arc<str>,
     /// The model name the client sent, when it is known (a request refused before its body
     /// was read has none).
-    pub requested_model: Option<String>,
+    pub requested_model: Option<Arc<str>>,
     /// Provider, model and key id that answered.
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     /// Upstream model.
-    pub model: Option<String>,
+    pub model: Option<Arc<str>>,
     /// The key's id (`provider#index`).
-    pub key: Option<String>,
+    pub key: Option<Arc<str>>,
     /// Tokens charged.
     pub prompt_tokens: u64,
     /// Tokens charged.

@@ -1,8 +1,8 @@
 //! Writing the queued request rows: [`BATCH`] rows to an `INSERT` statement, the rest one by
 //! one, their parameters bound directly. Each statement SQLite runs has a cost of its own
 //! (starting it, halting it, opening its cursors): a row queued and written cost 14,226
-//! instructions one to a statement, through `params!`, and costs 12,917 so (`instructions`,
-//! `ledger_row`).
+//! instructions one to a statement, through `params!`, and 12,917 so (`instructions`,
+//! `ledger_row`, measured side by side).
 
 use super::{as_i64, RequestRow};
 use rusqlite::{Connection, Statement, Transaction};

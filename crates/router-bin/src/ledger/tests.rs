@@ -106,11 +106,11 @@ fn every_queued_row_is_written_with_each_column_in_its_place() {
         .map(|i| {
             let n = i as i64;
             let mut r = row(now - n, &format!("r{i}"));
-            r.group = format!("g{i}");
-            r.requested_model = (i % 3 != 0).then(|| format!("asked{i}"));
-            r.provider = Some(format!("p{i}"));
-            r.model = Some(format!("m{i}"));
-            r.key = Some(format!("p{i}#{i}"));
+            r.group = format!("g{i}").into();
+            r.requested_model = (i % 3 != 0).then(|| format!("asked{i}").into());
+            r.provider = Some(format!("p{i}").into());
+            r.model = Some(format!("m{i}").into());
+            r.key = Some(format!("p{i}#{i}").into());
             (r.prompt_tokens, r.completion_tokens) = (i, 1000 + i);
             (r.cache_read_tokens, r.cache_write_tokens) = (2000 + i, 3000 + i);
             r.status = 200 + i as u16;
@@ -148,14 +148,17 @@ fn every_queued_row_is_written_with_each_column_in_its_place() {
         .map(Result::unwrap)
         .collect();
     use rusqlite::types::Value::{Integer as I, Null, Real as R, Text as T};
-    let text = |s: &Option<String>| s.clone().map_or(Null, T);
+    fn text<S: AsRef<str>>(s: &Option<S>) -> rusqlite::types::Value {
+        s.as_ref()
+            .map_or(rusqlite::types::Value::Null, |s| T(s.as_ref().into()))
+    }
     let expected: Vec<String> = rows
         .iter()
         .map(|r| {
             let v = vec![
                 I(r.at_ms),
                 T(r.request_id.clone()),
-                T(r.group.clone()),
+                T(r.group.to_string()),
                 text(&r.provider),
                 text(&r.model),
                 text(&r.key),

@@ -204,7 +204,7 @@ impl Lookup {
                 content_type: text(header::CONTENT_TYPE.as_str())
                     .unwrap_or_else(|| "application/json".into()),
                 dropped: text(crate::fields::DROPPED_HEADER),
-                model: response.served.model.clone(),
+                model: response.served.model.to_string(),
             },
         };
         response.body.keep_with(keeper);

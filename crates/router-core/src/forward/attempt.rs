@@ -146,10 +146,10 @@ fn span(
     crate::AttemptSpan {
         span_id,
         number,
-        provider: served.provider.clone(),
+        provider: served.provider.to_string(),
         kind: provider.kind().name(),
-        model: served.model.clone(),
-        key_id: served.key_id.clone(),
+        model: served.model.to_string(),
+        key_id: served.key_id.to_string(),
         started: sent,
         ended: std::time::SystemTime::now(),
         status,

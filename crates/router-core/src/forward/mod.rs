@@ -212,7 +212,7 @@ struct Tries {
     unsupported: bool,
     last_timeout: bool,
     all_rate_limited: bool,
-    last_failed_provider: Option<String>,
+    last_failed_provider: Option<Arc<str>>,
     same_provider_retries: u32,
     /// Time spent on upstreams and backing off from them.
     waited: Duration,
@@ -294,12 +294,13 @@ impl Tries {
 
     /// What is about to answer, as the access log and the client's error name it.
     fn served(&self, group: &Group, selection: &Selection) -> Served {
+        let (model, key_id) = selection.shared_names();
         Served {
-            group: group.name().to_string(),
+            group: group.shared_name().clone(),
             requested: self.requested.clone(),
-            provider: selection.provider().name().to_string(),
-            model: selection.model().to_string(),
-            key_id: selection.key_id().to_string(),
+            provider: selection.provider().shared_name().clone(),
+            model: model.clone(),
+            key_id: key_id.clone(),
             attempts: self.failures.len() + 1,
             upstream_wait: self.waited,
             cache: None,
@@ -372,7 +373,7 @@ impl Tries {
         self.excluded.push(index);
         if e.failure == Failure::ModelUnavailable {
             for (i, p) in group.pairs().iter().enumerate() {
-                if Arc::ptr_eq(&p.provider, provider) && p.model() == served.model {
+                if Arc::ptr_eq(&p.provider, provider) && p.model() == &*served.model {
                     self.excluded.push(i);
                 }
             }
@@ -383,9 +384,9 @@ impl Tries {
         self.last_timeout = e.timeout;
         self.last_failed_provider = Some(served.provider.clone());
         self.failures.push(FailedAttempt {
-            provider: served.provider,
-            model: served.model,
-            key_id: served.key_id,
+            provider: served.provider.to_string(),
+            model: served.model.to_string(),
+            key_id: served.key_id.to_string(),
             outcome: e.outcome,
         });
     }

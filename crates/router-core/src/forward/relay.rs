@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,20 +23,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Largest non-streamed upstream answer accepted.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 
-/// What answered a request.
+/// What answered a request. Its names are shared with the config's snapshot: a request
+/// copies none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
     /// The group asked for.
-    pub group: String,
+    pub group: Arc<str>,
     /// The model name the client sent, where it is not the group's name (a provider's bare
     /// model name, or `group$N`).
     pub requested: Option<String>,
     /// Provider name.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// Upstream model.
-    pub model: String,
+    pub model: Arc<str>,
     /// `provider#index` of the key used.
-    pub key_id: String,
+    pub key_id: Arc<str>,
     /// Attempts made, including the one that answered.
     pub attempts: usize,
     /// Time spent waiting on upstreams, over all attempts (failed attempts and backoff

@@ -74,6 +74,10 @@ impl Selection {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
+    /// The upstream model name and the key's id, shared with the pair.
+    pub(crate) fn shared_names(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.model, &self.key_id)
+    }
     /// Index of the pair within its group.
     pub fn pair_index(&self) -> usize {
         self.pair_index

@@ -360,7 +360,7 @@ pub(super) fn group(
     }
     let cache = cache(at, g.cache.as_ref(), known.redis, problems)?;
     Some(Group {
-        name: name.to_string(),
+        name: name.into(),
         strategy: g.strategy,
         model_count: g.models.len(),
         model_runs: model_runs(&pairs),

@@ -102,7 +102,7 @@ impl Pair {
 /// A group: the name clients send as `model`, and its (model, key) pairs in config order.
 #[derive(Debug)]
 pub struct Group {
-    name: String,
+    name: Arc<str>,
     strategy: Strategy,
     /// Models as configured (including skipped ones), for pinned `group$N` requests.
     model_count: usize,
@@ -124,6 +124,10 @@ pub struct Group {
 impl Group {
     /// The group's name.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its name, shared (a request's [`crate::Served`] names it without a copy).
+    pub fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
     /// How it picks pairs.

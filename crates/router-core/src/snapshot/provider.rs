@@ -28,7 +28,7 @@ pub(crate) enum Transport {
 
 /// A provider as compiled.
 pub struct Provider {
-    name: String,
+    name: Arc<str>,
     kind: ProviderKind,
     base_url: String,
     headers: HeaderMap,
@@ -75,6 +75,10 @@ impl std::fmt::Debug for Provider {
 impl Provider {
     /// Name from the config.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Its name, shared (a request's [`crate::Served`] names it without a copy).
+    pub fn shared_name(&self) -> &Arc<str> {
         &self.name
     }
     /// API kind.
@@ -279,7 +283,7 @@ fn compile(
         })
         .unzip();
     Some(Provider {
-        name,
+        name: name.into(),
         kind,
         target: Target::new(&base_url),
         base_url,
