@@ -138,17 +138,7 @@ pub(crate) async fn compression_cost(args: &Args, report: &mut String, url: &str
 }
 
 /// Ratios as a signed percentage: the median, and the range when there was more than one.
-fn percent_cell(mut v: Vec<f64>) -> String {
-    v.sort_by(f64::total_cmp);
+fn percent_cell(v: Vec<f64>) -> String {
     let pct = |x: f64| format!("{:+.0}%", x * 100.0);
-    match v.as_slice() {
-        [] => "–".into(),
-        [one] => pct(*one),
-        _ => format!(
-            "{} ({} to {})",
-            pct(v[v.len() / 2]),
-            pct(v[0]),
-            pct(v[v.len() - 1])
-        ),
-    }
+    crate::requests::spread_cell(v, pct, pct, " to ")
 }

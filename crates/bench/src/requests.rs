@@ -78,16 +78,29 @@ fn cpu_cell(rounds: &[Sample], figure: impl Fn(&Sample) -> Option<f64>) -> Strin
 
 /// A CPU figure in µs from the values of each round: the median, and the range when there
 /// was more than one.
-pub(crate) fn range_cell(mut v: Vec<f64>) -> String {
-    if v.is_empty() {
-        return "–".into();
-    }
+pub(crate) fn range_cell(v: Vec<f64>) -> String {
+    spread_cell(v, |m| format!("{m:.1} µs"), |b| format!("{b:.0}"), "–")
+}
+
+/// The median of `v`, and in brackets its least and greatest when it holds more than one value
+/// (joined by `to`); the median written by `median`, the bounds by `bound`.
+pub(crate) fn spread_cell(
+    mut v: Vec<f64>,
+    median: impl Fn(f64) -> String,
+    bound: impl Fn(f64) -> String,
+    to: &str,
+) -> String {
+    v.retain(|x| x.is_finite());
     v.sort_by(f64::total_cmp);
-    let median = v[v.len() / 2];
-    if v.len() == 1 {
-        format!("{median:.1} µs")
-    } else {
-        format!("{median:.1} µs ({:.0}–{:.0})", v[0], v[v.len() - 1])
+    match v.as_slice() {
+        [] => "–".into(),
+        [one] => median(*one),
+        [least, .., greatest] => format!(
+            "{} ({}{to}{})",
+            median(v[v.len() / 2]),
+            bound(*least),
+            bound(*greatest)
+        ),
     }
 }
 
@@ -119,6 +132,7 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
             .iter()
             .map(|p| (p.name, p.url.as_str(), Some(p.pid))),
     );
+    let mut ratios = Vec::new();
     for &size in sizes {
         let body = chat_body(size, false);
         let mut samples: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
@@ -147,5 +161,101 @@ pub(crate) async fn requests(args: &Args, report: &mut String, direct: &str, pro
                 cpu_cell(s, |x| x.fixed_cpu),
             );
         }
+        let nginx = targets.iter().position(|t| t.0 == "nginx");
+        for (i, (name, _, _)) in targets.iter().enumerate().skip(1) {
+            if let Some(n) = nginx.filter(|&n| n != i) {
+                ratios.push(ratio_row(name, size, &samples[i], &samples[n]));
+            }
+        }
+    }
+    if !ratios.is_empty() {
+        let _ = writeln!(
+            report,
+            "\nEach proxy against nginx, round by round: the ratio of the two figures of the same round (measured within a minute of each other), the median of the rounds and their range in brackets. A slow moment of the machine moves both figures of a round, so these ratios move less than the medians above divided.\n\n| target | body | CPU per request at saturation ÷ nginx's | CPU per request at {rate} req/s ÷ nginx's | p99 at {rate} req/s ÷ nginx's |\n|---|---|---|---|---|"
+        );
+        for row in ratios {
+            let _ = writeln!(report, "{row}");
+        }
+    }
+}
+
+/// One proxy's figures over nginx's, round by round, as a table row.
+fn ratio_row(name: &str, size: usize, proxy: &[Sample], nginx: &[Sample]) -> String {
+    let of = |figure: &dyn Fn(&Sample) -> Option<f64>| {
+        ratio_cell(
+            proxy
+                .iter()
+                .zip(nginx)
+                .filter_map(|(p, n)| Some(figure(p)? / figure(n)?))
+                .collect(),
+        )
+    };
+    format!(
+        "| {name} | {} KB | {} | {} | {} |",
+        size / 1024,
+        of(&|x| x.cpu),
+        of(&|x| x.fixed_cpu),
+        of(&|x| Some(x.fixed_p99.as_secs_f64())),
+    )
+}
+
+/// Ratios of each round: the median, and the range when there was more than one.
+fn ratio_cell(v: Vec<f64>) -> String {
+    spread_cell(v, |m| format!("{m:.2}×"), |b| format!("{b:.2}"), "–")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(cpu: Option<f64>, fixed_cpu: f64, p99_ms: u64) -> Sample {
+        Sample {
+            cpu,
+            fixed_cpu: Some(fixed_cpu),
+            fixed_p99: Duration::from_millis(p99_ms),
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn a_proxy_against_nginx_is_the_median_of_each_rounds_ratio() {
+        // Round by round 1.5, 2.0 and 1.0 at saturation: the median of the ratios is 1.5,
+        // where the medians divided (40 / 20) would say 2.0.
+        let proxy = [
+            sample(Some(30.0), 150.0, 3),
+            sample(Some(40.0), 200.0, 2),
+            sample(Some(50.0), 100.0, 1),
+        ];
+        let nginx = [
+            sample(Some(20.0), 100.0, 2),
+            sample(Some(20.0), 100.0, 2),
+            sample(Some(50.0), 100.0, 2),
+        ];
+        assert_eq!(
+            ratio_row("llm-router", 1024, &proxy, &nginx),
+            "| llm-router | 1 KB | 1.50× (1.00–2.00) | 1.50× (1.00–2.00) | 1.00× (0.50–1.50) |"
+        );
+    }
+
+    #[test]
+    fn a_figure_missing_from_a_round_leaves_that_round_out() {
+        let proxy = [sample(None, 100.0, 1), sample(Some(30.0), 100.0, 1)];
+        let nginx = [sample(Some(20.0), 50.0, 1), sample(Some(20.0), 50.0, 1)];
+        assert_eq!(
+            ratio_row("bare hyper proxy", 32 * 1024, &proxy, &nginx),
+            "| bare hyper proxy | 32 KB | 1.50× | 2.00× (2.00–2.00) | 1.00× (1.00–1.00) |"
+        );
+        assert_eq!(ratio_row("x", 1024, &[], &[]), "| x | 1 KB | – | – | – |");
+    }
+
+    #[test]
+    fn spreads_keep_their_own_units() {
+        assert_eq!(range_cell(vec![37.2, 42.1, 54.0]), "42.1 µs (37–54)");
+        assert_eq!(range_cell(vec![]), "–");
+        let pct = |x: f64| format!("{:+.0}%", x * 100.0);
+        assert_eq!(
+            spread_cell(vec![0.24, -0.06, 0.12], pct, pct, " to "),
+            "+12% (-6% to +24%)"
+        );
     }
 }
