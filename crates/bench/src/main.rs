@@ -165,7 +165,7 @@ async fn main() {
     if args.quick {
         drop(proxies);
         let _ = std::fs::remove_dir_all(&dir);
-        print!("{report}");
+        emit(&args, &report);
         return;
     }
     if want("ttfb") {
@@ -198,9 +198,14 @@ async fn main() {
     fresh_router_parts(&args, &mut report, &dir, &config, want).await;
 
     let _ = std::fs::remove_dir_all(&dir);
+    emit(&args, &report);
+}
+
+/// The report, to `--out` when given, else to stdout.
+fn emit(args: &Args, report: &str) {
     match &args.out {
         Some(path) => {
-            if let Err(e) = std::fs::write(path, &report) {
+            if let Err(e) = std::fs::write(path, report) {
                 eprintln!("cannot write {}: {e}", path.display());
             }
         }
