@@ -11,6 +11,7 @@ use crate::RouterError;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Tokens OpenAI's chat format adds for each message, and to prime the reply.
@@ -63,7 +64,10 @@ pub(crate) fn count(common: &Map<String, Value>) -> u64 {
 
 /// The answer to a count request of `group` that no provider of it counts: Anthropic's shape,
 /// `{"input_tokens": N}`, counted here.
-pub(crate) fn answer(request: &ChatRequest<'_>, group: &str) -> Result<ChatResponse, RouterError> {
+pub(crate) fn answer(
+    request: &ChatRequest<'_>,
+    group: &Arc<str>,
+) -> Result<ChatResponse, RouterError> {
     let mut fields = Fields::default();
     let common = request.dialect().room().decode(
         request,
@@ -82,7 +86,7 @@ pub(crate) fn answer(request: &ChatRequest<'_>, group: &str) -> Result<ChatRespo
         headers,
         body: ChatBody::counted(Bytes::from(body.to_string())),
         served: Served {
-            group: group.into(),
+            group: group.clone(),
             requested: None,
             provider: "local".into(),
             model: "o200k_base".into(),

@@ -6,6 +6,7 @@ use crate::forward::{ChatBody, ChatResponse, Served};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -84,7 +85,7 @@ impl Entry {
 
     /// The answer it gives to a request of `group`: charged nothing, as it was first sent
     /// (a stream is replayed event by event).
-    pub(crate) fn answer(&self, group: &str) -> ChatResponse {
+    pub(crate) fn answer(&self, group: &Arc<str>) -> ChatResponse {
         let mut headers = HeaderMap::new();
         let content_type = HeaderValue::from_str(&self.head.content_type)
             .unwrap_or_else(|_| HeaderValue::from_static("application/json"));
@@ -106,7 +107,7 @@ impl Entry {
             headers,
             body,
             served: Served {
-                group: group.into(),
+                group: group.clone(),
                 requested: None,
                 provider: "cache".into(),
                 model: self.head.model.as_str().into(),

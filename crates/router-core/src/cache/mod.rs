@@ -157,7 +157,7 @@ impl Lookup {
     }
 
     /// The kept answer to give, if there is a fresh one (memory first, then Redis).
-    pub(crate) async fn find(&self, group: &str) -> Option<ChatResponse> {
+    pub(crate) async fn find(&self, group: &Arc<str>) -> Option<ChatResponse> {
         if !self.read {
             return None;
         }

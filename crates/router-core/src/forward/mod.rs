@@ -54,7 +54,7 @@ pub(crate) async fn forward(
         crate::cache::Lookup::new(&state.cache, max_bytes, redis, group, &client, capped)
     });
     if let Some(cache) = &cache {
-        if let Some(hit) = cache.find(group.name()).await {
+        if let Some(hit) = cache.find(group.shared_name()).await {
             return Ok(hit.with_headers(rate_headers));
         }
     }
@@ -80,7 +80,7 @@ pub(crate) async fn forward(
     let mut tries = Tries::new(group, &request, resilience.request_timeout, estimate);
     tries.only_tagged(group, pinned, &resolve::asked_tags(&client, &request))?;
     if tries.unsupported && request.endpoint() == Endpoint::CountTokens {
-        return crate::tokens::answer(&request, group.name());
+        return crate::tokens::answer(&request, group.shared_name());
     }
     while tries.failures.len() < resilience.max_attempts {
         let mut selection =
