@@ -2,6 +2,7 @@
 //! `ca_file`), HTTP/1.1 and HTTP/2 by ALPN. Clients are cached outside the snapshot, so a reload
 //! keeps the connection pools. Calls go through a proxy as `proxy` says.
 
+mod plain;
 mod proxy;
 
 pub(crate) use proxy::ProxyRoute;

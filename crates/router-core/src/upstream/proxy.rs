@@ -5,6 +5,7 @@
 //! The proxy's credentials go in `Proxy-Authorization` and are never shown: a proxy is named
 //! by its scheme, host and port only.
 
+use super::plain::Plain;
 use http::header::HeaderValue;
 use http::Uri;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
@@ -182,6 +183,11 @@ impl ProxyConnector {
     }
 }
 
+/// The connection as the pool sees it: no addresses copied into each response (see `Plain`).
+fn plain(io: TokioIo<TcpStream>) -> TokioIo<Plain> {
+    TokioIo::new(Plain(io.into_inner()))
+}
+
 /// `scheme://host:port` of `uri`, without anything secret.
 fn shown(uri: &Uri) -> String {
     let host = uri.host().unwrap_or("?");
@@ -192,7 +198,7 @@ fn shown(uri: &Uri) -> String {
 }
 
 impl tower_service::Service<Uri> for ProxyConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Plain>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
@@ -203,7 +209,10 @@ impl tower_service::Service<Uri> for ProxyConnector {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let mut http = self.http.clone();
         match self.proxy_for(&dst) {
-            None => Box::pin(async move { http.call(dst).await.map_err(BoxError::from) }),
+            None => Box::pin(async move {
+                let io = http.call(dst).await?;
+                Ok(plain(io))
+            }),
             Some((proxy, auth)) => {
                 let target = format!(
                     "{}:{}",
@@ -221,7 +230,7 @@ impl tower_service::Service<Uri> for ProxyConnector {
                     tunnel = tunnel.with_auth(auth);
                 }
                 Box::pin(async move {
-                    tunnel.call(dst).await.map_err(|e| {
+                    tunnel.call(dst).await.map(plain).map_err(|e| {
                         let mut why = e.to_string();
                         let mut source = std::error::Error::source(&e);
                         while let Some(s) = source {
