@@ -90,7 +90,8 @@ impl From<RawUsage> for TokenUsage {
 }
 
 /// Usage of a complete OpenAI-format answer (`usage.*_tokens`), if it reports one. Only the
-/// `usage` field is parsed; the rest of the answer is walked over (see `walk`).
+/// `usage` field is parsed, found from the answer's end: what comes before it is not read
+/// (see `walk::field`).
 pub fn usage_of_body(body: &[u8]) -> Option<TokenUsage> {
     let usage = crate::walk::field(body, "usage")?;
     // Read as text when it is (as JSON must be): serde then checks no key's UTF-8 again.
