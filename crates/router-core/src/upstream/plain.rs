@@ -94,7 +94,9 @@ mod tests {
         let server = tokio::spawn(upstream(listener, 2));
         let client = build_client(None, Duration::from_secs(5), &ProxyRoute::Direct).unwrap();
         for _ in 0..2 {
-            let request = http::Request::get(&url).body(Full::new(Bytes::new())).unwrap();
+            let request = http::Request::get(&url)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
             let response = client.request(request).await.unwrap();
             assert!(response.extensions().get::<HttpInfo>().is_none());
             let body = response.into_body().collect().await.unwrap().to_bytes();
