@@ -5,7 +5,7 @@
 //! `system_fingerprint`), Anthropic's `usage`, Gemini's `usageMetadata`. Read from the end,
 //! only what follows the field is looked at: for a 1 KB chat completion through the router,
 //! the walk from the start (every string jumped, every bracket matched) cost about 4,700
-//! instructions, this read under 1,000.
+//! instructions, this read about 1,500 (`instructions --keep`).
 //!
 //! What lies before the field is not looked at, so a body broken there still gives its
 //! usage: the upstream answered, and counts it. What is read is followed as the walk
@@ -22,8 +22,8 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
     if data[start] != b'{' || data[end] != b'}' || end == start {
         return None;
     }
-    // Bit `i` of `arrays` says whether the container `i` levels below the innermost one is
-    // an array; `depth` 1 is the object itself.
+    // Bit `i` of `arrays` says whether the container `i` levels out from the one being read
+    // back through is an array; `depth` 1 is the object itself.
     let (mut arrays, mut depth) = (0u128, 1usize);
     // Just past the value being passed over at depth 1: the `,` or `}` after it.
     let mut value_end = end;
