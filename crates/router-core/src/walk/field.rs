@@ -12,13 +12,13 @@
 //! follows what it skips: strings jumped (a quote preceded by an odd run of backslashes is
 //! inside one), brackets matched by kind, nesting no deeper than serde_json's limit.
 
-use super::MAX_DEPTH;
+use super::{is_ws, MAX_DEPTH};
 
 /// The raw text of the top-level field `key` (as written, without its quotes) of the JSON
 /// object `data`, the last one if the key is written twice, if it has one.
 pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
-    let start = data.iter().position(|b| !is_ws(*b))?;
-    let end = data.iter().rposition(|b| !is_ws(*b))?;
+    let data = trim_ws(data);
+    let (start, end) = (0, data.len().checked_sub(1)?);
     if data[start] != b'{' || data[end] != b'}' || end == start {
         return None;
     }
@@ -36,7 +36,7 @@ pub(crate) fn field<'a>(data: &'a [u8], key: &str) -> Option<&'a [u8]> {
                 if depth == 1 {
                     let colon = at + 1 + data[at + 1..].iter().position(|b| !is_ws(*b))?;
                     if data[colon] == b':' && &data[open + 1..at] == key.as_bytes() {
-                        let value = data[colon + 1..value_end].trim_ascii();
+                        let value = trim_ws(&data[colon + 1..value_end]);
                         return (!value.is_empty()).then_some(value);
                     }
                 }
@@ -67,6 +67,16 @@ pub(crate) fn field_value(data: &[u8], key: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(field(data, key)?).ok()
 }
 
+/// `text` without JSON's whitespace around it.
+fn trim_ws(text: &[u8]) -> &[u8] {
+    let start = text.iter().position(|&b| !is_ws(b)).unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|&b| !is_ws(b))
+        .map_or(start, |e| e + 1);
+    &text[start..end]
+}
+
 /// Where the string that closes at `close` opens: the last quote before it that no odd run
 /// of backslashes escapes.
 fn opening_quote(data: &[u8], close: usize) -> Option<usize> {
@@ -83,10 +93,6 @@ fn opening_quote(data: &[u8], close: usize) -> Option<usize> {
         }
         before = quote;
     }
-}
-
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 #[cfg(test)]
@@ -111,6 +117,9 @@ mod tests {
         assert_eq!(field(br#"{"usage":{"a":1}"#, "usage"), None);
         assert_eq!(field(br#"{"usage":1} {"#, "usage"), None);
         assert_eq!(field(br#"{"usage":}"#, "usage"), None);
+        // JSON's whitespace is trimmed, a form feed is not (serde_json then refuses it).
+        assert_eq!(field(b"{\"usage\": \n3\r\t}", "usage"), Some(&b"3"[..]));
+        assert_eq!(field(b"{\"usage\":3\x0c}", "usage"), Some(&b"3\x0c"[..]));
         assert_eq!(field(b"{}", "usage"), None);
         assert_eq!(field(b"}", "usage"), None);
         assert_eq!(field(b"", "usage"), None);

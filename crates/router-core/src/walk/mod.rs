@@ -36,6 +36,11 @@ pub(crate) trait Visit<'a> {
 /// Nesting deeper than this is refused (serde_json's own limit).
 const MAX_DEPTH: usize = 128;
 
+/// Whether `b` is JSON's whitespace (which has no form feed, unlike ASCII's).
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Walks `data`, one JSON value with only whitespace around it, from `root`. False when the
 /// text cannot be walked; the visitor may have seen part of it by then.
 pub(crate) fn walk<'a, V: Visit<'a>>(data: &'a [u8], root: V::At, visitor: &mut V) -> bool {
@@ -54,7 +59,7 @@ struct Walker<'a, 'v, V> {
 
 impl<'a, V: Visit<'a>> Walker<'a, '_, V> {
     fn ws(&self, mut pos: usize) -> usize {
-        while matches!(self.data.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        while self.data.get(pos).is_some_and(|&b| is_ws(b)) {
             pos += 1;
         }
         pos
